@@ -1,1 +1,133 @@
-fn main() {}
+//! `outpost`: the one binary whose subcommands are the container entrypoints of every Argo
+//! step, plus the tools that generate what Argo CD syncs.
+//!
+//! Raw arguments → validated inputs → run → a deliberate exit code (Argo's retry policy and
+//! CI read it). Errors are printed with their whole cause chain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use workflow_compiler::files::{self, FilesError};
+use workflow_compiler::{AgentOptions, RenderInput};
+
+/// Exit code for a usage or input error (bad descriptor, bad options, stale output): a retry
+/// cannot help.
+const EXIT_INPUT: u8 = 2;
+/// Exit code when `render --check` finds the committed output stale.
+const EXIT_STALE: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(name = "outpost", version, about = "Outpost: a secure, Argo-native metadata agent", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compile connector descriptors into Argo WorkflowTemplates and CronWorkflows.
+    ///
+    /// Writes one file per object into the output folder, each with a header naming its
+    /// inputs, plus a kustomization.yaml listing them. Files the render no longer produces
+    /// are deleted. With --check, writes nothing and exits 1 with a diff when the folder is
+    /// stale.
+    Render(RenderArgs),
+    /// Print a JSON Schema.
+    Schema {
+        /// Which schema: `descriptor` (connector descriptors) or `options` (agent options).
+        #[arg(value_parser = ["descriptor", "options"])]
+        which: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RenderArgs {
+    /// Folder holding one sub-folder per connector, each with a connector.yaml.
+    #[arg(long, default_value = "connectors")]
+    connectors: PathBuf,
+    /// Agent options (YAML). Without it, the defaults.
+    #[arg(long)]
+    options: Option<PathBuf>,
+    /// Overlay applied after compilation; repeat for several, applied in order.
+    #[arg(long = "overlay")]
+    overlays: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "workflow-templates")]
+    out: PathBuf,
+    /// Compare with the output folder instead of writing it; exit 1 with a diff when stale.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Render(args) => render(&args),
+        Command::Schema { which } => {
+            print!("{}", schema(&which));
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_INPUT)
+        }
+    }
+}
+
+fn schema(which: &str) -> String {
+    match which {
+        "options" => {
+            let mut text = serde_json::to_string_pretty(&schemars::schema_for!(AgentOptions)).expect("schema is JSON");
+            text.push('\n');
+            text
+        }
+        _ => connector_descriptor::json_schema(),
+    }
+}
+
+fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
+    let descriptors = files::read_connectors(&args.connectors).map_err(input_error)?;
+    anyhow::ensure!(!descriptors.is_empty(), "no connector descriptors found under {}", args.connectors.display());
+    let (options, options_source) = match &args.options {
+        Some(path) => (files::read_options(path).map_err(input_error)?, files::display_path(path)),
+        None => (AgentOptions::default(), "defaults".to_owned()),
+    };
+    let overlays = args.overlays.iter().map(|p| files::read_overlay(p)).collect::<Result<Vec<_>, _>>().map_err(input_error)?;
+    let rendered = workflow_compiler::render(RenderInput {
+        descriptors: &descriptors,
+        options: &options,
+        options_source: &options_source,
+        overlays: &overlays,
+    })?;
+    if args.check {
+        let committed = files::read_output_dir(&args.out)?;
+        let stale = workflow_compiler::staleness(&committed, &rendered);
+        if stale.is_empty() {
+            eprintln!("{}: {} files up to date", args.out.display(), rendered.len());
+            return Ok(ExitCode::SUCCESS);
+        }
+        for difference in &stale {
+            eprintln!("{difference}");
+        }
+        eprintln!(
+            "{}: {} of {} files stale; run `outpost render` and commit the result",
+            args.out.display(),
+            stale.len(),
+            rendered.len()
+        );
+        return Ok(ExitCode::from(EXIT_STALE));
+    }
+    files::write_output_dir(&args.out, &rendered).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("{}: wrote {} files", args.out.display(), rendered.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Descriptor errors already carry file, line and column; print them as they are.
+fn input_error(error: FilesError) -> anyhow::Error {
+    anyhow::Error::new(error)
+}

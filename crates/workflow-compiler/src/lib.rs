@@ -1,1 +1,362 @@
-//! placeholder
+//! Compiles Outpost connector descriptors and agent options into Argo objects: one
+//! WorkflowTemplate per connector, the orchestrator's and the heartbeat's CronWorkflows, and
+//! the ConfigMap of per-connector concurrency limits.
+//!
+//! [`render`] is a pure function of its inputs: same descriptors, options and overlays, same
+//! bytes. Reading inputs from disk and writing `workflow-templates/` live in [`files`], at
+//! the edge.
+
+mod compile;
+pub mod files;
+pub mod hardening;
+pub mod options;
+pub mod overlay;
+
+use std::collections::BTreeMap;
+
+use argo_workflows::AnyWorkflowObject;
+use connector_descriptor::{Diagnostics, ValidatedDescriptor};
+use serde_json::Value;
+
+pub use compile::*;
+pub use options::AgentOptions;
+pub use overlay::Overlay;
+
+/// Why compilation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The agent options break one or more rules; every problem is listed.
+    #[error("invalid agent options ({source_name}):\n{}", problems.join("\n"))]
+    Options {
+        /// Where the options came from (a file, or `defaults`).
+        source_name: String,
+        /// One line per problem, naming the field.
+        problems: Vec<String>,
+    },
+    /// Two descriptors declare the same connector name.
+    #[error("connector `{name}` is declared twice: {first} and {second}")]
+    DuplicateConnector {
+        /// The connector name.
+        name: String,
+        /// The first descriptor.
+        first: String,
+        /// The second descriptor.
+        second: String,
+    },
+    /// A connector supports no transfer mode this agent can use.
+    #[error("{file}: connector `{connector}` supports only bucket relay, and the agent options set no `relay` bucket")]
+    NoTransferMode {
+        /// The connector.
+        connector: String,
+        /// Its descriptor.
+        file: String,
+    },
+    /// An overlay could not be read or applied; every failed patch is listed.
+    #[error("{diagnostics}")]
+    Overlay {
+        /// Where and what.
+        diagnostics: Diagnostics,
+    },
+    /// After overlays, an object no longer reads as the Argo object it was.
+    #[error("{object} no longer reads as an Argo object after overlays: {message}")]
+    Reparse {
+        /// `Kind name`.
+        object: String,
+        /// What failed.
+        message: String,
+    },
+    /// An object misses the security baseline. Only reachable through a compiler bug or an
+    /// overlay, which is why it is checked after both.
+    #[error("{object} misses the security baseline:\n{}", problems.join("\n"))]
+    Hardening {
+        /// `Kind name`.
+        object: String,
+        /// One line per violation.
+        problems: Vec<String>,
+    },
+    /// An object could not be written as YAML.
+    #[error("{object} could not be written as YAML")]
+    Yaml {
+        /// `Kind name`.
+        object: String,
+        /// The serialiser's error.
+        #[source]
+        source: serde_saphyr::SerializeError,
+    },
+}
+
+/// Everything one render reads.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderInput<'a> {
+    /// The connectors, in any order (output is sorted by name).
+    pub descriptors: &'a [ValidatedDescriptor],
+    /// Site-wide options.
+    pub options: &'a AgentOptions,
+    /// Where the options came from, for headers and errors (`defaults`, a file path).
+    pub options_source: &'a str,
+    /// Overlays, applied in order after compilation.
+    pub overlays: &'a [Overlay],
+}
+
+/// One generated file of `workflow-templates/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// File name inside the output folder.
+    pub name: String,
+    /// The file's bytes.
+    pub contents: String,
+}
+
+struct Generated {
+    object: Value,
+    inputs: Vec<String>,
+}
+
+/// Compiles everything and renders each object as a YAML file with a header, plus
+/// `kustomization.yaml` listing them. Files are sorted by name.
+pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError> {
+    let RenderInput { descriptors, options, options_source, overlays } = input;
+    validate_options(options, options_source)?;
+    let mut sorted: Vec<&ValidatedDescriptor> = descriptors.iter().collect();
+    sorted.sort_by(|a, b| a.name().cmp(b.name()));
+    for pair in sorted.windows(2) {
+        if pair[0].name() == pair[1].name() {
+            return Err(CompileError::DuplicateConnector {
+                name: pair[0].name().to_owned(),
+                first: pair[0].file().to_owned(),
+                second: pair[1].file().to_owned(),
+            });
+        }
+    }
+
+    let options_input = format!("agent options ({options_source})");
+    let mut generated = Vec::new();
+    for descriptor in &sorted {
+        if usable_transfer_modes(descriptor, options).is_empty() {
+            return Err(CompileError::NoTransferMode {
+                connector: descriptor.name().to_owned(),
+                file: descriptor.file().to_owned(),
+            });
+        }
+        generated.push(Generated {
+            object: to_value(&connector_template(descriptor, options)),
+            inputs: vec![descriptor.file().to_owned(), options_input.clone()],
+        });
+    }
+    for cron in [orchestrator_cron(options), heartbeat_cron(options)] {
+        generated.push(Generated { object: to_value(&cron), inputs: vec![options_input.clone()] });
+    }
+    let mut concurrency_inputs: Vec<String> = sorted.iter().map(|d| d.file().to_owned()).collect();
+    concurrency_inputs.push(options_input.clone());
+    let concurrency = concurrency_config_map(descriptors, options);
+    generated.push(Generated { object: to_value(&concurrency), inputs: concurrency_inputs });
+
+    if !overlays.is_empty() {
+        let mut objects: Vec<Value> = generated.iter().map(|g| g.object.clone()).collect();
+        for overlay in overlays {
+            overlay.apply(&mut objects)?;
+        }
+        for (g, object) in generated.iter_mut().zip(objects) {
+            g.object = object;
+            g.inputs.extend(overlays.iter().map(|o| format!("overlay {}", o.file())));
+        }
+    }
+
+    let mut files = Vec::new();
+    for g in &generated {
+        let object = describe(&g.object);
+        recheck(&g.object, &object)?;
+        let yaml = serde_saphyr::to_string(&g.object).map_err(|source| CompileError::Yaml { object: object.clone(), source })?;
+        let kind = g.object.get("kind").and_then(Value::as_str).unwrap_or("object").to_lowercase();
+        let name = g.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("unnamed");
+        files.push(RenderedFile { name: format!("{kind}-{name}.yaml"), contents: header(&g.inputs) + &yaml });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    files.push(kustomization(&files, &options_input));
+    Ok(files)
+}
+
+/// Serialising our own typed objects to JSON cannot fail: every map key is a string.
+fn to_value(object: &impl serde::Serialize) -> Value {
+    serde_json::to_value(object).expect("typed objects serialise to JSON")
+}
+
+fn describe(object: &Value) -> String {
+    let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("?").to_owned();
+    format!("{} {}", field("/kind"), field("/metadata/name"))
+}
+
+/// Re-reads an object as its typed Argo kind (so an overlay cannot leave a shape Argo would
+/// reject or the model would drop) and re-checks the security baseline.
+fn recheck(object: &Value, name: &str) -> Result<(), CompileError> {
+    let reparse = |message: String| CompileError::Reparse { object: name.to_owned(), message };
+    match AnyWorkflowObject::from_value(object.clone()) {
+        Ok(Some(typed)) => {
+            let again = serde_json::to_value(&typed).map_err(|e| reparse(e.to_string()))?;
+            if &again != object {
+                return Err(reparse("a field is not part of the Argo object model".to_owned()));
+            }
+            let problems = hardening::check(object);
+            if !problems.is_empty() {
+                return Err(CompileError::Hardening { object: name.to_owned(), problems });
+            }
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(reparse(e.to_string())),
+    }
+}
+
+fn header(inputs: &[String]) -> String {
+    let mut text = format!(
+        "# Generated by `outpost render` (workflow-compiler {COMPILER_VERSION}). Do not edit:\n# change the inputs and run `outpost render`; CI runs `outpost render --check`.\n"
+    );
+    for input in inputs {
+        text.push_str(&format!("# Input: {input}\n"));
+    }
+    text
+}
+
+fn kustomization(files: &[RenderedFile], options_input: &str) -> RenderedFile {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Kustomization<'a> {
+        api_version: &'a str,
+        kind: &'a str,
+        resources: Vec<&'a str>,
+    }
+    let body = Kustomization {
+        api_version: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources: files.iter().map(|f| f.name.as_str()).collect(),
+    };
+    let yaml = serde_saphyr::to_string(&body).expect("a list of names serialises");
+    RenderedFile { name: "kustomization.yaml".to_owned(), contents: header(&[options_input.to_owned()]) + &yaml }
+}
+
+/// Checks the options' rules; every problem is reported.
+pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(), CompileError> {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, message: String| problems.push(format!("{field}: {message}"));
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    if !dns_label(&options.namespace) {
+        problem("namespace", format!("`{}` is not a DNS label", options.namespace));
+    }
+    for (field, schedule) in [("schedules.orchestrator", &options.schedules.orchestrator), ("schedules.heartbeat", &options.schedules.heartbeat)] {
+        if schedule.split_whitespace().count() != 5 {
+            problem(field, format!("`{schedule}` is not a five-field cron expression"));
+        }
+    }
+    const STRATEGIES: &[&str] = &["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"];
+    if !STRATEGIES.contains(&options.pod_gc.strategy.as_str()) {
+        problem("podGc.strategy", format!("`{}` is not one of {}", options.pod_gc.strategy, STRATEGIES.join(", ")));
+    }
+    if let Some(policy) = &options.images.pull_policy
+        && !["IfNotPresent", "Always", "Never"].contains(&policy.as_str())
+    {
+        problem("images.pullPolicy", format!("`{policy}` is not IfNotPresent, Always or Never"));
+    }
+    if let Some(registry) = &options.images.registry
+        && (registry.contains("://") || registry.is_empty())
+    {
+        problem("images.registry", format!("`{registry}` must be a host and optional path, without a scheme"));
+    }
+    if let Some(image) = &options.images.agent_image
+        && (image.ends_with(":latest") || !(image.contains(':') || image.contains('@')))
+    {
+        problem("images.agentImage", format!("`{image}` must be pinned to a tag (not `latest`) or a digest"));
+    }
+    if options.concurrency.per_connector == 0 || options.concurrency.overrides.values().any(|v| *v == 0) {
+        problem("concurrency", "limits must be at least 1".to_owned());
+    }
+    if !(options.control_plane.url.starts_with("https://") || options.control_plane.url.starts_with("http://")) {
+        problem("controlPlane.url", format!("`{}` is not an http(s) URL", options.control_plane.url));
+    }
+    if let Some(relay) = &options.relay
+        && !["s3://", "az://", "gs://", "file://"].iter().any(|scheme| relay.url.starts_with(scheme))
+    {
+        problem("relay.url", format!("`{}` must start with s3://, az://, gs:// or file://", relay.url));
+    }
+    for (field, names) in [("labels", options.labels.keys().collect::<Vec<_>>())] {
+        for name in names {
+            if name.starts_with("app.kubernetes.io/") || name.starts_with("outpost.dev/") {
+                problem(field, format!("`{name}` is set by the compiler"));
+            }
+        }
+    }
+    let secrets = [
+        ("serviceAccounts.connector", &options.service_accounts.connector),
+        ("serviceAccounts.executor", &options.service_accounts.executor),
+        ("serviceAccounts.orchestrator", &options.service_accounts.orchestrator),
+        ("serviceAccounts.heartbeat", &options.service_accounts.heartbeat),
+        ("serviceAccounts.reporter", &options.service_accounts.reporter),
+        ("controlPlane.tokenSecret", &options.control_plane.token_secret),
+    ];
+    for (field, name) in secrets {
+        if !dns_label(name) {
+            problem(field, format!("`{name}` is not a valid object name"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CompileError::Options { source_name: source_name.to_owned(), problems })
+    }
+}
+
+/// One difference between the committed output folder and a fresh render.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Staleness {
+    /// A file that should exist does not.
+    Missing(String),
+    /// A file exists that the render does not produce.
+    Extra(String),
+    /// A file's contents differ; the unified diff, committed → fresh.
+    Changed {
+        /// The file name.
+        name: String,
+        /// A unified diff.
+        diff: String,
+    },
+}
+
+impl std::fmt::Display for Staleness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing(name) => write!(f, "missing: {name}"),
+            Self::Extra(name) => write!(f, "not generated (delete it): {name}"),
+            Self::Changed { name, diff } => write!(f, "stale: {name}\n{diff}"),
+        }
+    }
+}
+
+/// Compares committed files (name → contents) with a fresh render. Pure.
+pub fn staleness(committed: &BTreeMap<String, String>, fresh: &[RenderedFile]) -> Vec<Staleness> {
+    let mut found = Vec::new();
+    for file in fresh {
+        match committed.get(&file.name) {
+            None => found.push(Staleness::Missing(file.name.clone())),
+            Some(old) if *old != file.contents => {
+                let diff = similar::TextDiff::from_lines(old.as_str(), file.contents.as_str())
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&format!("committed/{}", file.name), &format!("generated/{}", file.name))
+                    .to_string();
+                found.push(Staleness::Changed { name: file.name.clone(), diff });
+            }
+            Some(_) => {}
+        }
+    }
+    for name in committed.keys() {
+        if !fresh.iter().any(|f| &f.name == name) {
+            found.push(Staleness::Extra(name.clone()));
+        }
+    }
+    found
+}

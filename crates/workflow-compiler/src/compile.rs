@@ -1,0 +1,577 @@
+//! Descriptor + agent options → typed Argo objects. A pure function: no environment, clock or
+//! randomness; the same inputs give the same objects.
+//!
+//! # Why a container set
+//! Extract and upload run as two containers of one pod (`containerSet`), handing files over
+//! through a shared `emptyDir`. The alternative, two pods sharing a workflow-scoped
+//! `volumeClaimTemplates` volume, needs a storage class on every cluster, a ReadWriteMany or
+//! same-node volume, and leaves extracted metadata on a persistent disk after the run. A
+//! container set needs none of that: the output never leaves the pod except through the
+//! upload step, is bounded by the `emptyDir` size limit, and vanishes with the pod. Upload
+//! starts only once extract has exited 0 (`dependencies`), so a partial output is never sent.
+
+use std::collections::BTreeMap;
+
+use argo_workflows::core::{
+    ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, EmptyDirVolumeSource,
+    EnvVar, KeyToPath, LocalObjectReference, ResourceRequirements, SecretVolumeSource, Volume,
+    VolumeMount,
+};
+use argo_workflows::{
+    Arguments, Backoff, ContainerNode, ContainerSetTemplate, CronWorkflow, CronWorkflowSpec,
+    ExecutorConfig, Metadata, ObjectMeta, Parameter, PodGc, RetryStrategy, SemaphoreRef,
+    Synchronization, Template, TtlStrategy, WorkflowMetadata, WorkflowSpec, WorkflowTemplate,
+    int_or_string,
+};
+use connector_descriptor::{ParameterType, TransferMode, ValidatedDescriptor};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde_json::Value;
+
+use crate::hardening::{container_security_context, pod_security_context};
+use crate::options::{AgentOptions, CaBundleSource};
+
+/// Version of this compiler, written into every generated file's header and used as the
+/// default agent image tag.
+pub const COMPILER_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Name of the ConfigMap holding per-connector concurrency limits.
+pub const CONCURRENCY_CONFIG_MAP: &str = "outpost-concurrency";
+/// Exit code with which Outpost's steps signal a failure that a retry may cure (network).
+pub const EXIT_TEMPORARY_FAILURE: u8 = 75;
+
+/// Where extract writes and upload reads, inside the connector pod.
+pub const OUTPUT_DIR: &str = "/outpost/output";
+/// Where a connection's source secrets are mounted, one file per declared secret.
+pub const SOURCE_SECRETS_DIR: &str = "/var/run/secrets/outpost/source";
+/// Where the control-plane token is mounted (file `token`).
+pub const CONTROL_PLANE_TOKEN_DIR: &str = "/var/run/secrets/outpost/control-plane";
+/// Where static relay-bucket credentials are mounted, when configured.
+pub const RELAY_CREDENTIALS_DIR: &str = "/var/run/secrets/outpost/relay";
+/// Where the custom CA bundle is mounted.
+pub const CA_BUNDLE_DIR: &str = "/etc/outpost/ca";
+/// Largest extraction output a connector pod may hold.
+pub const OUTPUT_SIZE_LIMIT: &str = "2Gi";
+
+const WORKFLOW_PARAMETERS: [(&str, &str); 3] = [
+    ("connection", "Id of the connection (source + credentials) this run extracts; names its Secret `outpost-source-<connection>`."),
+    ("job-id", "Id of the control-plane job this run belongs to."),
+    ("run-id", "Id of this run, unique per job; names the run's folder in the destination."),
+];
+
+/// A WorkflowTemplate's name for a connector.
+pub fn connector_template_name(connector: &str) -> String {
+    format!("outpost-{connector}")
+}
+
+fn labels(options: &AgentOptions, component: &str, connector: Option<&str>) -> BTreeMap<String, String> {
+    let mut labels = options.labels.clone();
+    for (key, value) in [
+        ("app.kubernetes.io/name", "outpost"),
+        ("app.kubernetes.io/part-of", "outpost"),
+        ("app.kubernetes.io/managed-by", "outpost-render"),
+        ("app.kubernetes.io/component", component),
+        ("app.kubernetes.io/version", COMPILER_VERSION),
+    ] {
+        labels.insert(key.to_owned(), value.to_owned());
+    }
+    if let Some(connector) = connector {
+        labels.insert("outpost.dev/connector".to_owned(), connector.to_owned());
+    }
+    labels
+}
+
+fn object_meta(name: String, options: &AgentOptions, labels: BTreeMap<String, String>, description: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(options.namespace.clone()),
+        labels: Some(labels),
+        annotations: Some(BTreeMap::from([(
+            "workflows.argoproj.io/description".to_owned(),
+            description.trim().to_owned(),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn env_vars(options: &AgentOptions) -> Option<Vec<EnvVar>> {
+    let mut env = Vec::new();
+    let mut set = |name: &str, value: &str| {
+        env.push(EnvVar { name: name.to_owned(), value: Some(value.to_owned()), value_from: None });
+    };
+    if let Some(proxy) = &options.proxy {
+        for (name, value) in [("HTTP_PROXY", &proxy.http_proxy), ("HTTPS_PROXY", &proxy.https_proxy)] {
+            if let Some(value) = value {
+                set(name, value);
+                set(&name.to_lowercase(), value);
+            }
+        }
+        let mut no_proxy = proxy.no_proxy.clone();
+        for always in [".svc", ".svc.cluster.local"] {
+            if !no_proxy.iter().any(|h| h == always) {
+                no_proxy.push(always.to_owned());
+            }
+        }
+        let joined = no_proxy.join(",");
+        set("NO_PROXY", &joined);
+        set("no_proxy", &joined);
+    }
+    if let Some(ca) = &options.ca_bundle {
+        set("SSL_CERT_FILE", &format!("{CA_BUNDLE_DIR}/{}", ca.key));
+    }
+    (!env.is_empty()).then_some(env)
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+fn empty_dir(name: &str, size_limit: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity(size_limit.to_owned())),
+            medium: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn secret_volume(name: &str, secret: &str, items: Option<Vec<KeyToPath>>) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_owned()),
+            default_mode: Some(0o440),
+            items,
+            optional: Some(false),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Volumes and mounts every pod gets: a writable `/tmp` (the root filesystem is read-only)
+/// and the CA bundle when one is configured.
+fn common_volumes(options: &AgentOptions) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let mut volumes = vec![empty_dir("tmp", "64Mi")];
+    let mut mounts = vec![mount("tmp", "/tmp", false)];
+    if let Some(ca) = &options.ca_bundle {
+        let items = Some(vec![KeyToPath { key: ca.key.clone(), path: ca.key.clone(), mode: None }]);
+        volumes.push(match ca.source {
+            CaBundleSource::ConfigMap => Volume {
+                name: "ca-bundle".to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: ca.name.clone(),
+                    items,
+                    default_mode: Some(0o444),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            },
+            CaBundleSource::Secret => secret_volume("ca-bundle", &ca.name, items),
+        });
+        mounts.push(mount("ca-bundle", CA_BUNDLE_DIR, true));
+    }
+    (volumes, mounts)
+}
+
+fn token_volume(options: &AgentOptions) -> Volume {
+    let items = Some(vec![KeyToPath { key: "token".to_owned(), path: "token".to_owned(), mode: None }]);
+    secret_volume("control-plane-token", &options.control_plane.token_secret, items)
+}
+
+fn hardened_container(name: &str, image: String, command: Vec<String>, args: Vec<String>, options: &AgentOptions) -> Container {
+    Container {
+        name: name.to_owned(),
+        image: Some(image),
+        image_pull_policy: Some(options.images.pull_policy.clone().unwrap_or_else(|| "IfNotPresent".to_owned())),
+        command: Some(command),
+        args: Some(args),
+        env: env_vars(options),
+        security_context: Some(container_security_context()),
+        ..Default::default()
+    }
+}
+
+fn resources(requests: &BTreeMap<String, String>, limits: &BTreeMap<String, String>) -> Option<ResourceRequirements> {
+    let quantities = |m: &BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+    };
+    let requirements = ResourceRequirements { requests: quantities(requests), limits: quantities(limits), claims: None };
+    (requirements.requests.is_some() || requirements.limits.is_some()).then_some(requirements)
+}
+
+fn small_resources() -> Option<ResourceRequirements> {
+    resources(
+        &BTreeMap::from([("cpu".into(), "10m".into()), ("memory".into(), "32Mi".into())]),
+        &BTreeMap::from([("cpu".into(), "200m".into()), ("memory".into(), "64Mi".into())]),
+    )
+}
+
+/// Scheduling, security and service account of one pod-running template.
+fn pod_template(name: &str, options: &AgentOptions, labels: BTreeMap<String, String>, service_account: &str, automount: bool) -> Template {
+    let scheduling = &options.scheduling;
+    Template {
+        name: Some(name.to_owned()),
+        metadata: Some(Metadata { labels: Some(labels), ..Default::default() }),
+        node_selector: (!scheduling.node_selector.is_empty()).then(|| scheduling.node_selector.clone()),
+        tolerations: (!scheduling.tolerations.is_empty()).then(|| scheduling.tolerations.clone()),
+        affinity: scheduling.affinity.clone(),
+        security_context: Some(pod_security_context()),
+        service_account_name: Some(service_account.to_owned()),
+        automount_service_account_token: Some(automount),
+        executor: (!automount).then(|| ExecutorConfig {
+            service_account_name: Some(options.service_accounts.executor.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Workflow-level settings shared by every generated workflow spec. Pod-level settings are
+/// repeated here because some Argo versions read them only at this level.
+fn workflow_spec(options: &AgentOptions, labels: &BTreeMap<String, String>, service_account: &str, automount: bool, deadline: i64) -> WorkflowSpec {
+    let scheduling = &options.scheduling;
+    WorkflowSpec {
+        service_account_name: Some(service_account.to_owned()),
+        automount_service_account_token: Some(automount),
+        executor: (!automount).then(|| ExecutorConfig {
+            service_account_name: Some(options.service_accounts.executor.clone()),
+            ..Default::default()
+        }),
+        security_context: Some(pod_security_context()),
+        node_selector: (!scheduling.node_selector.is_empty()).then(|| scheduling.node_selector.clone()),
+        tolerations: (!scheduling.tolerations.is_empty()).then(|| scheduling.tolerations.clone()),
+        affinity: scheduling.affinity.clone(),
+        image_pull_secrets: (!options.images.pull_secrets.is_empty()).then(|| {
+            options.images.pull_secrets.iter().map(|name| LocalObjectReference { name: name.clone() }).collect()
+        }),
+        pod_metadata: Some(Metadata { labels: Some(labels.clone()), ..Default::default() }),
+        workflow_metadata: Some(WorkflowMetadata { labels: Some(labels.clone()), ..Default::default() }),
+        pod_gc: Some(PodGc {
+            strategy: Some(options.pod_gc.strategy.clone()),
+            delete_delay_duration: options.pod_gc.delete_delay_duration.clone(),
+            ..Default::default()
+        }),
+        ttl_strategy: Some(TtlStrategy {
+            seconds_after_success: options.ttl.seconds_after_success,
+            seconds_after_failure: options.ttl.seconds_after_failure,
+            ..Default::default()
+        }),
+        active_deadline_seconds: Some(deadline),
+        ..Default::default()
+    }
+}
+
+/// The image of the agent's own steps.
+pub fn agent_image(options: &AgentOptions) -> String {
+    let image = options
+        .images
+        .agent_image
+        .clone()
+        .unwrap_or_else(|| format!("ghcr.io/outpost-agent/outpost:{COMPILER_VERSION}"));
+    match &options.images.registry {
+        Some(registry) => match image.split_once('/') {
+            Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+                format!("{}/{rest}", registry.trim_end_matches('/'))
+            }
+            _ => format!("{}/{image}", registry.trim_end_matches('/')),
+        },
+        None => image,
+    }
+}
+
+fn workflow_parameter(name: &str) -> String {
+    format!("{{{{workflow.parameters.{name}}}}}")
+}
+
+/// The transfer modes a connector can use on this agent: bucket relay needs a relay bucket.
+pub fn usable_transfer_modes(descriptor: &ValidatedDescriptor, options: &AgentOptions) -> Vec<TransferMode> {
+    let mut modes: Vec<TransferMode> = descriptor
+        .transfer_modes
+        .value
+        .iter()
+        .copied()
+        .filter(|mode| *mode != TransferMode::BucketRelay || options.relay.is_some())
+        .collect();
+    modes.sort();
+    modes
+}
+
+fn argument(name: &str, description: &str) -> Parameter {
+    Parameter { name: name.to_owned(), description: Some(description.to_owned()), ..Default::default() }
+}
+
+/// The string form Argo passes for a parameter's default.
+fn default_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The WorkflowTemplate of one connector.
+pub fn connector_template(descriptor: &ValidatedDescriptor, options: &AgentOptions) -> WorkflowTemplate {
+    let connector = descriptor.name();
+    let labels = labels(options, "connector", Some(connector));
+    let image = descriptor.image_reference(options.images.registry.as_deref());
+    let modes = usable_transfer_modes(descriptor, options);
+
+    let mut parameters: Vec<Parameter> =
+        WORKFLOW_PARAMETERS.iter().map(|(name, description)| argument(name, description)).collect();
+    parameters.push(Parameter {
+        value: modes.first().map(|m| Value::from(m.as_str())),
+        allowed_values: Some(modes.iter().map(|m| Value::from(m.as_str())).collect()),
+        ..argument("transfer-mode", "How the metadata leaves the cluster.")
+    });
+    let mut extract_args = vec![format!("--connector={connector}")];
+    for p in &descriptor.parameters {
+        let name = &p.name.value;
+        let mut parameter = argument(name, p.description.trim());
+        if !p.required {
+            parameter.value = Some(Value::from(p.default.as_ref().map(|d| default_text(&d.value)).unwrap_or_default()));
+        }
+        if p.kind.value == ParameterType::Enum {
+            parameter.allowed_values = p.values.as_ref().map(|v| v.value.iter().map(|s| Value::from(s.as_str())).collect());
+        }
+        if p.kind.value == ParameterType::Boolean {
+            parameter.allowed_values = Some(vec![Value::from("true"), Value::from("false")]);
+        }
+        parameters.push(parameter);
+        // One argv element per parameter; Argo substitutes the value into it, no shell runs.
+        extract_args.push(format!("--param={name}={}", workflow_parameter(name)));
+    }
+    let run_ids = [
+        format!("--connection={}", workflow_parameter("connection")),
+        format!("--job-id={}", workflow_parameter("job-id")),
+        format!("--run-id={}", workflow_parameter("run-id")),
+    ];
+    extract_args.extend(run_ids.iter().cloned());
+    extract_args.push(format!("--secrets-dir={SOURCE_SECRETS_DIR}"));
+    extract_args.push(format!("--out={OUTPUT_DIR}"));
+
+    let (mut volumes, mut shared_mounts) = common_volumes(options);
+    volumes.push(empty_dir("output", OUTPUT_SIZE_LIMIT));
+    shared_mounts.push(mount("output", OUTPUT_DIR, false));
+
+    let mut extract = hardened_container("extract", image.clone(), descriptor.extract.command.value.clone(), extract_args, options);
+    let descriptor_resources = descriptor.resources();
+    extract.resources = options
+        .connector_resources
+        .clone()
+        .or_else(|| resources(&descriptor_resources.requests, &descriptor_resources.limits));
+    if !descriptor.secrets.is_empty() {
+        // Only the declared keys are projected, so a Secret holding more exposes no more.
+        let items = descriptor.secrets.iter().all(|s| !s.optional).then(|| {
+            descriptor.secrets.iter().map(|s| KeyToPath { key: s.name.value.clone(), path: s.name.value.clone(), mode: None }).collect()
+        });
+        let secret_name = format!("outpost-source-{}", workflow_parameter("connection"));
+        volumes.push(secret_volume("source-secrets", &secret_name, items));
+        extract.volume_mounts = Some(vec![mount("source-secrets", SOURCE_SECRETS_DIR, true)]);
+    }
+
+    let mut upload_args = vec![
+        format!("--from={OUTPUT_DIR}"),
+        format!("--transfer-mode={}", workflow_parameter("transfer-mode")),
+        format!("--connector={connector}"),
+    ];
+    upload_args.extend(run_ids.iter().cloned());
+    upload_args.push(format!("--control-plane-url={}", options.control_plane.url));
+    upload_args.push(format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"));
+    volumes.push(token_volume(options));
+    let mut upload_mounts = vec![mount("control-plane-token", CONTROL_PLANE_TOKEN_DIR, true)];
+    if let Some(relay) = &options.relay {
+        upload_args.push(format!("--to={}", relay.url));
+        if let Some(secret) = &relay.credentials_secret {
+            volumes.push(secret_volume("relay-credentials", secret, None));
+            upload_mounts.push(mount("relay-credentials", RELAY_CREDENTIALS_DIR, true));
+            upload_args.push(format!("--credentials-dir={RELAY_CREDENTIALS_DIR}"));
+        }
+    }
+    let mut upload = hardened_container("upload", image, vec!["outpost".into(), "upload".into()], upload_args, options);
+    upload.resources = small_resources();
+    upload.volume_mounts = Some(upload_mounts);
+
+    let retries = descriptor.retries();
+    let retry = options.retry.clone().map_or(
+        (retries.limit, retries.backoff_duration, retries.backoff_factor, retries.backoff_cap),
+        |r| (r.limit, r.backoff_duration, r.backoff_factor, r.backoff_cap),
+    );
+    let run_seconds = descriptor.timeouts().run_seconds;
+
+    let mut run = pod_template("run", options, labels.clone(), &options.service_accounts.connector, false);
+    run.volumes = Some(volumes);
+    run.container_set = Some(ContainerSetTemplate {
+        containers: vec![
+            ContainerNode { container: extract, ..Default::default() },
+            ContainerNode { container: upload, dependencies: Some(vec!["extract".to_owned()]), ..Default::default() },
+        ],
+        volume_mounts: Some(shared_mounts),
+        ..Default::default()
+    });
+    run.retry_strategy = Some(transient_retry(retry.0, retry.1, retry.2, retry.3));
+    run.active_deadline_seconds = Some(int_or_string(run_seconds));
+    run.synchronization = Some(Synchronization {
+        semaphores: Some(vec![SemaphoreRef {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: CONCURRENCY_CONFIG_MAP.to_owned(),
+                key: connector.to_owned(),
+                optional: None,
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+
+    let report = report_template(options, connector, labels.clone());
+    // The whole run, its retries and the exit handler fit in the workflow's deadline.
+    let deadline = i64::from(run_seconds) * (i64::from(retry.0) + 1) + 900;
+    let mut spec = workflow_spec(options, &labels, &options.service_accounts.connector, false, deadline);
+    spec.entrypoint = Some("run".to_owned());
+    spec.on_exit = Some("report".to_owned());
+    spec.arguments = Some(Arguments { parameters: Some(parameters), ..Default::default() });
+    spec.templates = Some(vec![run, report]);
+
+    WorkflowTemplate::new(
+        object_meta(connector_template_name(connector), options, labels, &descriptor.description),
+        spec,
+    )
+}
+
+/// Retries only failures that may pass: a pod Kubernetes lost (`Error`), or a step that
+/// exited with [`EXIT_TEMPORARY_FAILURE`]. Bad parameters and refused credentials fail at once.
+fn transient_retry(limit: u32, duration: String, factor: u32, cap: String) -> RetryStrategy {
+    RetryStrategy {
+        limit: Some(int_or_string(limit)),
+        retry_policy: Some("Always".to_owned()),
+        expression: Some(format!(
+            "lastRetry.status == \"Error\" || (lastRetry.status == \"Failed\" && asInt(lastRetry.exitCode) == {EXIT_TEMPORARY_FAILURE})"
+        )),
+        backoff: Some(Backoff {
+            duration: Some(duration),
+            factor: Some(int_or_string(factor)),
+            cap: Some(cap),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The exit handler: reports the run's final status and ships its logs.
+fn report_template(options: &AgentOptions, connector: &str, mut labels: BTreeMap<String, String>) -> Template {
+    labels.insert("app.kubernetes.io/component".to_owned(), "reporter".to_owned());
+    let args = vec![
+        format!("--connector={connector}"),
+        format!("--connection={}", workflow_parameter("connection")),
+        format!("--job-id={}", workflow_parameter("job-id")),
+        format!("--run-id={}", workflow_parameter("run-id")),
+        "--workflow={{workflow.name}}".to_owned(),
+        "--status={{workflow.status}}".to_owned(),
+        "--failures={{workflow.failures}}".to_owned(),
+        format!("--control-plane-url={}", options.control_plane.url),
+        format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
+    ];
+    agent_step("report", "report", args, options, labels, &options.service_accounts.reporter)
+}
+
+/// A pod running one of the agent's own subcommands with the control-plane token.
+fn agent_step(name: &str, subcommand: &str, args: Vec<String>, options: &AgentOptions, labels: BTreeMap<String, String>, service_account: &str) -> Template {
+    let (mut volumes, mut mounts) = common_volumes(options);
+    volumes.push(token_volume(options));
+    mounts.push(mount("control-plane-token", CONTROL_PLANE_TOKEN_DIR, true));
+    let mut container = hardened_container("main", agent_image(options), vec!["outpost".into(), subcommand.into()], args, options);
+    container.resources = small_resources();
+    container.volume_mounts = Some(mounts);
+    // These steps talk to the Kubernetes API (Workflows, pod logs) as their own least-privilege
+    // service account, so they mount its token.
+    let mut template = pod_template(name, options, labels, service_account, true);
+    template.volumes = Some(volumes);
+    template.container = Some(container);
+    template.retry_strategy = Some(RetryStrategy {
+        limit: Some(int_or_string(2)),
+        retry_policy: Some("Always".to_owned()),
+        backoff: Some(Backoff { duration: Some("10s".to_owned()), factor: Some(int_or_string(2)), ..Default::default() }),
+        ..Default::default()
+    });
+    template.active_deadline_seconds = Some(int_or_string(180));
+    template
+}
+
+fn cron_workflow(name: &str, component: &str, schedule: &str, description: &str, subcommand: &str, extra_args: Vec<String>, service_account: &str, options: &AgentOptions) -> CronWorkflow {
+    let labels = labels(options, component, None);
+    let mut args = extra_args;
+    args.push(format!("--control-plane-url={}", options.control_plane.url));
+    args.push(format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"));
+    let mut step = agent_step(subcommand, subcommand, args, options, labels.clone(), service_account);
+    // A tick that fails is not retried: the next tick comes in five minutes, and overlapping
+    // retries would only compete with it.
+    step.retry_strategy = None;
+    let mut spec = workflow_spec(options, &labels, service_account, true, 240);
+    spec.entrypoint = Some(subcommand.to_owned());
+    spec.templates = Some(vec![step]);
+    CronWorkflow::new(
+        object_meta(name.to_owned(), options, labels, description),
+        CronWorkflowSpec {
+            schedules: vec![schedule.to_owned()],
+            timezone: Some("UTC".to_owned()),
+            concurrency_policy: Some("Forbid".to_owned()),
+            starting_deadline_seconds: Some(120),
+            successful_jobs_history_limit: Some(1),
+            failed_jobs_history_limit: Some(3),
+            workflow_spec: spec,
+            ..Default::default()
+        },
+    )
+}
+
+/// The orchestrator's CronWorkflow: polls the control plane and submits Workflows.
+pub fn orchestrator_cron(options: &AgentOptions) -> CronWorkflow {
+    cron_workflow(
+        "outpost-orchestrator",
+        "orchestrator",
+        &options.schedules.orchestrator,
+        "Polls the control plane for jobs, validates each against its connector descriptor and submits a Workflow that references the connector's WorkflowTemplate.",
+        "orchestrate",
+        vec![format!("--namespace={}", options.namespace)],
+        &options.service_accounts.orchestrator,
+        options,
+    )
+}
+
+/// The heartbeat's CronWorkflow: tells the control plane the agent is alive.
+pub fn heartbeat_cron(options: &AgentOptions) -> CronWorkflow {
+    cron_workflow(
+        "outpost-heartbeat",
+        "heartbeat",
+        &options.schedules.heartbeat,
+        "Reports to the control plane that the agent is alive: its version, Argo and Kubernetes reachability, running workflows.",
+        "heartbeat",
+        vec![format!("--namespace={}", options.namespace)],
+        &options.service_accounts.heartbeat,
+        options,
+    )
+}
+
+/// The ConfigMap holding each connector's concurrency limit (the semaphores' source).
+pub fn concurrency_config_map(descriptors: &[ValidatedDescriptor], options: &AgentOptions) -> ConfigMap {
+    let data = descriptors
+        .iter()
+        .map(|d| {
+            let limit = options.concurrency.overrides.get(d.name()).copied().unwrap_or(options.concurrency.per_connector);
+            (d.name().to_owned(), limit.to_string())
+        })
+        .collect();
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(CONCURRENCY_CONFIG_MAP.to_owned()),
+            namespace: Some(options.namespace.clone()),
+            labels: Some(labels(options, "concurrency", None)),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,135 @@
+//! The edge of the compiler: reading descriptors, options and overlays from disk, and reading
+//! or writing the output folder. Everything else in this crate is pure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use connector_descriptor::{DescriptorError, Diagnostic, Diagnostics, ValidatedDescriptor};
+
+use crate::{AgentOptions, CompileError, Overlay, RenderedFile};
+
+/// File name of a descriptor inside its connector's folder.
+pub const DESCRIPTOR_FILE: &str = "connector.yaml";
+
+/// Why an input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// A file or folder could not be read or written.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// `read`, `write` or `delete`.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// One or more descriptors are invalid; every problem of every descriptor is listed.
+    #[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Descriptors {
+        /// One error per bad descriptor.
+        errors: Vec<DescriptorError>,
+    },
+    /// The options or an overlay are invalid.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+fn read(path: &Path) -> Result<String, FilesError> {
+    std::fs::read_to_string(path).map_err(|source| FilesError::Io { action: "read", path: path.to_owned(), source })
+}
+
+/// A path as shown in diagnostics: relative to the working directory when it is inside it.
+pub fn display_path(path: &Path) -> String {
+    let shown = std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned));
+    shown.unwrap_or_else(|| path.to_owned()).display().to_string()
+}
+
+/// Reads every `<dir>/<name>/connector.yaml`, sorted by folder name. Every invalid
+/// descriptor is reported, not only the first. A descriptor whose `name` differs from its
+/// folder's is an error.
+pub fn read_connectors(dir: &Path) -> Result<Vec<ValidatedDescriptor>, FilesError> {
+    let io = |source| FilesError::Io { action: "read", path: dir.to_owned(), source };
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join(DESCRIPTOR_FILE).is_file())
+        .collect();
+    folders.sort();
+    let (mut descriptors, mut errors) = (Vec::new(), Vec::new());
+    for folder in folders {
+        let path = folder.join(DESCRIPTOR_FILE);
+        let file = display_path(&path);
+        let text = read(&path)?;
+        match connector_descriptor::parse(&file, &text) {
+            Ok(descriptor) => {
+                let folder_name = folder.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if descriptor.name() != folder_name {
+                    let diagnostic = Diagnostic::new(
+                        &file,
+                        descriptor.name.referenced,
+                        "name",
+                        format!("`{}` differs from its folder name `{folder_name}`", descriptor.name()),
+                    );
+                    errors.push(DescriptorError::Invalid { file, diagnostics: Diagnostics(vec![diagnostic]) });
+                } else {
+                    descriptors.push(descriptor);
+                }
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() { Ok(descriptors) } else { Err(FilesError::Descriptors { errors }) }
+}
+
+/// Reads agent options from a YAML file (unknown fields are errors).
+pub fn read_options(path: &Path) -> Result<AgentOptions, FilesError> {
+    let file = display_path(path);
+    let text = read(path)?;
+    connector_descriptor::yaml::from_str(&file, &text).map_err(|diagnostic| {
+        FilesError::Compile(CompileError::Options { source_name: file.clone(), problems: vec![diagnostic.to_string()] })
+    })
+}
+
+/// Reads an overlay file.
+pub fn read_overlay(path: &Path) -> Result<Overlay, FilesError> {
+    let text = read(path)?;
+    Ok(Overlay::parse(&display_path(path), &text)?)
+}
+
+/// The generated files currently in `dir` (every `*.yaml`), by name. A missing folder is empty.
+pub fn read_output_dir(dir: &Path) -> Result<BTreeMap<String, String>, FilesError> {
+    let mut files = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+        Err(source) => return Err(FilesError::Io { action: "read", path: dir.to_owned(), source }),
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "yaml")
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            files.insert(name.to_owned(), read(&path)?);
+        }
+    }
+    Ok(files)
+}
+
+/// Writes the rendered files into `dir` and deletes `*.yaml` files the render no longer
+/// produces, so the folder is exactly the render.
+pub fn write_output_dir(dir: &Path, files: &[RenderedFile]) -> Result<(), FilesError> {
+    std::fs::create_dir_all(dir).map_err(|source| FilesError::Io { action: "write", path: dir.to_owned(), source })?;
+    for stale in read_output_dir(dir)?.keys() {
+        if !files.iter().any(|f| &f.name == stale) {
+            let path = dir.join(stale);
+            std::fs::remove_file(&path).map_err(|source| FilesError::Io { action: "delete", path, source })?;
+        }
+    }
+    for file in files {
+        let path = dir.join(&file.name);
+        std::fs::write(&path, &file.contents).map_err(|source| FilesError::Io { action: "write", path, source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Agent options: the site-wide knobs platform teams set once (usually through the Helm
+//! chart's values) and the compiler applies to every generated object.
+//!
+//! Each field's doc comment gives its meaning, default and an example. Options are read from
+//! YAML with unknown fields rejected, so a typo is an error rather than a silently ignored
+//! setting.
+
+use std::collections::BTreeMap;
+
+use argo_workflows::core::{Affinity, Toleration};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Everything the compiler needs besides the descriptors. `AgentOptions::default()` is a
+/// working configuration for a namespace named `outpost`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentOptions {
+    /// Namespace the objects are installed in. Default: `outpost`.
+    pub namespace: String,
+    /// Image pulling.
+    pub images: ImageOptions,
+    /// Outbound HTTP(S) proxy, injected into every container. Default: none.
+    pub proxy: Option<ProxyOptions>,
+    /// A custom CA bundle trusted by every container. Default: none (the image's roots).
+    pub ca_bundle: Option<CaBundle>,
+    /// Where pods are scheduled, applied to every template.
+    pub scheduling: Scheduling,
+    /// CPU and memory of connector pods, replacing each descriptor's defaults. Default: none.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub connector_resources: Option<argo_workflows::core::ResourceRequirements>,
+    /// Retry policy of connector runs, replacing each descriptor's defaults. Default: none.
+    pub retry: Option<RetryOptions>,
+    /// When finished pods are deleted.
+    pub pod_gc: PodGcOptions,
+    /// When finished Workflow objects are deleted.
+    pub ttl: TtlOptions,
+    /// How many runs of one connector may go at once.
+    pub concurrency: ConcurrencyOptions,
+    /// Service accounts, one per role. Their RBAC comes with the Helm chart.
+    pub service_accounts: ServiceAccounts,
+    /// The SaaS control plane.
+    pub control_plane: ControlPlaneOptions,
+    /// Where bucket relay writes. Default: none (only direct ingestion can run).
+    pub relay: Option<RelayOptions>,
+    /// Schedules of the agent's own CronWorkflows.
+    pub schedules: Schedules,
+    /// Extra labels put on every generated object and pod. Default: none.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self {
+            namespace: "outpost".to_owned(),
+            images: ImageOptions::default(),
+            proxy: None,
+            ca_bundle: None,
+            scheduling: Scheduling::default(),
+            connector_resources: None,
+            retry: None,
+            pod_gc: PodGcOptions::default(),
+            ttl: TtlOptions::default(),
+            concurrency: ConcurrencyOptions::default(),
+            service_accounts: ServiceAccounts::default(),
+            control_plane: ControlPlaneOptions::default(),
+            relay: None,
+            schedules: Schedules::default(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// Image pulling.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageOptions {
+    /// Registry (and path) that replaces the registry host of every image, to pull through
+    /// a mirror (`registry.example.com/mirror`). Default: none.
+    pub registry: Option<String>,
+    /// Names of `kubernetes.io/dockerconfigjson` Secrets used to pull. Default: none.
+    pub pull_secrets: Vec<String>,
+    /// `IfNotPresent` or `Always`. Default: `IfNotPresent` (images are pinned).
+    pub pull_policy: Option<String>,
+    /// Image of the agent's own steps (orchestrator, heartbeat, reporter), as
+    /// `repository:tag` or `repository@digest`. Default:
+    /// `ghcr.io/outpost-agent/outpost:<version of this compiler>`.
+    pub agent_image: Option<String>,
+}
+
+/// Outbound proxy settings, set as `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (and their
+/// lowercase forms, which some clients read instead).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProxyOptions {
+    /// Proxy for `http://` URLs (`http://proxy.example.com:3128`).
+    pub http_proxy: Option<String>,
+    /// Proxy for `https://` URLs.
+    pub https_proxy: Option<String>,
+    /// Hosts, domains and CIDRs reached directly (`.svc`, `10.0.0.0/8`). The Kubernetes
+    /// service domain `.svc.cluster.local` is always added.
+    pub no_proxy: Vec<String>,
+}
+
+/// A CA bundle mounted into every container, with `SSL_CERT_FILE` pointing at it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CaBundle {
+    /// Where the bundle is stored.
+    pub source: CaBundleSource,
+    /// Name of the ConfigMap or Secret (`corporate-ca`).
+    pub name: String,
+    /// Key holding the PEM bundle. Default: `ca.crt`.
+    #[serde(default = "default_ca_key")]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_owned()
+}
+
+/// The kind of object holding a CA bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CaBundleSource {
+    /// A ConfigMap (CA certificates are public).
+    ConfigMap,
+    /// A Secret.
+    Secret,
+}
+
+/// Scheduling constraints applied to every template (not only at workflow level: Argo
+/// ignores some workflow-level fields when a Workflow runs through `workflowTemplateRef`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scheduling {
+    /// Node labels pods must match (`kubernetes.io/os: linux`). Default: none.
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints pods tolerate. Default: none.
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod affinity. Default: none.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub affinity: Option<Affinity>,
+}
+
+/// Retry policy of connector runs. Only failures that may pass are retried (a pod lost by
+/// Kubernetes, or a step exiting with code 75 for a network error).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetryOptions {
+    /// Retries after the first attempt (`3`).
+    pub limit: u32,
+    /// First wait, as a Go duration (`30s`).
+    pub backoff_duration: String,
+    /// Factor each later wait is multiplied by (`2`).
+    pub backoff_factor: u32,
+    /// Longest single wait, as a Go duration (`10m`).
+    pub backoff_cap: String,
+}
+
+/// When Argo deletes finished pods.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodGcOptions {
+    /// `OnPodCompletion`, `OnPodSuccess`, `OnWorkflowCompletion` or `OnWorkflowSuccess`.
+    /// Default: `OnWorkflowSuccess` (failed runs keep their pods for debugging).
+    pub strategy: String,
+    /// Delay before deletion, as a Go duration. Default: none.
+    pub delete_delay_duration: Option<String>,
+}
+
+impl Default for PodGcOptions {
+    fn default() -> Self {
+        Self { strategy: "OnWorkflowSuccess".to_owned(), delete_delay_duration: None }
+    }
+}
+
+/// When Argo deletes finished Workflow objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct TtlOptions {
+    /// Seconds a succeeded Workflow is kept. Default: 86400 (one day).
+    pub seconds_after_success: Option<i32>,
+    /// Seconds a failed Workflow is kept. Default: 604800 (one week).
+    pub seconds_after_failure: Option<i32>,
+}
+
+impl Default for TtlOptions {
+    fn default() -> Self {
+        Self { seconds_after_success: Some(86_400), seconds_after_failure: Some(604_800) }
+    }
+}
+
+/// How many runs of one connector may go at once, enforced with an Argo semaphore whose
+/// limits live in the ConfigMap `outpost-concurrency` (one key per connector).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConcurrencyOptions {
+    /// Limit for every connector without its own. Default: 2.
+    pub per_connector: u32,
+    /// Limits for named connectors (`postgres: 4`). Default: none.
+    pub overrides: BTreeMap<String, u32>,
+}
+
+impl Default for ConcurrencyOptions {
+    fn default() -> Self {
+        Self { per_connector: 2, overrides: BTreeMap::new() }
+    }
+}
+
+/// Service accounts, one per role, so each gets only the RBAC it needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceAccounts {
+    /// Connector pods (extract + upload). They mount no token. Default: `outpost-connector`.
+    pub connector: String,
+    /// Argo's executor in pods that mount no token; may only create and patch
+    /// `workflowtaskresults`. Default: `outpost-executor`.
+    pub executor: String,
+    /// The orchestrator; may create, get and list Workflows. Default: `outpost-orchestrator`.
+    pub orchestrator: String,
+    /// The heartbeat. Default: `outpost-heartbeat`.
+    pub heartbeat: String,
+    /// The exit handler that reports a run's status and ships its logs; may read the logs
+    /// of pods in its namespace. Default: `outpost-reporter`.
+    pub reporter: String,
+}
+
+impl Default for ServiceAccounts {
+    fn default() -> Self {
+        Self {
+            connector: "outpost-connector".to_owned(),
+            executor: "outpost-executor".to_owned(),
+            orchestrator: "outpost-orchestrator".to_owned(),
+            heartbeat: "outpost-heartbeat".to_owned(),
+            reporter: "outpost-reporter".to_owned(),
+        }
+    }
+}
+
+/// The SaaS control plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControlPlaneOptions {
+    /// Base URL (`https://catalog.example.com/outpost/v1`). Default:
+    /// `http://outpost-control-plane:8080` (the reference server in the same namespace).
+    pub url: String,
+    /// Secret holding the agent's bearer token under the key `token`, mounted as a file
+    /// and re-read on every request. Default: `outpost-control-plane-token`.
+    pub token_secret: String,
+}
+
+impl Default for ControlPlaneOptions {
+    fn default() -> Self {
+        Self {
+            url: "http://outpost-control-plane:8080".to_owned(),
+            token_secret: "outpost-control-plane-token".to_owned(),
+        }
+    }
+}
+
+/// The customer's bucket for bucket relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RelayOptions {
+    /// Bucket URL: `s3://bucket/prefix`, `az://container/prefix`, `gs://bucket/prefix`.
+    pub url: String,
+    /// Secret with static bucket credentials, mounted as files; leave empty to use the
+    /// cloud's workload identity. Default: none.
+    #[serde(default)]
+    pub credentials_secret: Option<String>,
+}
+
+/// Schedules of the agent's CronWorkflows, as cron expressions in UTC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Schedules {
+    /// When the orchestrator polls the control plane. Default: `*/5 * * * *`.
+    pub orchestrator: String,
+    /// When the agent reports it is alive. Default: `*/5 * * * *`.
+    pub heartbeat: String,
+}
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Self { orchestrator: "*/5 * * * *".to_owned(), heartbeat: "*/5 * * * *".to_owned() }
+    }
+}
