@@ -110,7 +110,10 @@ impl AnyWorkflowObject {
     ///
     /// Returns `Ok(None)` for any other kind.
     pub fn from_value(value: serde_json::Value) -> Result<Option<Self>, serde_json::Error> {
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default();
         Ok(Some(match kind {
             Workflow::KIND => Self::Workflow(serde_json::from_value(value)?),
             WorkflowTemplate::KIND => Self::WorkflowTemplate(serde_json::from_value(value)?),
@@ -157,9 +160,6 @@ pub struct WorkflowSpec {
     /// Volumes every template may mount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<core::Volume>>,
-    /// Persistent volume claims created for the workflow and deleted with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume_claim_templates: Option<Vec<core::PersistentVolumeClaim>>,
     /// Node selector applied to every pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -478,7 +478,7 @@ pub struct Template {
     pub metadata: Option<Metadata>,
     /// A single-container pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<core::Container>,
+    pub container: Option<TemplateContainer>,
     /// Several containers in one pod, ordered by dependencies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_set: Option<ContainerSetTemplate>,
@@ -524,6 +524,49 @@ pub struct Template {
     /// Fields not typed here, kept verbatim.
     #[serde(flatten)]
     pub other: OtherFields,
+}
+
+/// The container of a container template. Unlike a Kubernetes container, Argo's needs no
+/// `name` (Argo calls it `main`): an empty name is left out when written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TemplateContainer(pub core::Container);
+
+impl std::ops::Deref for TemplateContainer {
+    type Target = core::Container;
+    fn deref(&self) -> &core::Container {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TemplateContainer {
+    fn deref_mut(&mut self) -> &mut core::Container {
+        &mut self.0
+    }
+}
+
+impl Serialize for TemplateContainer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        if self.0.name.is_empty()
+            && let Some(map) = value.as_object_mut()
+        {
+            map.remove("name");
+        }
+        value.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for TemplateContainer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(map) = value.as_object_mut() {
+            map.entry("name")
+                .or_insert_with(|| serde_json::Value::from(""));
+        }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Several containers in one pod.

@@ -30,8 +30,8 @@ pub const RESERVED_PARAMETERS: &[&str] = &["connection", "job-id", "run-id", "tr
 
 /// Parses and validates a descriptor. `file` names the source in every diagnostic.
 pub fn parse(file: &str, text: &str) -> Result<ValidatedDescriptor, DescriptorError> {
-    let descriptor: ConnectorDescriptor = yaml::from_str(file, text)
-        .map_err(|diagnostic| DescriptorError::Parse { diagnostic })?;
+    let descriptor: ConnectorDescriptor =
+        yaml::from_str(file, text).map_err(|diagnostic| DescriptorError::Parse { diagnostic })?;
     descriptor.validate(file)
 }
 

@@ -68,7 +68,10 @@ pub struct ConnectorDescriptor {
 impl ConnectorDescriptor {
     /// The declared resources, or none.
     pub fn resources(&self) -> Resources {
-        self.resources.as_ref().map(|r| r.value.clone()).unwrap_or_default()
+        self.resources
+            .as_ref()
+            .map(|r| r.value.clone())
+            .unwrap_or_default()
     }
 
     /// The declared time limits, or the defaults.
@@ -78,7 +81,10 @@ impl ConnectorDescriptor {
 
     /// The declared retry policy, or the defaults.
     pub fn retries(&self) -> Retries {
-        self.retries.as_ref().map(|r| r.value.clone()).unwrap_or_default()
+        self.retries
+            .as_ref()
+            .map(|r| r.value.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -216,7 +222,9 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { run_seconds: default_run_seconds() }
+        Self {
+            run_seconds: default_run_seconds(),
+        }
     }
 }
 
@@ -271,7 +279,9 @@ fn default_backoff_cap() -> String {
 }
 
 /// How extracted metadata leaves the cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransferMode {
     /// Written to the customer's own bucket, where the SaaS reads it.

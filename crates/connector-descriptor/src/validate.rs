@@ -20,13 +20,16 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("built-in pattern compiles")
 }
 
-static CONNECTOR_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"));
+static CONNECTOR_NAME: LazyLock<Regex> =
+    LazyLock::new(|| regex("^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"));
 static PARAMETER_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$"));
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[a-z0-9]([-_.a-z0-9]*[a-z0-9])?$"));
 static SEMVER: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$"));
 static REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+    regex(
+        r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
+    )
 });
 static TAG: LazyLock<Regex> = LazyLock::new(|| regex(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"));
 static DIGEST: LazyLock<Regex> = LazyLock::new(|| regex(r"^sha256:[0-9a-f]{64}$"));
@@ -65,7 +68,10 @@ impl ValidatedDescriptor {
 
     /// The declared parameter named `name`.
     pub fn parameter(&self, name: &str) -> Option<&Parameter> {
-        self.descriptor.parameters.iter().find(|p| p.name.value == name)
+        self.descriptor
+            .parameters
+            .iter()
+            .find(|p| p.name.value == name)
     }
 
     /// The image reference (`repository:tag` or `repository@digest`), with the registry host
@@ -92,7 +98,9 @@ impl ValidatedDescriptor {
 /// port, or is `localhost` (the rule container runtimes use).
 fn strip_registry_host(repository: &str) -> &str {
     match repository.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
             rest
         }
         _ => repository,
@@ -113,7 +121,10 @@ impl Parameter {
                 let Some(text) = value.as_str() else {
                     return fail(format!("expected a string, found {value}"));
                 };
-                let max = self.max_length.as_ref().map_or(DEFAULT_MAX_LENGTH, |m| m.value);
+                let max = self
+                    .max_length
+                    .as_ref()
+                    .map_or(DEFAULT_MAX_LENGTH, |m| m.value);
                 if text.chars().count() > max as usize {
                     return fail(format!("longer than {max} characters"));
                 }
@@ -121,7 +132,10 @@ impl Parameter {
                     && let Ok(re) = anchored(&pattern.value)
                     && !re.is_match(text)
                 {
-                    return fail(format!("{value} does not match pattern `{}`", pattern.value));
+                    return fail(format!(
+                        "{value} does not match pattern `{}`",
+                        pattern.value
+                    ));
                 }
                 Ok(())
             }
@@ -137,7 +151,10 @@ impl Parameter {
                 if let Some(max) = &self.maximum
                     && number > max.value
                 {
-                    return fail(format!("{number} is greater than the maximum {}", max.value));
+                    return fail(format!(
+                        "{number} is greater than the maximum {}",
+                        max.value
+                    ));
                 }
                 Ok(())
             }
@@ -146,7 +163,11 @@ impl Parameter {
                 _ => fail(format!("expected true or false, found {value}")),
             },
             ParameterType::Enum => {
-                let allowed = self.values.as_ref().map(|v| v.value.as_slice()).unwrap_or_default();
+                let allowed = self
+                    .values
+                    .as_ref()
+                    .map(|v| v.value.as_slice())
+                    .unwrap_or_default();
                 match value.as_str() {
                     Some(text) if allowed.iter().any(|a| a == text) => Ok(()),
                     _ => fail(format!("{value} is not one of: {}", allowed.join(", "))),
@@ -167,14 +188,24 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn at(&mut self, location: Location, field: impl Into<String>, message: impl Into<String>) -> &mut Diagnostic {
-        self.found.push(Diagnostic::new(self.file, location, field, message));
+    fn at(
+        &mut self,
+        location: Location,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.found
+            .push(Diagnostic::new(self.file, location, field, message));
         self.found.last_mut().expect("just pushed")
     }
 
     fn matches(&mut self, value: &Spanned<String>, field: &str, re: &Regex, what: &str) {
         if !re.is_match(&value.value) {
-            self.at(value.referenced, field, format!("`{}` is not {what}", value.value));
+            self.at(
+                value.referenced,
+                field,
+                format!("`{}` is not {what}", value.value),
+            );
         }
     }
 }
@@ -182,16 +213,33 @@ impl Checker<'_> {
 impl ConnectorDescriptor {
     /// Checks every rule and returns the validated descriptor, or every problem found.
     pub fn validate(self, file: &str) -> Result<ValidatedDescriptor, DescriptorError> {
-        let mut check = Checker { file, found: Vec::new() };
+        let mut check = Checker {
+            file,
+            found: Vec::new(),
+        };
         let d = &self;
 
         if d.api_version.value != API_VERSION {
             check
-                .at(d.api_version.referenced, "apiVersion", format!("unsupported version `{}`", d.api_version.value))
+                .at(
+                    d.api_version.referenced,
+                    "apiVersion",
+                    format!("unsupported version `{}`", d.api_version.value),
+                )
                 .help = Some(format!("this release reads `{API_VERSION}`"));
         }
-        check.matches(&d.name, "name", &CONNECTOR_NAME, "a lowercase DNS label of at most 40 characters");
-        check.matches(&d.version, "version", &SEMVER, "a semantic version (MAJOR.MINOR.PATCH)");
+        check.matches(
+            &d.name,
+            "name",
+            &CONNECTOR_NAME,
+            "a lowercase DNS label of at most 40 characters",
+        );
+        check.matches(
+            &d.version,
+            "version",
+            &SEMVER,
+            "a semantic version (MAJOR.MINOR.PATCH)",
+        );
         check_image(&mut check, d);
         check_command(&mut check, d);
         check_parameters(&mut check, d);
@@ -203,48 +251,84 @@ impl ConnectorDescriptor {
                 ("retries.backoffCap", &retries.value.backoff_cap),
             ] {
                 if !GO_DURATION.is_match(duration) {
-                    check.at(retries.referenced, field, format!("`{duration}` is not a Go duration (`30s`, `10m`)"));
+                    check.at(
+                        retries.referenced,
+                        field,
+                        format!("`{duration}` is not a Go duration (`30s`, `10m`)"),
+                    );
                 }
             }
         }
         if let Some(timeouts) = &d.timeouts
             && timeouts.value.run_seconds == 0
         {
-            check.at(timeouts.referenced, "timeouts.runSeconds", "must be at least 1");
+            check.at(
+                timeouts.referenced,
+                "timeouts.runSeconds",
+                "must be at least 1",
+            );
         }
         check_transfer_modes(&mut check, d);
         check_egress(&mut check, d);
 
         if check.found.is_empty() {
-            return Ok(ValidatedDescriptor { descriptor: self, file: file.to_owned() });
+            return Ok(ValidatedDescriptor {
+                descriptor: self,
+                file: file.to_owned(),
+            });
         }
         let mut found = check.found;
         found.sort_by_key(|d| (d.line, d.column));
-        Err(DescriptorError::Invalid { file: file.to_owned(), diagnostics: Diagnostics(found) })
+        Err(DescriptorError::Invalid {
+            file: file.to_owned(),
+            diagnostics: Diagnostics(found),
+        })
     }
 }
 
 fn check_image(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
     let image = &d.image;
-    check.matches(&image.repository, "image.repository", &REPOSITORY, "a valid image repository");
+    check.matches(
+        &image.repository,
+        "image.repository",
+        &REPOSITORY,
+        "a valid image repository",
+    );
     match (&image.tag, &image.digest) {
         (None, None) => {
             check
-                .at(image.repository.referenced, "image", "neither `tag` nor `digest` is set")
+                .at(
+                    image.repository.referenced,
+                    "image",
+                    "neither `tag` nor `digest` is set",
+                )
                 .help = Some("pin the image with a fixed `tag` or a `digest`".into());
         }
         (Some(tag), Some(_)) => {
-            check.at(tag.referenced, "image", "both `tag` and `digest` are set; give one");
+            check.at(
+                tag.referenced,
+                "image",
+                "both `tag` and `digest` are set; give one",
+            );
         }
         (Some(tag), None) if tag.value.eq_ignore_ascii_case("latest") => {
             check
-                .at(tag.referenced, "image.tag", "`latest` is not a fixed version")
-                .help = Some("use a release tag (`0.1.0`) or a digest, so every run pulls the same image".into());
+                .at(
+                    tag.referenced,
+                    "image.tag",
+                    "`latest` is not a fixed version",
+                )
+                .help = Some(
+                "use a release tag (`0.1.0`) or a digest, so every run pulls the same image".into(),
+            );
         }
         (Some(tag), None) => check.matches(tag, "image.tag", &TAG, "a valid image tag"),
-        (None, Some(digest)) => {
-            check.matches(digest, "image.digest", &DIGEST, "a digest (`sha256:` and 64 lowercase hex digits)")
-        }
+        (None, Some(digest)) => check.matches(
+            digest,
+            "image.digest",
+            &DIGEST,
+            "a digest (`sha256:` and 64 lowercase hex digits)",
+        ),
     }
 }
 
@@ -263,7 +347,11 @@ fn check_command(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
             }
         }
     }
-    if command.value.iter().any(|arg| arg.trim().is_empty() || arg.contains("{{")) {
+    if command
+        .value
+        .iter()
+        .any(|arg| arg.trim().is_empty() || arg.contains("{{"))
+    {
         check.at(
             command.referenced,
             "extract.command",
@@ -277,19 +365,36 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
     for (i, p) in d.parameters.iter().enumerate() {
         let at = |field: &str| format!("parameters[{i}].{field}");
         let name = &p.name;
-        check.matches(name, &at("name"), &PARAMETER_NAME, "a lowercase name with dashes (`ssl-mode`)");
+        check.matches(
+            name,
+            &at("name"),
+            &PARAMETER_NAME,
+            "a lowercase name with dashes (`ssl-mode`)",
+        );
         if RESERVED_PARAMETERS.contains(&name.value.as_str()) {
-            check.at(name.referenced, at("name"), format!("`{}` is reserved for the compiler", name.value));
+            check.at(
+                name.referenced,
+                at("name"),
+                format!("`{}` is reserved for the compiler", name.value),
+            );
         }
         if !seen.insert(name.value.as_str()) {
-            check.at(name.referenced, at("name"), format!("duplicate parameter `{}`", name.value));
+            check.at(
+                name.referenced,
+                at("name"),
+                format!("duplicate parameter `{}`", name.value),
+            );
         }
         if p.description.trim().is_empty() {
             check.at(name.referenced, at("description"), "must not be empty");
         }
         let kind = p.kind.value;
         let misplaced = |check: &mut Checker<'_>, location: Location, field: &str, only: &str| {
-            check.at(location, at(field), format!("`{field}` applies to {only} parameters, not `{kind}`"));
+            check.at(
+                location,
+                at(field),
+                format!("`{field}` applies to {only} parameters, not `{kind}`"),
+            );
         };
         if let Some(pattern) = &p.pattern {
             if kind != ParameterType::String {
@@ -297,7 +402,11 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
             } else if let Err(error) = anchored(&pattern.value) {
                 let message = error.to_string();
                 let last = message.lines().last().unwrap_or(&message).trim().to_owned();
-                check.at(pattern.referenced, at("pattern"), format!("invalid regular expression: {last}"));
+                check.at(
+                    pattern.referenced,
+                    at("pattern"),
+                    format!("invalid regular expression: {last}"),
+                );
             }
         }
         if let Some(max_length) = &p.max_length
@@ -315,16 +424,28 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
         if let (Some(min), Some(max)) = (&p.minimum, &p.maximum)
             && min.value > max.value
         {
-            check.at(max.referenced, at("maximum"), format!("{} is less than the minimum {}", max.value, min.value));
+            check.at(
+                max.referenced,
+                at("maximum"),
+                format!("{} is less than the minimum {}", max.value, min.value),
+            );
         }
         match (&p.values, kind) {
             (None, ParameterType::Enum) => {
-                check.at(p.kind.referenced, at("values"), "an `enum` parameter must list its `values`");
+                check.at(
+                    p.kind.referenced,
+                    at("values"),
+                    "an `enum` parameter must list its `values`",
+                );
             }
             (Some(values), ParameterType::Enum) => {
                 let unique: BTreeSet<_> = values.value.iter().collect();
                 if values.value.is_empty() || unique.len() != values.value.len() {
-                    check.at(values.referenced, at("values"), "must list at least one value, each once");
+                    check.at(
+                        values.referenced,
+                        at("values"),
+                        "must list at least one value, each once",
+                    );
                 }
             }
             (Some(values), _) => misplaced(check, values.referenced, "values", "`enum`"),
@@ -333,10 +454,18 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
         if let Some(default) = &p.default {
             if p.required {
                 check
-                    .at(default.referenced, at("default"), "a required parameter cannot have a default")
+                    .at(
+                        default.referenced,
+                        at("default"),
+                        "a required parameter cannot have a default",
+                    )
                     .help = Some("remove `default`, or set `required: false`".into());
             } else if let Err(error) = p.check_value(&default.value) {
-                check.at(default.referenced, at("default"), format!("default does not fit the parameter: {error}"));
+                check.at(
+                    default.referenced,
+                    at("default"),
+                    format!("default does not fit the parameter: {error}"),
+                );
             }
         }
     }
@@ -346,22 +475,47 @@ fn check_secrets(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
     let mut seen = BTreeSet::new();
     for (i, secret) in d.secrets.iter().enumerate() {
         let field = format!("secrets[{i}].name");
-        check.matches(&secret.name, &field, &SECRET_NAME, "a valid secret key and file name");
+        check.matches(
+            &secret.name,
+            &field,
+            &SECRET_NAME,
+            "a valid secret key and file name",
+        );
         if !seen.insert(secret.name.value.as_str()) {
-            check.at(secret.name.referenced, field, format!("duplicate secret `{}`", secret.name.value));
+            check.at(
+                secret.name.referenced,
+                field,
+                format!("duplicate secret `{}`", secret.name.value),
+            );
         }
     }
 }
 
 fn check_resources(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
-    let Some(resources) = &d.resources else { return };
-    for (group, values) in [("requests", &resources.value.requests), ("limits", &resources.value.limits)] {
+    let Some(resources) = &d.resources else {
+        return;
+    };
+    for (group, values) in [
+        ("requests", &resources.value.requests),
+        ("limits", &resources.value.limits),
+    ] {
         for (name, quantity) in values {
             let field = format!("resources.{group}.{name}");
             if !RESOURCE_NAMES.contains(&name.as_str()) {
-                check.at(resources.referenced, &field, format!("unknown resource `{name}` (expected one of: {})", RESOURCE_NAMES.join(", ")));
+                check.at(
+                    resources.referenced,
+                    &field,
+                    format!(
+                        "unknown resource `{name}` (expected one of: {})",
+                        RESOURCE_NAMES.join(", ")
+                    ),
+                );
             } else if !QUANTITY.is_match(quantity) {
-                check.at(resources.referenced, field, format!("`{quantity}` is not a Kubernetes quantity (`100m`, `256Mi`)"));
+                check.at(
+                    resources.referenced,
+                    field,
+                    format!("`{quantity}` is not a Kubernetes quantity (`100m`, `256Mi`)"),
+                );
             }
         }
     }
@@ -371,26 +525,53 @@ fn check_transfer_modes(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
     let modes = &d.transfer_modes;
     let unique: BTreeSet<_> = modes.value.iter().collect();
     if modes.value.is_empty() || unique.len() != modes.value.len() {
-        check.at(modes.referenced, "transferModes", "must list at least one transfer mode, each once");
+        check.at(
+            modes.referenced,
+            "transferModes",
+            "must list at least one transfer mode, each once",
+        );
     }
 }
 
 fn check_egress(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
     for (field, reference, wanted) in [
-        ("egress.hostParameter", &d.egress.host_parameter, ParameterType::String),
-        ("egress.portParameter", &d.egress.port_parameter, ParameterType::Integer),
+        (
+            "egress.hostParameter",
+            &d.egress.host_parameter,
+            ParameterType::String,
+        ),
+        (
+            "egress.portParameter",
+            &d.egress.port_parameter,
+            ParameterType::Integer,
+        ),
     ] {
         let Some(reference) = reference else { continue };
-        match d.parameters.iter().find(|p| p.name.value == reference.value) {
+        match d
+            .parameters
+            .iter()
+            .find(|p| p.name.value == reference.value)
+        {
             None => {
                 let names: Vec<&str> = d.parameters.iter().map(|p| p.name.value.as_str()).collect();
-                let diagnostic = check.at(reference.referenced, field, format!("no parameter named `{}`", reference.value));
+                let diagnostic = check.at(
+                    reference.referenced,
+                    field,
+                    format!("no parameter named `{}`", reference.value),
+                );
                 if let Some(best) = crate::yaml::closest(&reference.value, &names) {
                     diagnostic.help = Some(format!("did you mean `{best}`?"));
                 }
             }
             Some(p) if p.kind.value != wanted => {
-                check.at(reference.referenced, field, format!("parameter `{}` is `{}`, expected `{wanted}`", reference.value, p.kind.value));
+                check.at(
+                    reference.referenced,
+                    field,
+                    format!(
+                        "parameter `{}` is `{}`, expected `{wanted}`",
+                        reference.value, p.kind.value
+                    ),
+                );
             }
             Some(_) => {}
         }

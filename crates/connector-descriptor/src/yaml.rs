@@ -16,7 +16,9 @@ pub fn from_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Box<Di
         T::deserialize(tracked).inspect_err(|_| failed_at = Some(track.path()))
     });
     result.map_err(|error| {
-        let path = failed_at.map(|p| field_path(&p.to_string())).unwrap_or_default();
+        let path = failed_at
+            .map(|p| field_path(&p.to_string()))
+            .unwrap_or_default();
         Box::new(diagnostic(file, &path, &error))
     })
 }
@@ -33,14 +35,20 @@ fn field_path(raw: &str) -> String {
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 fn diagnostic(file: &str, path: &str, error: &YamlError) -> Diagnostic {
     let error = error.without_snippet();
     let location = error.location().unwrap_or(Location::UNKNOWN);
     match error {
-        YamlError::SerdeUnknownField { field, expected, .. } => {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => {
             let diagnostic = Diagnostic::new(
                 file,
                 location,
@@ -49,7 +57,9 @@ fn diagnostic(file: &str, path: &str, error: &YamlError) -> Diagnostic {
             );
             with_suggestion(diagnostic, field, expected)
         }
-        YamlError::SerdeUnknownVariant { variant, expected, .. } => {
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
             let diagnostic =
                 Diagnostic::new(file, location, path, format!("unknown value `{variant}`"));
             with_suggestion(diagnostic, variant, expected)
@@ -60,8 +70,16 @@ fn diagnostic(file: &str, path: &str, error: &YamlError) -> Diagnostic {
             join(path, field),
             format!("missing required field `{field}`"),
         ),
-        YamlError::SerdeInvalidType { unexpected, expected, .. }
-        | YamlError::SerdeInvalidValue { unexpected, expected, .. } => Diagnostic::new(
+        YamlError::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        }
+        | YamlError::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => Diagnostic::new(
             file,
             location,
             path,
@@ -93,7 +111,12 @@ fn with_suggestion(diagnostic: Diagnostic, given: &str, expected: &[&str]) -> Di
 pub fn closest<'a>(given: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
-        .map(|k| (strsim::jaro_winkler(&given.to_lowercase(), &k.to_lowercase()), *k))
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&given.to_lowercase(), &k.to_lowercase()),
+                *k,
+            )
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| k)

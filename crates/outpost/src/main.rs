@@ -82,7 +82,8 @@ fn main() -> ExitCode {
 fn schema(which: &str) -> String {
     match which {
         "options" => {
-            let mut text = serde_json::to_string_pretty(&schemars::schema_for!(AgentOptions)).expect("schema is JSON");
+            let mut text = serde_json::to_string_pretty(&schemars::schema_for!(AgentOptions))
+                .expect("schema is JSON");
             text.push('\n');
             text
         }
@@ -92,12 +93,24 @@ fn schema(which: &str) -> String {
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     let descriptors = files::read_connectors(&args.connectors).map_err(input_error)?;
-    anyhow::ensure!(!descriptors.is_empty(), "no connector descriptors found under {}", args.connectors.display());
+    anyhow::ensure!(
+        !descriptors.is_empty(),
+        "no connector descriptors found under {}",
+        args.connectors.display()
+    );
     let (options, options_source) = match &args.options {
-        Some(path) => (files::read_options(path).map_err(input_error)?, files::display_path(path)),
+        Some(path) => (
+            files::read_options(path).map_err(input_error)?,
+            files::display_path(path),
+        ),
         None => (AgentOptions::default(), "defaults".to_owned()),
     };
-    let overlays = args.overlays.iter().map(|p| files::read_overlay(p)).collect::<Result<Vec<_>, _>>().map_err(input_error)?;
+    let overlays = args
+        .overlays
+        .iter()
+        .map(|p| files::read_overlay(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(input_error)?;
     let rendered = workflow_compiler::render(RenderInput {
         descriptors: &descriptors,
         options: &options,
@@ -108,7 +121,11 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         let committed = files::read_output_dir(&args.out)?;
         let stale = workflow_compiler::staleness(&committed, &rendered);
         if stale.is_empty() {
-            eprintln!("{}: {} files up to date", args.out.display(), rendered.len());
+            eprintln!(
+                "{}: {} files up to date",
+                args.out.display(),
+                rendered.len()
+            );
             return Ok(ExitCode::SUCCESS);
         }
         for difference in &stale {
@@ -122,7 +139,8 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_STALE));
     }
-    files::write_output_dir(&args.out, &rendered).with_context(|| format!("writing {}", args.out.display()))?;
+    files::write_output_dir(&args.out, &rendered)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("{}: wrote {} files", args.out.display(), rendered.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -52,9 +52,15 @@ pub const CA_BUNDLE_DIR: &str = "/etc/outpost/ca";
 pub const OUTPUT_SIZE_LIMIT: &str = "2Gi";
 
 const WORKFLOW_PARAMETERS: [(&str, &str); 3] = [
-    ("connection", "Id of the connection (source + credentials) this run extracts; names its Secret `outpost-source-<connection>`."),
+    (
+        "connection",
+        "Id of the connection (source + credentials) this run extracts; names its Secret `outpost-source-<connection>`.",
+    ),
     ("job-id", "Id of the control-plane job this run belongs to."),
-    ("run-id", "Id of this run, unique per job; names the run's folder in the destination."),
+    (
+        "run-id",
+        "Id of this run, unique per job; names the run's folder in the destination.",
+    ),
 ];
 
 /// A WorkflowTemplate's name for a connector.
@@ -62,7 +68,11 @@ pub fn connector_template_name(connector: &str) -> String {
     format!("outpost-{connector}")
 }
 
-fn labels(options: &AgentOptions, component: &str, connector: Option<&str>) -> BTreeMap<String, String> {
+fn labels(
+    options: &AgentOptions,
+    component: &str,
+    connector: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut labels = options.labels.clone();
     for (key, value) in [
         ("app.kubernetes.io/name", "outpost"),
@@ -79,7 +89,12 @@ fn labels(options: &AgentOptions, component: &str, connector: Option<&str>) -> B
     labels
 }
 
-fn object_meta(name: String, options: &AgentOptions, labels: BTreeMap<String, String>, description: &str) -> ObjectMeta {
+fn object_meta(
+    name: String,
+    options: &AgentOptions,
+    labels: BTreeMap<String, String>,
+    description: &str,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(options.namespace.clone()),
@@ -95,10 +110,17 @@ fn object_meta(name: String, options: &AgentOptions, labels: BTreeMap<String, St
 fn env_vars(options: &AgentOptions) -> Option<Vec<EnvVar>> {
     let mut env = Vec::new();
     let mut set = |name: &str, value: &str| {
-        env.push(EnvVar { name: name.to_owned(), value: Some(value.to_owned()), value_from: None });
+        env.push(EnvVar {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+            value_from: None,
+        });
     };
     if let Some(proxy) = &options.proxy {
-        for (name, value) in [("HTTP_PROXY", &proxy.http_proxy), ("HTTPS_PROXY", &proxy.https_proxy)] {
+        for (name, value) in [
+            ("HTTP_PROXY", &proxy.http_proxy),
+            ("HTTPS_PROXY", &proxy.https_proxy),
+        ] {
             if let Some(value) = value {
                 set(name, value);
                 set(&name.to_lowercase(), value);
@@ -159,7 +181,11 @@ fn common_volumes(options: &AgentOptions) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = vec![empty_dir("tmp", "64Mi")];
     let mut mounts = vec![mount("tmp", "/tmp", false)];
     if let Some(ca) = &options.ca_bundle {
-        let items = Some(vec![KeyToPath { key: ca.key.clone(), path: ca.key.clone(), mode: None }]);
+        let items = Some(vec![KeyToPath {
+            key: ca.key.clone(),
+            path: ca.key.clone(),
+            mode: None,
+        }]);
         volumes.push(match ca.source {
             CaBundleSource::ConfigMap => Volume {
                 name: "ca-bundle".to_owned(),
@@ -179,15 +205,35 @@ fn common_volumes(options: &AgentOptions) -> (Vec<Volume>, Vec<VolumeMount>) {
 }
 
 fn token_volume(options: &AgentOptions) -> Volume {
-    let items = Some(vec![KeyToPath { key: "token".to_owned(), path: "token".to_owned(), mode: None }]);
-    secret_volume("control-plane-token", &options.control_plane.token_secret, items)
+    let items = Some(vec![KeyToPath {
+        key: "token".to_owned(),
+        path: "token".to_owned(),
+        mode: None,
+    }]);
+    secret_volume(
+        "control-plane-token",
+        &options.control_plane.token_secret,
+        items,
+    )
 }
 
-fn hardened_container(name: &str, image: String, command: Vec<String>, args: Vec<String>, options: &AgentOptions) -> Container {
+fn hardened_container(
+    name: &str,
+    image: String,
+    command: Vec<String>,
+    args: Vec<String>,
+    options: &AgentOptions,
+) -> Container {
     Container {
         name: name.to_owned(),
         image: Some(image),
-        image_pull_policy: Some(options.images.pull_policy.clone().unwrap_or_else(|| "IfNotPresent".to_owned())),
+        image_pull_policy: Some(
+            options
+                .images
+                .pull_policy
+                .clone()
+                .unwrap_or_else(|| "IfNotPresent".to_owned()),
+        ),
         command: Some(command),
         args: Some(args),
         env: env_vars(options),
@@ -196,28 +242,55 @@ fn hardened_container(name: &str, image: String, command: Vec<String>, args: Vec
     }
 }
 
-fn resources(requests: &BTreeMap<String, String>, limits: &BTreeMap<String, String>) -> Option<ResourceRequirements> {
+fn resources(
+    requests: &BTreeMap<String, String>,
+    limits: &BTreeMap<String, String>,
+) -> Option<ResourceRequirements> {
     let quantities = |m: &BTreeMap<String, String>| {
-        (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+        (!m.is_empty()).then(|| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                .collect()
+        })
     };
-    let requirements = ResourceRequirements { requests: quantities(requests), limits: quantities(limits), claims: None };
+    let requirements = ResourceRequirements {
+        requests: quantities(requests),
+        limits: quantities(limits),
+        claims: None,
+    };
     (requirements.requests.is_some() || requirements.limits.is_some()).then_some(requirements)
 }
 
 fn small_resources() -> Option<ResourceRequirements> {
     resources(
-        &BTreeMap::from([("cpu".into(), "10m".into()), ("memory".into(), "32Mi".into())]),
-        &BTreeMap::from([("cpu".into(), "200m".into()), ("memory".into(), "64Mi".into())]),
+        &BTreeMap::from([
+            ("cpu".into(), "10m".into()),
+            ("memory".into(), "32Mi".into()),
+        ]),
+        &BTreeMap::from([
+            ("cpu".into(), "200m".into()),
+            ("memory".into(), "64Mi".into()),
+        ]),
     )
 }
 
 /// Scheduling, security and service account of one pod-running template.
-fn pod_template(name: &str, options: &AgentOptions, labels: BTreeMap<String, String>, service_account: &str, automount: bool) -> Template {
+fn pod_template(
+    name: &str,
+    options: &AgentOptions,
+    labels: BTreeMap<String, String>,
+    service_account: &str,
+    automount: bool,
+) -> Template {
     let scheduling = &options.scheduling;
     Template {
         name: Some(name.to_owned()),
-        metadata: Some(Metadata { labels: Some(labels), ..Default::default() }),
-        node_selector: (!scheduling.node_selector.is_empty()).then(|| scheduling.node_selector.clone()),
+        metadata: Some(Metadata {
+            labels: Some(labels),
+            ..Default::default()
+        }),
+        node_selector: (!scheduling.node_selector.is_empty())
+            .then(|| scheduling.node_selector.clone()),
         tolerations: (!scheduling.tolerations.is_empty()).then(|| scheduling.tolerations.clone()),
         affinity: scheduling.affinity.clone(),
         security_context: Some(pod_security_context()),
@@ -233,7 +306,13 @@ fn pod_template(name: &str, options: &AgentOptions, labels: BTreeMap<String, Str
 
 /// Workflow-level settings shared by every generated workflow spec. Pod-level settings are
 /// repeated here because some Argo versions read them only at this level.
-fn workflow_spec(options: &AgentOptions, labels: &BTreeMap<String, String>, service_account: &str, automount: bool, deadline: i64) -> WorkflowSpec {
+fn workflow_spec(
+    options: &AgentOptions,
+    labels: &BTreeMap<String, String>,
+    service_account: &str,
+    automount: bool,
+    deadline: i64,
+) -> WorkflowSpec {
     let scheduling = &options.scheduling;
     WorkflowSpec {
         service_account_name: Some(service_account.to_owned()),
@@ -243,14 +322,26 @@ fn workflow_spec(options: &AgentOptions, labels: &BTreeMap<String, String>, serv
             ..Default::default()
         }),
         security_context: Some(pod_security_context()),
-        node_selector: (!scheduling.node_selector.is_empty()).then(|| scheduling.node_selector.clone()),
+        node_selector: (!scheduling.node_selector.is_empty())
+            .then(|| scheduling.node_selector.clone()),
         tolerations: (!scheduling.tolerations.is_empty()).then(|| scheduling.tolerations.clone()),
         affinity: scheduling.affinity.clone(),
         image_pull_secrets: (!options.images.pull_secrets.is_empty()).then(|| {
-            options.images.pull_secrets.iter().map(|name| LocalObjectReference { name: name.clone() }).collect()
+            options
+                .images
+                .pull_secrets
+                .iter()
+                .map(|name| LocalObjectReference { name: name.clone() })
+                .collect()
         }),
-        pod_metadata: Some(Metadata { labels: Some(labels.clone()), ..Default::default() }),
-        workflow_metadata: Some(WorkflowMetadata { labels: Some(labels.clone()), ..Default::default() }),
+        pod_metadata: Some(Metadata {
+            labels: Some(labels.clone()),
+            ..Default::default()
+        }),
+        workflow_metadata: Some(WorkflowMetadata {
+            labels: Some(labels.clone()),
+            ..Default::default()
+        }),
         pod_gc: Some(PodGc {
             strategy: Some(options.pod_gc.strategy.clone()),
             delete_delay_duration: options.pod_gc.delete_delay_duration.clone(),
@@ -275,7 +366,9 @@ pub fn agent_image(options: &AgentOptions) -> String {
         .unwrap_or_else(|| format!("ghcr.io/outpost-agent/outpost:{COMPILER_VERSION}"));
     match &options.images.registry {
         Some(registry) => match image.split_once('/') {
-            Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            Some((host, rest))
+                if host.contains('.') || host.contains(':') || host == "localhost" =>
+            {
                 format!("{}/{rest}", registry.trim_end_matches('/'))
             }
             _ => format!("{}/{image}", registry.trim_end_matches('/')),
@@ -289,7 +382,10 @@ fn workflow_parameter(name: &str) -> String {
 }
 
 /// The transfer modes a connector can use on this agent: bucket relay needs a relay bucket.
-pub fn usable_transfer_modes(descriptor: &ValidatedDescriptor, options: &AgentOptions) -> Vec<TransferMode> {
+pub fn usable_transfer_modes(
+    descriptor: &ValidatedDescriptor,
+    options: &AgentOptions,
+) -> Vec<TransferMode> {
     let mut modes: Vec<TransferMode> = descriptor
         .transfer_modes
         .value
@@ -302,7 +398,11 @@ pub fn usable_transfer_modes(descriptor: &ValidatedDescriptor, options: &AgentOp
 }
 
 fn argument(name: &str, description: &str) -> Parameter {
-    Parameter { name: name.to_owned(), description: Some(description.to_owned()), ..Default::default() }
+    Parameter {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        ..Default::default()
+    }
 }
 
 /// The string form Argo passes for a parameter's default.
@@ -314,14 +414,19 @@ fn default_text(value: &Value) -> String {
 }
 
 /// The WorkflowTemplate of one connector.
-pub fn connector_template(descriptor: &ValidatedDescriptor, options: &AgentOptions) -> WorkflowTemplate {
+pub fn connector_template(
+    descriptor: &ValidatedDescriptor,
+    options: &AgentOptions,
+) -> WorkflowTemplate {
     let connector = descriptor.name();
     let labels = labels(options, "connector", Some(connector));
     let image = descriptor.image_reference(options.images.registry.as_deref());
     let modes = usable_transfer_modes(descriptor, options);
 
-    let mut parameters: Vec<Parameter> =
-        WORKFLOW_PARAMETERS.iter().map(|(name, description)| argument(name, description)).collect();
+    let mut parameters: Vec<Parameter> = WORKFLOW_PARAMETERS
+        .iter()
+        .map(|(name, description)| argument(name, description))
+        .collect();
     parameters.push(Parameter {
         value: modes.first().map(|m| Value::from(m.as_str())),
         allowed_values: Some(modes.iter().map(|m| Value::from(m.as_str())).collect()),
@@ -332,10 +437,18 @@ pub fn connector_template(descriptor: &ValidatedDescriptor, options: &AgentOptio
         let name = &p.name.value;
         let mut parameter = argument(name, p.description.trim());
         if !p.required {
-            parameter.value = Some(Value::from(p.default.as_ref().map(|d| default_text(&d.value)).unwrap_or_default()));
+            parameter.value = Some(Value::from(
+                p.default
+                    .as_ref()
+                    .map(|d| default_text(&d.value))
+                    .unwrap_or_default(),
+            ));
         }
         if p.kind.value == ParameterType::Enum {
-            parameter.allowed_values = p.values.as_ref().map(|v| v.value.iter().map(|s| Value::from(s.as_str())).collect());
+            parameter.allowed_values = p
+                .values
+                .as_ref()
+                .map(|v| v.value.iter().map(|s| Value::from(s.as_str())).collect());
         }
         if p.kind.value == ParameterType::Boolean {
             parameter.allowed_values = Some(vec![Value::from("true"), Value::from("false")]);
@@ -357,7 +470,13 @@ pub fn connector_template(descriptor: &ValidatedDescriptor, options: &AgentOptio
     volumes.push(empty_dir("output", OUTPUT_SIZE_LIMIT));
     shared_mounts.push(mount("output", OUTPUT_DIR, false));
 
-    let mut extract = hardened_container("extract", image.clone(), descriptor.extract.command.value.clone(), extract_args, options);
+    let mut extract = hardened_container(
+        "extract",
+        image.clone(),
+        descriptor.extract.command.value.clone(),
+        extract_args,
+        options,
+    );
     let descriptor_resources = descriptor.resources();
     extract.resources = options
         .connector_resources
@@ -366,7 +485,15 @@ pub fn connector_template(descriptor: &ValidatedDescriptor, options: &AgentOptio
     if !descriptor.secrets.is_empty() {
         // Only the declared keys are projected, so a Secret holding more exposes no more.
         let items = descriptor.secrets.iter().all(|s| !s.optional).then(|| {
-            descriptor.secrets.iter().map(|s| KeyToPath { key: s.name.value.clone(), path: s.name.value.clone(), mode: None }).collect()
+            descriptor
+                .secrets
+                .iter()
+                .map(|s| KeyToPath {
+                    key: s.name.value.clone(),
+                    path: s.name.value.clone(),
+                    mode: None,
+                })
+                .collect()
         });
         let secret_name = format!("outpost-source-{}", workflow_parameter("connection"));
         volumes.push(secret_volume("source-secrets", &secret_name, items));
@@ -391,23 +518,47 @@ pub fn connector_template(descriptor: &ValidatedDescriptor, options: &AgentOptio
             upload_args.push(format!("--credentials-dir={RELAY_CREDENTIALS_DIR}"));
         }
     }
-    let mut upload = hardened_container("upload", image, vec!["outpost".into(), "upload".into()], upload_args, options);
+    let mut upload = hardened_container(
+        "upload",
+        image,
+        vec!["outpost".into(), "upload".into()],
+        upload_args,
+        options,
+    );
     upload.resources = small_resources();
     upload.volume_mounts = Some(upload_mounts);
 
     let retries = descriptor.retries();
     let retry = options.retry.clone().map_or(
-        (retries.limit, retries.backoff_duration, retries.backoff_factor, retries.backoff_cap),
+        (
+            retries.limit,
+            retries.backoff_duration,
+            retries.backoff_factor,
+            retries.backoff_cap,
+        ),
         |r| (r.limit, r.backoff_duration, r.backoff_factor, r.backoff_cap),
     );
     let run_seconds = descriptor.timeouts().run_seconds;
 
-    let mut run = pod_template("run", options, labels.clone(), &options.service_accounts.connector, false);
+    let mut run = pod_template(
+        "run",
+        options,
+        labels.clone(),
+        &options.service_accounts.connector,
+        false,
+    );
     run.volumes = Some(volumes);
     run.container_set = Some(ContainerSetTemplate {
         containers: vec![
-            ContainerNode { container: extract, ..Default::default() },
-            ContainerNode { container: upload, dependencies: Some(vec!["extract".to_owned()]), ..Default::default() },
+            ContainerNode {
+                container: extract,
+                ..Default::default()
+            },
+            ContainerNode {
+                container: upload,
+                dependencies: Some(vec!["extract".to_owned()]),
+                ..Default::default()
+            },
         ],
         volume_mounts: Some(shared_mounts),
         ..Default::default()
@@ -429,14 +580,28 @@ pub fn connector_template(descriptor: &ValidatedDescriptor, options: &AgentOptio
     let report = report_template(options, connector, labels.clone());
     // The whole run, its retries and the exit handler fit in the workflow's deadline.
     let deadline = i64::from(run_seconds) * (i64::from(retry.0) + 1) + 900;
-    let mut spec = workflow_spec(options, &labels, &options.service_accounts.connector, false, deadline);
+    let mut spec = workflow_spec(
+        options,
+        &labels,
+        &options.service_accounts.connector,
+        false,
+        deadline,
+    );
     spec.entrypoint = Some("run".to_owned());
     spec.on_exit = Some("report".to_owned());
-    spec.arguments = Some(Arguments { parameters: Some(parameters), ..Default::default() });
+    spec.arguments = Some(Arguments {
+        parameters: Some(parameters),
+        ..Default::default()
+    });
     spec.templates = Some(vec![run, report]);
 
     WorkflowTemplate::new(
-        object_meta(connector_template_name(connector), options, labels, &descriptor.description),
+        object_meta(
+            connector_template_name(connector),
+            options,
+            labels,
+            &descriptor.description,
+        ),
         spec,
     )
 }
@@ -461,8 +626,15 @@ fn transient_retry(limit: u32, duration: String, factor: u32, cap: String) -> Re
 }
 
 /// The exit handler: reports the run's final status and ships its logs.
-fn report_template(options: &AgentOptions, connector: &str, mut labels: BTreeMap<String, String>) -> Template {
-    labels.insert("app.kubernetes.io/component".to_owned(), "reporter".to_owned());
+fn report_template(
+    options: &AgentOptions,
+    connector: &str,
+    mut labels: BTreeMap<String, String>,
+) -> Template {
+    labels.insert(
+        "app.kubernetes.io/component".to_owned(),
+        "reporter".to_owned(),
+    );
     let args = vec![
         format!("--connector={connector}"),
         format!("--connection={}", workflow_parameter("connection")),
@@ -474,38 +646,78 @@ fn report_template(options: &AgentOptions, connector: &str, mut labels: BTreeMap
         format!("--control-plane-url={}", options.control_plane.url),
         format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
     ];
-    agent_step("report", "report", args, options, labels, &options.service_accounts.reporter)
+    agent_step(
+        "report",
+        "report",
+        args,
+        options,
+        labels,
+        &options.service_accounts.reporter,
+    )
 }
 
 /// A pod running one of the agent's own subcommands with the control-plane token.
-fn agent_step(name: &str, subcommand: &str, args: Vec<String>, options: &AgentOptions, labels: BTreeMap<String, String>, service_account: &str) -> Template {
+fn agent_step(
+    name: &str,
+    subcommand: &str,
+    args: Vec<String>,
+    options: &AgentOptions,
+    labels: BTreeMap<String, String>,
+    service_account: &str,
+) -> Template {
     let (mut volumes, mut mounts) = common_volumes(options);
     volumes.push(token_volume(options));
     mounts.push(mount("control-plane-token", CONTROL_PLANE_TOKEN_DIR, true));
-    let mut container = hardened_container("main", agent_image(options), vec!["outpost".into(), subcommand.into()], args, options);
+    let mut container = hardened_container(
+        "main",
+        agent_image(options),
+        vec!["outpost".into(), subcommand.into()],
+        args,
+        options,
+    );
     container.resources = small_resources();
     container.volume_mounts = Some(mounts);
     // These steps talk to the Kubernetes API (Workflows, pod logs) as their own least-privilege
     // service account, so they mount its token.
     let mut template = pod_template(name, options, labels, service_account, true);
     template.volumes = Some(volumes);
-    template.container = Some(container);
+    template.container = Some(argo_workflows::TemplateContainer(container));
     template.retry_strategy = Some(RetryStrategy {
         limit: Some(int_or_string(2)),
         retry_policy: Some("Always".to_owned()),
-        backoff: Some(Backoff { duration: Some("10s".to_owned()), factor: Some(int_or_string(2)), ..Default::default() }),
+        backoff: Some(Backoff {
+            duration: Some("10s".to_owned()),
+            factor: Some(int_or_string(2)),
+            ..Default::default()
+        }),
         ..Default::default()
     });
     template.active_deadline_seconds = Some(int_or_string(180));
     template
 }
 
-fn cron_workflow(name: &str, component: &str, schedule: &str, description: &str, subcommand: &str, extra_args: Vec<String>, service_account: &str, options: &AgentOptions) -> CronWorkflow {
+fn cron_workflow(
+    name: &str,
+    component: &str,
+    schedule: &str,
+    description: &str,
+    subcommand: &str,
+    extra_args: Vec<String>,
+    service_account: &str,
+    options: &AgentOptions,
+) -> CronWorkflow {
     let labels = labels(options, component, None);
     let mut args = extra_args;
     args.push(format!("--control-plane-url={}", options.control_plane.url));
     args.push(format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"));
-    let mut step = agent_step(subcommand, subcommand, args, options, labels.clone(), service_account);
+    let mut step = agent_step(
+        subcommand,
+        subcommand,
+        args,
+        options,
+        labels.clone(),
+        service_account,
+    );
     // A tick that fails is not retried: the next tick comes in five minutes, and overlapping
     // retries would only compete with it.
     step.retry_strategy = None;
@@ -556,11 +768,19 @@ pub fn heartbeat_cron(options: &AgentOptions) -> CronWorkflow {
 }
 
 /// The ConfigMap holding each connector's concurrency limit (the semaphores' source).
-pub fn concurrency_config_map(descriptors: &[ValidatedDescriptor], options: &AgentOptions) -> ConfigMap {
+pub fn concurrency_config_map(
+    descriptors: &[ValidatedDescriptor],
+    options: &AgentOptions,
+) -> ConfigMap {
     let data = descriptors
         .iter()
         .map(|d| {
-            let limit = options.concurrency.overrides.get(d.name()).copied().unwrap_or(options.concurrency.per_connector);
+            let limit = options
+                .concurrency
+                .overrides
+                .get(d.name())
+                .copied()
+                .unwrap_or(options.concurrency.per_connector);
             (d.name().to_owned(), limit.to_string())
         })
         .collect();

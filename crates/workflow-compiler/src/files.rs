@@ -37,20 +37,37 @@ pub enum FilesError {
 }
 
 fn read(path: &Path) -> Result<String, FilesError> {
-    std::fs::read_to_string(path).map_err(|source| FilesError::Io { action: "read", path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| FilesError::Io {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A path as shown in diagnostics: relative to the working directory when it is inside it.
 pub fn display_path(path: &Path) -> String {
-    let shown = std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned));
-    shown.unwrap_or_else(|| path.to_owned()).display().to_string()
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned));
+    shown
+        .unwrap_or_else(|| path.to_owned())
+        .display()
+        .to_string()
 }
 
 /// Reads every `<dir>/<name>/connector.yaml`, sorted by folder name. Every invalid
 /// descriptor is reported, not only the first. A descriptor whose `name` differs from its
 /// folder's is an error.
+///
+/// Descriptors are named `<dir's own name>/<name>/connector.yaml` (`connectors/postgres/…`)
+/// in diagnostics and generated headers, whatever the working directory, so renders from
+/// anywhere give the same bytes.
 pub fn read_connectors(dir: &Path) -> Result<Vec<ValidatedDescriptor>, FilesError> {
-    let io = |source| FilesError::Io { action: "read", path: dir.to_owned(), source };
+    let io = |source| FilesError::Io {
+        action: "read",
+        path: dir.to_owned(),
+        source,
+    };
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -60,19 +77,28 @@ pub fn read_connectors(dir: &Path) -> Result<Vec<ValidatedDescriptor>, FilesErro
     let (mut descriptors, mut errors) = (Vec::new(), Vec::new());
     for folder in folders {
         let path = folder.join(DESCRIPTOR_FILE);
-        let file = display_path(&path);
+        let file = label(dir, &folder);
         let text = read(&path)?;
         match connector_descriptor::parse(&file, &text) {
             Ok(descriptor) => {
-                let folder_name = folder.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let folder_name = folder
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
                 if descriptor.name() != folder_name {
                     let diagnostic = Diagnostic::new(
                         &file,
                         descriptor.name.referenced,
                         "name",
-                        format!("`{}` differs from its folder name `{folder_name}`", descriptor.name()),
+                        format!(
+                            "`{}` differs from its folder name `{folder_name}`",
+                            descriptor.name()
+                        ),
                     );
-                    errors.push(DescriptorError::Invalid { file, diagnostics: Diagnostics(vec![diagnostic]) });
+                    errors.push(DescriptorError::Invalid {
+                        file,
+                        diagnostics: Diagnostics(vec![diagnostic]),
+                    });
                 } else {
                     descriptors.push(descriptor);
                 }
@@ -80,7 +106,26 @@ pub fn read_connectors(dir: &Path) -> Result<Vec<ValidatedDescriptor>, FilesErro
             Err(error) => errors.push(error),
         }
     }
-    if errors.is_empty() { Ok(descriptors) } else { Err(FilesError::Descriptors { errors }) }
+    if errors.is_empty() {
+        Ok(descriptors)
+    } else {
+        Err(FilesError::Descriptors { errors })
+    }
+}
+
+fn label(dir: &Path, folder: &Path) -> String {
+    let base = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let folder_name = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match base {
+        Some(base) => format!("{base}/{folder_name}/{DESCRIPTOR_FILE}"),
+        None => display_path(&folder.join(DESCRIPTOR_FILE)),
+    }
 }
 
 /// Reads agent options from a YAML file (unknown fields are errors).
@@ -88,7 +133,10 @@ pub fn read_options(path: &Path) -> Result<AgentOptions, FilesError> {
     let file = display_path(path);
     let text = read(path)?;
     connector_descriptor::yaml::from_str(&file, &text).map_err(|diagnostic| {
-        FilesError::Compile(CompileError::Options { source_name: file.clone(), problems: vec![diagnostic.to_string()] })
+        FilesError::Compile(CompileError::Options {
+            source_name: file.clone(),
+            problems: vec![diagnostic.to_string()],
+        })
     })
 }
 
@@ -104,7 +152,13 @@ pub fn read_output_dir(dir: &Path) -> Result<BTreeMap<String, String>, FilesErro
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
-        Err(source) => return Err(FilesError::Io { action: "read", path: dir.to_owned(), source }),
+        Err(source) => {
+            return Err(FilesError::Io {
+                action: "read",
+                path: dir.to_owned(),
+                source,
+            });
+        }
     };
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
@@ -120,16 +174,28 @@ pub fn read_output_dir(dir: &Path) -> Result<BTreeMap<String, String>, FilesErro
 /// Writes the rendered files into `dir` and deletes `*.yaml` files the render no longer
 /// produces, so the folder is exactly the render.
 pub fn write_output_dir(dir: &Path, files: &[RenderedFile]) -> Result<(), FilesError> {
-    std::fs::create_dir_all(dir).map_err(|source| FilesError::Io { action: "write", path: dir.to_owned(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| FilesError::Io {
+        action: "write",
+        path: dir.to_owned(),
+        source,
+    })?;
     for stale in read_output_dir(dir)?.keys() {
         if !files.iter().any(|f| &f.name == stale) {
             let path = dir.join(stale);
-            std::fs::remove_file(&path).map_err(|source| FilesError::Io { action: "delete", path, source })?;
+            std::fs::remove_file(&path).map_err(|source| FilesError::Io {
+                action: "delete",
+                path,
+                source,
+            })?;
         }
     }
     for file in files {
         let path = dir.join(&file.name);
-        std::fs::write(&path, &file.contents).map_err(|source| FilesError::Io { action: "write", path, source })?;
+        std::fs::write(&path, &file.contents).map_err(|source| FilesError::Io {
+            action: "write",
+            path,
+            source,
+        })?;
     }
     Ok(())
 }

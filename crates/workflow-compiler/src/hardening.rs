@@ -11,7 +11,10 @@ use serde_json::Value;
 pub const RUN_AS_ID: i64 = 65_532;
 
 fn seccomp() -> SeccompProfile {
-    SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        localhost_profile: None,
+    }
 }
 
 /// Pod-level security context of every generated pod.
@@ -35,7 +38,10 @@ pub fn container_security_context() -> SecurityContext {
         read_only_root_filesystem: Some(true),
         allow_privilege_escalation: Some(false),
         privileged: Some(false),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
         seccomp_profile: Some(seccomp()),
         ..Default::default()
     }
@@ -58,13 +64,23 @@ pub fn check(object: &Value) -> Vec<String> {
     } else {
         "/spec"
     };
-    let templates = spec.get("templates").and_then(Value::as_array).cloned().unwrap_or_default();
+    let templates = spec
+        .get("templates")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (i, template) in templates.iter().enumerate() {
         let base = format!("{spec_path}/templates/{i}");
         let containers: Vec<(String, &Value)> = if let Some(c) = template.get("container") {
             vec![(format!("{base}/container"), c)]
-        } else if let Some(set) = template.pointer("/containerSet/containers").and_then(Value::as_array) {
-            set.iter().enumerate().map(|(j, c)| (format!("{base}/containerSet/containers/{j}"), c)).collect()
+        } else if let Some(set) = template
+            .pointer("/containerSet/containers")
+            .and_then(Value::as_array)
+        {
+            set.iter()
+                .enumerate()
+                .map(|(j, c)| (format!("{base}/containerSet/containers/{j}"), c))
+                .collect()
         } else {
             // DAG and steps templates run no pod of their own.
             continue;
@@ -87,7 +103,12 @@ fn expect(problems: &mut Vec<String>, value: Option<&Value>, wanted: &Value, pat
 fn check_pod(base: &str, template: &Value, spec: &Value, problems: &mut Vec<String>) {
     let pod = format!("{base}/securityContext");
     let context = template.get("securityContext");
-    expect(problems, context.and_then(|c| c.get("runAsNonRoot")), &Value::Bool(true), &format!("{pod}/runAsNonRoot"));
+    expect(
+        problems,
+        context.and_then(|c| c.get("runAsNonRoot")),
+        &Value::Bool(true),
+        &format!("{pod}/runAsNonRoot"),
+    );
     expect(
         problems,
         context.and_then(|c| c.pointer("/seccompProfile/type")),
@@ -98,13 +119,21 @@ fn check_pod(base: &str, template: &Value, spec: &Value, problems: &mut Vec<Stri
         .get("automountServiceAccountToken")
         .or_else(|| spec.get("automountServiceAccountToken"));
     if automount == Some(&Value::Bool(false)) {
-        let executor = template.pointer("/executor/serviceAccountName").or_else(|| spec.pointer("/executor/serviceAccountName"));
+        let executor = template
+            .pointer("/executor/serviceAccountName")
+            .or_else(|| spec.pointer("/executor/serviceAccountName"));
         if executor.and_then(Value::as_str).is_none_or(str::is_empty) {
-            problems.push(format!("{base}: a pod without a token needs executor.serviceAccountName"));
+            problems.push(format!(
+                "{base}: a pod without a token needs executor.serviceAccountName"
+            ));
         }
     }
     let labels = template.pointer("/metadata/labels");
-    for key in ["app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/part-of"] {
+    for key in [
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/component",
+        "app.kubernetes.io/part-of",
+    ] {
         if labels.and_then(|l| l.get(key)).is_none() {
             problems.push(format!("{base}/metadata/labels is missing {key}"));
         }
@@ -115,11 +144,36 @@ fn check_container(path: &str, container: &Value, problems: &mut Vec<String>) {
     let context = container.get("securityContext");
     let at = |field: &str| format!("{path}/securityContext/{field}");
     let field = |name: &str| context.and_then(|c| c.pointer(name));
-    expect(problems, field("/runAsNonRoot"), &Value::Bool(true), &at("runAsNonRoot"));
-    expect(problems, field("/readOnlyRootFilesystem"), &Value::Bool(true), &at("readOnlyRootFilesystem"));
-    expect(problems, field("/allowPrivilegeEscalation"), &Value::Bool(false), &at("allowPrivilegeEscalation"));
-    expect(problems, field("/capabilities/drop"), &serde_json::json!(["ALL"]), &at("capabilities/drop"));
-    expect(problems, field("/seccompProfile/type"), &Value::from("RuntimeDefault"), &at("seccompProfile/type"));
+    expect(
+        problems,
+        field("/runAsNonRoot"),
+        &Value::Bool(true),
+        &at("runAsNonRoot"),
+    );
+    expect(
+        problems,
+        field("/readOnlyRootFilesystem"),
+        &Value::Bool(true),
+        &at("readOnlyRootFilesystem"),
+    );
+    expect(
+        problems,
+        field("/allowPrivilegeEscalation"),
+        &Value::Bool(false),
+        &at("allowPrivilegeEscalation"),
+    );
+    expect(
+        problems,
+        field("/capabilities/drop"),
+        &serde_json::json!(["ALL"]),
+        &at("capabilities/drop"),
+    );
+    expect(
+        problems,
+        field("/seccompProfile/type"),
+        &Value::from("RuntimeDefault"),
+        &at("seccompProfile/type"),
+    );
     if field("/capabilities/add").is_some() {
         problems.push(format!("{} must not be set", at("capabilities/add")));
     }
@@ -128,21 +182,35 @@ fn check_container(path: &str, container: &Value, problems: &mut Vec<String>) {
     }
     match field("/runAsUser").and_then(Value::as_i64) {
         Some(uid) if uid > 0 => {}
-        other => problems.push(format!("{} must be a fixed non-zero uid, found {other:?}", at("runAsUser"))),
+        other => problems.push(format!(
+            "{} must be a fixed non-zero uid, found {other:?}",
+            at("runAsUser")
+        )),
     }
     match field("/runAsGroup").and_then(Value::as_i64) {
         Some(gid) if gid > 0 => {}
-        other => problems.push(format!("{} must be a fixed non-zero gid, found {other:?}", at("runAsGroup"))),
+        other => problems.push(format!(
+            "{} must be a fixed non-zero gid, found {other:?}",
+            at("runAsGroup")
+        )),
     }
     if let Some(image) = container.get("image").and_then(Value::as_str)
         && (image.ends_with(":latest") || !(image.contains(':') || image.contains('@')))
     {
-        problems.push(format!("{path}/image `{image}` is not pinned to a tag or digest"));
+        problems.push(format!(
+            "{path}/image `{image}` is not pinned to a tag or digest"
+        ));
     }
-    let env = container.get("env").and_then(Value::as_array).cloned().unwrap_or_default();
+    let env = container
+        .get("env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (k, var) in env.iter().enumerate() {
         if var.pointer("/valueFrom/secretKeyRef").is_some() {
-            problems.push(format!("{path}/env/{k}: secrets must be mounted as files, not passed in the environment"));
+            problems.push(format!(
+                "{path}/env/{k}: secrets must be mounted as files, not passed in the environment"
+            ));
         }
     }
     if container.get("envFrom").is_some() {

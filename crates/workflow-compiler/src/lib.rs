@@ -44,7 +44,9 @@ pub enum CompileError {
         second: String,
     },
     /// A connector supports no transfer mode this agent can use.
-    #[error("{file}: connector `{connector}` supports only bucket relay, and the agent options set no `relay` bucket")]
+    #[error(
+        "{file}: connector `{connector}` supports only bucket relay, and the agent options set no `relay` bucket"
+    )]
     NoTransferMode {
         /// The connector.
         connector: String,
@@ -115,7 +117,12 @@ struct Generated {
 /// Compiles everything and renders each object as a YAML file with a header, plus
 /// `kustomization.yaml` listing them. Files are sorted by name.
 pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError> {
-    let RenderInput { descriptors, options, options_source, overlays } = input;
+    let RenderInput {
+        descriptors,
+        options,
+        options_source,
+        overlays,
+    } = input;
     validate_options(options, options_source)?;
     let mut sorted: Vec<&ValidatedDescriptor> = descriptors.iter().collect();
     sorted.sort_by(|a, b| a.name().cmp(b.name()));
@@ -144,12 +151,18 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         });
     }
     for cron in [orchestrator_cron(options), heartbeat_cron(options)] {
-        generated.push(Generated { object: to_value(&cron), inputs: vec![options_input.clone()] });
+        generated.push(Generated {
+            object: to_value(&cron),
+            inputs: vec![options_input.clone()],
+        });
     }
     let mut concurrency_inputs: Vec<String> = sorted.iter().map(|d| d.file().to_owned()).collect();
     concurrency_inputs.push(options_input.clone());
     let concurrency = concurrency_config_map(descriptors, options);
-    generated.push(Generated { object: to_value(&concurrency), inputs: concurrency_inputs });
+    generated.push(Generated {
+        object: to_value(&concurrency),
+        inputs: concurrency_inputs,
+    });
 
     if !overlays.is_empty() {
         let mut objects: Vec<Value> = generated.iter().map(|g| g.object.clone()).collect();
@@ -158,7 +171,8 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         }
         for (g, object) in generated.iter_mut().zip(objects) {
             g.object = object;
-            g.inputs.extend(overlays.iter().map(|o| format!("overlay {}", o.file())));
+            g.inputs
+                .extend(overlays.iter().map(|o| format!("overlay {}", o.file())));
         }
     }
 
@@ -166,10 +180,25 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
     for g in &generated {
         let object = describe(&g.object);
         recheck(&g.object, &object)?;
-        let yaml = serde_saphyr::to_string(&g.object).map_err(|source| CompileError::Yaml { object: object.clone(), source })?;
-        let kind = g.object.get("kind").and_then(Value::as_str).unwrap_or("object").to_lowercase();
-        let name = g.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("unnamed");
-        files.push(RenderedFile { name: format!("{kind}-{name}.yaml"), contents: header(&g.inputs) + &yaml });
+        let yaml = serde_saphyr::to_string(&g.object).map_err(|source| CompileError::Yaml {
+            object: object.clone(),
+            source,
+        })?;
+        let kind = g
+            .object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("object")
+            .to_lowercase();
+        let name = g
+            .object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("unnamed");
+        files.push(RenderedFile {
+            name: format!("{kind}-{name}.yaml"),
+            contents: header(&g.inputs) + &yaml,
+        });
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     files.push(kustomization(&files, &options_input));
@@ -182,23 +211,37 @@ fn to_value(object: &impl serde::Serialize) -> Value {
 }
 
 fn describe(object: &Value) -> String {
-    let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("?").to_owned();
+    let field = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
     format!("{} {}", field("/kind"), field("/metadata/name"))
 }
 
 /// Re-reads an object as its typed Argo kind (so an overlay cannot leave a shape Argo would
 /// reject or the model would drop) and re-checks the security baseline.
 fn recheck(object: &Value, name: &str) -> Result<(), CompileError> {
-    let reparse = |message: String| CompileError::Reparse { object: name.to_owned(), message };
+    let reparse = |message: String| CompileError::Reparse {
+        object: name.to_owned(),
+        message,
+    };
     match AnyWorkflowObject::from_value(object.clone()) {
         Ok(Some(typed)) => {
             let again = serde_json::to_value(&typed).map_err(|e| reparse(e.to_string()))?;
             if &again != object {
-                return Err(reparse("a field is not part of the Argo object model".to_owned()));
+                return Err(reparse(
+                    "a field is not part of the Argo object model".to_owned(),
+                ));
             }
             let problems = hardening::check(object);
             if !problems.is_empty() {
-                return Err(CompileError::Hardening { object: name.to_owned(), problems });
+                return Err(CompileError::Hardening {
+                    object: name.to_owned(),
+                    problems,
+                });
             }
             Ok(())
         }
@@ -231,7 +274,10 @@ fn kustomization(files: &[RenderedFile], options_input: &str) -> RenderedFile {
         resources: files.iter().map(|f| f.name.as_str()).collect(),
     };
     let yaml = serde_saphyr::to_string(&body).expect("a list of names serialises");
-    RenderedFile { name: "kustomization.yaml".to_owned(), contents: header(&[options_input.to_owned()]) + &yaml }
+    RenderedFile {
+        name: "kustomization.yaml".to_owned(),
+        contents: header(&[options_input.to_owned()]) + &yaml,
+    }
 }
 
 /// Checks the options' rules; every problem is reported.
@@ -241,47 +287,93 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
     let dns_label = |s: &str| {
         !s.is_empty()
             && s.len() <= 63
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-')
     };
     if !dns_label(&options.namespace) {
-        problem("namespace", format!("`{}` is not a DNS label", options.namespace));
+        problem(
+            "namespace",
+            format!("`{}` is not a DNS label", options.namespace),
+        );
     }
-    for (field, schedule) in [("schedules.orchestrator", &options.schedules.orchestrator), ("schedules.heartbeat", &options.schedules.heartbeat)] {
+    for (field, schedule) in [
+        ("schedules.orchestrator", &options.schedules.orchestrator),
+        ("schedules.heartbeat", &options.schedules.heartbeat),
+    ] {
         if schedule.split_whitespace().count() != 5 {
-            problem(field, format!("`{schedule}` is not a five-field cron expression"));
+            problem(
+                field,
+                format!("`{schedule}` is not a five-field cron expression"),
+            );
         }
     }
-    const STRATEGIES: &[&str] = &["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"];
+    const STRATEGIES: &[&str] = &[
+        "OnPodCompletion",
+        "OnPodSuccess",
+        "OnWorkflowCompletion",
+        "OnWorkflowSuccess",
+    ];
     if !STRATEGIES.contains(&options.pod_gc.strategy.as_str()) {
-        problem("podGc.strategy", format!("`{}` is not one of {}", options.pod_gc.strategy, STRATEGIES.join(", ")));
+        problem(
+            "podGc.strategy",
+            format!(
+                "`{}` is not one of {}",
+                options.pod_gc.strategy,
+                STRATEGIES.join(", ")
+            ),
+        );
     }
     if let Some(policy) = &options.images.pull_policy
         && !["IfNotPresent", "Always", "Never"].contains(&policy.as_str())
     {
-        problem("images.pullPolicy", format!("`{policy}` is not IfNotPresent, Always or Never"));
+        problem(
+            "images.pullPolicy",
+            format!("`{policy}` is not IfNotPresent, Always or Never"),
+        );
     }
     if let Some(registry) = &options.images.registry
         && (registry.contains("://") || registry.is_empty())
     {
-        problem("images.registry", format!("`{registry}` must be a host and optional path, without a scheme"));
+        problem(
+            "images.registry",
+            format!("`{registry}` must be a host and optional path, without a scheme"),
+        );
     }
     if let Some(image) = &options.images.agent_image
         && (image.ends_with(":latest") || !(image.contains(':') || image.contains('@')))
     {
-        problem("images.agentImage", format!("`{image}` must be pinned to a tag (not `latest`) or a digest"));
+        problem(
+            "images.agentImage",
+            format!("`{image}` must be pinned to a tag (not `latest`) or a digest"),
+        );
     }
-    if options.concurrency.per_connector == 0 || options.concurrency.overrides.values().any(|v| *v == 0) {
+    if options.concurrency.per_connector == 0
+        || options.concurrency.overrides.values().any(|v| *v == 0)
+    {
         problem("concurrency", "limits must be at least 1".to_owned());
     }
-    if !(options.control_plane.url.starts_with("https://") || options.control_plane.url.starts_with("http://")) {
-        problem("controlPlane.url", format!("`{}` is not an http(s) URL", options.control_plane.url));
+    if !(options.control_plane.url.starts_with("https://")
+        || options.control_plane.url.starts_with("http://"))
+    {
+        problem(
+            "controlPlane.url",
+            format!("`{}` is not an http(s) URL", options.control_plane.url),
+        );
     }
     if let Some(relay) = &options.relay
-        && !["s3://", "az://", "gs://", "file://"].iter().any(|scheme| relay.url.starts_with(scheme))
+        && !["s3://", "az://", "gs://", "file://"]
+            .iter()
+            .any(|scheme| relay.url.starts_with(scheme))
     {
-        problem("relay.url", format!("`{}` must start with s3://, az://, gs:// or file://", relay.url));
+        problem(
+            "relay.url",
+            format!(
+                "`{}` must start with s3://, az://, gs:// or file://",
+                relay.url
+            ),
+        );
     }
     for (field, names) in [("labels", options.labels.keys().collect::<Vec<_>>())] {
         for name in names {
@@ -291,12 +383,30 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
         }
     }
     let secrets = [
-        ("serviceAccounts.connector", &options.service_accounts.connector),
-        ("serviceAccounts.executor", &options.service_accounts.executor),
-        ("serviceAccounts.orchestrator", &options.service_accounts.orchestrator),
-        ("serviceAccounts.heartbeat", &options.service_accounts.heartbeat),
-        ("serviceAccounts.reporter", &options.service_accounts.reporter),
-        ("controlPlane.tokenSecret", &options.control_plane.token_secret),
+        (
+            "serviceAccounts.connector",
+            &options.service_accounts.connector,
+        ),
+        (
+            "serviceAccounts.executor",
+            &options.service_accounts.executor,
+        ),
+        (
+            "serviceAccounts.orchestrator",
+            &options.service_accounts.orchestrator,
+        ),
+        (
+            "serviceAccounts.heartbeat",
+            &options.service_accounts.heartbeat,
+        ),
+        (
+            "serviceAccounts.reporter",
+            &options.service_accounts.reporter,
+        ),
+        (
+            "controlPlane.tokenSecret",
+            &options.control_plane.token_secret,
+        ),
     ];
     for (field, name) in secrets {
         if !dns_label(name) {
@@ -306,7 +416,10 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(CompileError::Options { source_name: source_name.to_owned(), problems })
+        Err(CompileError::Options {
+            source_name: source_name.to_owned(),
+            problems,
+        })
     }
 }
 
@@ -346,9 +459,15 @@ pub fn staleness(committed: &BTreeMap<String, String>, fresh: &[RenderedFile]) -
                 let diff = similar::TextDiff::from_lines(old.as_str(), file.contents.as_str())
                     .unified_diff()
                     .context_radius(3)
-                    .header(&format!("committed/{}", file.name), &format!("generated/{}", file.name))
+                    .header(
+                        &format!("committed/{}", file.name),
+                        &format!("generated/{}", file.name),
+                    )
                     .to_string();
-                found.push(Staleness::Changed { name: file.name.clone(), diff });
+                found.push(Staleness::Changed {
+                    name: file.name.clone(),
+                    diff,
+                });
             }
             Some(_) => {}
         }

@@ -172,7 +172,10 @@ pub struct PodGcOptions {
 
 impl Default for PodGcOptions {
     fn default() -> Self {
-        Self { strategy: "OnWorkflowSuccess".to_owned(), delete_delay_duration: None }
+        Self {
+            strategy: "OnWorkflowSuccess".to_owned(),
+            delete_delay_duration: None,
+        }
     }
 }
 
@@ -188,7 +191,10 @@ pub struct TtlOptions {
 
 impl Default for TtlOptions {
     fn default() -> Self {
-        Self { seconds_after_success: Some(86_400), seconds_after_failure: Some(604_800) }
+        Self {
+            seconds_after_success: Some(86_400),
+            seconds_after_failure: Some(604_800),
+        }
     }
 }
 
@@ -205,7 +211,10 @@ pub struct ConcurrencyOptions {
 
 impl Default for ConcurrencyOptions {
     fn default() -> Self {
-        Self { per_connector: 2, overrides: BTreeMap::new() }
+        Self {
+            per_connector: 2,
+            overrides: BTreeMap::new(),
+        }
     }
 }
 
@@ -284,6 +293,9 @@ pub struct Schedules {
 
 impl Default for Schedules {
     fn default() -> Self {
-        Self { orchestrator: "*/5 * * * *".to_owned(), heartbeat: "*/5 * * * *".to_owned() }
+        Self {
+            orchestrator: "*/5 * * * *".to_owned(),
+            heartbeat: "*/5 * * * *".to_owned(),
+        }
     }
 }

@@ -107,25 +107,45 @@ const ALLOWED: &[&str] = &[
 
 /// What the compiler owns, named in the error so the user knows why.
 const FORBIDDEN_REASONS: &[(&str, &str)] = &[
-    ("securityContext", "security contexts are fixed by the compiler"),
+    (
+        "securityContext",
+        "security contexts are fixed by the compiler",
+    ),
     ("image", "images come from connector descriptors"),
     ("command", "commands come from connector descriptors"),
     ("args", "arguments come from connector descriptors"),
-    ("serviceAccountName", "service accounts come from agent options"),
-    ("automountServiceAccountToken", "token mounting is fixed by the compiler"),
-    ("executor", "the executor's service account comes from agent options"),
+    (
+        "serviceAccountName",
+        "service accounts come from agent options",
+    ),
+    (
+        "automountServiceAccountToken",
+        "token mounting is fixed by the compiler",
+    ),
+    (
+        "executor",
+        "the executor's service account comes from agent options",
+    ),
     ("env", "the environment comes from agent options"),
     ("volumes", "volumes are fixed by the compiler"),
     ("volumeMounts", "volume mounts are fixed by the compiler"),
-    ("podSpecPatch", "pod spec patches could undo the security baseline"),
+    (
+        "podSpecPatch",
+        "pod spec patches could undo the security baseline",
+    ),
 ];
 
 impl Overlay {
     /// Parses an overlay. `file` names it in every diagnostic.
     pub fn parse(file: &str, text: &str) -> Result<Self, CompileError> {
-        let document: OverlayDocument = yaml::from_str(file, text)
-            .map_err(|diagnostic| CompileError::Overlay { diagnostics: Diagnostics(vec![*diagnostic]) })?;
-        Ok(Self { file: file.to_owned(), document })
+        let document: OverlayDocument =
+            yaml::from_str(file, text).map_err(|diagnostic| CompileError::Overlay {
+                diagnostics: Diagnostics(vec![*diagnostic]),
+            })?;
+        Ok(Self {
+            file: file.to_owned(),
+            document,
+        })
     }
 
     /// The file this overlay was read from.
@@ -147,7 +167,14 @@ impl Overlay {
 
         let mut problems = Vec::new();
         for (i, patch) in self.document.patches.iter().enumerate() {
-            let at = |message: String| Diagnostic::new(&self.file, patch.referenced, format!("patches[{i}]"), message);
+            let at = |message: String| {
+                Diagnostic::new(
+                    &self.file,
+                    patch.referenced,
+                    format!("patches[{i}]"),
+                    message,
+                )
+            };
             let mut targeted = 0;
             for object in objects.iter_mut() {
                 if !patch.value.target.matches(object) {
@@ -165,11 +192,28 @@ impl Overlay {
                 ));
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(CompileError::Overlay { diagnostics: Diagnostics(problems) }) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CompileError::Overlay {
+                diagnostics: Diagnostics(problems),
+            })
+        }
     }
 
-    fn apply_one(&self, environment: &Environment<'_>, patch: &Patch, object: &Value) -> Result<Value, String> {
-        let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
+    fn apply_one(
+        &self,
+        environment: &Environment<'_>,
+        patch: &Patch,
+        object: &Value,
+    ) -> Result<Value, String> {
+        let field = |pointer: &str| {
+            object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let context = minijinja::context! {
             vars => minijinja::Value::from(minijinja::value::Serde(&self.document.vars)),
             object => minijinja::context! {
@@ -182,7 +226,11 @@ impl Overlay {
         let mut patched = object.clone();
         let pointers = resolve(&patched, &patch.path);
         if pointers.is_empty() {
-            return Err(format!("path `{}` matches nothing in {}", patch.path, describe(object)));
+            return Err(format!(
+                "path `{}` matches nothing in {}",
+                patch.path,
+                describe(object)
+            ));
         }
         for pointer in pointers {
             merge_patch(location_mut(&mut patched, &pointer), &merge);
@@ -198,9 +246,17 @@ impl Overlay {
             if !allowed(&path, spec) {
                 let reason = path
                     .split('/')
-                    .find_map(|segment| FORBIDDEN_REASONS.iter().find(|(name, _)| *name == segment).map(|(_, why)| *why))
+                    .find_map(|segment| {
+                        FORBIDDEN_REASONS
+                            .iter()
+                            .find(|(name, _)| *name == segment)
+                            .map(|(_, why)| *why)
+                    })
                     .unwrap_or("it is not in the overlay allow-list");
-                return Err(format!("may not change `{path}` in {}: {reason}", describe(object)));
+                return Err(format!(
+                    "may not change `{path}` in {}: {reason}",
+                    describe(object)
+                ));
             }
         }
         Ok(patched)
@@ -209,14 +265,30 @@ impl Overlay {
 
 impl Target {
     fn matches(&self, object: &Value) -> bool {
-        let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
-        self.kind.as_deref().is_none_or(|kind| kind == field("/kind"))
-            && self.name.as_deref().is_none_or(|pattern| glob(pattern, field("/metadata/name")))
+        let field = |pointer: &str| {
+            object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        self.kind
+            .as_deref()
+            .is_none_or(|kind| kind == field("/kind"))
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|pattern| glob(pattern, field("/metadata/name")))
     }
 }
 
 fn describe(object: &Value) -> String {
-    let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or("?").to_owned();
+    let field = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
     format!("{} {}", field("/kind"), field("/metadata/name"))
 }
 
@@ -227,7 +299,10 @@ fn glob(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -240,14 +315,23 @@ fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
-fn render_strings(environment: &Environment<'_>, value: &Value, context: &minijinja::Value) -> Result<Value, String> {
+fn render_strings(
+    environment: &Environment<'_>,
+    value: &Value,
+    context: &minijinja::Value,
+) -> Result<Value, String> {
     Ok(match value {
         Value::String(text) => Value::String(
-            environment.render_str(text, context).map_err(|e| format!("template `{text}` failed: {e}"))?,
+            environment
+                .render_str(text, context)
+                .map_err(|e| format!("template `{text}` failed: {e}"))?,
         ),
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|v| render_strings(environment, v, context)).collect::<Result<_, _>>()?)
-        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_strings(environment, v, context))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((k.clone(), render_strings(environment, v, context)?)))
@@ -264,8 +348,11 @@ fn escape(segment: &str) -> String {
 /// Every JSON pointer that `path` (with `*` wildcards) selects in `value`. Segments that do
 /// not exist yet are created as objects when they are the last, so a patch can add a map.
 fn resolve(value: &Value, path: &str) -> Vec<String> {
-    let segments: Vec<String> =
-        path.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+    let segments: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
     let mut found = Vec::new();
     walk(value, &segments, String::new(), &mut found);
     found
@@ -305,7 +392,9 @@ fn walk(value: &Value, segments: &[String], at: String, found: &mut Vec<String>)
 /// The value at `pointer`, created (as null) when only its last segment is missing.
 fn location_mut<'a>(value: &'a mut Value, pointer: &str) -> &'a mut Value {
     if value.pointer(pointer).is_none() {
-        let (parent, key) = pointer.rsplit_once('/').expect("a resolved pointer has a segment");
+        let (parent, key) = pointer
+            .rsplit_once('/')
+            .expect("a resolved pointer has a segment");
         let key = key.replace("~1", "/").replace("~0", "~");
         if let Some(Value::Object(map)) = value.pointer_mut(parent) {
             map.insert(key, Value::Null);
@@ -361,6 +450,10 @@ fn allowed(path: &str, spec: &str) -> bool {
     ALLOWED.iter().any(|pattern| {
         let pattern = pattern.replace("{spec}", spec);
         let wanted: Vec<&str> = pattern.split('/').skip(1).collect();
-        wanted.len() <= segments.len() && wanted.iter().zip(&segments).all(|(w, s)| *w == "*" || w == s)
+        wanted.len() <= segments.len()
+            && wanted
+                .iter()
+                .zip(&segments)
+                .all(|(w, s)| *w == "*" || w == s)
     })
 }

@@ -1,0 +1,122 @@
+//! Every generated Argo object validates against Argo's published JSON Schemas of 4.1.2 and
+//! 3.7.18, both as published and in a strict form that rejects fields a release does not
+//! know.
+
+mod support;
+
+use serde_json::Value;
+use support::{ARGO_SCHEMAS, is_argo_kind};
+use workflow_compiler::{AgentOptions, Overlay};
+
+fn assert_valid(label: &str, files: &[workflow_compiler::RenderedFile]) -> usize {
+    let mut checked = 0;
+    let mut errors = Vec::new();
+    for (name, object) in support::objects(files) {
+        if !is_argo_kind(&object) {
+            continue;
+        }
+        for schema in ARGO_SCHEMAS.iter() {
+            checked += 1;
+            errors.extend(
+                schema
+                    .errors(&object)
+                    .into_iter()
+                    .map(|e| format!("{label} {name}: {e}")),
+            );
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} schema errors:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+    checked
+}
+
+#[test]
+fn default_render_validates_against_both_argo_schemas() {
+    let checked = assert_valid("defaults", &support::render(&AgentOptions::default(), &[]));
+    assert_eq!(
+        checked,
+        2 * 5,
+        "3 WorkflowTemplates + 2 CronWorkflows, against 2 releases"
+    );
+}
+
+#[test]
+fn render_with_every_option_validates_against_both_argo_schemas() {
+    let checked = assert_valid(
+        "every option",
+        &support::render(&support::every_option(), &[]),
+    );
+    assert_eq!(checked, 2 * 5);
+}
+
+#[test]
+fn render_with_an_overlay_validates_against_both_argo_schemas() {
+    let overlay = Overlay::parse(
+        "overlay.yaml",
+        &support::read(&support::fixture("overlay-allowed.yaml")),
+    )
+    .expect("overlay parses");
+    assert_valid(
+        "overlay",
+        &support::render(&AgentOptions::default(), &[overlay]),
+    );
+}
+
+#[test]
+fn committed_workflow_templates_validate_against_both_argo_schemas() {
+    let dir = support::repo_root().join("workflow-templates");
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for (name, text) in
+        workflow_compiler::files::read_output_dir(&dir).expect("read workflow-templates")
+    {
+        let object: Value = serde_saphyr::from_str(&text).expect("YAML");
+        if !is_argo_kind(&object) {
+            continue;
+        }
+        for schema in ARGO_SCHEMAS.iter() {
+            checked += 1;
+            errors.extend(
+                schema
+                    .errors(&object)
+                    .into_iter()
+                    .map(|e| format!("{name}: {e}")),
+            );
+        }
+    }
+    println!(
+        "workflow-templates/: {checked} object-schema pairs checked, {} errors",
+        errors.len()
+    );
+    assert_eq!(
+        checked,
+        2 * 5,
+        "3 WorkflowTemplates + 2 CronWorkflows expected"
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// The strict check is what catches removed fields: prove it would.
+#[test]
+fn strict_schema_rejects_fields_argo_4_removed() {
+    let mut cron = serde_json::to_value(workflow_compiler::orchestrator_cron(
+        &AgentOptions::default(),
+    ))
+    .expect("json");
+    cron["spec"]["schedule"] = Value::from("*/5 * * * *");
+    let [v4, v3] = &*ARGO_SCHEMAS;
+    assert!(
+        v4.errors(&cron)
+            .iter()
+            .any(|e| e.contains("strict") && e.contains("schedule")),
+        "Argo 4 must reject the singular `schedule`"
+    );
+    assert!(
+        v3.errors(&cron).is_empty(),
+        "Argo 3.7 still accepts `schedule`"
+    );
+}

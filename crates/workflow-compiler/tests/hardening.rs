@@ -1,0 +1,199 @@
+//! Every container of every generated object meets the security baseline, whatever the
+//! options; and the baseline check itself catches each kind of weakening.
+
+mod support;
+
+use serde_json::{Value, json};
+use workflow_compiler::{AgentOptions, hardening};
+
+fn all_objects() -> Vec<(String, Value)> {
+    let mut objects = support::objects(&support::render(&AgentOptions::default(), &[]));
+    objects.extend(support::objects(&support::render(
+        &support::every_option(),
+        &[],
+    )));
+    objects
+        .into_iter()
+        .filter(|(_, o)| support::is_argo_kind(o))
+        .collect()
+}
+
+#[test]
+fn every_generated_pod_and_container_meets_the_baseline() {
+    let objects = all_objects();
+    assert_eq!(objects.len(), 10);
+    let mut containers = 0;
+    for (name, object) in &objects {
+        let problems = hardening::check(object);
+        assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+        let text = object.to_string();
+        containers += text.matches("\"readOnlyRootFilesystem\":true").count();
+    }
+    // extract + upload + report per connector (3 × 3), one per CronWorkflow (2), × 2 renders.
+    assert_eq!(containers, 2 * (3 * 3 + 2), "every container was looked at");
+}
+
+#[test]
+fn connector_pods_mount_no_token_and_name_the_executor_account() {
+    for (name, object) in all_objects() {
+        if object["kind"] != "WorkflowTemplate" {
+            continue;
+        }
+        let run = &object["spec"]["templates"][0];
+        assert_eq!(run["automountServiceAccountToken"], json!(false), "{name}");
+        assert!(
+            run["executor"]["serviceAccountName"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{name}"
+        );
+        assert_eq!(
+            object["spec"]["automountServiceAccountToken"],
+            json!(false),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn secrets_are_referenced_by_name_and_mounted_as_files_only() {
+    for (name, object) in all_objects() {
+        let text = serde_json::to_string(&object).expect("json");
+        assert!(
+            !text.contains("secretKeyRef"),
+            "{name}: a secret reaches the environment"
+        );
+        assert!(!text.contains("envFrom"), "{name}: envFrom is set");
+        assert!(
+            !text.contains("stringData") && !text.contains("\"data\""),
+            "{name}: secret data inline"
+        );
+    }
+}
+
+#[test]
+fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
+    for (name, object) in all_objects() {
+        let text = serde_json::to_string(&object).expect("json");
+        for shell in ["\"sh\"", "\"bash\"", "\"/bin/sh\"", "\"-c\""] {
+            assert!(!text.contains(shell), "{name}: {shell} found");
+        }
+        assert!(!text.contains("\"script\""), "{name}: a script template");
+        if object["kind"] == "WorkflowTemplate" {
+            let declared: Vec<String> = object["spec"]["arguments"]["parameters"]
+                .as_array()
+                .expect("parameters")
+                .iter()
+                .map(|p| p["name"].as_str().expect("name").to_owned())
+                .collect();
+            let args = object["spec"]["templates"][0]["containerSet"]["containers"][0]["args"]
+                .as_array()
+                .expect("args");
+            for arg in args {
+                let arg = arg.as_str().expect("string");
+                // Each expression stands alone in its argument and names a declared parameter.
+                for (i, _) in arg.match_indices("{{workflow.parameters.") {
+                    let rest = &arg[i + "{{workflow.parameters.".len()..];
+                    let parameter = &rest[..rest.find("}}").expect("closed")];
+                    assert!(
+                        declared.iter().any(|d| d == parameter),
+                        "{name}: {parameter} is not declared"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn weakened(change: impl FnOnce(&mut Value)) -> Vec<String> {
+    let mut object = serde_json::to_value(workflow_compiler::orchestrator_cron(
+        &AgentOptions::default(),
+    ))
+    .expect("json");
+    change(&mut object);
+    hardening::check(&object)
+}
+
+#[test]
+fn the_baseline_check_catches_each_weakening() {
+    let container = "/spec/workflowSpec/templates/0/container";
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+        (
+            "root user",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["securityContext"]["runAsUser"] = json!(0)
+            }),
+        ),
+        (
+            "writable root",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["securityContext"]["readOnlyRootFilesystem"] =
+                    json!(false)
+            }),
+        ),
+        (
+            "escalation",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["securityContext"]["allowPrivilegeEscalation"] =
+                    json!(true)
+            }),
+        ),
+        (
+            "capabilities",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["securityContext"]["capabilities"]["add"] =
+                    json!(["NET_ADMIN"])
+            }),
+        ),
+        (
+            "seccomp",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["securityContext"]["seccompProfile"]["type"] =
+                    json!("Unconfined")
+            }),
+        ),
+        (
+            "privileged",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["securityContext"]["privileged"] = json!(true)
+            }),
+        ),
+        (
+            "latest image",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["image"] = json!("outpost:latest")
+            }),
+        ),
+        (
+            "secret in env",
+            Box::new(move |o: &mut Value| {
+                o.pointer_mut(container).unwrap()["env"] =
+                    json!([{"name": "P", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])
+            }),
+        ),
+        (
+            "pod may run as root",
+            Box::new(|o: &mut Value| {
+                o["spec"]["workflowSpec"]["templates"][0]["securityContext"]["runAsNonRoot"] =
+                    json!(false)
+            }),
+        ),
+        (
+            "no labels",
+            Box::new(|o: &mut Value| {
+                o["spec"]["workflowSpec"]["templates"][0]["metadata"] = json!({})
+            }),
+        ),
+        (
+            "no executor account",
+            Box::new(|o: &mut Value| {
+                o["spec"]["workflowSpec"]["templates"][0]["automountServiceAccountToken"] =
+                    json!(false)
+            }),
+        ),
+    ];
+    for (label, change) in cases {
+        assert!(!weakened(change).is_empty(), "the check missed: {label}");
+    }
+    assert!(weakened(|_| {}).is_empty());
+}
