@@ -85,6 +85,15 @@ fn diagnostic(file: &str, path: &str, error: &YamlError) -> Diagnostic {
             path,
             format!("expected {expected}, found {unexpected}"),
         ),
+        YamlError::InvalidScalar { ty, .. } => {
+            let wanted = match *ty {
+                "bool" => "`true` or `false`",
+                t if t.starts_with('i') || t.starts_with('u') => "a whole number",
+                t if t.starts_with('f') => "a number",
+                _ => "a value of another type",
+            };
+            Diagnostic::new(file, location, path, format!("expected {wanted}"))
+        }
         YamlError::DuplicateMappingKey { .. } => {
             Diagnostic::new(file, location, path, "duplicate key in mapping")
         }

@@ -175,21 +175,34 @@ impl Overlay {
                     message,
                 )
             };
-            let mut targeted = 0;
+            let (mut targeted, mut resolved_any) = (0, false);
             for object in objects.iter_mut() {
                 if !patch.value.target.matches(object) {
                     continue;
                 }
                 targeted += 1;
                 match self.apply_one(&environment, &patch.value, object) {
-                    Ok(patched) => *object = patched,
-                    Err(message) => problems.push(at(message)),
+                    Ok(Some(patched)) => {
+                        *object = patched;
+                        resolved_any = true;
+                    }
+                    // The path does not exist in this object; others may have it.
+                    Ok(None) => {}
+                    Err(message) => {
+                        problems.push(at(message));
+                        resolved_any = true;
+                    }
                 }
             }
             if targeted == 0 {
                 problems.push(at("matches no generated object".to_owned()).with_help(
                     "check `target.kind` and `target.name` against the files in workflow-templates/",
                 ));
+            } else if !resolved_any {
+                problems.push(at(format!(
+                    "path `{}` matches nothing in the {targeted} targeted objects",
+                    patch.value.path
+                )));
             }
         }
         if problems.is_empty() {
@@ -201,12 +214,14 @@ impl Overlay {
         }
     }
 
+    /// The patched object, `None` when the patch's path exists nowhere in it, or why the
+    /// patch may not apply.
     fn apply_one(
         &self,
         environment: &Environment<'_>,
         patch: &Patch,
         object: &Value,
-    ) -> Result<Value, String> {
+    ) -> Result<Option<Value>, String> {
         let field = |pointer: &str| {
             object
                 .pointer(pointer)
@@ -226,11 +241,7 @@ impl Overlay {
         let mut patched = object.clone();
         let pointers = resolve(&patched, &patch.path);
         if pointers.is_empty() {
-            return Err(format!(
-                "path `{}` matches nothing in {}",
-                patch.path,
-                describe(object)
-            ));
+            return Ok(None);
         }
         for pointer in pointers {
             merge_patch(location_mut(&mut patched, &pointer), &merge);
@@ -259,7 +270,7 @@ impl Overlay {
                 ));
             }
         }
-        Ok(patched)
+        Ok(Some(patched))
     }
 }
 
