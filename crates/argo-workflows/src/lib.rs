@@ -91,18 +91,19 @@ argo_object!(
     CronWorkflowSpec
 );
 
-/// Any of the four workflow kinds, told apart by `kind`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Any of the four workflow kinds, told apart by `kind` (see [`AnyWorkflowObject::from_value`];
+/// Workflow and WorkflowTemplate have the same shape, so only `kind` can tell them apart).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum AnyWorkflowObject {
     /// A `Workflow`.
-    Workflow(Workflow),
+    Workflow(Box<Workflow>),
     /// A `WorkflowTemplate`.
-    WorkflowTemplate(WorkflowTemplate),
+    WorkflowTemplate(Box<WorkflowTemplate>),
     /// A `ClusterWorkflowTemplate`.
-    ClusterWorkflowTemplate(ClusterWorkflowTemplate),
+    ClusterWorkflowTemplate(Box<ClusterWorkflowTemplate>),
     /// A `CronWorkflow`.
-    CronWorkflow(CronWorkflow),
+    CronWorkflow(Box<CronWorkflow>),
 }
 
 impl AnyWorkflowObject {
@@ -115,12 +116,14 @@ impl AnyWorkflowObject {
             .and_then(|k| k.as_str())
             .unwrap_or_default();
         Ok(Some(match kind {
-            Workflow::KIND => Self::Workflow(serde_json::from_value(value)?),
-            WorkflowTemplate::KIND => Self::WorkflowTemplate(serde_json::from_value(value)?),
-            ClusterWorkflowTemplate::KIND => {
-                Self::ClusterWorkflowTemplate(serde_json::from_value(value)?)
+            Workflow::KIND => Self::Workflow(Box::new(serde_json::from_value(value)?)),
+            WorkflowTemplate::KIND => {
+                Self::WorkflowTemplate(Box::new(serde_json::from_value(value)?))
             }
-            CronWorkflow::KIND => Self::CronWorkflow(serde_json::from_value(value)?),
+            ClusterWorkflowTemplate::KIND => {
+                Self::ClusterWorkflowTemplate(Box::new(serde_json::from_value(value)?))
+            }
+            CronWorkflow::KIND => Self::CronWorkflow(Box::new(serde_json::from_value(value)?)),
             _ => return Ok(None),
         }))
     }

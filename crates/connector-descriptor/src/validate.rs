@@ -128,14 +128,16 @@ impl Parameter {
                 if text.chars().count() > max as usize {
                     return fail(format!("longer than {max} characters"));
                 }
-                if let Some(pattern) = &self.pattern
-                    && let Ok(re) = anchored(&pattern.value)
-                    && !re.is_match(text)
-                {
-                    return fail(format!(
-                        "{value} does not match pattern `{}`",
-                        pattern.value
-                    ));
+                if let Some(pattern) = &self.pattern {
+                    let re = anchored(&pattern.value).map_err(|e| {
+                        ValueError(format!("pattern `{}` does not compile: {e}", pattern.value))
+                    })?;
+                    if !re.is_match(text) {
+                        return fail(format!(
+                            "{value} does not match pattern `{}`",
+                            pattern.value
+                        ));
+                    }
                 }
                 Ok(())
             }
@@ -399,7 +401,11 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
         if let Some(pattern) = &p.pattern {
             if kind != ParameterType::String {
                 misplaced(check, pattern.referenced, "pattern", "`string`");
-            } else if let Err(error) = anchored(&pattern.value) {
+            } else if let Err(error) =
+                regex_syntax::Parser::new().parse(&format!("^(?:{})$", pattern.value))
+            {
+                // Parsing proves the pattern valid; compiling it waits for the first value
+                // checked against it (most patterns belong to required parameters).
                 let message = error.to_string();
                 let last = message.lines().last().unwrap_or(&message).trim().to_owned();
                 check.at(

@@ -696,38 +696,47 @@ fn agent_step(
     template
 }
 
-fn cron_workflow(
-    name: &str,
-    component: &str,
-    schedule: &str,
-    description: &str,
-    subcommand: &str,
-    extra_args: Vec<String>,
-    service_account: &str,
-    options: &AgentOptions,
-) -> CronWorkflow {
-    let labels = labels(options, component, None);
-    let mut args = extra_args;
-    args.push(format!("--control-plane-url={}", options.control_plane.url));
-    args.push(format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"));
+/// One of the agent's own scheduled steps.
+struct AgentCron<'a> {
+    /// `outpost-<role>`.
+    name: &'a str,
+    /// The `app.kubernetes.io/component` label.
+    component: &'a str,
+    /// Cron expression, in UTC.
+    schedule: &'a str,
+    /// The object's description annotation.
+    description: &'a str,
+    /// The `outpost` subcommand the step runs.
+    subcommand: &'a str,
+    /// The role's service account.
+    service_account: &'a str,
+}
+
+fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> CronWorkflow {
+    let labels = labels(options, cron.component, None);
+    let args = vec![
+        format!("--namespace={}", options.namespace),
+        format!("--control-plane-url={}", options.control_plane.url),
+        format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
+    ];
     let mut step = agent_step(
-        subcommand,
-        subcommand,
+        cron.subcommand,
+        cron.subcommand,
         args,
         options,
         labels.clone(),
-        service_account,
+        cron.service_account,
     );
     // A tick that fails is not retried: the next tick comes in five minutes, and overlapping
     // retries would only compete with it.
     step.retry_strategy = None;
-    let mut spec = workflow_spec(options, &labels, service_account, true, 240);
-    spec.entrypoint = Some(subcommand.to_owned());
+    let mut spec = workflow_spec(options, &labels, cron.service_account, true, 240);
+    spec.entrypoint = Some(cron.subcommand.to_owned());
     spec.templates = Some(vec![step]);
     CronWorkflow::new(
-        object_meta(name.to_owned(), options, labels, description),
+        object_meta(cron.name.to_owned(), options, labels, cron.description),
         CronWorkflowSpec {
-            schedules: vec![schedule.to_owned()],
+            schedules: vec![cron.schedule.to_owned()],
             timezone: Some("UTC".to_owned()),
             concurrency_policy: Some("Forbid".to_owned()),
             starting_deadline_seconds: Some(120),
@@ -741,30 +750,28 @@ fn cron_workflow(
 
 /// The orchestrator's CronWorkflow: polls the control plane and submits Workflows.
 pub fn orchestrator_cron(options: &AgentOptions) -> CronWorkflow {
-    cron_workflow(
-        "outpost-orchestrator",
-        "orchestrator",
-        &options.schedules.orchestrator,
-        "Polls the control plane for jobs, validates each against its connector descriptor and submits a Workflow that references the connector's WorkflowTemplate.",
-        "orchestrate",
-        vec![format!("--namespace={}", options.namespace)],
-        &options.service_accounts.orchestrator,
-        options,
-    )
+    let cron = AgentCron {
+        name: "outpost-orchestrator",
+        component: "orchestrator",
+        schedule: &options.schedules.orchestrator,
+        description: "Polls the control plane for jobs, validates each against its connector descriptor and submits a Workflow that references the connector's WorkflowTemplate.",
+        subcommand: "orchestrate",
+        service_account: &options.service_accounts.orchestrator,
+    };
+    cron_workflow(&cron, options)
 }
 
 /// The heartbeat's CronWorkflow: tells the control plane the agent is alive.
 pub fn heartbeat_cron(options: &AgentOptions) -> CronWorkflow {
-    cron_workflow(
-        "outpost-heartbeat",
-        "heartbeat",
-        &options.schedules.heartbeat,
-        "Reports to the control plane that the agent is alive: its version, Argo and Kubernetes reachability, running workflows.",
-        "heartbeat",
-        vec![format!("--namespace={}", options.namespace)],
-        &options.service_accounts.heartbeat,
-        options,
-    )
+    let cron = AgentCron {
+        name: "outpost-heartbeat",
+        component: "heartbeat",
+        schedule: &options.schedules.heartbeat,
+        description: "Reports to the control plane that the agent is alive: its version, Argo and Kubernetes reachability, running workflows.",
+        subcommand: "heartbeat",
+        service_account: &options.service_accounts.heartbeat,
+    };
+    cron_workflow(&cron, options)
 }
 
 /// The ConfigMap holding each connector's concurrency limit (the semaphores' source).

@@ -74,35 +74,44 @@ pub fn read_connectors(dir: &Path) -> Result<Vec<ValidatedDescriptor>, FilesErro
         .filter(|path| path.join(DESCRIPTOR_FILE).is_file())
         .collect();
     folders.sort();
+    let inputs = folders
+        .iter()
+        .map(|folder| {
+            Ok((
+                folder,
+                label(dir, folder),
+                read(&folder.join(DESCRIPTOR_FILE))?,
+            ))
+        })
+        .collect::<Result<Vec<_>, FilesError>>()?;
+    // Parsing dominates a render of many connectors; descriptors are independent.
+    let parsed = crate::parallel::map(&inputs, |(folder, file, text)| {
+        let descriptor = connector_descriptor::parse(file, text)?;
+        let folder_name = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if descriptor.name() == folder_name {
+            return Ok(descriptor);
+        }
+        let diagnostic = Diagnostic::new(
+            file,
+            descriptor.name.referenced,
+            "name",
+            format!(
+                "`{}` differs from its folder name `{folder_name}`",
+                descriptor.name()
+            ),
+        );
+        Err(DescriptorError::Invalid {
+            file: file.clone(),
+            diagnostics: Diagnostics(vec![diagnostic]),
+        })
+    });
     let (mut descriptors, mut errors) = (Vec::new(), Vec::new());
-    for folder in folders {
-        let path = folder.join(DESCRIPTOR_FILE);
-        let file = label(dir, &folder);
-        let text = read(&path)?;
-        match connector_descriptor::parse(&file, &text) {
-            Ok(descriptor) => {
-                let folder_name = folder
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                if descriptor.name() != folder_name {
-                    let diagnostic = Diagnostic::new(
-                        &file,
-                        descriptor.name.referenced,
-                        "name",
-                        format!(
-                            "`{}` differs from its folder name `{folder_name}`",
-                            descriptor.name()
-                        ),
-                    );
-                    errors.push(DescriptorError::Invalid {
-                        file,
-                        diagnostics: Diagnostics(vec![diagnostic]),
-                    });
-                } else {
-                    descriptors.push(descriptor);
-                }
-            }
+    for result in parsed {
+        match result {
+            Ok(descriptor) => descriptors.push(descriptor),
             Err(error) => errors.push(error),
         }
     }

@@ -67,7 +67,7 @@ pub fn check(object: &Value) -> Vec<String> {
     let templates = spec
         .get("templates")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     for (i, template) in templates.iter().enumerate() {
         let base = format!("{spec_path}/templates/{i}");
@@ -204,7 +204,7 @@ fn check_container(path: &str, container: &Value, problems: &mut Vec<String>) {
     let env = container
         .get("env")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     for (k, var) in env.iter().enumerate() {
         if var.pointer("/valueFrom/secretKeyRef").is_some() {

@@ -11,6 +11,7 @@ pub mod files;
 pub mod hardening;
 pub mod options;
 pub mod overlay;
+mod parallel;
 
 use std::collections::BTreeMap;
 
@@ -145,8 +146,14 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
                 file: descriptor.file().to_owned(),
             });
         }
+    }
+    // Connectors compile independently: spread them over the cores.
+    let templates = parallel::map(&sorted, |descriptor| {
+        to_value(&connector_template(descriptor, options))
+    });
+    for (descriptor, object) in sorted.iter().zip(templates) {
         generated.push(Generated {
-            object: to_value(&connector_template(descriptor, options)),
+            object,
             inputs: vec![descriptor.file().to_owned(), options_input.clone()],
         });
     }
@@ -176,10 +183,9 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         }
     }
 
-    let mut files = Vec::new();
-    for g in &generated {
+    let rendered = parallel::map(&generated, |g| -> Result<RenderedFile, CompileError> {
         let object = describe(&g.object);
-        recheck(&g.object, &object)?;
+        recheck(&g.object, &object, !overlays.is_empty())?;
         let yaml = serde_saphyr::to_string(&g.object).map_err(|source| CompileError::Yaml {
             object: object.clone(),
             source,
@@ -195,11 +201,12 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("unnamed");
-        files.push(RenderedFile {
+        Ok(RenderedFile {
             name: format!("{kind}-{name}.yaml"),
             contents: header(&g.inputs) + &yaml,
-        });
-    }
+        })
+    });
+    let mut files = rendered.into_iter().collect::<Result<Vec<_>, _>>()?;
     files.sort_by(|a, b| a.name.cmp(&b.name));
     files.push(kustomization(&files, &options_input));
     Ok(files)
@@ -221,32 +228,39 @@ fn describe(object: &Value) -> String {
     format!("{} {}", field("/kind"), field("/metadata/name"))
 }
 
-/// Re-reads an object as its typed Argo kind (so an overlay cannot leave a shape Argo would
-/// reject or the model would drop) and re-checks the security baseline.
-fn recheck(object: &Value, name: &str) -> Result<(), CompileError> {
-    let reparse = |message: String| CompileError::Reparse {
-        object: name.to_owned(),
-        message,
-    };
-    match AnyWorkflowObject::from_value(object.clone()) {
-        Ok(Some(typed)) => {
-            let again = serde_json::to_value(&typed).map_err(|e| reparse(e.to_string()))?;
-            if &again != object {
-                return Err(reparse(
-                    "a field is not part of the Argo object model".to_owned(),
-                ));
-            }
-            let problems = hardening::check(object);
-            if !problems.is_empty() {
-                return Err(CompileError::Hardening {
-                    object: name.to_owned(),
-                    problems,
-                });
-            }
-            Ok(())
+/// Re-checks the security baseline of every Argo object and, after overlays, re-reads it as
+/// its typed kind, so an overlay cannot leave a shape Argo would reject or the model would
+/// drop. (Without overlays the objects come straight from the typed model.)
+fn recheck(object: &Value, name: &str, overlaid: bool) -> Result<(), CompileError> {
+    let is_argo = matches!(
+        object.get("kind").and_then(Value::as_str),
+        Some("Workflow" | "WorkflowTemplate" | "ClusterWorkflowTemplate" | "CronWorkflow")
+    );
+    if !is_argo {
+        return Ok(());
+    }
+    if overlaid {
+        let reparse = |message: String| CompileError::Reparse {
+            object: name.to_owned(),
+            message,
+        };
+        let typed =
+            AnyWorkflowObject::from_value(object.clone()).map_err(|e| reparse(e.to_string()))?;
+        let again = serde_json::to_value(&typed).map_err(|e| reparse(e.to_string()))?;
+        if &again != object {
+            return Err(reparse(
+                "a field is not part of the Argo object model".to_owned(),
+            ));
         }
-        Ok(None) => Ok(()),
-        Err(e) => Err(reparse(e.to_string())),
+    }
+    let problems = hardening::check(object);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CompileError::Hardening {
+            object: name.to_owned(),
+            problems,
+        })
     }
 }
 
