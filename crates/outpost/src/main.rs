@@ -24,7 +24,12 @@ const EXIT_INPUT: u8 = 2;
 const EXIT_STALE: u8 = 1;
 
 #[derive(Parser, Debug)]
-#[command(name = "outpost", version, about = "Outpost: a secure, Argo-native metadata agent", long_about = None)]
+#[command(
+    name = "outpost",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("OUTPOST_COMMIT"), ")"),
+    about = "Outpost: a secure, Argo-native metadata agent",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite: what `.ci/run` calls and what the README's second command runs.
+# Installs every tool and server the tests need, runs the checks, and stops what it started.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+# Snapshots are compared, never rewritten, here and in CI.
+export INSTA_UPDATE=no
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ ! -d ../shared/argo ]; then
+  echo "error: ../shared/argo (Argo's schemas and examples) is missing beside the checkout" >&2
+  exit 1
+fi
+
+step "tools"
+tools_bin="$(scripts/install-tools.sh)"
+export PATH="$tools_bin:$PATH"
+kubectl version --client | head -1
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "generated files are current"
+cargo run --quiet --locked -p outpost -- render --check
+cargo run --quiet --locked -p outpost -- schema descriptor | diff -u connectors/connector-descriptor.schema.json -
+
+step "kubectl kustomize workflow-templates"
+objects="$(kubectl kustomize workflow-templates | grep -c '^kind:')"
+expected="$(grep -c '^- ' workflow-templates/kustomization.yaml)"
+if [ "$objects" != "$expected" ]; then
+  echo "kustomize rendered $objects objects, kustomization.yaml lists $expected" >&2
+  exit 1
+fi
+echo "kustomize renders all $objects objects"
+
+step "tests"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
