@@ -19,7 +19,7 @@ fi
 step "tools"
 tools_bin="$(scripts/install-tools.sh)"
 export PATH="$tools_bin:$PATH"
-kubectl version --client | head -1
+kubectl version --client | sed -n 1p
 
 step "format and lints"
 cargo fmt --all --check

@@ -1,6 +1,6 @@
 //! Pure validation of a parsed descriptor: every rule checked, every problem reported.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Deref;
 use std::sync::LazyLock;
 
@@ -38,7 +38,38 @@ static QUANTITY: LazyLock<Regex> =
 static GO_DURATION: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"));
 
-const SHELLS: &[&str] = &["sh", "bash", "ash", "dash", "zsh", "busybox", "env"];
+/// Programs that run code given to them as text: shells, launchers that exec another
+/// program, and script interpreters. None may appear anywhere in an extract command.
+const SHELLS: &[&str] = &[
+    "sh",
+    "bash",
+    "ash",
+    "dash",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "fish",
+    "busybox",
+    "env",
+    "xargs",
+    "nice",
+    "nohup",
+    "timeout",
+    "tini",
+    "dumb-init",
+    "su",
+    "sudo",
+    "python",
+    "python3",
+    "perl",
+    "ruby",
+    "node",
+    "php",
+    "lua",
+    "awk",
+    "gawk",
+];
 const RESOURCE_NAMES: &[&str] = &["cpu", "memory", "ephemeral-storage"];
 
 /// A descriptor that passed every rule. Only this type reaches the compiler.
@@ -116,6 +147,14 @@ impl Parameter {
     /// Checks a value (as JSON) against the parameter's type and constraints.
     pub fn check_value(&self, value: &Value) -> Result<(), ValueError> {
         let fail = |message: String| Err(ValueError(message));
+        // Argo evaluates `{{…}}` in the arguments it passes: a value must never carry one.
+        if let Some(text) = value.as_str()
+            && (text.contains("{{") || text.contains("}}"))
+        {
+            return fail(
+                "values may not contain `{{` or `}}` (Argo would evaluate them)".to_owned(),
+            );
+        }
         match self.kind.value {
             ParameterType::String => {
                 let Some(text) = value.as_str() else {
@@ -247,6 +286,15 @@ impl ConnectorDescriptor {
         check_parameters(&mut check, d);
         check_secrets(&mut check, d);
         check_resources(&mut check, d);
+        if let Some(retries) = &d.retries
+            && retries.value.backoff_factor == 0
+        {
+            check.at(
+                retries.referenced,
+                "retries.backoffFactor",
+                "must be at least 1",
+            );
+        }
         if let Some(retries) = &d.retries {
             for (field, duration) in [
                 ("retries.backoffDuration", &retries.value.backoff_duration),
@@ -336,17 +384,15 @@ fn check_image(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
 
 fn check_command(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
     let command = &d.extract.command;
-    match command.value.first() {
-        None => {
-            check.at(command.referenced, "extract.command", "must not be empty");
-        }
-        Some(program) => {
-            let base = program.rsplit('/').next().unwrap_or(program);
-            if SHELLS.contains(&base) {
-                check
-                    .at(command.referenced, "extract.command", format!("`{program}` is a shell or launcher"))
-                    .help = Some("run the connector's program directly; parameters are passed as separate arguments, never through a shell".into());
-            }
+    if command.value.is_empty() {
+        check.at(command.referenced, "extract.command", "must not be empty");
+    }
+    for argument in &command.value {
+        let base = argument.rsplit('/').next().unwrap_or(argument);
+        if SHELLS.contains(&base) {
+            check
+                .at(command.referenced, "extract.command", format!("`{argument}` is a shell, launcher or interpreter"))
+                .help = Some("run the connector's program directly; parameters are passed as separate arguments, never through a shell".into());
         }
     }
     if command
@@ -444,6 +490,18 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
                     "an `enum` parameter must list its `values`",
                 );
             }
+            (Some(values), ParameterType::Enum)
+                if values
+                    .value
+                    .iter()
+                    .any(|v| v.contains("{{") || v.contains("}}")) =>
+            {
+                check.at(
+                    values.referenced,
+                    at("values"),
+                    "values may not contain `{{` or `}}`",
+                );
+            }
             (Some(values), ParameterType::Enum) => {
                 let unique: BTreeSet<_> = values.value.iter().collect();
                 if values.value.is_empty() || unique.len() != values.value.len() {
@@ -456,6 +514,19 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
             }
             (Some(values), _) => misplaced(check, values.referenced, "values", "`enum`"),
             (None, _) => {}
+        }
+        if !p.required
+            && p.default.is_none()
+            && matches!(kind, ParameterType::Enum | ParameterType::Boolean)
+        {
+            // Argo rejects an empty value for a parameter with an enum list.
+            check
+                .at(
+                    p.kind.referenced,
+                    at("default"),
+                    format!("an optional `{kind}` parameter needs a default"),
+                )
+                .help = Some("add `default`, or set `required: true`".into());
         }
         if let Some(default) = &p.default {
             if p.required {
@@ -581,5 +652,92 @@ fn check_egress(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
             }
             Some(_) => {}
         }
+    }
+}
+
+impl ValidatedDescriptor {
+    /// Turns raw `name=value` arguments into typed values checked against the declared
+    /// parameters: every problem is reported (unknown names with a did-you-mean, ill-typed
+    /// or out-of-bounds values, missing required parameters, repeats). An empty value means
+    /// "not set"; unset parameters take their default. The result holds every declared
+    /// parameter that has a value.
+    pub fn resolve_parameters(
+        &self,
+        raw: &[(String, String)],
+    ) -> Result<BTreeMap<String, Value>, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut given: BTreeMap<&str, &str> = BTreeMap::new();
+        let names: Vec<&str> = self
+            .descriptor
+            .parameters
+            .iter()
+            .map(|p| p.name.value.as_str())
+            .collect();
+        for (name, value) in raw {
+            let Some(parameter) = self.parameter(name) else {
+                let mut problem =
+                    format!("unknown parameter `{name}` for connector `{}`", self.name());
+                if let Some(best) = crate::yaml::closest(name, &names) {
+                    problem.push_str(&format!(" (did you mean `{best}`?)"));
+                }
+                problems.push(problem);
+                continue;
+            };
+            if given
+                .insert(parameter.name.value.as_str(), value.as_str())
+                .is_some()
+            {
+                problems.push(format!("parameter `{name}` is given twice"));
+            }
+        }
+        let mut resolved = BTreeMap::new();
+        for parameter in &self.descriptor.parameters {
+            let name = parameter.name.value.as_str();
+            let value = match given.get(name).filter(|v| !v.is_empty()) {
+                Some(text) => match typed_value(parameter.kind.value, text) {
+                    Ok(value) => value,
+                    Err(problem) => {
+                        problems.push(format!("parameter `{name}`: {problem}"));
+                        continue;
+                    }
+                },
+                None if parameter.required => {
+                    problems.push(format!("parameter `{name}` is required"));
+                    continue;
+                }
+                None => match &parameter.default {
+                    Some(default) => default.value.clone(),
+                    None => continue,
+                },
+            };
+            match parameter.check_value(&value) {
+                Ok(()) => {
+                    resolved.insert(name.to_owned(), value);
+                }
+                Err(error) => problems.push(format!("parameter `{name}`: {error}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(resolved)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// A raw argument read as the parameter's type.
+fn typed_value(kind: ParameterType, text: &str) -> Result<Value, String> {
+    match kind {
+        ParameterType::String | ParameterType::Enum => Ok(Value::from(text)),
+        ParameterType::Integer => text
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("expected an integer, found {text:?}")),
+        ParameterType::Boolean => match text {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(format!("expected true or false, found {text:?}")),
+        },
     }
 }

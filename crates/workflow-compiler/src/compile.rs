@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use argo_workflows::core::{
     ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, EmptyDirVolumeSource,
-    EnvVar, KeyToPath, LocalObjectReference, ResourceRequirements, SecretVolumeSource, Volume,
-    VolumeMount,
+    EnvVar, KeyToPath, LocalObjectReference, ProjectedVolumeSource, ResourceRequirements,
+    SecretProjection, SecretVolumeSource, Volume, VolumeMount, VolumeProjection,
 };
 use argo_workflows::{
     Arguments, Backoff, ContainerNode, ContainerSetTemplate, CronWorkflow, CronWorkflowSpec,
@@ -127,9 +127,24 @@ fn env_vars(options: &AgentOptions) -> Option<Vec<EnvVar>> {
             }
         }
         let mut no_proxy = proxy.no_proxy.clone();
-        for always in [".svc", ".svc.cluster.local"] {
-            if !no_proxy.iter().any(|h| h == always) {
-                no_proxy.push(always.to_owned());
+        // In-cluster traffic never goes through the proxy: the API server (by the IP its
+        // clients use, which Kubernetes expands from the service environment), services,
+        // loopback, and an in-cluster control plane.
+        let mut always = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "$(KUBERNETES_SERVICE_HOST)".to_owned(),
+            ".svc".to_owned(),
+            ".svc.cluster.local".to_owned(),
+        ];
+        if let Some(host) = crate::control_plane_host(&options.control_plane.url)
+            && !host.contains('.')
+        {
+            always.push(host.to_owned());
+        }
+        for host in always {
+            if !no_proxy.contains(&host) {
+                no_proxy.push(host);
             }
         }
         let joined = no_proxy.join(",");
@@ -170,6 +185,46 @@ fn secret_volume(name: &str, secret: &str, items: Option<Vec<KeyToPath>>) -> Vol
             default_mode: Some(0o440),
             items,
             optional: Some(false),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The connection's Secret `outpost-source-<connection>`, projecting only the declared keys:
+/// required ones from a required source, optional ones from an optional source, so a Secret
+/// holding more keys exposes no more.
+fn source_secrets_volume(descriptor: &ValidatedDescriptor) -> Volume {
+    let secret_name = format!("outpost-source-{}", workflow_parameter("connection"));
+    let source = |optional: bool| {
+        let items: Vec<KeyToPath> = descriptor
+            .secrets
+            .iter()
+            .filter(|s| s.optional == optional)
+            .map(|s| KeyToPath {
+                key: s.name.value.clone(),
+                path: s.name.value.clone(),
+                mode: None,
+            })
+            .collect();
+        (!items.is_empty()).then(|| VolumeProjection {
+            secret: Some(SecretProjection {
+                name: secret_name.clone(),
+                items: Some(items),
+                optional: Some(optional),
+            }),
+            ..Default::default()
+        })
+    };
+    Volume {
+        name: "source-secrets".to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(0o440),
+            sources: Some(
+                [source(false), source(true)]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
         }),
         ..Default::default()
     }
@@ -261,6 +316,11 @@ fn resources(
     (requirements.requests.is_some() || requirements.limits.is_some()).then_some(requirements)
 }
 
+/// Resources of the agent's own containers (upload, report, orchestrator, heartbeat).
+fn agent_resources(options: &AgentOptions) -> Option<ResourceRequirements> {
+    options.agent_resources.clone().or_else(small_resources)
+}
+
 fn small_resources() -> Option<ResourceRequirements> {
     resources(
         &BTreeMap::from([
@@ -311,7 +371,7 @@ fn workflow_spec(
     labels: &BTreeMap<String, String>,
     service_account: &str,
     automount: bool,
-    deadline: i64,
+    deadline: Option<i64>,
 ) -> WorkflowSpec {
     let scheduling = &options.scheduling;
     WorkflowSpec {
@@ -352,7 +412,7 @@ fn workflow_spec(
             seconds_after_failure: options.ttl.seconds_after_failure,
             ..Default::default()
         }),
-        active_deadline_seconds: Some(deadline),
+        active_deadline_seconds: deadline,
         ..Default::default()
     }
 }
@@ -483,20 +543,7 @@ pub fn connector_template(
         .clone()
         .or_else(|| resources(&descriptor_resources.requests, &descriptor_resources.limits));
     if !descriptor.secrets.is_empty() {
-        // Only the declared keys are projected, so a Secret holding more exposes no more.
-        let items = descriptor.secrets.iter().all(|s| !s.optional).then(|| {
-            descriptor
-                .secrets
-                .iter()
-                .map(|s| KeyToPath {
-                    key: s.name.value.clone(),
-                    path: s.name.value.clone(),
-                    mode: None,
-                })
-                .collect()
-        });
-        let secret_name = format!("outpost-source-{}", workflow_parameter("connection"));
-        volumes.push(secret_volume("source-secrets", &secret_name, items));
+        volumes.push(source_secrets_volume(descriptor));
         extract.volume_mounts = Some(vec![mount("source-secrets", SOURCE_SECRETS_DIR, true)]);
     }
 
@@ -525,7 +572,7 @@ pub fn connector_template(
         upload_args,
         options,
     );
-    upload.resources = small_resources();
+    upload.resources = agent_resources(options);
     upload.volume_mounts = Some(upload_mounts);
 
     let retries = descriptor.retries();
@@ -578,8 +625,10 @@ pub fn connector_template(
     });
 
     let report = report_template(options, connector, labels.clone());
-    // The whole run, its retries and the exit handler fit in the workflow's deadline.
-    let deadline = i64::from(run_seconds) * (i64::from(retry.0) + 1) + 900;
+    // No workflow-level deadline: time queued behind the concurrency semaphore would count
+    // against it. Each attempt is bounded by the run template's deadline, and the number
+    // of attempts by the retry limit.
+    let deadline = None;
     let mut spec = workflow_spec(
         options,
         &labels,
@@ -612,8 +661,11 @@ fn transient_retry(limit: u32, duration: String, factor: u32, cap: String) -> Re
     RetryStrategy {
         limit: Some(int_or_string(limit)),
         retry_policy: Some("Always".to_owned()),
+        // Argo fills `lastRetry.exitCode` from a container named `main` only; in a container
+        // set the failing container is named in the node's message instead.
         expression: Some(format!(
-            "lastRetry.status == \"Error\" || (lastRetry.status == \"Failed\" && asInt(lastRetry.exitCode) == {EXIT_TEMPORARY_FAILURE})"
+            "lastRetry.status == \"Error\" || (lastRetry.status == \"Failed\" && (asInt(lastRetry.exitCode) == {code} || lastRetry.message matches \"exit code {code}([^0-9]|$)\"))",
+            code = EXIT_TEMPORARY_FAILURE
         )),
         backoff: Some(Backoff {
             duration: Some(duration),
@@ -642,7 +694,6 @@ fn report_template(
         format!("--run-id={}", workflow_parameter("run-id")),
         "--workflow={{workflow.name}}".to_owned(),
         "--status={{workflow.status}}".to_owned(),
-        "--failures={{workflow.failures}}".to_owned(),
         format!("--control-plane-url={}", options.control_plane.url),
         format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
     ];
@@ -675,7 +726,7 @@ fn agent_step(
         args,
         options,
     );
-    container.resources = small_resources();
+    container.resources = agent_resources(options);
     container.volume_mounts = Some(mounts);
     // These steps talk to the Kubernetes API (Workflows, pod logs) as their own least-privilege
     // service account, so they mount its token.
@@ -730,7 +781,7 @@ fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> CronWorkflow {
     // A tick that fails is not retried: the next tick comes in five minutes, and overlapping
     // retries would only compete with it.
     step.retry_strategy = None;
-    let mut spec = workflow_spec(options, &labels, cron.service_account, true, 240);
+    let mut spec = workflow_spec(options, &labels, cron.service_account, true, Some(240));
     spec.entrypoint = Some(cron.subcommand.to_owned());
     spec.templates = Some(vec![step]);
     CronWorkflow::new(

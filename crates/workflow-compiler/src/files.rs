@@ -71,9 +71,34 @@ pub fn read_connectors(dir: &Path) -> Result<Vec<ValidatedDescriptor>, FilesErro
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.join(DESCRIPTOR_FILE).is_file())
+        .filter(|path| path.is_dir())
         .collect();
     folders.sort();
+    // Every folder is a connector: one without its descriptor (say, `connector.yml`) is an
+    // error, not something to skip without a word.
+    let missing: Vec<DescriptorError> = folders
+        .iter()
+        .filter(|folder| !folder.join(DESCRIPTOR_FILE).is_file())
+        .map(|folder| {
+            let file = label(dir, folder);
+            let diagnostic = Diagnostic::new(
+                &file,
+                serde_saphyr::Location::UNKNOWN,
+                "",
+                format!(
+                    "missing: every folder under {} holds one connector's `{DESCRIPTOR_FILE}`",
+                    dir.display()
+                ),
+            );
+            DescriptorError::Invalid {
+                file,
+                diagnostics: Diagnostics(vec![diagnostic]),
+            }
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(FilesError::Descriptors { errors: missing });
+    }
     let inputs = folders
         .iter()
         .map(|folder| {

@@ -64,6 +64,12 @@ pub fn check(object: &Value) -> Vec<String> {
     } else {
         "/spec"
     };
+    check_pod_fields(spec_path, spec, &mut problems);
+    if spec.get("templateDefaults").is_some() {
+        problems.push(format!(
+            "{spec_path}/templateDefaults must not be set: its fields reach every pod unchecked"
+        ));
+    }
     let templates = spec
         .get("templates")
         .and_then(Value::as_array)
@@ -100,7 +106,49 @@ fn expect(problems: &mut Vec<String>, value: Option<&Value>, wanted: &Value, pat
     }
 }
 
+/// Pod-spec fields that would undo the baseline, wherever a pod's settings are given (the
+/// workflow spec or a template).
+fn check_pod_fields(base: &str, fields: &Value, problems: &mut Vec<String>) {
+    for field in [
+        "initContainers",
+        "sidecars",
+        "podSpecPatch",
+        "hostNetwork",
+        "hostPID",
+        "hostIPC",
+    ] {
+        if fields
+            .get(field)
+            .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
+        {
+            problems.push(format!("{base}/{field} must not be set"));
+        }
+    }
+    let volumes = fields
+        .get("volumes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, volume) in volumes.iter().enumerate() {
+        if volume.get("hostPath").is_some() {
+            problems.push(format!(
+                "{base}/volumes/{i}: hostPath volumes are not allowed"
+            ));
+        }
+    }
+    for id in ["runAsUser", "runAsGroup"] {
+        if let Some(value) = fields.pointer(&format!("/securityContext/{id}"))
+            && value.as_i64().is_none_or(|v| v <= 0)
+        {
+            problems.push(format!(
+                "{base}/securityContext/{id} must be a fixed non-zero id, found {value}"
+            ));
+        }
+    }
+}
+
 fn check_pod(base: &str, template: &Value, spec: &Value, problems: &mut Vec<String>) {
+    check_pod_fields(base, template, problems);
     let pod = format!("{base}/securityContext");
     let context = template.get("securityContext");
     expect(

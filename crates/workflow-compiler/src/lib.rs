@@ -6,6 +6,7 @@
 //! bytes. Reading inputs from disk and writing `workflow-templates/` live in [`files`], at
 //! the edge.
 
+pub mod argo_schema;
 mod compile;
 pub mod files;
 pub mod hardening;
@@ -137,6 +138,21 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         }
     }
 
+    let unknown: Vec<&String> = options
+        .concurrency
+        .overrides
+        .keys()
+        .filter(|name| !sorted.iter().any(|d| d.name() == name.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(CompileError::Options {
+            source_name: options_source.to_owned(),
+            problems: unknown
+                .iter()
+                .map(|n| format!("concurrency.overrides: no connector named `{n}`"))
+                .collect(),
+        });
+    }
     let options_input = format!("agent options ({options_source})");
     let mut generated = Vec::new();
     for descriptor in &sorted {
@@ -228,9 +244,10 @@ fn describe(object: &Value) -> String {
     format!("{} {}", field("/kind"), field("/metadata/name"))
 }
 
-/// Re-checks the security baseline of every Argo object and, after overlays, re-reads it as
-/// its typed kind, so an overlay cannot leave a shape Argo would reject or the model would
-/// drop. (Without overlays the objects come straight from the typed model.)
+/// Re-checks the security baseline of every Argo object. After overlays, also re-reads it as
+/// its typed kind and validates it against both Argo schemas (strict), so an overlay cannot
+/// leave a shape Argo would reject. (Without overlays the objects come straight from the
+/// typed model, whose output the tests validate.)
 fn recheck(object: &Value, name: &str, overlaid: bool) -> Result<(), CompileError> {
     let is_argo = matches!(
         object.get("kind").and_then(Value::as_str),
@@ -249,8 +266,15 @@ fn recheck(object: &Value, name: &str, overlaid: bool) -> Result<(), CompileErro
         let again = serde_json::to_value(&typed).map_err(|e| reparse(e.to_string()))?;
         if &again != object {
             return Err(reparse(
-                "a field is not part of the Argo object model".to_owned(),
+                "a value does not fit the Argo object model".to_owned(),
             ));
+        }
+        let errors: Vec<String> = argo_schema::EMBEDDED
+            .iter()
+            .flat_map(|schema| schema.errors(object))
+            .collect();
+        if !errors.is_empty() {
+            return Err(reparse(errors.join("; ")));
         }
     }
     let problems = hardening::check(object);
@@ -294,19 +318,116 @@ fn kustomization(files: &[RenderedFile], options_input: &str) -> RenderedFile {
     }
 }
 
+/// The host of the control plane's URL (`outpost-control-plane`, `catalog.example.com`).
+pub(crate) fn control_plane_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.split_inclusive(']').next()?
+    } else {
+        host.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A Kubernetes object name (DNS subdomain).
+fn is_object_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A label or annotation key: an optional DNS-subdomain prefix and a name.
+pub(crate) fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = key
+        .rsplit_once('/')
+        .map_or((None, key), |(p, n)| (Some(p), n));
+    prefix.is_none_or(is_object_name)
+        && !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+fn is_label_value(value: &str) -> bool {
+    value.is_empty() || (value.len() <= 63 && is_label_key(value) && !value.contains('/'))
+}
+
+fn is_go_duration(text: &str) -> bool {
+    let mut rest = text;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ns", "us", "ms", "s", "m", "h"]
+            .into_iter()
+            .find(|u| rest.starts_with(u));
+        match unit {
+            Some(unit) => rest = &rest[unit.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Every string inside the options, with its path, so none can smuggle an Argo expression.
+fn option_strings(value: &Value, at: String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(text) => out.push((at, text.clone())),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| option_strings(v, format!("{at}[{i}]"), out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            option_strings(&Value::String(k.clone()), format!("{at}.{k} (key)"), out);
+            option_strings(
+                v,
+                if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                },
+                out,
+            );
+        }),
+        _ => {}
+    }
+}
+
 /// Checks the options' rules; every problem is reported.
 pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(), CompileError> {
     let mut problems = Vec::new();
     let mut problem = |field: &str, message: String| problems.push(format!("{field}: {message}"));
-    let dns_label = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
-    if !dns_label(&options.namespace) {
+
+    let mut strings = Vec::new();
+    option_strings(&to_value(options), String::new(), &mut strings);
+    for (field, text) in &strings {
+        if text.contains("{{") || text.contains("}}") {
+            problem(
+                field,
+                format!("`{text}` contains an Argo expression (`{{{{` or `}}}}`)"),
+            );
+        }
+    }
+    if !is_dns_label(&options.namespace) {
         problem(
             "namespace",
             format!("`{}` is not a DNS label", options.namespace),
@@ -338,6 +459,37 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
                 STRATEGIES.join(", ")
             ),
         );
+    } else if options.pod_gc.strategy.starts_with("OnPod")
+        && options.pod_gc.delete_delay_duration.is_none()
+    {
+        problem(
+            "podGc.deleteDelayDuration",
+            format!(
+                "`{}` deletes a run's pod as soon as it ends, before the exit handler ships its logs; set a delay (`5m`)",
+                options.pod_gc.strategy
+            ),
+        );
+    }
+    if let Some(delay) = &options.pod_gc.delete_delay_duration
+        && !is_go_duration(delay)
+    {
+        problem(
+            "podGc.deleteDelayDuration",
+            format!("`{delay}` is not a Go duration (`5m`)"),
+        );
+    }
+    if let Some(retry) = &options.retry {
+        for (field, duration) in [
+            ("retry.backoffDuration", &retry.backoff_duration),
+            ("retry.backoffCap", &retry.backoff_cap),
+        ] {
+            if !is_go_duration(duration) {
+                problem(field, format!("`{duration}` is not a Go duration (`30s`)"));
+            }
+        }
+        if retry.backoff_factor == 0 {
+            problem("retry.backoffFactor", "must be at least 1".to_owned());
+        }
     }
     if let Some(policy) = &options.images.pull_policy
         && !["IfNotPresent", "Always", "Never"].contains(&policy.as_str())
@@ -348,7 +500,9 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
         );
     }
     if let Some(registry) = &options.images.registry
-        && (registry.contains("://") || registry.is_empty())
+        && (registry.contains("://")
+            || registry.is_empty()
+            || registry.contains(char::is_whitespace))
     {
         problem(
             "images.registry",
@@ -368,13 +522,26 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
     {
         problem("concurrency", "limits must be at least 1".to_owned());
     }
-    if !(options.control_plane.url.starts_with("https://")
-        || options.control_plane.url.starts_with("http://"))
-    {
-        problem(
-            "controlPlane.url",
-            format!("`{}` is not an http(s) URL", options.control_plane.url),
-        );
+    let url = &options.control_plane.url;
+    match control_plane_host(url) {
+        None => problem("controlPlane.url", format!("`{url}` is not an http(s) URL")),
+        Some(host) if url.starts_with("http://") => {
+            // The bearer token must not cross a network in clear text: plain HTTP only to an
+            // in-cluster service or loopback.
+            let in_cluster = !host.contains('.')
+                || host.ends_with(".svc")
+                || host.ends_with(".svc.cluster.local");
+            if !(in_cluster || host == "localhost" || host == "127.0.0.1" || host == "[::1]") {
+                problem(
+                    "controlPlane.url",
+                    format!("`{url}` would send the agent's token in clear text; use https://"),
+                );
+            }
+        }
+        Some(_) if !url.starts_with("https://") => {
+            problem("controlPlane.url", format!("`{url}` is not an http(s) URL"))
+        }
+        Some(_) => {}
     }
     if let Some(relay) = &options.relay
         && !["s3://", "az://", "gs://", "file://"]
@@ -389,14 +556,19 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
             ),
         );
     }
-    for (field, names) in [("labels", options.labels.keys().collect::<Vec<_>>())] {
-        for name in names {
-            if name.starts_with("app.kubernetes.io/") || name.starts_with("outpost.dev/") {
-                problem(field, format!("`{name}` is set by the compiler"));
-            }
+    for (name, value) in &options.labels {
+        if name.starts_with("app.kubernetes.io/") || name.starts_with("outpost.dev/") {
+            problem("labels", format!("`{name}` is set by the compiler"));
+        } else if !is_label_key(name) {
+            problem("labels", format!("`{name}` is not a valid label key"));
+        } else if !is_label_value(value) {
+            problem(
+                &format!("labels.{name}"),
+                format!("`{value}` is not a valid label value"),
+            );
         }
     }
-    let secrets = [
+    let mut names = vec![
         (
             "serviceAccounts.connector",
             &options.service_accounts.connector,
@@ -422,8 +594,32 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
             &options.control_plane.token_secret,
         ),
     ];
-    for (field, name) in secrets {
-        if !dns_label(name) {
+    if let Some(ca) = &options.ca_bundle {
+        names.push(("caBundle.name", &ca.name));
+        if ca.key.is_empty()
+            || !ca
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            problem(
+                "caBundle.key",
+                format!("`{}` is not a valid ConfigMap or Secret key", ca.key),
+            );
+        }
+    }
+    if let Some(secret) = options
+        .relay
+        .as_ref()
+        .and_then(|r| r.credentials_secret.as_ref())
+    {
+        names.push(("relay.credentialsSecret", secret));
+    }
+    for secret in &options.images.pull_secrets {
+        names.push(("images.pullSecrets", secret));
+    }
+    for (field, name) in names {
+        if !is_object_name(name) {
             problem(field, format!("`{name}` is not a valid object name"));
         }
     }

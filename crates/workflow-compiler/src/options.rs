@@ -29,6 +29,10 @@ pub struct AgentOptions {
     /// CPU and memory of connector pods, replacing each descriptor's defaults. Default: none.
     #[schemars(with = "Option<serde_json::Value>")]
     pub connector_resources: Option<argo_workflows::core::ResourceRequirements>,
+    /// CPU and memory of the agent's own containers (upload, report, orchestrator,
+    /// heartbeat). Default: requests `cpu: 10m, memory: 32Mi`, limits `cpu: 200m, memory: 64Mi`.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub agent_resources: Option<argo_workflows::core::ResourceRequirements>,
     /// Retry policy of connector runs, replacing each descriptor's defaults. Default: none.
     pub retry: Option<RetryOptions>,
     /// When finished pods are deleted.
@@ -58,6 +62,7 @@ impl Default for AgentOptions {
             ca_bundle: None,
             scheduling: Scheduling::default(),
             connector_resources: None,
+            agent_resources: None,
             retry: None,
             pod_gc: PodGcOptions::default(),
             ttl: TtlOptions::default(),

@@ -68,42 +68,79 @@ struct Target {
     name: Option<String>,
 }
 
-/// Paths an overlay may change (JSON pointers; `*` matches any one key or index). A change
-/// is allowed when its path starts with one of these. `{spec}` stands for `/spec` and, in a
-/// CronWorkflow, `/spec/workflowSpec`.
-const ALLOWED: &[&str] = &[
-    "/metadata/labels",
-    "/metadata/annotations",
-    "{spec}/podMetadata",
-    "{spec}/workflowMetadata",
-    "{spec}/nodeSelector",
-    "{spec}/tolerations",
-    "{spec}/affinity",
-    "{spec}/priority",
-    "{spec}/podPriorityClassName",
-    "{spec}/schedulerName",
-    "{spec}/activeDeadlineSeconds",
-    "{spec}/podGC",
-    "{spec}/ttlStrategy",
-    "{spec}/parallelism",
-    "{spec}/templates/*/metadata",
-    "{spec}/templates/*/nodeSelector",
-    "{spec}/templates/*/tolerations",
-    "{spec}/templates/*/affinity",
-    "{spec}/templates/*/priorityClassName",
-    "{spec}/templates/*/schedulerName",
-    "{spec}/templates/*/retryStrategy",
-    "{spec}/templates/*/activeDeadlineSeconds",
-    "{spec}/templates/*/timeout",
-    "{spec}/templates/*/container/resources",
-    "{spec}/templates/*/containerSet/containers/*/resources",
-    "/spec/schedules",
-    "/spec/suspend",
-    "/spec/startingDeadlineSeconds",
-    "/spec/successfulJobsHistoryLimit",
-    "/spec/failedJobsHistoryLimit",
-    "/data",
+const ANY: &[&str] = &["WorkflowTemplate", "CronWorkflow", "ConfigMap"];
+const WORKFLOWS: &[&str] = &["WorkflowTemplate", "CronWorkflow"];
+const CRON: &[&str] = &["CronWorkflow"];
+const CONFIG_MAP: &[&str] = &["ConfigMap"];
+
+/// Paths an overlay may change (JSON pointers; `*` matches any one key or index), and the
+/// kinds each applies to. A change is allowed when its path starts with an entry for its
+/// object's kind. `{spec}` stands for `/spec` and, in a CronWorkflow, `/spec/workflowSpec`.
+const ALLOWED: &[(&[&str], &str)] = &[
+    (ANY, "/metadata/labels"),
+    (ANY, "/metadata/annotations"),
+    (WORKFLOWS, "{spec}/podMetadata"),
+    (WORKFLOWS, "{spec}/workflowMetadata"),
+    (WORKFLOWS, "{spec}/nodeSelector"),
+    (WORKFLOWS, "{spec}/tolerations"),
+    (WORKFLOWS, "{spec}/affinity"),
+    (WORKFLOWS, "{spec}/priority"),
+    (WORKFLOWS, "{spec}/podPriorityClassName"),
+    (WORKFLOWS, "{spec}/schedulerName"),
+    (WORKFLOWS, "{spec}/activeDeadlineSeconds"),
+    (WORKFLOWS, "{spec}/podGC"),
+    (WORKFLOWS, "{spec}/ttlStrategy"),
+    (WORKFLOWS, "{spec}/parallelism"),
+    (WORKFLOWS, "{spec}/templates/*/metadata"),
+    (WORKFLOWS, "{spec}/templates/*/nodeSelector"),
+    (WORKFLOWS, "{spec}/templates/*/tolerations"),
+    (WORKFLOWS, "{spec}/templates/*/affinity"),
+    (WORKFLOWS, "{spec}/templates/*/priorityClassName"),
+    (WORKFLOWS, "{spec}/templates/*/schedulerName"),
+    (WORKFLOWS, "{spec}/templates/*/retryStrategy"),
+    (WORKFLOWS, "{spec}/templates/*/activeDeadlineSeconds"),
+    (WORKFLOWS, "{spec}/templates/*/timeout"),
+    (WORKFLOWS, "{spec}/templates/*/container/resources"),
+    (
+        WORKFLOWS,
+        "{spec}/templates/*/containerSet/containers/*/resources",
+    ),
+    (CRON, "/spec/schedules"),
+    (CRON, "/spec/suspend"),
+    (CRON, "/spec/startingDeadlineSeconds"),
+    (CRON, "/spec/successfulJobsHistoryLimit"),
+    (CRON, "/spec/failedJobsHistoryLimit"),
+    (CONFIG_MAP, "/data/*"),
 ];
+
+/// Label and annotation prefixes that change how Kubernetes or a mutating webhook treats a
+/// pod (AppArmor and seccomp annotations, service-mesh sidecar injection, cloud workload
+/// identity token projection, secret injectors) or that the compiler owns. Overlays may not
+/// set them.
+const RESERVED_KEY_DOMAINS: &[&str] = &[
+    "kubernetes.io",
+    "k8s.io",
+    "outpost.dev",
+    "argoproj.io",
+    "istio.io",
+    "linkerd.io",
+    "vault.hashicorp.com",
+    "azure.workload.identity",
+    "eks.amazonaws.com",
+    "iam.gke.io",
+    "opentelemetry.io",
+    "dapr.io",
+    "consul.hashicorp.com",
+];
+
+/// Why an overlay may not set this label or annotation key, if it may not.
+fn reserved_key(key: &str) -> Option<&'static str> {
+    let (prefix, _) = key.rsplit_once('/')?;
+    RESERVED_KEY_DOMAINS
+        .iter()
+        .find(|domain| prefix == **domain || prefix.ends_with(&format!(".{domain}")))
+        .map(|_| "keys under this prefix change how the pod runs or are owned by the compiler")
+}
 
 /// What the compiler owns, named in the error so the user knows why.
 const FORBIDDEN_REASONS: &[(&str, &str)] = &[
@@ -239,6 +276,12 @@ impl Overlay {
         };
         let merge = render_strings(environment, &patch.merge, &context)?;
         let mut patched = object.clone();
+        if !(patch.path.is_empty() || patch.path.starts_with('/')) {
+            return Err(format!(
+                "path `{}` is not a JSON pointer (it must start with `/`)",
+                patch.path
+            ));
+        }
         let pointers = resolve(&patched, &patch.path);
         if pointers.is_empty() {
             return Ok(None);
@@ -253,8 +296,18 @@ impl Overlay {
         } else {
             "/spec"
         };
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         for path in changed {
-            if !allowed(&path, spec) {
+            if let Err(reason) = change_allowed(kind, &path, &patched) {
+                return Err(format!(
+                    "may not change `{path}` in {}: {reason}",
+                    describe(object)
+                ));
+            }
+            if !allowed(kind, &path, spec) {
                 let reason = path
                     .split('/')
                     .find_map(|segment| {
@@ -365,11 +418,13 @@ fn resolve(value: &Value, path: &str) -> Vec<String> {
         .map(|s| s.replace("~1", "/").replace("~0", "~"))
         .collect();
     let mut found = Vec::new();
-    walk(value, &segments, String::new(), &mut found);
+    walk(value, &segments, String::new(), true, &mut found);
     found
 }
 
-fn walk(value: &Value, segments: &[String], at: String, found: &mut Vec<String>) {
+/// `create`: whether a missing last segment may be created. It may not right after a `*`
+/// over an object's keys, which would add the field under every key of, say, `/spec`.
+fn walk(value: &Value, segments: &[String], at: String, create: bool, found: &mut Vec<String>) {
     let Some((first, rest)) = segments.split_first() else {
         found.push(at);
         return;
@@ -377,23 +432,23 @@ fn walk(value: &Value, segments: &[String], at: String, found: &mut Vec<String>)
     match (value, first.as_str()) {
         (Value::Array(items), "*") => {
             for (i, item) in items.iter().enumerate() {
-                walk(item, rest, format!("{at}/{i}"), found);
+                walk(item, rest, format!("{at}/{i}"), true, found);
             }
         }
         (Value::Object(map), "*") => {
             for (key, item) in map {
-                walk(item, rest, format!("{at}/{}", escape(key)), found);
+                walk(item, rest, format!("{at}/{}", escape(key)), false, found);
             }
         }
         (Value::Array(items), index) => {
             if let Some(item) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
-                walk(item, rest, format!("{at}/{index}"), found);
+                walk(item, rest, format!("{at}/{index}"), true, found);
             }
         }
         (Value::Object(map), key) => match map.get(key) {
-            Some(item) => walk(item, rest, format!("{at}/{}", escape(key)), found),
+            Some(item) => walk(item, rest, format!("{at}/{}", escape(key)), true, found),
             // A missing last segment is created by the merge.
-            None if rest.is_empty() => found.push(format!("{at}/{}", escape(key))),
+            None if rest.is_empty() && create => found.push(format!("{at}/{}", escape(key))),
             None => {}
         },
         _ => {}
@@ -442,6 +497,8 @@ fn changed_paths(before: &Value, after: &Value, at: String, out: &mut Vec<String
                 let path = format!("{at}/{}", escape(key));
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => changed_paths(x, y, path, out),
+                    // An added subtree is checked leaf by leaf (its keys may be reserved).
+                    (None, Some(y)) => added_paths(y, path, out),
                     _ => out.push(path),
                 }
             }
@@ -452,19 +509,69 @@ fn changed_paths(before: &Value, after: &Value, at: String, out: &mut Vec<String
             }
         }
         (x, y) if x == y => {}
+        // A replaced object's keys are checked one by one, as if added.
+        (_, Value::Object(map)) if !map.is_empty() => added_paths(after, at, out),
         _ => out.push(if at.is_empty() { "/".to_owned() } else { at }),
     }
 }
 
-fn allowed(path: &str, spec: &str) -> bool {
+/// Every leaf path of a value that did not exist before.
+fn added_paths(value: &Value, at: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, item) in map {
+                added_paths(item, format!("{at}/{}", escape(key)), out);
+            }
+        }
+        _ => out.push(at),
+    }
+}
+
+fn allowed(kind: &str, path: &str, spec: &str) -> bool {
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    ALLOWED.iter().any(|pattern| {
-        let pattern = pattern.replace("{spec}", spec);
-        let wanted: Vec<&str> = pattern.split('/').skip(1).collect();
-        wanted.len() <= segments.len()
-            && wanted
-                .iter()
-                .zip(&segments)
-                .all(|(w, s)| *w == "*" || w == s)
-    })
+    ALLOWED
+        .iter()
+        .filter(|(kinds, _)| kinds.contains(&kind))
+        .any(|(_, pattern)| {
+            let pattern = pattern.replace("{spec}", spec);
+            let wanted: Vec<&str> = pattern.split('/').skip(1).collect();
+            wanted.len() <= segments.len()
+                && wanted
+                    .iter()
+                    .zip(&segments)
+                    .all(|(w, s)| *w == "*" || w == s)
+        })
+}
+
+/// Value-level rules on top of the path allow-list: label and annotation keys outside the
+/// reserved prefixes, and concurrency limits that stay positive whole numbers.
+fn change_allowed(kind: &str, path: &str, patched: &Value) -> Result<(), String> {
+    let segments: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    if let Some(at) = segments
+        .iter()
+        .position(|s| s == "labels" || s == "annotations")
+        && let Some(key) = segments.get(at + 1)
+        && (at == 0 || segments[at - 1] == "metadata" || segments[at - 1].ends_with("Metadata"))
+    {
+        if let Some(reason) = reserved_key(key) {
+            return Err(format!("`{key}`: {reason}"));
+        }
+        if !crate::is_label_key(key) {
+            return Err(format!("`{key}` is not a valid label or annotation key"));
+        }
+    }
+    if kind == "ConfigMap" && segments.first().is_some_and(|s| s == "data") {
+        let limit = patched.pointer(path).and_then(Value::as_str);
+        if limit
+            .and_then(|l| l.parse::<u32>().ok())
+            .is_none_or(|n| n == 0)
+        {
+            return Err("a concurrency limit must stay a whole number of at least 1".to_owned());
+        }
+    }
+    Ok(())
 }

@@ -160,3 +160,38 @@ fn overlay_with_undefined_variable_is_rejected() {
         "{error}"
     );
 }
+
+#[test]
+fn overlay_setting_pod_affecting_or_compiler_owned_keys_is_rejected() {
+    snapshot("overlay-forbidden-annotations.yaml");
+}
+
+#[test]
+fn overlay_deleting_or_replacing_what_the_compiler_owns_is_rejected() {
+    snapshot("overlay-forbidden-deletions.yaml");
+}
+
+#[test]
+fn concurrency_limits_may_be_raised_by_an_overlay() {
+    let overlay = Overlay::parse(
+        "inline.yaml",
+        "patches:\n  - target: {kind: ConfigMap}\n    path: /data\n    merge: {postgres: \"8\"}\n",
+    )
+    .expect("parses");
+    let files = workflow_compiler::render(RenderInput {
+        descriptors: &support::descriptors(),
+        options: &AgentOptions::default(),
+        options_source: "test",
+        overlays: &[overlay],
+    })
+    .expect("raising a limit is allowed");
+    let config_map = files
+        .iter()
+        .find(|f| f.name == "configmap-outpost-concurrency.yaml")
+        .expect("config map");
+    assert!(
+        config_map.contents.contains("postgres: \"8\""),
+        "{}",
+        config_map.contents
+    );
+}

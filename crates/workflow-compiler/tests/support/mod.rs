@@ -62,68 +62,16 @@ pub fn snapshot_settings() -> insta::Settings {
     settings
 }
 
-/// Argo's published schema for one release, plus a strict copy in which every object that
-/// lists its properties accepts no others: Argo's schema allows unknown fields, so only the
-/// strict copy catches a field a release does not know (one Argo 4 removed, or one 3.7
-/// lacks).
-pub struct ArgoSchema {
-    pub release: &'static str,
-    document: Value,
-    strict: Value,
-}
+pub use workflow_compiler::argo_schema::ArgoSchema;
 
 fn load_schema(release: &'static str) -> ArgoSchema {
     let path = repo_root().join(format!("../shared/argo/schema-v{release}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let document: Value = serde_json::from_str(&text).expect("schema is JSON");
-    let mut strict = document.clone();
-    if let Some(Value::Object(definitions)) = strict.get_mut("definitions") {
-        for definition in definitions.values_mut() {
-            if let Value::Object(map) = definition
-                && map.contains_key("properties")
-                && !map.contains_key("additionalProperties")
-            {
-                map.insert("additionalProperties".into(), Value::Bool(false));
-            }
-        }
-    }
-    ArgoSchema {
-        release,
-        document,
-        strict,
-    }
+    ArgoSchema::from_json(release, &read(&path)).expect("schema is JSON")
 }
 
+/// The reference schemas in `../shared/argo/` (strict: unknown fields are errors).
 pub static ARGO_SCHEMAS: LazyLock<[ArgoSchema; 2]> =
     LazyLock::new(|| [load_schema("4.1.2"), load_schema("3.7.18")]);
-
-impl ArgoSchema {
-    /// Every error of `object` against the definition of its kind, plain and strict.
-    pub fn errors(&self, object: &Value) -> Vec<String> {
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .expect("object has a kind");
-        let mut found = Vec::new();
-        for (mode, document) in [("schema", &self.document), ("strict schema", &self.strict)] {
-            let mut root = serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$ref": format!("#/definitions/io.argoproj.workflow.v1alpha1.{kind}"),
-            });
-            root["definitions"] = document["definitions"].clone();
-            let validator = jsonschema::draft202012::new(&root).expect("Argo's schema compiles");
-            for error in validator.iter_errors(object) {
-                found.push(format!(
-                    "Argo {} {mode}: {}: {error}",
-                    self.release,
-                    error.instance_path()
-                ));
-            }
-        }
-        found
-    }
-}
 
 pub fn is_argo_kind(object: &Value) -> bool {
     matches!(

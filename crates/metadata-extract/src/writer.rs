@@ -1,0 +1,381 @@
+//! The streaming output writer: newline-delimited JSON, zstd-compressed, one stream per
+//! entity kind, split into parts of bounded size, each file hashed as it is written, and
+//! `manifest.json` written last (atomically) so that a folder with a manifest is complete.
+//!
+//! Memory does not grow with the catalog: a record is serialised into a reused buffer,
+//! compressed, hashed and written; only per-file counters are kept.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::record::{EntityKind, FORMAT_VERSION, Record};
+
+/// Name of the manifest, written last.
+pub const MANIFEST: &str = "manifest.json";
+/// Default largest uncompressed size of one part (64 MiB).
+pub const DEFAULT_PART_BYTES: u64 = 64 * 1024 * 1024;
+const ZSTD_LEVEL: i32 = 3;
+
+/// Why output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The output folder already holds files: a run never mixes with an earlier one.
+    #[error("output folder {} is not empty; give a new or empty folder", path.display())]
+    NotEmpty {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A record could not be serialised (a bug: records are plain data).
+    #[error("cannot serialise a {kind:?} record")]
+    Serialize {
+        /// The record's kind.
+        kind: EntityKind,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Who produced the output, recorded in the manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunIdentity {
+    /// The connector (`postgres`).
+    pub connector: String,
+    /// The connection id, if the run belongs to one.
+    pub connection: Option<String>,
+    /// The control-plane job id, if any.
+    pub job_id: Option<String>,
+    /// The run id, if any.
+    pub run_id: Option<String>,
+}
+
+/// One output file, as listed in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    /// Path relative to the output folder, with `/` separators (`tables/part-00000.ndjson.zst`).
+    pub path: String,
+    /// The kind of the records inside.
+    pub kind: EntityKind,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// Number of records (lines) inside.
+    pub records: u64,
+}
+
+/// Something visible in the catalog that was not extracted, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    /// The kind of thing skipped.
+    pub kind: EntityKind,
+    /// Its qualified name (`sales.secret`).
+    pub name: String,
+    /// Why (`no USAGE privilege on schema`).
+    pub reason: String,
+}
+
+/// `manifest.json`: written last; its presence means the output is complete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Output format version ([`FORMAT_VERSION`]).
+    pub format_version: String,
+    /// Version of the Outpost that wrote it.
+    pub outpost_version: String,
+    /// Who produced it.
+    #[serde(flatten)]
+    pub identity: RunIdentity,
+    /// When extraction started (RFC 3339, UTC).
+    pub started_at: String,
+    /// When the last file was closed (RFC 3339, UTC).
+    pub finished_at: String,
+    /// Every data file, in stream then part order.
+    pub files: Vec<FileEntry>,
+    /// Records per entity kind (every kind listed, zero included).
+    pub totals: BTreeMap<EntityKind, u64>,
+    /// What was visible but not extracted, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A writer that hashes and counts the bytes passing through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct Part {
+    relative: String,
+    path: PathBuf,
+    encoder: zstd::Encoder<'static, Hashing<BufWriter<File>>>,
+    records: u64,
+    uncompressed: u64,
+}
+
+struct Stream {
+    kind: EntityKind,
+    next_part: u32,
+    open: Option<Part>,
+}
+
+/// Writes one run's output folder.
+pub struct OutputWriter {
+    dir: PathBuf,
+    part_limit: u64,
+    identity: RunIdentity,
+    started_at: SystemTime,
+    streams: BTreeMap<EntityKind, Stream>,
+    files: Vec<FileEntry>,
+    totals: BTreeMap<EntityKind, u64>,
+    skipped: Vec<Skipped>,
+    line: Vec<u8>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
+    move |source| WriteError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+impl OutputWriter {
+    /// Starts a run in `dir`, which must be missing or empty. `part_limit` bounds the
+    /// uncompressed bytes of one part.
+    pub fn create(dir: &Path, identity: RunIdentity, part_limit: u64) -> Result<Self, WriteError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        if std::fs::read_dir(dir)
+            .map_err(io_error(dir))?
+            .next()
+            .is_some()
+        {
+            return Err(WriteError::NotEmpty {
+                path: dir.to_owned(),
+            });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            part_limit: part_limit.max(1),
+            identity,
+            started_at: SystemTime::now(),
+            streams: BTreeMap::new(),
+            files: Vec::new(),
+            totals: EntityKind::ALL.iter().map(|k| (*k, 0)).collect(),
+            skipped: Vec::new(),
+            line: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Appends one record to its stream.
+    pub fn write<R: Record>(&mut self, record: &R) -> Result<(), WriteError> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record).map_err(|source| WriteError::Serialize {
+            kind: R::KIND,
+            source,
+        })?;
+        self.line.push(b'\n');
+        let stream = self.streams.entry(R::KIND).or_insert(Stream {
+            kind: R::KIND,
+            next_part: 0,
+            open: None,
+        });
+        if stream.open.as_ref().is_some_and(|p| {
+            p.uncompressed + self.line.len() as u64 > self.part_limit && p.records > 0
+        }) {
+            let part = stream.open.take().expect("checked");
+            self.files.push(close(part, stream.kind)?);
+        }
+        if stream.open.is_none() {
+            stream.open = Some(open_part(&self.dir, stream)?);
+        }
+        let part = stream.open.as_mut().expect("opened");
+        part.encoder
+            .write_all(&self.line)
+            .map_err(io_error(&part.path))?;
+        part.records += 1;
+        part.uncompressed += self.line.len() as u64;
+        *self.totals.entry(R::KIND).or_default() += 1;
+        Ok(())
+    }
+
+    /// Records something visible that was not extracted.
+    pub fn skip(&mut self, skipped: Skipped) {
+        self.skipped.push(skipped);
+    }
+
+    /// Records written so far, per kind.
+    pub fn totals(&self) -> &BTreeMap<EntityKind, u64> {
+        &self.totals
+    }
+
+    /// Closes every stream, then writes `manifest.json` (through a temporary file renamed
+    /// into place, after the data files are synced to disk).
+    pub fn finish(mut self) -> Result<Manifest, WriteError> {
+        for stream in self.streams.values_mut() {
+            if let Some(part) = stream.open.take() {
+                self.files.push(close(part, stream.kind)?);
+            }
+        }
+        self.files
+            .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION.to_owned(),
+            outpost_version: env!("CARGO_PKG_VERSION").to_owned(),
+            identity: self.identity,
+            started_at: rfc3339(self.started_at),
+            finished_at: rfc3339(SystemTime::now()),
+            files: self.files,
+            totals: self.totals,
+            skipped: self.skipped,
+        };
+        let temporary = self.dir.join(".manifest.json.partial");
+        let mut text =
+            serde_json::to_vec_pretty(&manifest).map_err(|source| WriteError::Serialize {
+                kind: EntityKind::Database,
+                source,
+            })?;
+        text.push(b'\n');
+        let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
+        file.write_all(&text).map_err(io_error(&temporary))?;
+        file.sync_all().map_err(io_error(&temporary))?;
+        let path = self.dir.join(MANIFEST);
+        std::fs::rename(&temporary, &path).map_err(io_error(&path))?;
+        Ok(manifest)
+    }
+}
+
+fn open_part(dir: &Path, stream: &mut Stream) -> Result<Part, WriteError> {
+    let folder = dir.join(stream.kind.stream());
+    std::fs::create_dir_all(&folder).map_err(io_error(&folder))?;
+    let name = format!("part-{:05}.ndjson.zst", stream.next_part);
+    stream.next_part += 1;
+    let path = folder.join(&name);
+    let file = File::create(&path).map_err(io_error(&path))?;
+    let hashing = Hashing {
+        inner: BufWriter::with_capacity(64 * 1024, file),
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let encoder = zstd::Encoder::new(hashing, ZSTD_LEVEL).map_err(io_error(&path))?;
+    Ok(Part {
+        relative: format!("{}/{name}", stream.kind.stream()),
+        path,
+        encoder,
+        records: 0,
+        uncompressed: 0,
+    })
+}
+
+fn close(part: Part, kind: EntityKind) -> Result<FileEntry, WriteError> {
+    let Part {
+        relative,
+        path,
+        encoder,
+        records,
+        ..
+    } = part;
+    let mut hashing = encoder.finish().map_err(io_error(&path))?;
+    hashing.flush().map_err(io_error(&path))?;
+    let Hashing {
+        inner,
+        hasher,
+        bytes,
+    } = hashing;
+    let file = inner
+        .into_inner()
+        .map_err(|e| io_error(&path)(e.into_error()))?;
+    file.sync_all().map_err(io_error(&path))?;
+    Ok(FileEntry {
+        path: relative,
+        kind,
+        sha256: hex(&hasher.finalize()),
+        bytes,
+        records,
+    })
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Reads back every record of one stream (all parts, in order), for tests and tools.
+pub fn read_stream(
+    dir: &Path,
+    manifest: &Manifest,
+    kind: EntityKind,
+) -> io::Result<Vec<serde_json::Value>> {
+    let mut records = Vec::new();
+    for file in manifest.files.iter().filter(|f| f.kind == kind) {
+        let bytes = zstd::decode_all(File::open(dir.join(&file.path))?)?;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            records.push(serde_json::from_slice(line).map_err(io::Error::other)?);
+        }
+    }
+    Ok(records)
+}
+
+/// Checks every file the manifest lists against its size and SHA-256.
+pub fn verify(dir: &Path, manifest: &Manifest) -> Result<(), String> {
+    for file in &manifest.files {
+        let bytes =
+            std::fs::read(dir.join(&file.path)).map_err(|e| format!("{}: {e}", file.path))?;
+        if bytes.len() as u64 != file.bytes {
+            return Err(format!(
+                "{}: {} bytes, manifest says {}",
+                file.path,
+                bytes.len(),
+                file.bytes
+            ));
+        }
+        let digest = hex(&Sha256::digest(&bytes));
+        if digest != file.sha256 {
+            return Err(format!(
+                "{}: sha256 {digest}, manifest says {}",
+                file.path, file.sha256
+            ));
+        }
+    }
+    Ok(())
+}
