@@ -72,6 +72,24 @@ fn main() {
             .sum()
     };
 
+    if std::env::var_os("RENDER_ONLY").is_some() {
+        let descriptors: Vec<_> = texts
+            .iter()
+            .map(|(f, t)| connector_descriptor::parse(f, t).expect("valid"))
+            .collect();
+        for _ in 0..100 {
+            black_box(
+                workflow_compiler::render(RenderInput {
+                    descriptors: &descriptors,
+                    options: &options,
+                    options_source: "bench",
+                    overlays: &[],
+                })
+                .expect("render"),
+            );
+        }
+        return;
+    }
     if std::env::var_os("PHASES").is_some() {
         phases(&texts, &options);
         return;
@@ -86,6 +104,7 @@ fn main() {
         black_box(baseline());
         baseline_samples.push(start.elapsed());
     }
+    let fastest = render_samples.iter().min().copied().unwrap_or_default();
     let render = median(render_samples);
     let base = median(baseline_samples);
     let files = full(&texts);

@@ -394,10 +394,7 @@ fn workflow_spec(
                 .map(|name| LocalObjectReference { name: name.clone() })
                 .collect()
         }),
-        pod_metadata: Some(Metadata {
-            labels: Some(labels.clone()),
-            ..Default::default()
-        }),
+        // Pod labels are on every template's metadata; `podMetadata` would only repeat them.
         workflow_metadata: Some(WorkflowMetadata {
             labels: Some(labels.clone()),
             ..Default::default()

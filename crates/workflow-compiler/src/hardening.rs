@@ -5,6 +5,8 @@
 //! object after overlays, so no later step can weaken it unnoticed.
 
 use argo_workflows::core::{Capabilities, PodSecurityContext, SeccompProfile, SecurityContext};
+use argo_workflows::core::{Container, Volume};
+use argo_workflows::{AnyWorkflowObject, OtherFields, Template, WorkflowSpec};
 use serde_json::Value;
 
 /// User and group every container runs as (the `nonroot` user of distroless images).
@@ -50,65 +52,98 @@ pub fn container_security_context() -> SecurityContext {
 /// Checks a serialised Argo object (WorkflowTemplate, CronWorkflow …) against the baseline.
 /// Returns one line per violation, naming the JSON path; empty when the object complies.
 pub fn check(object: &Value) -> Vec<String> {
+    match AnyWorkflowObject::from_value(object.clone()) {
+        Ok(Some(typed)) => check_typed(&typed),
+        Ok(None) => vec!["not a workflow object".to_owned()],
+        Err(e) => vec![format!("not a valid workflow object: {e}")],
+    }
+}
+
+/// [`check`] on a typed object, without serialising it.
+pub fn check_typed(object: &AnyWorkflowObject) -> Vec<String> {
+    let (spec, spec_path) = match object {
+        AnyWorkflowObject::Workflow(w) => (&w.spec, "/spec"),
+        AnyWorkflowObject::WorkflowTemplate(w) => (&w.spec, "/spec"),
+        AnyWorkflowObject::ClusterWorkflowTemplate(w) => (&w.spec, "/spec"),
+        AnyWorkflowObject::CronWorkflow(c) => (&c.spec.workflow_spec, "/spec/workflowSpec"),
+    };
     let mut problems = Vec::new();
-    let spec = match object.get("kind").and_then(Value::as_str) {
-        Some("CronWorkflow") => object.pointer("/spec/workflowSpec"),
-        Some(_) => object.get("spec"),
-        None => None,
-    };
-    let Some(spec) = spec else {
-        return vec!["object has no workflow spec".to_owned()];
-    };
-    let spec_path = if object.get("kind").and_then(Value::as_str) == Some("CronWorkflow") {
-        "/spec/workflowSpec"
-    } else {
-        "/spec"
-    };
-    check_pod_fields(spec_path, spec, &mut problems);
-    if spec.get("templateDefaults").is_some() {
+    check_pod_fields(
+        spec_path,
+        &spec.other,
+        spec.volumes.as_deref(),
+        spec.security_context.as_ref(),
+        &mut problems,
+    );
+    if spec.template_defaults.is_some() {
         problems.push(format!(
             "{spec_path}/templateDefaults must not be set: its fields reach every pod unchecked"
         ));
     }
-    let templates = spec
-        .get("templates")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for (i, template) in templates.iter().enumerate() {
+    for (i, template) in spec
+        .templates
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let base = format!("{spec_path}/templates/{i}");
-        let containers: Vec<(String, &Value)> = if let Some(c) = template.get("container") {
-            vec![(format!("{base}/container"), c)]
-        } else if let Some(set) = template
-            .pointer("/containerSet/containers")
-            .and_then(Value::as_array)
-        {
-            set.iter()
-                .enumerate()
-                .map(|(j, c)| (format!("{base}/containerSet/containers/{j}"), c))
-                .collect()
-        } else {
-            // DAG and steps templates run no pod of their own.
-            continue;
-        };
+        let containers: Vec<(String, &Container, &OtherFields)> =
+            if let Some(c) = &template.container {
+                vec![(format!("{base}/container"), &c.0, &EMPTY)]
+            } else if let Some(set) = &template.container_set {
+                set.containers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, node)| {
+                        (
+                            format!("{base}/containerSet/containers/{j}"),
+                            &node.container,
+                            &node.other,
+                        )
+                    })
+                    .collect()
+            } else {
+                // DAG and steps templates run no pod of their own; anything else runs a pod
+                // this check cannot vouch for.
+                if template.dag.is_none() && template.steps.is_none() {
+                    problems.push(format!(
+                        "{base} runs a pod that is neither a container nor a container set"
+                    ));
+                }
+                continue;
+            };
         check_pod(&base, template, spec, &mut problems);
-        for (path, container) in containers {
-            check_container(&path, container, &mut problems);
+        for (path, container, other) in containers {
+            check_container(&path, container, other, &mut problems);
         }
     }
     problems
 }
 
-fn expect(problems: &mut Vec<String>, value: Option<&Value>, wanted: &Value, path: &str) {
+static EMPTY: OtherFields = OtherFields::new();
+
+fn expect<T: PartialEq + std::fmt::Debug>(
+    problems: &mut Vec<String>,
+    value: Option<&T>,
+    wanted: &T,
+    path: &str,
+) {
     if value != Some(wanted) {
-        let found = value.map_or("nothing".to_owned(), Value::to_string);
-        problems.push(format!("{path} must be {wanted}, found {found}"));
+        let found = value.map_or("nothing".to_owned(), |v| format!("{v:?}"));
+        problems.push(format!("{path} must be {wanted:?}, found {found}"));
     }
 }
 
 /// Pod-spec fields that would undo the baseline, wherever a pod's settings are given (the
 /// workflow spec or a template).
-fn check_pod_fields(base: &str, fields: &Value, problems: &mut Vec<String>) {
+fn check_pod_fields(
+    base: &str,
+    other: &OtherFields,
+    volumes: Option<&[Volume]>,
+    context: Option<&PodSecurityContext>,
+    problems: &mut Vec<String>,
+) {
     for field in [
         "initContainers",
         "sidecars",
@@ -117,28 +152,26 @@ fn check_pod_fields(base: &str, fields: &Value, problems: &mut Vec<String>) {
         "hostPID",
         "hostIPC",
     ] {
-        if fields
+        if other
             .get(field)
             .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
         {
             problems.push(format!("{base}/{field} must not be set"));
         }
     }
-    let volumes = fields
-        .get("volumes")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for (i, volume) in volumes.iter().enumerate() {
-        if volume.get("hostPath").is_some() {
+    for (i, volume) in volumes.unwrap_or_default().iter().enumerate() {
+        if volume.host_path.is_some() {
             problems.push(format!(
                 "{base}/volumes/{i}: hostPath volumes are not allowed"
             ));
         }
     }
-    for id in ["runAsUser", "runAsGroup"] {
-        if let Some(value) = fields.pointer(&format!("/securityContext/{id}"))
-            && value.as_i64().is_none_or(|v| v <= 0)
+    for (id, value) in [
+        ("runAsUser", context.and_then(|c| c.run_as_user)),
+        ("runAsGroup", context.and_then(|c| c.run_as_group)),
+    ] {
+        if let Some(value) = value
+            && value <= 0
         {
             problems.push(format!(
                 "{base}/securityContext/{id} must be a fixed non-zero id, found {value}"
@@ -147,121 +180,148 @@ fn check_pod_fields(base: &str, fields: &Value, problems: &mut Vec<String>) {
     }
 }
 
-fn check_pod(base: &str, template: &Value, spec: &Value, problems: &mut Vec<String>) {
-    check_pod_fields(base, template, problems);
+fn check_pod(base: &str, template: &Template, spec: &WorkflowSpec, problems: &mut Vec<String>) {
+    check_pod_fields(
+        base,
+        &template.other,
+        template.volumes.as_deref(),
+        template.security_context.as_ref(),
+        problems,
+    );
     let pod = format!("{base}/securityContext");
-    let context = template.get("securityContext");
+    let context = template.security_context.as_ref();
     expect(
         problems,
-        context.and_then(|c| c.get("runAsNonRoot")),
-        &Value::Bool(true),
+        context.and_then(|c| c.run_as_non_root.as_ref()),
+        &true,
         &format!("{pod}/runAsNonRoot"),
     );
     expect(
         problems,
-        context.and_then(|c| c.pointer("/seccompProfile/type")),
-        &Value::from("RuntimeDefault"),
+        context
+            .and_then(|c| c.seccomp_profile.as_ref())
+            .map(|p| &p.type_),
+        &"RuntimeDefault".to_owned(),
         &format!("{pod}/seccompProfile/type"),
     );
     let automount = template
-        .get("automountServiceAccountToken")
-        .or_else(|| spec.get("automountServiceAccountToken"));
-    if automount == Some(&Value::Bool(false)) {
+        .automount_service_account_token
+        .or(spec.automount_service_account_token);
+    if automount == Some(false) {
         let executor = template
-            .pointer("/executor/serviceAccountName")
-            .or_else(|| spec.pointer("/executor/serviceAccountName"));
-        if executor.and_then(Value::as_str).is_none_or(str::is_empty) {
+            .executor
+            .as_ref()
+            .and_then(|e| e.service_account_name.as_deref())
+            .or_else(|| {
+                spec.executor
+                    .as_ref()
+                    .and_then(|e| e.service_account_name.as_deref())
+            });
+        if executor.is_none_or(str::is_empty) {
             problems.push(format!(
                 "{base}: a pod without a token needs executor.serviceAccountName"
             ));
         }
     }
-    let labels = template.pointer("/metadata/labels");
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     for key in [
         "app.kubernetes.io/name",
         "app.kubernetes.io/component",
         "app.kubernetes.io/part-of",
     ] {
-        if labels.and_then(|l| l.get(key)).is_none() {
+        if labels.is_none_or(|l| !l.contains_key(key)) {
             problems.push(format!("{base}/metadata/labels is missing {key}"));
         }
     }
 }
 
-fn check_container(path: &str, container: &Value, problems: &mut Vec<String>) {
-    let context = container.get("securityContext");
+fn check_container(
+    path: &str,
+    container: &Container,
+    other: &OtherFields,
+    problems: &mut Vec<String>,
+) {
+    let context = container.security_context.as_ref();
     let at = |field: &str| format!("{path}/securityContext/{field}");
-    let field = |name: &str| context.and_then(|c| c.pointer(name));
     expect(
         problems,
-        field("/runAsNonRoot"),
-        &Value::Bool(true),
+        context.and_then(|c| c.run_as_non_root.as_ref()),
+        &true,
         &at("runAsNonRoot"),
     );
     expect(
         problems,
-        field("/readOnlyRootFilesystem"),
-        &Value::Bool(true),
+        context.and_then(|c| c.read_only_root_filesystem.as_ref()),
+        &true,
         &at("readOnlyRootFilesystem"),
     );
     expect(
         problems,
-        field("/allowPrivilegeEscalation"),
-        &Value::Bool(false),
+        context.and_then(|c| c.allow_privilege_escalation.as_ref()),
+        &false,
         &at("allowPrivilegeEscalation"),
     );
+    let capabilities = context.and_then(|c| c.capabilities.as_ref());
     expect(
         problems,
-        field("/capabilities/drop"),
-        &serde_json::json!(["ALL"]),
+        capabilities.and_then(|c| c.drop.as_ref()),
+        &vec!["ALL".to_owned()],
         &at("capabilities/drop"),
     );
-    expect(
-        problems,
-        field("/seccompProfile/type"),
-        &Value::from("RuntimeDefault"),
-        &at("seccompProfile/type"),
-    );
-    if field("/capabilities/add").is_some() {
+    if capabilities.and_then(|c| c.add.as_ref()).is_some() {
         problems.push(format!("{} must not be set", at("capabilities/add")));
     }
-    if field("/privileged") == Some(&Value::Bool(true)) {
+    expect(
+        problems,
+        context
+            .and_then(|c| c.seccomp_profile.as_ref())
+            .map(|p| &p.type_),
+        &"RuntimeDefault".to_owned(),
+        &at("seccompProfile/type"),
+    );
+    if context.and_then(|c| c.privileged) == Some(true) {
         problems.push(format!("{} must not be true", at("privileged")));
     }
-    match field("/runAsUser").and_then(Value::as_i64) {
-        Some(uid) if uid > 0 => {}
-        other => problems.push(format!(
-            "{} must be a fixed non-zero uid, found {other:?}",
-            at("runAsUser")
+    for (id, value) in [
+        ("runAsUser", context.and_then(|c| c.run_as_user)),
+        ("runAsGroup", context.and_then(|c| c.run_as_group)),
+    ] {
+        if value.is_none_or(|v| v <= 0) {
+            problems.push(format!(
+                "{} must be a fixed non-zero id, found {value:?}",
+                at(id)
+            ));
+        }
+    }
+    match container.image.as_deref() {
+        Some(image)
+            if !image.ends_with(":latest") && (image.contains(':') || image.contains('@')) => {}
+        image => problems.push(format!(
+            "{path}/image {image:?} is not pinned to a tag or digest"
         )),
     }
-    match field("/runAsGroup").and_then(Value::as_i64) {
-        Some(gid) if gid > 0 => {}
-        other => problems.push(format!(
-            "{} must be a fixed non-zero gid, found {other:?}",
-            at("runAsGroup")
-        )),
-    }
-    if let Some(image) = container.get("image").and_then(Value::as_str)
-        && (image.ends_with(":latest") || !(image.contains(':') || image.contains('@')))
+    for (k, var) in container
+        .env
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
     {
-        problems.push(format!(
-            "{path}/image `{image}` is not pinned to a tag or digest"
-        ));
-    }
-    let env = container
-        .get("env")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for (k, var) in env.iter().enumerate() {
-        if var.pointer("/valueFrom/secretKeyRef").is_some() {
+        if var
+            .value_from
+            .as_ref()
+            .is_some_and(|v| v.secret_key_ref.is_some())
+        {
             problems.push(format!(
                 "{path}/env/{k}: secrets must be mounted as files, not passed in the environment"
             ));
         }
     }
-    if container.get("envFrom").is_some() {
+    if container.env_from.is_some() {
         problems.push(format!("{path}/envFrom must not be set"));
+    }
+    if !other.is_empty() {
+        let fields: Vec<&String> = other.keys().collect();
+        problems.push(format!("{path}: unexpected fields {fields:?}"));
     }
 }

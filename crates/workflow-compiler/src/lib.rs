@@ -112,8 +112,52 @@ pub struct RenderedFile {
 }
 
 struct Generated {
-    object: Value,
+    /// The compiled object.
+    typed: Typed,
+    /// The object as a JSON tree after overlays changed it; `None` without overlays.
+    overlaid: Option<Value>,
+    /// What it was made from, for the file header.
     inputs: Vec<String>,
+}
+
+/// A compiled object, typed until an overlay needs it as a JSON tree.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Typed {
+    Workflow(AnyWorkflowObject),
+    ConfigMap(Box<argo_workflows::core::ConfigMap>),
+}
+
+impl Typed {
+    fn generated(self, inputs: Vec<String>) -> Generated {
+        Generated {
+            typed: self,
+            overlaid: None,
+            inputs,
+        }
+    }
+
+    fn metadata(&self) -> &argo_workflows::ObjectMeta {
+        match self {
+            Self::Workflow(AnyWorkflowObject::Workflow(o)) => &o.metadata,
+            Self::Workflow(AnyWorkflowObject::WorkflowTemplate(o)) => &o.metadata,
+            Self::Workflow(AnyWorkflowObject::ClusterWorkflowTemplate(o)) => &o.metadata,
+            Self::Workflow(AnyWorkflowObject::CronWorkflow(o)) => &o.metadata,
+            Self::ConfigMap(o) => &o.metadata,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Workflow(AnyWorkflowObject::Workflow(_)) => "Workflow",
+            Self::Workflow(AnyWorkflowObject::WorkflowTemplate(_)) => "WorkflowTemplate",
+            Self::Workflow(AnyWorkflowObject::ClusterWorkflowTemplate(_)) => {
+                "ClusterWorkflowTemplate"
+            }
+            Self::Workflow(AnyWorkflowObject::CronWorkflow(_)) => "CronWorkflow",
+            Self::ConfigMap(_) => "ConfigMap",
+        }
+    }
 }
 
 /// Compiles everything and renders each object as a YAML file with a header, plus
@@ -154,7 +198,7 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         });
     }
     let options_input = format!("agent options ({options_source})");
-    let mut generated = Vec::new();
+    let mut generated: Vec<Generated> = Vec::new();
     for descriptor in &sorted {
         if usable_transfer_modes(descriptor, options).is_empty() {
             return Err(CompileError::NoTransferMode {
@@ -165,60 +209,58 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
     }
     // Connectors compile independently: spread them over the cores.
     let templates = parallel::map(&sorted, |descriptor| {
-        to_value(&connector_template(descriptor, options))
+        let inputs = vec![descriptor.file().to_owned(), options_input.clone()];
+        let template =
+            AnyWorkflowObject::WorkflowTemplate(Box::new(connector_template(descriptor, options)));
+        Typed::Workflow(template).generated(inputs)
     });
-    for (descriptor, object) in sorted.iter().zip(templates) {
-        generated.push(Generated {
-            object,
-            inputs: vec![descriptor.file().to_owned(), options_input.clone()],
-        });
-    }
+    generated.extend(templates);
     for cron in [orchestrator_cron(options), heartbeat_cron(options)] {
-        generated.push(Generated {
-            object: to_value(&cron),
-            inputs: vec![options_input.clone()],
-        });
+        let cron = Typed::Workflow(AnyWorkflowObject::CronWorkflow(Box::new(cron)));
+        generated.push(cron.generated(vec![options_input.clone()]));
     }
     let mut concurrency_inputs: Vec<String> = sorted.iter().map(|d| d.file().to_owned()).collect();
     concurrency_inputs.push(options_input.clone());
     let concurrency = concurrency_config_map(descriptors, options);
-    generated.push(Generated {
-        object: to_value(&concurrency),
-        inputs: concurrency_inputs,
-    });
+    generated.push(Typed::ConfigMap(Box::new(concurrency)).generated(concurrency_inputs));
 
     if !overlays.is_empty() {
-        let mut objects: Vec<Value> = generated.iter().map(|g| g.object.clone()).collect();
+        let mut objects: Vec<Value> = generated.iter().map(|g| to_value(&g.typed)).collect();
         for overlay in overlays {
             overlay.apply(&mut objects)?;
         }
         for (g, object) in generated.iter_mut().zip(objects) {
-            g.object = object;
+            g.overlaid = Some(object);
             g.inputs
                 .extend(overlays.iter().map(|o| format!("overlay {}", o.file())));
         }
     }
 
     let rendered = parallel::map(&generated, |g| -> Result<RenderedFile, CompileError> {
-        let object = describe(&g.object);
-        recheck(&g.object, &object, !overlays.is_empty())?;
-        let yaml = serde_saphyr::to_string(&g.object).map_err(|source| CompileError::Yaml {
+        let kind = g.typed.kind();
+        let name = g.typed.metadata().name.as_deref().unwrap_or("unnamed");
+        let object = format!("{kind} {name}");
+        let yaml = match &g.overlaid {
+            Some(value) => {
+                recheck_overlaid(value, &object)?;
+                serde_saphyr::to_string(value)
+            }
+            None => {
+                if let Typed::Workflow(workflow) = &g.typed {
+                    let problems = hardening::check_typed(workflow);
+                    if !problems.is_empty() {
+                        return Err(CompileError::Hardening { object, problems });
+                    }
+                }
+                serde_saphyr::to_string(&g.typed)
+            }
+        }
+        .map_err(|source| CompileError::Yaml {
             object: object.clone(),
             source,
         })?;
-        let kind = g
-            .object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("object")
-            .to_lowercase();
-        let name = g
-            .object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("unnamed");
         Ok(RenderedFile {
-            name: format!("{kind}-{name}.yaml"),
+            name: format!("{}-{name}.yaml", kind.to_lowercase()),
             contents: header(&g.inputs) + &yaml,
         })
     });
@@ -233,51 +275,32 @@ fn to_value(object: &impl serde::Serialize) -> Value {
     serde_json::to_value(object).expect("typed objects serialise to JSON")
 }
 
-fn describe(object: &Value) -> String {
-    let field = |pointer: &str| {
-        object
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned()
+/// After overlays, re-reads an Argo object as its typed kind, validates it against both
+/// Argo schemas (strict) and re-checks the security baseline, so an overlay cannot leave a
+/// shape Argo would reject or weaken a pod.
+fn recheck_overlaid(object: &Value, name: &str) -> Result<(), CompileError> {
+    let reparse = |message: String| CompileError::Reparse {
+        object: name.to_owned(),
+        message,
     };
-    format!("{} {}", field("/kind"), field("/metadata/name"))
-}
-
-/// Re-checks the security baseline of every Argo object. After overlays, also re-reads it as
-/// its typed kind and validates it against both Argo schemas (strict), so an overlay cannot
-/// leave a shape Argo would reject. (Without overlays the objects come straight from the
-/// typed model, whose output the tests validate.)
-fn recheck(object: &Value, name: &str, overlaid: bool) -> Result<(), CompileError> {
-    let is_argo = matches!(
-        object.get("kind").and_then(Value::as_str),
-        Some("Workflow" | "WorkflowTemplate" | "ClusterWorkflowTemplate" | "CronWorkflow")
-    );
-    if !is_argo {
-        return Ok(());
+    let typed = match AnyWorkflowObject::from_value(object.clone()) {
+        Ok(Some(typed)) => typed,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(reparse(e.to_string())),
+    };
+    if &to_value(&typed) != object {
+        return Err(reparse(
+            "a value does not fit the Argo object model".to_owned(),
+        ));
     }
-    if overlaid {
-        let reparse = |message: String| CompileError::Reparse {
-            object: name.to_owned(),
-            message,
-        };
-        let typed =
-            AnyWorkflowObject::from_value(object.clone()).map_err(|e| reparse(e.to_string()))?;
-        let again = serde_json::to_value(&typed).map_err(|e| reparse(e.to_string()))?;
-        if &again != object {
-            return Err(reparse(
-                "a value does not fit the Argo object model".to_owned(),
-            ));
-        }
-        let errors: Vec<String> = argo_schema::EMBEDDED
-            .iter()
-            .flat_map(|schema| schema.errors(object))
-            .collect();
-        if !errors.is_empty() {
-            return Err(reparse(errors.join("; ")));
-        }
+    let errors: Vec<String> = argo_schema::EMBEDDED
+        .iter()
+        .flat_map(|schema| schema.errors(object))
+        .collect();
+    if !errors.is_empty() {
+        return Err(reparse(errors.join("; ")));
     }
-    let problems = hardening::check(object);
+    let problems = hardening::check_typed(&typed);
     if problems.is_empty() {
         Ok(())
     } else {
