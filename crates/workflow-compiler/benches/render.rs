@@ -115,6 +115,7 @@ fn main() {
         bytes / 1024,
         render.as_secs_f64() * 1e3
     );
+    println!("fastest of {ROUNDS}: {:.2} ms", fastest.as_secs_f64() * 1e3);
     println!(
         "baseline (compile + JSON only, same run):           {:.2} ms",
         base.as_secs_f64() * 1e3
