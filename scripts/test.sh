@@ -21,6 +21,15 @@ tools_bin="$(scripts/install-tools.sh)"
 export PATH="$tools_bin:$PATH"
 kubectl version --client | sed -n 1p
 
+step "servers"
+eval "$(scripts/services.sh start)"
+log=""
+cleanup() {
+  scripts/services.sh stop || true
+  [ -n "$log" ] && rm -f "$log"
+}
+trap cleanup EXIT
+
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -40,7 +49,6 @@ echo "kustomize renders all $objects objects"
 
 step "tests"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

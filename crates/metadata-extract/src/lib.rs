@@ -4,10 +4,183 @@
 //! The output of one run is a folder: one stream per entity kind (`tables/part-00000.ndjson.zst`
 //! …), newline-delimited JSON compressed with zstd, split into parts of bounded size, and a
 //! `manifest.json` written last, so a folder without a manifest is never mistaken for a
-//! complete run.
+//! complete run. Extractors read catalogs only: no query ever selects from a user table.
 
+pub mod error;
+pub mod filter;
 pub mod record;
+pub mod sources;
+pub mod tls;
 pub mod writer;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use connector_descriptor::ValidatedDescriptor;
+use serde_json::Value;
+
+pub use error::{ExtractError, exit};
 pub use record::*;
 pub use writer::{FileEntry, Manifest, OutputWriter, RunIdentity, Skipped, WriteError};
+
+/// A secret read from the secrets folder. Its `Debug` form never shows the value.
+#[derive(Clone)]
+pub struct SourceSecret(String);
+
+impl SourceSecret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SourceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceSecret([redacted])")
+    }
+}
+
+/// Receives progress as extraction goes (log events, a progress bar).
+pub trait Progress: Sync {
+    /// A database is starting.
+    fn database(&self, name: &str);
+    /// A stage of a database finished.
+    fn stage(&self, database: &str, kind: EntityKind);
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn database(&self, _: &str) {}
+    fn stage(&self, _: &str, _: EntityKind) {}
+}
+
+/// Everything one extraction needs.
+#[derive(Debug)]
+pub struct ExtractRequest<'a> {
+    /// The connector's descriptor: parameters are checked against it.
+    pub descriptor: &'a ValidatedDescriptor,
+    /// Raw `name=value` parameters.
+    pub parameters: Vec<(String, String)>,
+    /// Folder holding one file per declared secret, named after it.
+    pub secrets_dir: Option<PathBuf>,
+    /// CA bundle to trust for TLS to the source (the agent's custom CA).
+    pub ca_bundle: Option<PathBuf>,
+    /// Output folder (missing or empty).
+    pub out: PathBuf,
+    /// Who runs it, for the manifest.
+    pub identity: RunIdentity,
+    /// Largest uncompressed size of one output part.
+    pub part_bytes: u64,
+}
+
+/// Reads the declared secrets: a missing required one is an error, a missing optional one
+/// is absent. Trailing newlines (as `kubectl create secret --from-file` leaves) are removed.
+fn read_secrets(
+    request: &ExtractRequest<'_>,
+) -> Result<BTreeMap<String, SourceSecret>, ExtractError> {
+    let mut secrets = BTreeMap::new();
+    for declared in &request.descriptor.secrets {
+        let name = &declared.name.value;
+        let Some(dir) = &request.secrets_dir else {
+            if declared.optional {
+                continue;
+            }
+            return Err(ExtractError::Secret {
+                name: name.clone(),
+                path: PathBuf::from("(no --secrets-dir given)"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the connector declares this secret",
+                ),
+            });
+        };
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(value) => {
+                secrets.insert(
+                    name.clone(),
+                    SourceSecret::new(value.trim_end_matches(['\n', '\r'])),
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && declared.optional => {}
+            Err(source) => {
+                return Err(ExtractError::Secret {
+                    name: name.clone(),
+                    path,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(secrets)
+}
+
+fn string(parameters: &BTreeMap<String, Value>, name: &str) -> Option<String> {
+    parameters
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Runs one extraction: validates the parameters, reads the secrets, extracts, and writes
+/// the output with its manifest last. On any error no manifest is written.
+pub async fn run(
+    request: ExtractRequest<'_>,
+    progress: &dyn Progress,
+) -> Result<Manifest, ExtractError> {
+    let connector = request.descriptor.name().to_owned();
+    let parameters = request
+        .descriptor
+        .resolve_parameters(&request.parameters)
+        .map_err(|problems| ExtractError::Parameters {
+            connector: connector.clone(),
+            problems,
+        })?;
+    let filters = filter::Filters::from_parameters(&parameters).map_err(|problems| {
+        ExtractError::Parameters {
+            connector: connector.clone(),
+            problems,
+        }
+    })?;
+    let mut secrets = read_secrets(&request)?;
+    let bad = |problem: String| ExtractError::Parameters {
+        connector: connector.clone(),
+        problems: vec![problem],
+    };
+    match connector.as_str() {
+        "postgres" => {
+            let ssl_mode = string(&parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
+            let config = sources::postgres::PostgresConfig {
+                host: string(&parameters, "host")
+                    .ok_or_else(|| bad("parameter `host` is required".into()))?,
+                port: parameters
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or(5432),
+                database: string(&parameters, "database").unwrap_or_else(|| "postgres".into()),
+                user: string(&parameters, "user")
+                    .ok_or_else(|| bad("parameter `user` is required".into()))?,
+                password: secrets.remove("password"),
+                ssl_mode: tls::SslMode::parse(&ssl_mode)
+                    .ok_or_else(|| bad(format!("unknown ssl-mode `{ssl_mode}`")))?,
+                ca_bundle: request.ca_bundle.clone(),
+                connect_timeout: Duration::from_secs(15),
+            };
+            let mut writer =
+                OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
+            sources::postgres::extract(&config, &filters, &mut writer, progress).await?;
+            Ok(writer.finish()?)
+        }
+        _ => Err(ExtractError::UnsupportedConnector { connector }),
+    }
+}

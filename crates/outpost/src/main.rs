@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod extract;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use workflow_compiler::files::{self, FilesError};
@@ -37,6 +39,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Extract a source's metadata into an output folder (the connector pod's first step).
+    ///
+    /// Parameters are checked against the connector's descriptor; secrets are read from
+    /// files named after them in --secrets-dir. The folder gets one zstd-compressed NDJSON
+    /// stream per entity kind and, last, manifest.json. Exit codes: 0 success, 64 bad
+    /// parameters, 74 output not writable, 75 source unreachable (a retry may help),
+    /// 77 login refused, 78 secret missing or TLS misconfigured.
+    Extract(extract::ExtractArgs),
     /// Compile connector descriptors into Argo WorkflowTemplates and CronWorkflows.
     ///
     /// Writes one file per object into the output folder, each with a header naming its
@@ -74,6 +84,7 @@ struct RenderArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Extract(args) => return extract::run(args),
         Command::Render(args) => render(&args),
         Command::Schema { which } => {
             print!("{}", schema(&which));
@@ -158,4 +169,19 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
 /// Descriptor errors already carry file, line and column; print them as they are.
 fn input_error(error: FilesError) -> anyhow::Error {
     anyhow::Error::new(error)
+}
+
+/// Structured logs on stderr: JSON when `OUTPOST_LOG_FORMAT=json`, text otherwise; the level
+/// from `RUST_LOG` (default `info`).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("OUTPOST_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

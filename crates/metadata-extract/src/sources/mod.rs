@@ -1,0 +1,3 @@
+//! One module per kind of source.
+
+pub mod postgres;

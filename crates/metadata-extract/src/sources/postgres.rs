@@ -1,0 +1,567 @@
+//! PostgreSQL ≥ 12, read from `pg_catalog` (not `information_schema`: it is slower and
+//! hides what the role does not own).
+//!
+//! One connection per database, one streamed query per entity kind, every query ordered so
+//! the same catalog gives the same records in the same order. Never a query on a user
+//! table: only catalog relations and catalog functions.
+
+use std::time::Duration;
+
+use futures_util::{TryStreamExt, pin_mut};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+
+use crate::error::{BoxError, ExtractError};
+use crate::filter::Filters;
+use crate::record::{
+    Column, Constraint, ConstraintKind, Database, EntityKind, Generated, Index, Lineage, Schema,
+    Table, TableKind, TableRef, ViewDefinition,
+};
+use crate::tls::{SslMode, client_config};
+use crate::writer::{OutputWriter, Skipped, WriteError};
+use crate::{Progress, SourceSecret};
+
+/// Schemas that are never extracted.
+const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast"];
+
+/// How to reach the server.
+#[derive(Clone, Debug)]
+pub struct PostgresConfig {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database to connect to first.
+    pub database: String,
+    /// Login role.
+    pub user: String,
+    /// The role's password, if any.
+    pub password: Option<SourceSecret>,
+    /// TLS policy.
+    pub ssl_mode: SslMode,
+    /// CA bundle to trust instead of the compiled-in roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+}
+
+impl PostgresConfig {
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+fn is_system_schema(name: &str) -> bool {
+    SYSTEM_SCHEMAS.contains(&name)
+        || name.starts_with("pg_temp_")
+        || name.starts_with("pg_toast_temp_")
+}
+
+/// Classifies a connection error: unreachable (retry may help), refused login, TLS.
+fn connect_error(config: &PostgresConfig, error: tokio_postgres::Error) -> ExtractError {
+    let target = config.target();
+    if let Some(db) = error.as_db_error() {
+        let code = db.code();
+        let message = db.message().to_owned();
+        if *code == SqlState::INVALID_PASSWORD {
+            return ExtractError::Authentication {
+                target,
+                user: config.user.clone(),
+                source: error.into(),
+            };
+        }
+        if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            || *code == SqlState::INSUFFICIENT_PRIVILEGE
+        {
+            // pg_hba.conf refusals share this code; one that names encryption means TLS.
+            if message.contains("no encryption") || message.contains("SSL off") {
+                return ExtractError::TlsRequired {
+                    target,
+                    source: error.into(),
+                };
+            }
+            return ExtractError::Authentication {
+                target,
+                user: config.user.clone(),
+                source: error.into(),
+            };
+        }
+        if *code == SqlState::CANNOT_CONNECT_NOW || *code == SqlState::TOO_MANY_CONNECTIONS {
+            return ExtractError::Unreachable {
+                target,
+                source: error.into(),
+            };
+        }
+        return ExtractError::Query {
+            target,
+            what: "the login",
+            connection_lost: false,
+            source: error.into(),
+        };
+    }
+    let text = error.to_string();
+    if text.contains("TLS")
+        || text.contains("tls")
+        || text.contains("certificate")
+        || text.contains("server does not support TLS")
+    {
+        return ExtractError::Tls {
+            target,
+            mode: config.ssl_mode.as_str().to_owned(),
+            source: error.into(),
+        };
+    }
+    ExtractError::Unreachable {
+        target,
+        source: error.into(),
+    }
+}
+
+async fn connect(config: &PostgresConfig, database: &str) -> Result<Client, ExtractError> {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&config.host)
+        .port(config.port)
+        .dbname(database)
+        .user(&config.user)
+        .application_name("outpost")
+        .connect_timeout(config.connect_timeout)
+        // Catalog reads only; no transaction may write.
+        .options("-c default_transaction_read_only=on -c statement_timeout=300000");
+    if let Some(password) = &config.password {
+        pg.password(password.expose());
+    }
+    let client = if config.ssl_mode == SslMode::Disable {
+        pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let (client, connection) = pg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| connect_error(config, e))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "PostgreSQL connection ended with an error");
+            }
+        });
+        client
+    } else {
+        pg.ssl_mode(if config.ssl_mode == SslMode::Prefer {
+            tokio_postgres::config::SslMode::Prefer
+        } else {
+            tokio_postgres::config::SslMode::Require
+        });
+        let tls_config =
+            client_config(config.ssl_mode, config.ca_bundle.as_deref()).map_err(|e| {
+                ExtractError::Tls {
+                    target: config.target(),
+                    mode: config.ssl_mode.as_str().to_owned(),
+                    source: e.into(),
+                }
+            })?;
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+        let (client, connection) = pg
+            .connect(tls)
+            .await
+            .map_err(|e| connect_error(config, e))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "PostgreSQL connection ended with an error");
+            }
+        });
+        client
+    };
+    Ok(client)
+}
+
+struct Reader<'a> {
+    client: &'a Client,
+    target: String,
+}
+
+impl Reader<'_> {
+    /// Streams the rows of `sql`, calling `each` on every row, without collecting them.
+    async fn each(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        mut each: impl FnMut(Row) -> Result<(), WriteError>,
+    ) -> Result<(), ExtractError> {
+        let failed = |error: tokio_postgres::Error| ExtractError::Query {
+            target: self.target.clone(),
+            what,
+            connection_lost: error.is_closed() || error.as_db_error().is_none(),
+            source: BoxError::from(error),
+        };
+        let rows = self
+            .client
+            .query_raw(sql, params.iter().copied())
+            .await
+            .map_err(failed)?;
+        pin_mut!(rows);
+        while let Some(row) = rows.try_next().await.map_err(failed)? {
+            each(row)?;
+        }
+        Ok(())
+    }
+}
+
+fn text(row: &Row, index: usize) -> Option<String> {
+    row.get::<_, Option<String>>(index)
+}
+
+/// Extracts every visible, included database.
+pub async fn extract(
+    config: &PostgresConfig,
+    filters: &Filters,
+    writer: &mut OutputWriter,
+    progress: &dyn Progress,
+) -> Result<(), ExtractError> {
+    let first = connect(config, &config.database).await?;
+    let reader = Reader {
+        client: &first,
+        target: format!("{}/{}", config.target(), config.database),
+    };
+    let mut databases = Vec::new();
+    reader
+        .each(
+            "databases",
+            "SELECT d.datname, pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.shobj_description(d.oid, 'pg_database'),
+                    pg_catalog.pg_encoding_to_char(d.encoding), pg_catalog.has_database_privilege(d.oid, 'CONNECT')
+             FROM pg_catalog.pg_database d
+             WHERE d.datallowconn AND NOT d.datistemplate
+             ORDER BY d.datname COLLATE \"C\"",
+            &[],
+            |row| {
+                databases.push((
+                    Database { name: row.get(0), owner: text(&row, 1), comment: text(&row, 2), encoding: text(&row, 3) },
+                    row.get::<_, bool>(4),
+                ));
+                Ok(())
+            },
+        )
+        .await?;
+    for (database, can_connect) in databases {
+        if !filters.databases.allows(&database.name) {
+            continue;
+        }
+        if !can_connect {
+            writer.skip(Skipped {
+                kind: EntityKind::Database,
+                name: database.name.clone(),
+                reason: "no CONNECT privilege".into(),
+            });
+            continue;
+        }
+        let name = database.name.clone();
+        writer.write(&database)?;
+        progress.database(&name);
+        let client = if name == config.database {
+            None
+        } else {
+            Some(connect(config, &name).await?)
+        };
+        let client = client.as_ref().unwrap_or(&first);
+        let reader = Reader {
+            client,
+            target: format!("{}/{name}", config.target()),
+        };
+        extract_database(&reader, &name, filters, writer, progress).await?;
+    }
+    Ok(())
+}
+
+async fn extract_database(
+    reader: &Reader<'_>,
+    database: &str,
+    filters: &Filters,
+    writer: &mut OutputWriter,
+    progress: &dyn Progress,
+) -> Result<(), ExtractError> {
+    // Schemas: visible and included ones are extracted; ones without USAGE are listed as
+    // skipped (their relations are visible in the catalog, but the role may not use them).
+    let mut schemas: Vec<String> = Vec::new();
+    reader
+        .each(
+            "schemas",
+            "SELECT n.nspname, pg_catalog.pg_get_userbyid(n.nspowner), pg_catalog.obj_description(n.oid, 'pg_namespace'),
+                    pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+             FROM pg_catalog.pg_namespace n
+             ORDER BY n.nspname COLLATE \"C\"",
+            &[],
+            |row| {
+                let name: String = row.get(0);
+                if is_system_schema(&name) || !filters.schemas.allows(&name) {
+                    return Ok(());
+                }
+                if !row.get::<_, bool>(3) {
+                    writer.skip(Skipped { kind: EntityKind::Schema, name: format!("{database}.{name}"), reason: "no USAGE privilege".into() });
+                    return Ok(());
+                }
+                writer.write(&Schema { database: database.to_owned(), name: name.clone(), owner: text(&row, 1), comment: text(&row, 2) })?;
+                schemas.push(name);
+                Ok(())
+            },
+        )
+        .await?;
+    let visible: &(dyn ToSql + Sync) = &schemas;
+    let keep = |schema: &str, table: &str| filters.allows_table(schema, table);
+
+    reader
+        .each(
+            "tables",
+            "SELECT n.nspname, c.relname, c.relkind::text, c.relispartition, pg_catalog.pg_get_userbyid(c.relowner),
+                    pg_catalog.obj_description(c.oid, 'pg_class'),
+                    CASE WHEN c.relkind IN ('r', 'm', 'p', 'f') AND c.reltuples >= 0 THEN c.reltuples::int8 END,
+                    pn.nspname, p.relname,
+                    CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_catalog.pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
+             LEFT JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+             LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+             WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1)
+             ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+            &[visible],
+            |row| {
+                let (schema, name): (String, String) = (row.get(0), row.get(1));
+                if !keep(&schema, &name) {
+                    return Ok(());
+                }
+                let relkind: String = row.get(2);
+                let kind = match (relkind.as_str(), row.get::<_, bool>(3)) {
+                    (_, true) => TableKind::Partition,
+                    ("v", _) => TableKind::View,
+                    ("m", _) => TableKind::MaterializedView,
+                    ("f", _) => TableKind::ForeignTable,
+                    ("p", _) => TableKind::PartitionedTable,
+                    _ => TableKind::Table,
+                };
+                let partition_of = match (text(&row, 7), text(&row, 8)) {
+                    (Some(schema), Some(name)) => Some(TableRef { schema, name }),
+                    _ => None,
+                };
+                writer.write(&Table {
+                    database: database.to_owned(),
+                    schema,
+                    name,
+                    kind,
+                    owner: text(&row, 4),
+                    comment: text(&row, 5),
+                    row_count_estimate: row.get(6),
+                    partition_of,
+                    partition_bound: text(&row, 9),
+                })
+            },
+        )
+        .await?;
+    progress.stage(database, EntityKind::Table);
+
+    reader
+        .each(
+            "columns",
+            "SELECT n.nspname, c.relname, a.attname,
+                    (row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum))::int4,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+                    pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text,
+                    pg_catalog.col_description(c.oid, a.attnum)
+             FROM pg_catalog.pg_attribute a
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+               AND n.nspname = ANY($1)
+             ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\", a.attnum",
+            &[visible],
+            |row| {
+                let (schema, table): (String, String) = (row.get(0), row.get(1));
+                if !keep(&schema, &table) {
+                    return Ok(());
+                }
+                let expression = text(&row, 6);
+                let attgenerated: String = row.get(7);
+                let identity: String = row.get(8);
+                let (generated, default, generation_expression) = match (attgenerated.as_str(), identity.as_str()) {
+                    ("s", _) => (Some(Generated::Stored), None, expression),
+                    ("v", _) => (Some(Generated::Virtual), None, expression),
+                    (_, "a") => (Some(Generated::IdentityAlways), expression, None),
+                    (_, "d") => (Some(Generated::IdentityByDefault), expression, None),
+                    _ => (None, expression, None),
+                };
+                writer.write(&Column {
+                    database: database.to_owned(),
+                    schema,
+                    table,
+                    name: row.get(2),
+                    ordinal: row.get(3),
+                    data_type: row.get(4),
+                    nullable: row.get(5),
+                    default,
+                    generated,
+                    generation_expression,
+                    comment: text(&row, 9),
+                })
+            },
+        )
+        .await?;
+    progress.stage(database, EntityKind::Column);
+
+    reader
+        .each(
+            "constraints",
+            "SELECT n.nspname, c.relname, con.conname, con.contype::text,
+                    ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, pos)
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.pos),
+                    rn.nspname, r.relname,
+                    CASE WHEN con.contype = 'f' THEN ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, pos)
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.pos) END,
+                    CASE WHEN con.contype = 'f' THEN con.confupdtype::text END,
+                    CASE WHEN con.contype = 'f' THEN con.confdeltype::text END,
+                    pg_catalog.pg_get_constraintdef(con.oid, true)
+             FROM pg_catalog.pg_constraint con
+             JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_catalog.pg_class r ON r.oid = con.confrelid
+             LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+             WHERE con.contype IN ('p', 'u', 'f', 'c', 'x') AND n.nspname = ANY($1)
+             ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\", con.conname COLLATE \"C\"",
+            &[visible],
+            |row| {
+                let (schema, table): (String, String) = (row.get(0), row.get(1));
+                if !keep(&schema, &table) {
+                    return Ok(());
+                }
+                let contype: String = row.get(3);
+                let kind = match contype.as_str() {
+                    "p" => ConstraintKind::PrimaryKey,
+                    "u" => ConstraintKind::Unique,
+                    "f" => ConstraintKind::ForeignKey,
+                    "x" => ConstraintKind::Exclusion,
+                    _ => ConstraintKind::Check,
+                };
+                let referenced_table = match (text(&row, 5), text(&row, 6)) {
+                    (Some(schema), Some(name)) if kind == ConstraintKind::ForeignKey => Some(TableRef { schema, name }),
+                    _ => None,
+                };
+                writer.write(&Constraint {
+                    database: database.to_owned(),
+                    schema,
+                    table,
+                    name: row.get(2),
+                    kind,
+                    columns: row.get::<_, Option<Vec<String>>>(4).unwrap_or_default(),
+                    referenced_table,
+                    referenced_columns: row.get(7),
+                    on_update: text(&row, 8).map(|a| foreign_key_action(&a)),
+                    on_delete: text(&row, 9).map(|a| foreign_key_action(&a)),
+                    definition: text(&row, 10),
+                })
+            },
+        )
+        .await?;
+
+    reader
+        .each(
+            "indexes",
+            "SELECT n.nspname, t.relname, i.relname, x.indisunique, x.indisprimary,
+                    ARRAY(SELECT pg_catalog.pg_get_indexdef(x.indexrelid, k, true) FROM generate_series(1, x.indnkeyatts) k),
+                    am.amname, pg_catalog.pg_get_expr(x.indpred, x.indrelid, true), pg_catalog.pg_get_indexdef(x.indexrelid)
+             FROM pg_catalog.pg_index x
+             JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+             JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+             JOIN pg_catalog.pg_am am ON am.oid = i.relam
+             WHERE n.nspname = ANY($1) AND t.relkind IN ('r', 'm', 'p', 'f')
+             ORDER BY n.nspname COLLATE \"C\", t.relname COLLATE \"C\", i.relname COLLATE \"C\"",
+            &[visible],
+            |row| {
+                let (schema, table): (String, String) = (row.get(0), row.get(1));
+                if !keep(&schema, &table) {
+                    return Ok(());
+                }
+                writer.write(&Index {
+                    database: database.to_owned(),
+                    schema,
+                    table,
+                    name: row.get(2),
+                    unique: row.get(3),
+                    primary: row.get(4),
+                    columns: row.get::<_, Option<Vec<String>>>(5).unwrap_or_default(),
+                    method: text(&row, 6),
+                    predicate: text(&row, 7),
+                    definition: text(&row, 8),
+                })
+            },
+        )
+        .await?;
+
+    reader
+        .each(
+            "view definitions",
+            "SELECT n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid, true)
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($1)
+             ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+            &[visible],
+            |row| {
+                let (schema, view): (String, String) = (row.get(0), row.get(1));
+                if !keep(&schema, &view) {
+                    return Ok(());
+                }
+                let Some(definition) = text(&row, 2) else {
+                    return Ok(());
+                };
+                writer.write(&ViewDefinition {
+                    database: database.to_owned(),
+                    schema,
+                    view,
+                    definition,
+                })
+            },
+        )
+        .await?;
+
+    // Lineage: the relations each view's rewrite rule depends on.
+    reader
+        .each(
+            "lineage",
+            "SELECT l.view_schema, l.view_name, l.source_schema, l.source_name FROM (
+             SELECT DISTINCT vn.nspname AS view_schema, v.relname AS view_name, sn.nspname AS source_schema, s.relname AS source_name
+             FROM pg_catalog.pg_rewrite r
+             JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+             JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+                  AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'n'
+             JOIN pg_catalog.pg_class s ON s.oid = d.refobjid
+             JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+             WHERE v.relkind IN ('v', 'm') AND s.oid <> v.oid AND vn.nspname = ANY($1)) l
+             ORDER BY l.view_schema COLLATE \"C\", l.view_name COLLATE \"C\", l.source_schema COLLATE \"C\", l.source_name COLLATE \"C\"",
+            &[visible],
+            |row| {
+                let (schema, view): (String, String) = (row.get(0), row.get(1));
+                if !keep(&schema, &view) {
+                    return Ok(());
+                }
+                writer.write(&Lineage {
+                    database: database.to_owned(),
+                    view: TableRef { schema, name: view },
+                    source: TableRef { schema: row.get(2), name: row.get(3) },
+                })
+            },
+        )
+        .await?;
+    progress.stage(database, EntityKind::Lineage);
+    Ok(())
+}
+
+fn foreign_key_action(code: &str) -> String {
+    match code {
+        "a" => "NO ACTION",
+        "r" => "RESTRICT",
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        other => other,
+    }
+    .to_owned()
+}

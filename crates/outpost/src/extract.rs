@@ -1,0 +1,182 @@
+//! `outpost extract`: the connector pod's first step.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use connector_descriptor::ValidatedDescriptor;
+use metadata_extract::{EntityKind, ExtractRequest, Progress, RunIdentity};
+
+/// The descriptors shipped with this binary. The image runs exactly these, so the control
+/// plane can never make a step run a connector the image does not declare.
+const BUILTIN_DESCRIPTORS: &[(&str, &str)] = &[
+    (
+        "connectors/mysql/connector.yaml",
+        include_str!("../../../connectors/mysql/connector.yaml"),
+    ),
+    (
+        "connectors/postgres/connector.yaml",
+        include_str!("../../../connectors/postgres/connector.yaml"),
+    ),
+    (
+        "connectors/sqlite/connector.yaml",
+        include_str!("../../../connectors/sqlite/connector.yaml"),
+    ),
+];
+
+#[derive(clap::Args, Debug)]
+pub struct ExtractArgs {
+    /// The connector (`postgres`, `mysql`, `sqlite`).
+    #[arg(long)]
+    connector: String,
+    /// A parameter as `name=value`; repeat for each. Checked against the descriptor.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Folder with one file per declared secret, named after it (`password`).
+    #[arg(long)]
+    secrets_dir: Option<PathBuf>,
+    /// Output folder; must be missing or empty.
+    #[arg(long)]
+    out: PathBuf,
+    /// Connection id, recorded in the manifest.
+    #[arg(long)]
+    connection: Option<String>,
+    /// Control-plane job id, recorded in the manifest.
+    #[arg(long)]
+    job_id: Option<String>,
+    /// Run id, recorded in the manifest.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Read descriptors from this folder instead of the ones built in.
+    #[arg(long)]
+    connectors: Option<PathBuf>,
+    /// Largest uncompressed size of one output part, in MiB.
+    #[arg(long, default_value_t = 64)]
+    part_size_mib: u64,
+}
+
+fn descriptor(args: &ExtractArgs) -> anyhow::Result<ValidatedDescriptor> {
+    let descriptors = match &args.connectors {
+        Some(dir) => workflow_compiler::files::read_connectors(dir)?,
+        None => BUILTIN_DESCRIPTORS
+            .iter()
+            .map(|(file, text)| connector_descriptor::parse(file, text))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let names: Vec<&str> = descriptors.iter().map(|d| d.name()).collect();
+    descriptors
+        .iter()
+        .find(|d| d.name() == args.connector)
+        .cloned()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown connector `{}` (known: {})",
+                args.connector,
+                names.join(", ")
+            )
+        })
+}
+
+/// Progress as structured log events.
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn database(&self, name: &str) {
+        tracing::info!(database = name, "extracting database");
+    }
+    fn stage(&self, database: &str, kind: EntityKind) {
+        tracing::info!(database, stage = kind.stream(), "stage done");
+    }
+}
+
+pub fn run(args: ExtractArgs) -> ExitCode {
+    crate::init_logging();
+    let descriptor = match descriptor(&args) {
+        Ok(d) => d,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(metadata_extract::exit::USAGE);
+        }
+    };
+    let mut parameters = Vec::new();
+    for raw in &args.params {
+        match raw.split_once('=') {
+            Some((name, value)) => parameters.push((name.to_owned(), value.to_owned())),
+            None => {
+                eprintln!("error: --param `{raw}` is not NAME=VALUE");
+                return ExitCode::from(metadata_extract::exit::USAGE);
+            }
+        }
+    }
+    let request = ExtractRequest {
+        descriptor: &descriptor,
+        parameters,
+        secrets_dir: args.secrets_dir.clone(),
+        // The agent's custom CA bundle, mounted by the WorkflowTemplate.
+        ca_bundle: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
+        out: args.out.clone(),
+        identity: RunIdentity {
+            connector: descriptor.name().to_owned(),
+            connection: args.connection.clone(),
+            job_id: args.job_id.clone(),
+            run_id: args.run_id.clone(),
+        },
+        part_bytes: args.part_size_mib.max(1) * 1024 * 1024,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(metadata_extract::exit::SOFTWARE);
+        }
+    };
+    match runtime.block_on(metadata_extract::run(request, &LogProgress)) {
+        Ok(manifest) => {
+            let records: u64 = manifest.totals.values().sum();
+            tracing::info!(
+                out = %args.out.display(),
+                files = manifest.files.len(),
+                records,
+                skipped = manifest.skipped.len(),
+                "extraction complete"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "error: {}",
+                anyhow::Error::new(error_for_display(&error))
+                    .context(format!("extract failed (exit code {})", error.exit_code()))
+                    .chain()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            );
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// The error's whole cause chain, as one message.
+fn error_for_display(error: &metadata_extract::ExtractError) -> ChainMessage {
+    let mut parts = vec![error.to_string()];
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    ChainMessage(parts.join(": "))
+}
+
+#[derive(Debug)]
+struct ChainMessage(String);
+
+impl std::fmt::Display for ChainMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ChainMessage {}
