@@ -303,3 +303,48 @@ pub struct Lineage {
     pub source: TableRef,
 }
 record!(Lineage, Lineage);
+
+/// The JSON Schema of every record type and of the manifest, by file name
+/// (`table.schema.json`), as pretty JSON with a trailing newline: the form committed under
+/// `crates/metadata-extract/output-format/`.
+pub fn json_schemas() -> Vec<(String, String)> {
+    fn render<T: JsonSchema>() -> String {
+        let mut text =
+            serde_json::to_string_pretty(&schemars::schema_for!(T)).expect("a schema is JSON");
+        text.push('\n');
+        text
+    }
+    vec![
+        ("database.schema.json".to_owned(), render::<Database>()),
+        ("schema.schema.json".to_owned(), render::<Schema>()),
+        ("table.schema.json".to_owned(), render::<Table>()),
+        ("column.schema.json".to_owned(), render::<Column>()),
+        ("constraint.schema.json".to_owned(), render::<Constraint>()),
+        ("index.schema.json".to_owned(), render::<Index>()),
+        (
+            "view-definition.schema.json".to_owned(),
+            render::<ViewDefinition>(),
+        ),
+        ("lineage.schema.json".to_owned(), render::<Lineage>()),
+        (
+            "manifest.schema.json".to_owned(),
+            render::<crate::writer::Manifest>(),
+        ),
+    ]
+}
+
+impl EntityKind {
+    /// The file name of this kind's record schema in `output-format/`.
+    pub fn schema_file(self) -> &'static str {
+        match self {
+            Self::Database => "database.schema.json",
+            Self::Schema => "schema.schema.json",
+            Self::Table => "table.schema.json",
+            Self::Column => "column.schema.json",
+            Self::Constraint => "constraint.schema.json",
+            Self::Index => "index.schema.json",
+            Self::ViewDefinition => "view-definition.schema.json",
+            Self::Lineage => "lineage.schema.json",
+        }
+    }
+}

@@ -60,6 +60,13 @@ enum Command {
         #[arg(value_parser = ["descriptor", "options"])]
         which: String,
     },
+    /// Write the JSON Schemas of the extraction output (one per record type and the
+    /// manifest) into a folder.
+    OutputSchemas {
+        /// Folder to write into.
+        #[arg(default_value = "crates/metadata-extract/output-format")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,6 +93,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Extract(args) => return extract::run(args),
         Command::Render(args) => render(&args),
+        Command::OutputSchemas { out } => (|| {
+            std::fs::create_dir_all(&out)?;
+            for (name, text) in metadata_extract::json_schemas() {
+                std::fs::write(out.join(name), text)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        })(),
         Command::Schema { which } => {
             print!("{}", schema(&which));
             Ok(ExitCode::SUCCESS)
