@@ -181,6 +181,16 @@ pub async fn run(
             sources::postgres::extract(&config, &filters, &mut writer, progress).await?;
             Ok(writer.finish()?)
         }
+        "sqlite" => {
+            let path = PathBuf::from(
+                string(&parameters, "path")
+                    .ok_or_else(|| bad("parameter `path` is required".into()))?,
+            );
+            let mut writer =
+                OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
+            sources::sqlite::extract(&path, &filters, &mut writer, progress)?;
+            Ok(writer.finish()?)
+        }
         _ => Err(ExtractError::UnsupportedConnector { connector }),
     }
 }

@@ -146,37 +146,22 @@ pub fn run(args: ExtractArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!(
-                "error: {}",
-                anyhow::Error::new(error_for_display(&error))
-                    .context(format!("extract failed (exit code {})", error.exit_code()))
-                    .chain()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(": ")
+                "error: {} (exit code {})",
+                cause_chain(&error),
+                error.exit_code()
             );
             ExitCode::from(error.exit_code())
         }
     }
 }
 
-/// The error's whole cause chain, as one message.
-fn error_for_display(error: &metadata_extract::ExtractError) -> ChainMessage {
+/// The error's whole cause chain, as one message (`cannot reach …: connection refused`).
+fn cause_chain(error: &metadata_extract::ExtractError) -> String {
     let mut parts = vec![error.to_string()];
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         parts.push(cause.to_string());
         source = cause.source();
     }
-    ChainMessage(parts.join(": "))
+    parts.join(": ")
 }
-
-#[derive(Debug)]
-struct ChainMessage(String);
-
-impl std::fmt::Display for ChainMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ChainMessage {}

@@ -1,3 +1,4 @@
 //! One module per kind of source.
 
 pub mod postgres;
+pub mod sqlite;
