@@ -2,7 +2,7 @@
 # Starts (or stops) the real servers the tests talk to, on loopback, under .services/.
 #   scripts/services.sh start   # prints `export …` lines for the tests' environment
 #   scripts/services.sh stop
-# PostgreSQL 15 from Debian's packages (see ../shared/INFRA.md).
+# PostgreSQL 15 and MariaDB 10.11 from Debian's packages (see ../shared/INFRA.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${OUTPOST_SERVICES_DIR:-/tmp/outpost-services-$(id -u)}"
@@ -55,8 +55,51 @@ stop_postgres() {
   rm -rf "$data"
 }
 
+my_port="${OUTPOST_TEST_MYSQL_PORT:-53306}"
+my_password="outpost-test-admin"
+
+start_mariadb() {
+  if ! command -v mariadbd >/dev/null 2>&1; then
+    log "installing MariaDB"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >&2
+  fi
+  local data="$state/mariadb"
+  mkdir -p "$state"
+  if [ ! -d "$data/mysql" ]; then
+    rm -rf "$data"
+    mkdir -p "$data"
+    chown mysql:mysql "$data"
+    mariadb-install-db --user=mysql --datadir="$data" --auth-root-authentication-method=normal \
+      --skip-test-db >/dev/null 2>&1
+  fi
+  if ! mariadb-admin --socket="$data/s.sock" -uroot ping >/dev/null 2>&1; then
+    nohup mariadbd --no-defaults --user=mysql --datadir="$data" --socket="$data/s.sock" \
+      --pid-file="$data/mariadb.pid" --bind-address=127.0.0.1 --port="$my_port" \
+      --log-error="$data/error.log" >/dev/null 2>&1 &
+    for _ in $(seq 1 60); do
+      mariadb-admin --socket="$data/s.sock" -uroot ping >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    mariadb-admin --socket="$data/s.sock" -uroot ping >/dev/null 2>&1 || { log "MariaDB did not start; see $data/error.log"; exit 1; }
+  fi
+  # An administrator reachable over TCP with a password, for the tests' fixtures.
+  mariadb --socket="$data/s.sock" -uroot -e "CREATE USER IF NOT EXISTS 'outpost_admin'@'127.0.0.1' IDENTIFIED BY '$my_password'; GRANT ALL ON *.* TO 'outpost_admin'@'127.0.0.1' WITH GRANT OPTION;"
+  echo "export OUTPOST_TEST_MYSQL_HOST=127.0.0.1"
+  echo "export OUTPOST_TEST_MYSQL_PORT=$my_port"
+  echo "export OUTPOST_TEST_MYSQL_ADMIN=outpost_admin"
+  echo "export OUTPOST_TEST_MYSQL_PASSWORD=$my_password"
+}
+
+stop_mariadb() {
+  local data="$state/mariadb"
+  if [ -S "$data/s.sock" ]; then
+    mariadb-admin --socket="$data/s.sock" -uroot shutdown >/dev/null 2>&1 || true
+  fi
+  rm -rf "$data"
+}
+
 case "${1:-}" in
-  start) start_postgres ;;
-  stop) stop_postgres ;;
+  start) start_postgres; start_mariadb ;;
+  stop) stop_postgres; stop_mariadb ;;
   *) log "usage: $0 start|stop"; exit 2 ;;
 esac

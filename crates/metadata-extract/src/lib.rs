@@ -181,6 +181,29 @@ pub async fn run(
             sources::postgres::extract(&config, &filters, &mut writer, progress).await?;
             Ok(writer.finish()?)
         }
+        "mysql" => {
+            let ssl_mode = string(&parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
+            let config = sources::mysql::MysqlConfig {
+                host: string(&parameters, "host")
+                    .ok_or_else(|| bad("parameter `host` is required".into()))?,
+                port: parameters
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or(3306),
+                user: string(&parameters, "user")
+                    .ok_or_else(|| bad("parameter `user` is required".into()))?,
+                password: secrets.remove("password"),
+                ssl_mode: tls::SslMode::parse(&ssl_mode)
+                    .ok_or_else(|| bad(format!("unknown ssl-mode `{ssl_mode}`")))?,
+                ca_bundle: request.ca_bundle.clone(),
+                connect_timeout: Duration::from_secs(15),
+            };
+            let mut writer =
+                OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
+            sources::mysql::extract(&config, &filters, &mut writer, progress).await?;
+            Ok(writer.finish()?)
+        }
         "sqlite" => {
             let path = PathBuf::from(
                 string(&parameters, "path")

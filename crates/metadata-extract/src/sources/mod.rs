@@ -1,4 +1,5 @@
 //! One module per kind of source.
 
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
