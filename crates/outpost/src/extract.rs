@@ -76,15 +76,44 @@ fn descriptor(args: &ExtractArgs) -> anyhow::Result<ValidatedDescriptor> {
         })
 }
 
-/// Progress as structured log events.
-struct LogProgress;
+/// Progress as structured log events, plus a spinner naming the current stage when stderr
+/// is a terminal.
+struct LogProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl LogProgress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Self { bar }
+    }
+}
 
 impl Progress for LogProgress {
     fn database(&self, name: &str) {
         tracing::info!(database = name, "extracting database");
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{name}: tables"));
+        }
     }
     fn stage(&self, database: &str, kind: EntityKind) {
         tracing::info!(database, stage = kind.stream(), "stage done");
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{database}: {} done", kind.stream()));
+        }
+    }
+}
+
+impl Drop for LogProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -132,7 +161,7 @@ pub fn run(args: ExtractArgs) -> ExitCode {
             return ExitCode::from(metadata_extract::exit::SOFTWARE);
         }
     };
-    match runtime.block_on(metadata_extract::run(request, &LogProgress)) {
+    match runtime.block_on(metadata_extract::run(request, &LogProgress::new())) {
         Ok(manifest) => {
             let records: u64 = manifest.totals.values().sum();
             tracing::info!(
