@@ -33,12 +33,35 @@ start_postgres() {
     runuser -u postgres -- "$pg_bin/initdb" -D "$data" -U postgres --pwfile="$pwfile" \
       --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >/dev/null
     rm -f "$pwfile"
+    # TLS: a self-signed certificate for 127.0.0.1, and a role that may only log in over
+    # TLS, so the TLS paths (required, verified, refused) are tested for real.
+    # A throwaway CA, and a server certificate it signs for 127.0.0.1 and localhost.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=outpost-test-ca" \
+      -keyout "$data/ca.key" -out "$data/ca.crt" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=outpost-test-postgres" \
+      -keyout "$data/server.key" -out "$data/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$data/server.ext"
+    openssl x509 -req -in "$data/server.csr" -CA "$data/ca.crt" -CAkey "$data/ca.key" -CAcreateserial \
+      -days 7 -extfile "$data/server.ext" -out "$data/server.crt" >/dev/null 2>&1
+    chown postgres:postgres "$data/server.key" "$data/server.crt"
+    chmod 600 "$data/server.key"
+    printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" >> "$data/postgresql.conf"
+    { printf 'hostnossl all outpost_tls_only 127.0.0.1/32 reject\n'
+      printf 'hostssl all outpost_tls_only 127.0.0.1/32 scram-sha-256\n'
+      cat "$data/pg_hba.conf"; } > "$data/pg_hba.conf.new"
+    mv "$data/pg_hba.conf.new" "$data/pg_hba.conf"
+    chown postgres:postgres "$data/pg_hba.conf"
   fi
   if ! runuser -u postgres -- "$pg_bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     runuser -u postgres -- "$pg_bin/pg_ctl" -D "$data" -w -l "$data/server.log" \
       -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $data" start >&2
   fi
+  runuser -u postgres -- psql -X -q -h "$data" -p "$pg_port" -U postgres -d postgres -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outpost_tls_only') THEN CREATE ROLE outpost_tls_only LOGIN PASSWORD 'outpost-tls-only'; END IF; END \$\$;" >&2
   echo "export OUTPOST_TEST_PG_HOST=127.0.0.1"
+  echo "export OUTPOST_TEST_PG_CA=$data/ca.crt"
+  echo "export OUTPOST_TEST_PG_TLS_USER=outpost_tls_only"
+  echo "export OUTPOST_TEST_PG_TLS_PASSWORD=outpost-tls-only"
   echo "export OUTPOST_TEST_PG_PORT=$pg_port"
   echo "export OUTPOST_TEST_PG_SOCKET_DIR=$data"
   echo "export OUTPOST_TEST_PG_SUPERUSER=postgres"

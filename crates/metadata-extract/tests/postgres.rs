@@ -599,3 +599,63 @@ fn bad_parameters_are_all_reported_and_not_retried() {
     assert_eq!(error.exit_code(), metadata_extract::exit::USAGE);
     assert!(!out.exists() || !out.join("manifest.json").exists());
 }
+
+/// A role the server accepts only over TLS (see scripts/services.sh), against the server's
+/// self-signed certificate for 127.0.0.1.
+fn extract_tls(
+    name: &str,
+    ssl_mode: &str,
+    ca_bundle: Option<PathBuf>,
+) -> Result<Manifest, ExtractError> {
+    let descriptor = descriptor();
+    let parameters = vec![
+        ("host".to_owned(), env("OUTPOST_TEST_PG_HOST")),
+        ("port".to_owned(), env("OUTPOST_TEST_PG_PORT")),
+        ("database".to_owned(), "postgres".to_owned()),
+        ("user".to_owned(), env("OUTPOST_TEST_PG_TLS_USER")),
+        ("ssl-mode".to_owned(), ssl_mode.to_owned()),
+        ("include-databases".to_owned(), "^postgres$".to_owned()),
+    ];
+    let request = ExtractRequest {
+        descriptor: &descriptor,
+        parameters,
+        secrets_dir: Some(secrets_dir(&env("OUTPOST_TEST_PG_TLS_PASSWORD"))),
+        ca_bundle,
+        out: scratch(name),
+        identity: RunIdentity {
+            connector: "postgres".into(),
+            ..Default::default()
+        },
+        part_bytes: 1024 * 1024,
+    };
+    runtime().block_on(metadata_extract::run(request, &Silent))
+}
+
+#[test]
+fn a_server_that_requires_tls_is_reported_as_such() {
+    let error =
+        extract_tls("tls-required", "disable", None).expect_err("the role may only use TLS");
+    assert!(
+        matches!(error, ExtractError::TlsRequired { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.exit_code(), metadata_extract::exit::CONFIG);
+    assert!(error.to_string().contains("requires TLS"), "{error}");
+}
+
+#[test]
+fn tls_modes_verify_what_they_promise() {
+    let ca = PathBuf::from(env("OUTPOST_TEST_PG_CA"));
+    // require: encrypted, certificate not checked.
+    extract_tls("tls-require", "require", None).unwrap_or_else(|e| panic!("require: {e:?}"));
+    // verify-full with the custom CA bundle: chain and name (127.0.0.1) verified.
+    extract_tls("tls-verify-full", "verify-full", Some(ca.clone()))
+        .unwrap_or_else(|e| panic!("verify-full: {e:?}"));
+    extract_tls("tls-verify-ca", "verify-ca", Some(ca))
+        .unwrap_or_else(|e| panic!("verify-ca: {e:?}"));
+    // verify-full without it: the self-signed certificate is not trusted.
+    let error =
+        extract_tls("tls-untrusted", "verify-full", None).expect_err("untrusted certificate");
+    assert!(matches!(error, ExtractError::Tls { .. }), "{error:?}");
+    assert_eq!(error.exit_code(), metadata_extract::exit::CONFIG);
+}
