@@ -139,3 +139,19 @@ fn a_folder_with_files_is_refused() {
     assert!(OutputWriter::create(&dir, RunIdentity::default(), 1024).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run that stops before `finish` (an error, a cancellation, a crash) leaves data files but
+/// never a manifest, so its output can never be mistaken for a complete one.
+#[test]
+fn an_unfinished_run_has_no_manifest() {
+    let dir = std::env::temp_dir().join(format!("outpost-format-unfinished-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut writer = OutputWriter::create(&dir, RunIdentity::default(), 1024).expect("create");
+    for i in 0..100 {
+        writer.write(&table(i)).expect("write");
+    }
+    drop(writer);
+    assert!(dir.join("tables").exists(), "data was written");
+    assert!(!dir.join("manifest.json").exists() && !dir.join(".manifest.json.partial").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
