@@ -144,7 +144,8 @@ fn a_folder_with_files_is_refused() {
 /// never a manifest, so its output can never be mistaken for a complete one.
 #[test]
 fn an_unfinished_run_has_no_manifest() {
-    let dir = std::env::temp_dir().join(format!("outpost-format-unfinished-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("outpost-format-unfinished-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut writer = OutputWriter::create(&dir, RunIdentity::default(), 1024).expect("create");
     for i in 0..100 {

@@ -5,6 +5,7 @@
 //! the same catalog gives the same records in the same order. Never a query on a user
 //! table: only catalog relations and catalog functions.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use futures_util::{TryStreamExt, pin_mut};
@@ -263,20 +264,38 @@ pub async fn extract(
             Some(connect(config, &name).await?)
         };
         let client = client.as_ref().unwrap_or(&first);
+        let other = connect(config, &name).await?;
+        let target = format!("{}/{name}", config.target());
         let reader = Reader {
             client,
-            target: format!("{}/{name}", config.target()),
+            target: target.clone(),
         };
-        extract_database(&reader, &name, filters, writer, progress).await?;
+        let second = Reader {
+            client: &other,
+            target,
+        };
+        extract_database(
+            &reader,
+            &second,
+            &name,
+            filters,
+            &RefCell::new(&mut *writer),
+            progress,
+        )
+        .await?;
     }
     Ok(())
 }
 
+/// Extracts one database over two connections: the columns (the bulk of any catalog) on
+/// one while the other kinds are read on the other, so the server's work on both overlaps
+/// the client's. Each stream still gets its records in its own query's order.
 async fn extract_database(
     reader: &Reader<'_>,
+    second: &Reader<'_>,
     database: &str,
     filters: &Filters,
-    writer: &mut OutputWriter,
+    writer: &RefCell<&mut OutputWriter>,
     progress: &dyn Progress,
 ) -> Result<(), ExtractError> {
     // Schemas: visible and included ones are extracted; ones without USAGE are listed as
@@ -296,10 +315,10 @@ async fn extract_database(
                     return Ok(());
                 }
                 if !row.get::<_, bool>(3) {
-                    writer.skip(Skipped { kind: EntityKind::Schema, name: format!("{database}.{name}"), reason: "no USAGE privilege".into() });
+                    writer.borrow_mut().skip(Skipped { kind: EntityKind::Schema, name: format!("{database}.{name}"), reason: "no USAGE privilege".into() });
                     return Ok(());
                 }
-                writer.write(&Schema { database: database.to_owned(), name: name.clone(), owner: text(&row, 1), comment: text(&row, 2) })?;
+                writer.borrow_mut().write(&Schema { database: database.to_owned(), name: name.clone(), owner: text(&row, 1), comment: text(&row, 2) })?;
                 schemas.push(name);
                 Ok(())
             },
@@ -308,263 +327,268 @@ async fn extract_database(
     let visible: &(dyn ToSql + Sync) = &schemas;
     let keep = |schema: &str, table: &str| filters.allows_table(schema, table);
 
-    reader
-        .each(
-            "tables",
-            "SELECT n.nspname, c.relname, c.relkind::text, c.relispartition, pg_catalog.pg_get_userbyid(c.relowner),
-                    ds.description,
-                    CASE WHEN c.relkind IN ('r', 'm', 'p', 'f') AND c.reltuples >= 0 THEN c.reltuples::int8 END,
-                    pn.nspname, p.relname,
-                    CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END
-             FROM pg_catalog.pg_class c
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             LEFT JOIN pg_catalog.pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
-             LEFT JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
-             LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
-             LEFT JOIN pg_catalog.pg_description ds
-                  ON ds.objoid = c.oid AND ds.classoid = 'pg_catalog.pg_class'::regclass AND ds.objsubid = 0
-             WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1)
-             ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
-            &[visible],
-            |row| {
-                let (schema, name): (String, String) = (row.get(0), row.get(1));
-                if !keep(&schema, &name) {
-                    return Ok(());
-                }
-                let relkind: String = row.get(2);
-                let kind = match (relkind.as_str(), row.get::<_, bool>(3)) {
-                    (_, true) => TableKind::Partition,
-                    ("v", _) => TableKind::View,
-                    ("m", _) => TableKind::MaterializedView,
-                    ("f", _) => TableKind::ForeignTable,
-                    ("p", _) => TableKind::PartitionedTable,
-                    _ => TableKind::Table,
-                };
-                let partition_of = match (text(&row, 7), text(&row, 8)) {
-                    (Some(schema), Some(name)) => Some(TableRef { schema, name }),
-                    _ => None,
-                };
-                writer.write(&Table {
-                    database: database.to_owned(),
-                    schema,
-                    name,
-                    kind,
-                    owner: text(&row, 4),
-                    comment: text(&row, 5),
-                    row_count_estimate: row.get(6),
-                    partition_of,
-                    partition_bound: text(&row, 9),
-                })
-            },
-        )
-        .await?;
-    progress.stage(database, EntityKind::Table);
+    let columns = async {
+        // Columns are the bulk of a catalog: ordered by table in the catalog's object order
+        // (the order of pg_attribute's own index) rather than by name, which costs the server a
+        // sort of every column by text keys (twice the time of the whole query). The same catalog
+        // still gives the same order. Ordinals count visible columns (dropped ones leave gaps in
+        // attnum); rows arrive grouped by table, so a running count per table is enough.
+        let mut ordinal_of: (String, String, i32) = (String::new(), String::new(), 0);
+        reader
+            .each(
+                "columns",
+                "SELECT n.nspname, c.relname, a.attname, 0,
+                        pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+                        pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text,
+                        ds.description
+                 FROM pg_catalog.pg_attribute a
+                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                 LEFT JOIN pg_catalog.pg_description ds
+                      ON ds.objoid = a.attrelid AND ds.classoid = 'pg_catalog.pg_class'::regclass AND ds.objsubid = a.attnum
+                 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+                   AND n.nspname = ANY($1)
+                 ORDER BY a.attrelid, a.attnum",
+                &[visible],
+                |row| {
+                    let (schema, table): (String, String) = (row.get(0), row.get(1));
+                    if !keep(&schema, &table) {
+                        return Ok(());
+                    }
+                    if ordinal_of.0 != schema || ordinal_of.1 != table {
+                        ordinal_of = (schema.clone(), table.clone(), 0);
+                    }
+                    ordinal_of.2 += 1;
+                    let expression = text(&row, 6);
+                    let attgenerated: String = row.get(7);
+                    let identity: String = row.get(8);
+                    let (generated, default, generation_expression) = match (attgenerated.as_str(), identity.as_str()) {
+                        ("s", _) => (Some(Generated::Stored), None, expression),
+                        ("v", _) => (Some(Generated::Virtual), None, expression),
+                        (_, "a") => (Some(Generated::IdentityAlways), expression, None),
+                        (_, "d") => (Some(Generated::IdentityByDefault), expression, None),
+                        _ => (None, expression, None),
+                    };
+                    writer.borrow_mut().write(&Column {
+                        database: database.to_owned(),
+                        schema,
+                        table,
+                        name: row.get(2),
+                        ordinal: ordinal_of.2,
+                        data_type: row.get(4),
+                        nullable: row.get(5),
+                        default,
+                        generated,
+                        generation_expression,
+                        comment: text(&row, 9),
+                    })
+                },
+            )
+            .await?;
+        progress.stage(database, EntityKind::Column);
+        Ok::<(), ExtractError>(())
+    };
+    let others = async {
+        second
+            .each(
+                "tables",
+                "SELECT n.nspname, c.relname, c.relkind::text, c.relispartition, pg_catalog.pg_get_userbyid(c.relowner),
+                        ds.description,
+                        CASE WHEN c.relkind IN ('r', 'm', 'p', 'f') AND c.reltuples >= 0 THEN c.reltuples::int8 END,
+                        pn.nspname, p.relname,
+                        CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END
+                 FROM pg_catalog.pg_class c
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_catalog.pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
+                 LEFT JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+                 LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+                 LEFT JOIN pg_catalog.pg_description ds
+                      ON ds.objoid = c.oid AND ds.classoid = 'pg_catalog.pg_class'::regclass AND ds.objsubid = 0
+                 WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1)
+                 ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+                &[visible],
+                |row| {
+                    let (schema, name): (String, String) = (row.get(0), row.get(1));
+                    if !keep(&schema, &name) {
+                        return Ok(());
+                    }
+                    let relkind: String = row.get(2);
+                    let kind = match (relkind.as_str(), row.get::<_, bool>(3)) {
+                        (_, true) => TableKind::Partition,
+                        ("v", _) => TableKind::View,
+                        ("m", _) => TableKind::MaterializedView,
+                        ("f", _) => TableKind::ForeignTable,
+                        ("p", _) => TableKind::PartitionedTable,
+                        _ => TableKind::Table,
+                    };
+                    let partition_of = match (text(&row, 7), text(&row, 8)) {
+                        (Some(schema), Some(name)) => Some(TableRef { schema, name }),
+                        _ => None,
+                    };
+                    writer.borrow_mut().write(&Table {
+                        database: database.to_owned(),
+                        schema,
+                        name,
+                        kind,
+                        owner: text(&row, 4),
+                        comment: text(&row, 5),
+                        row_count_estimate: row.get(6),
+                        partition_of,
+                        partition_bound: text(&row, 9),
+                    })
+                },
+            )
+            .await?;
+        progress.stage(database, EntityKind::Table);
+        second
+            .each(
+                "constraints",
+                "SELECT n.nspname, c.relname, con.conname, con.contype::text,
+                        ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, pos)
+                              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.pos),
+                        rn.nspname, r.relname,
+                        CASE WHEN con.contype = 'f' THEN ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, pos)
+                              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.pos) END,
+                        CASE WHEN con.contype = 'f' THEN con.confupdtype::text END,
+                        CASE WHEN con.contype = 'f' THEN con.confdeltype::text END,
+                        pg_catalog.pg_get_constraintdef(con.oid, true)
+                 FROM pg_catalog.pg_constraint con
+                 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_catalog.pg_class r ON r.oid = con.confrelid
+                 LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+                 WHERE con.contype IN ('p', 'u', 'f', 'c', 'x') AND n.nspname = ANY($1)
+                 ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\", con.conname COLLATE \"C\"",
+                &[visible],
+                |row| {
+                    let (schema, table): (String, String) = (row.get(0), row.get(1));
+                    if !keep(&schema, &table) {
+                        return Ok(());
+                    }
+                    let contype: String = row.get(3);
+                    let kind = match contype.as_str() {
+                        "p" => ConstraintKind::PrimaryKey,
+                        "u" => ConstraintKind::Unique,
+                        "f" => ConstraintKind::ForeignKey,
+                        "x" => ConstraintKind::Exclusion,
+                        _ => ConstraintKind::Check,
+                    };
+                    let referenced_table = match (text(&row, 5), text(&row, 6)) {
+                        (Some(schema), Some(name)) if kind == ConstraintKind::ForeignKey => Some(TableRef { schema, name }),
+                        _ => None,
+                    };
+                    writer.borrow_mut().write(&Constraint {
+                        database: database.to_owned(),
+                        schema,
+                        table,
+                        name: row.get(2),
+                        kind,
+                        columns: row.get::<_, Option<Vec<String>>>(4).unwrap_or_default(),
+                        referenced_table,
+                        referenced_columns: row.get(7),
+                        on_update: text(&row, 8).map(|a| foreign_key_action(&a)),
+                        on_delete: text(&row, 9).map(|a| foreign_key_action(&a)),
+                        definition: text(&row, 10),
+                    })
+                },
+            )
+            .await?;
 
-    // Columns are the bulk of a catalog: ordered by table in the catalog's object order
-    // (the order of pg_attribute's own index) rather than by name, which costs the server a
-    // sort of every column by text keys (twice the time of the whole query). The same catalog
-    // still gives the same order. Ordinals count visible columns (dropped ones leave gaps in
-    // attnum); rows arrive grouped by table, so a running count per table is enough.
-    let mut ordinal_of: (String, String, i32) = (String::new(), String::new(), 0);
-    reader
-        .each(
-            "columns",
-            "SELECT n.nspname, c.relname, a.attname, 0,
-                    pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
-                    pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text,
-                    ds.description
-             FROM pg_catalog.pg_attribute a
-             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-             LEFT JOIN pg_catalog.pg_description ds
-                  ON ds.objoid = a.attrelid AND ds.classoid = 'pg_catalog.pg_class'::regclass AND ds.objsubid = a.attnum
-             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
-               AND n.nspname = ANY($1)
-             ORDER BY a.attrelid, a.attnum",
-            &[visible],
-            |row| {
-                let (schema, table): (String, String) = (row.get(0), row.get(1));
-                if !keep(&schema, &table) {
-                    return Ok(());
-                }
-                if ordinal_of.0 != schema || ordinal_of.1 != table {
-                    ordinal_of = (schema.clone(), table.clone(), 0);
-                }
-                ordinal_of.2 += 1;
-                let expression = text(&row, 6);
-                let attgenerated: String = row.get(7);
-                let identity: String = row.get(8);
-                let (generated, default, generation_expression) = match (attgenerated.as_str(), identity.as_str()) {
-                    ("s", _) => (Some(Generated::Stored), None, expression),
-                    ("v", _) => (Some(Generated::Virtual), None, expression),
-                    (_, "a") => (Some(Generated::IdentityAlways), expression, None),
-                    (_, "d") => (Some(Generated::IdentityByDefault), expression, None),
-                    _ => (None, expression, None),
-                };
-                writer.write(&Column {
-                    database: database.to_owned(),
-                    schema,
-                    table,
-                    name: row.get(2),
-                    ordinal: ordinal_of.2,
-                    data_type: row.get(4),
-                    nullable: row.get(5),
-                    default,
-                    generated,
-                    generation_expression,
-                    comment: text(&row, 9),
-                })
-            },
-        )
-        .await?;
-    progress.stage(database, EntityKind::Column);
+        second
+            .each(
+                "indexes",
+                "SELECT n.nspname, t.relname, i.relname, x.indisunique, x.indisprimary,
+                        ARRAY(SELECT pg_catalog.pg_get_indexdef(x.indexrelid, k, true) FROM generate_series(1, x.indnkeyatts) k),
+                        am.amname, pg_catalog.pg_get_expr(x.indpred, x.indrelid, true), pg_catalog.pg_get_indexdef(x.indexrelid)
+                 FROM pg_catalog.pg_index x
+                 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+                 JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+                 JOIN pg_catalog.pg_am am ON am.oid = i.relam
+                 WHERE n.nspname = ANY($1) AND t.relkind IN ('r', 'm', 'p', 'f')
+                 ORDER BY n.nspname COLLATE \"C\", t.relname COLLATE \"C\", i.relname COLLATE \"C\"",
+                &[visible],
+                |row| {
+                    let (schema, table): (String, String) = (row.get(0), row.get(1));
+                    if !keep(&schema, &table) {
+                        return Ok(());
+                    }
+                    writer.borrow_mut().write(&Index {
+                        database: database.to_owned(),
+                        schema,
+                        table,
+                        name: row.get(2),
+                        unique: row.get(3),
+                        primary: row.get(4),
+                        columns: row.get::<_, Option<Vec<String>>>(5).unwrap_or_default(),
+                        method: text(&row, 6),
+                        predicate: text(&row, 7),
+                        definition: text(&row, 8),
+                    })
+                },
+            )
+            .await?;
 
-    reader
-        .each(
-            "constraints",
-            "SELECT n.nspname, c.relname, con.conname, con.contype::text,
-                    ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, pos)
-                          JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.pos),
-                    rn.nspname, r.relname,
-                    CASE WHEN con.contype = 'f' THEN ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, pos)
-                          JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.pos) END,
-                    CASE WHEN con.contype = 'f' THEN con.confupdtype::text END,
-                    CASE WHEN con.contype = 'f' THEN con.confdeltype::text END,
-                    pg_catalog.pg_get_constraintdef(con.oid, true)
-             FROM pg_catalog.pg_constraint con
-             JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             LEFT JOIN pg_catalog.pg_class r ON r.oid = con.confrelid
-             LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
-             WHERE con.contype IN ('p', 'u', 'f', 'c', 'x') AND n.nspname = ANY($1)
-             ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\", con.conname COLLATE \"C\"",
-            &[visible],
-            |row| {
-                let (schema, table): (String, String) = (row.get(0), row.get(1));
-                if !keep(&schema, &table) {
-                    return Ok(());
-                }
-                let contype: String = row.get(3);
-                let kind = match contype.as_str() {
-                    "p" => ConstraintKind::PrimaryKey,
-                    "u" => ConstraintKind::Unique,
-                    "f" => ConstraintKind::ForeignKey,
-                    "x" => ConstraintKind::Exclusion,
-                    _ => ConstraintKind::Check,
-                };
-                let referenced_table = match (text(&row, 5), text(&row, 6)) {
-                    (Some(schema), Some(name)) if kind == ConstraintKind::ForeignKey => Some(TableRef { schema, name }),
-                    _ => None,
-                };
-                writer.write(&Constraint {
-                    database: database.to_owned(),
-                    schema,
-                    table,
-                    name: row.get(2),
-                    kind,
-                    columns: row.get::<_, Option<Vec<String>>>(4).unwrap_or_default(),
-                    referenced_table,
-                    referenced_columns: row.get(7),
-                    on_update: text(&row, 8).map(|a| foreign_key_action(&a)),
-                    on_delete: text(&row, 9).map(|a| foreign_key_action(&a)),
-                    definition: text(&row, 10),
-                })
-            },
-        )
-        .await?;
+        second
+            .each(
+                "view definitions",
+                "SELECT n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid, true)
+                 FROM pg_catalog.pg_class c
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($1)
+                 ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+                &[visible],
+                |row| {
+                    let (schema, view): (String, String) = (row.get(0), row.get(1));
+                    if !keep(&schema, &view) {
+                        return Ok(());
+                    }
+                    let Some(definition) = text(&row, 2) else {
+                        return Ok(());
+                    };
+                    writer.borrow_mut().write(&ViewDefinition {
+                        database: database.to_owned(),
+                        schema,
+                        view,
+                        definition,
+                    })
+                },
+            )
+            .await?;
 
-    reader
-        .each(
-            "indexes",
-            "SELECT n.nspname, t.relname, i.relname, x.indisunique, x.indisprimary,
-                    ARRAY(SELECT pg_catalog.pg_get_indexdef(x.indexrelid, k, true) FROM generate_series(1, x.indnkeyatts) k),
-                    am.amname, pg_catalog.pg_get_expr(x.indpred, x.indrelid, true), pg_catalog.pg_get_indexdef(x.indexrelid)
-             FROM pg_catalog.pg_index x
-             JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
-             JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
-             JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
-             JOIN pg_catalog.pg_am am ON am.oid = i.relam
-             WHERE n.nspname = ANY($1) AND t.relkind IN ('r', 'm', 'p', 'f')
-             ORDER BY n.nspname COLLATE \"C\", t.relname COLLATE \"C\", i.relname COLLATE \"C\"",
-            &[visible],
-            |row| {
-                let (schema, table): (String, String) = (row.get(0), row.get(1));
-                if !keep(&schema, &table) {
-                    return Ok(());
-                }
-                writer.write(&Index {
-                    database: database.to_owned(),
-                    schema,
-                    table,
-                    name: row.get(2),
-                    unique: row.get(3),
-                    primary: row.get(4),
-                    columns: row.get::<_, Option<Vec<String>>>(5).unwrap_or_default(),
-                    method: text(&row, 6),
-                    predicate: text(&row, 7),
-                    definition: text(&row, 8),
-                })
-            },
-        )
-        .await?;
-
-    reader
-        .each(
-            "view definitions",
-            "SELECT n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid, true)
-             FROM pg_catalog.pg_class c
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($1)
-             ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
-            &[visible],
-            |row| {
-                let (schema, view): (String, String) = (row.get(0), row.get(1));
-                if !keep(&schema, &view) {
-                    return Ok(());
-                }
-                let Some(definition) = text(&row, 2) else {
-                    return Ok(());
-                };
-                writer.write(&ViewDefinition {
-                    database: database.to_owned(),
-                    schema,
-                    view,
-                    definition,
-                })
-            },
-        )
-        .await?;
-
-    // Lineage: the relations each view's rewrite rule depends on.
-    reader
-        .each(
-            "lineage",
-            "SELECT l.view_schema, l.view_name, l.source_schema, l.source_name FROM (
-             SELECT DISTINCT vn.nspname AS view_schema, v.relname AS view_name, sn.nspname AS source_schema, s.relname AS source_name
-             FROM pg_catalog.pg_rewrite r
-             JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
-             JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
-             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-                  AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'n'
-             JOIN pg_catalog.pg_class s ON s.oid = d.refobjid
-             JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
-             WHERE v.relkind IN ('v', 'm') AND s.oid <> v.oid AND vn.nspname = ANY($1)) l
-             ORDER BY l.view_schema COLLATE \"C\", l.view_name COLLATE \"C\", l.source_schema COLLATE \"C\", l.source_name COLLATE \"C\"",
-            &[visible],
-            |row| {
-                let (schema, view): (String, String) = (row.get(0), row.get(1));
-                if !keep(&schema, &view) {
-                    return Ok(());
-                }
-                writer.write(&Lineage {
-                    database: database.to_owned(),
-                    view: TableRef { schema, name: view },
-                    source: TableRef { schema: row.get(2), name: row.get(3) },
-                })
-            },
-        )
-        .await?;
+        // Lineage: the relations each view's rewrite rule depends on.
+        second
+            .each(
+                "lineage",
+                "SELECT l.view_schema, l.view_name, l.source_schema, l.source_name FROM (
+                 SELECT DISTINCT vn.nspname AS view_schema, v.relname AS view_name, sn.nspname AS source_schema, s.relname AS source_name
+                 FROM pg_catalog.pg_rewrite r
+                 JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+                 JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+                      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'n'
+                 JOIN pg_catalog.pg_class s ON s.oid = d.refobjid
+                 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+                 WHERE v.relkind IN ('v', 'm') AND s.oid <> v.oid AND vn.nspname = ANY($1)) l
+                 ORDER BY l.view_schema COLLATE \"C\", l.view_name COLLATE \"C\", l.source_schema COLLATE \"C\", l.source_name COLLATE \"C\"",
+                &[visible],
+                |row| {
+                    let (schema, view): (String, String) = (row.get(0), row.get(1));
+                    if !keep(&schema, &view) {
+                        return Ok(());
+                    }
+                    writer.borrow_mut().write(&Lineage {
+                        database: database.to_owned(),
+                        view: TableRef { schema, name: view },
+                        source: TableRef { schema: row.get(2), name: row.get(3) },
+                    })
+                },
+            )
+            .await?;
+        Ok::<(), ExtractError>(())
+    };
+    tokio::try_join!(columns, others)?;
     progress.stage(database, EntityKind::Lineage);
     Ok(())
 }
