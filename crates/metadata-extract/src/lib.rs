@@ -131,6 +131,40 @@ fn string(parameters: &BTreeMap<String, Value>, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Longest wait for a connection to a source.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The parameters and secret every network source shares.
+struct Server {
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<SourceSecret>,
+    ssl_mode: tls::SslMode,
+}
+
+impl Server {
+    fn from_parameters(
+        parameters: &BTreeMap<String, Value>,
+        secrets: &mut BTreeMap<String, SourceSecret>,
+        default_port: u16,
+    ) -> Result<Self, String> {
+        let ssl_mode = string(parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
+        Ok(Self {
+            host: string(parameters, "host").ok_or("parameter `host` is required")?,
+            port: parameters
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(default_port),
+            user: string(parameters, "user").ok_or("parameter `user` is required")?,
+            password: secrets.remove("password"),
+            ssl_mode: tls::SslMode::parse(&ssl_mode)
+                .ok_or(format!("unknown ssl-mode `{ssl_mode}`"))?,
+        })
+    }
+}
+
 /// Runs one extraction: validates the parameters, reads the secrets, extracts, and writes
 /// the output with its manifest last. On any error no manifest is written.
 pub async fn run(
@@ -158,23 +192,16 @@ pub async fn run(
     };
     match connector.as_str() {
         "postgres" => {
-            let ssl_mode = string(&parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
+            let server = Server::from_parameters(&parameters, &mut secrets, 5432).map_err(bad)?;
             let config = sources::postgres::PostgresConfig {
-                host: string(&parameters, "host")
-                    .ok_or_else(|| bad("parameter `host` is required".into()))?,
-                port: parameters
-                    .get("port")
-                    .and_then(Value::as_u64)
-                    .and_then(|p| u16::try_from(p).ok())
-                    .unwrap_or(5432),
                 database: string(&parameters, "database").unwrap_or_else(|| "postgres".into()),
-                user: string(&parameters, "user")
-                    .ok_or_else(|| bad("parameter `user` is required".into()))?,
-                password: secrets.remove("password"),
-                ssl_mode: tls::SslMode::parse(&ssl_mode)
-                    .ok_or_else(|| bad(format!("unknown ssl-mode `{ssl_mode}`")))?,
+                host: server.host,
+                port: server.port,
+                user: server.user,
+                password: server.password,
+                ssl_mode: server.ssl_mode,
                 ca_bundle: request.ca_bundle.clone(),
-                connect_timeout: Duration::from_secs(15),
+                connect_timeout: CONNECT_TIMEOUT,
             };
             let mut writer =
                 OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
@@ -182,22 +209,15 @@ pub async fn run(
             Ok(writer.finish()?)
         }
         "mysql" => {
-            let ssl_mode = string(&parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
+            let server = Server::from_parameters(&parameters, &mut secrets, 3306).map_err(bad)?;
             let config = sources::mysql::MysqlConfig {
-                host: string(&parameters, "host")
-                    .ok_or_else(|| bad("parameter `host` is required".into()))?,
-                port: parameters
-                    .get("port")
-                    .and_then(Value::as_u64)
-                    .and_then(|p| u16::try_from(p).ok())
-                    .unwrap_or(3306),
-                user: string(&parameters, "user")
-                    .ok_or_else(|| bad("parameter `user` is required".into()))?,
-                password: secrets.remove("password"),
-                ssl_mode: tls::SslMode::parse(&ssl_mode)
-                    .ok_or_else(|| bad(format!("unknown ssl-mode `{ssl_mode}`")))?,
+                host: server.host,
+                port: server.port,
+                user: server.user,
+                password: server.password,
+                ssl_mode: server.ssl_mode,
                 ca_bundle: request.ca_bundle.clone(),
-                connect_timeout: Duration::from_secs(15),
+                connect_timeout: CONNECT_TIMEOUT,
             };
             let mut writer =
                 OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
