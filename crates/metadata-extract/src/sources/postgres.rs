@@ -16,7 +16,7 @@ use tokio_postgres::{Client, Row};
 use crate::error::{BoxError, ExtractError};
 use crate::filter::Filters;
 use crate::record::{
-    Column, Constraint, ConstraintKind, Database, EntityKind, Generated, Index, Lineage, Schema,
+    ColumnRef, Constraint, ConstraintKind, Database, EntityKind, Generated, Index, Lineage, Schema,
     Table, TableKind, TableRef, ViewDefinition,
 };
 use crate::tls::{SslMode, client_config};
@@ -352,26 +352,25 @@ async fn extract_database(
                  ORDER BY a.attrelid, a.attnum",
                 &[visible],
                 |row| {
-                    let (schema, table): (String, String) = (row.get(0), row.get(1));
-                    if !keep(&schema, &table) {
+                    let (schema, table): (&str, &str) = (row.get(0), row.get(1));
+                    if !keep(schema, table) {
                         return Ok(());
                     }
                     if ordinal_of.0 != schema || ordinal_of.1 != table {
-                        ordinal_of = (schema.clone(), table.clone(), 0);
+                        ordinal_of = (schema.to_owned(), table.to_owned(), 0);
                     }
                     ordinal_of.2 += 1;
-                    let expression = text(&row, 6);
-                    let attgenerated: String = row.get(7);
-                    let identity: String = row.get(8);
-                    let (generated, default, generation_expression) = match (attgenerated.as_str(), identity.as_str()) {
+                    let expression: Option<&str> = row.get(6);
+                    let (attgenerated, identity): (&str, &str) = (row.get(7), row.get(8));
+                    let (generated, default, generation_expression) = match (attgenerated, identity) {
                         ("s", _) => (Some(Generated::Stored), None, expression),
                         ("v", _) => (Some(Generated::Virtual), None, expression),
                         (_, "a") => (Some(Generated::IdentityAlways), expression, None),
                         (_, "d") => (Some(Generated::IdentityByDefault), expression, None),
                         _ => (None, expression, None),
                     };
-                    writer.borrow_mut().write(&Column {
-                        database: database.to_owned(),
+                    writer.borrow_mut().write(&ColumnRef {
+                        database,
                         schema,
                         table,
                         name: row.get(2),
@@ -381,7 +380,7 @@ async fn extract_database(
                         default,
                         generated,
                         generation_expression,
-                        comment: text(&row, 9),
+                        comment: row.get(9),
                     })
                 },
             )
