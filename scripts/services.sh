@@ -95,8 +95,13 @@ start_mariadb() {
     mariadb-install-db --user=mysql --datadir="$data" --auth-root-authentication-method=normal \
       --skip-test-db >/dev/null 2>&1
   fi
+  # TLS with the certificate the PostgreSQL server uses (signed by the same test CA).
+  for f in ca.crt server.crt server.key; do
+    [ -f "$data/$f" ] || install -o mysql -g mysql -m 600 "$state/postgres/$f" "$data/$f"
+  done
   if ! mariadb-admin --socket="$data/s.sock" -uroot ping >/dev/null 2>&1; then
     nohup mariadbd --no-defaults --user=mysql --datadir="$data" --socket="$data/s.sock" \
+      --ssl-ca="$data/ca.crt" --ssl-cert="$data/server.crt" --ssl-key="$data/server.key" \
       --pid-file="$data/mariadb.pid" --bind-address=127.0.0.1 --port="$my_port" \
       --log-error="$data/error.log" >/dev/null 2>&1 &
     for _ in $(seq 1 60); do
@@ -106,7 +111,7 @@ start_mariadb() {
     mariadb-admin --socket="$data/s.sock" -uroot ping >/dev/null 2>&1 || { log "MariaDB did not start; see $data/error.log"; exit 1; }
   fi
   # An administrator reachable over TCP with a password, for the tests' fixtures.
-  mariadb --socket="$data/s.sock" -uroot -e "CREATE USER IF NOT EXISTS 'outpost_admin'@'127.0.0.1' IDENTIFIED BY '$my_password'; GRANT ALL ON *.* TO 'outpost_admin'@'127.0.0.1' WITH GRANT OPTION;"
+  mariadb --socket="$data/s.sock" -uroot -e "CREATE USER IF NOT EXISTS 'outpost_admin'@'127.0.0.1' IDENTIFIED BY '$my_password'; GRANT ALL ON *.* TO 'outpost_admin'@'127.0.0.1' WITH GRANT OPTION; CREATE USER IF NOT EXISTS 'outpost_tls_only'@'127.0.0.1' IDENTIFIED BY 'outpost-tls-only' REQUIRE SSL;"
   echo "export OUTPOST_TEST_MYSQL_HOST=127.0.0.1"
   echo "export OUTPOST_TEST_MYSQL_PORT=$my_port"
   echo "export OUTPOST_TEST_MYSQL_ADMIN=outpost_admin"

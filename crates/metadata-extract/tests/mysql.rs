@@ -387,3 +387,58 @@ fn a_wrong_password_is_refused_and_an_unreachable_server_is_temporary() {
     );
     assert!(!out.join("manifest.json").exists());
 }
+
+/// A user the server accepts only over TLS (see scripts/services.sh), against the server's
+/// certificate for 127.0.0.1, signed by the test CA.
+fn extract_tls(
+    name: &str,
+    ssl_mode: &str,
+    ca_bundle: Option<PathBuf>,
+) -> Result<Manifest, ExtractError> {
+    let secrets = scratch("tls-secrets");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    std::fs::write(secrets.join("password"), "outpost-tls-only").expect("write");
+    let descriptor = descriptor();
+    let request = ExtractRequest {
+        descriptor: &descriptor,
+        parameters: vec![
+            ("host".to_owned(), env("OUTPOST_TEST_MYSQL_HOST")),
+            ("port".to_owned(), env("OUTPOST_TEST_MYSQL_PORT")),
+            ("user".to_owned(), "outpost_tls_only".to_owned()),
+            ("ssl-mode".to_owned(), ssl_mode.to_owned()),
+        ],
+        secrets_dir: Some(secrets),
+        ca_bundle,
+        out: scratch(name),
+        identity: RunIdentity {
+            connector: "mysql".into(),
+            ..Default::default()
+        },
+        part_bytes: 1024 * 1024,
+    };
+    runtime().block_on(metadata_extract::run(request, &Silent))
+}
+
+#[test]
+fn mysql_tls_modes_verify_what_they_promise() {
+    let ca = PathBuf::from(env("OUTPOST_TEST_PG_CA"));
+    extract_tls("tls-require", "require", None).unwrap_or_else(|e| panic!("require: {e:?}"));
+    extract_tls("tls-verify-full", "verify-full", Some(ca.clone()))
+        .unwrap_or_else(|e| panic!("verify-full: {e:?}"));
+    extract_tls("tls-verify-ca", "verify-ca", Some(ca))
+        .unwrap_or_else(|e| panic!("verify-ca: {e:?}"));
+    let error =
+        extract_tls("tls-untrusted", "verify-full", None).expect_err("untrusted certificate");
+    assert_eq!(
+        error.exit_code(),
+        metadata_extract::exit::CONFIG,
+        "{error:?}"
+    );
+    // Without TLS the server refuses this user; MariaDB reports it as a refused login.
+    let error = extract_tls("tls-disabled", "disable", None).expect_err("TLS-only user");
+    assert_ne!(
+        error.exit_code(),
+        metadata_extract::exit::TEMPORARY,
+        "never retried: {error:?}"
+    );
+}
