@@ -11,7 +11,7 @@ mod extract;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use workflow_compiler::files::{self, FilesError};
+use workflow_compiler::files;
 use workflow_compiler::{AgentOptions, RenderInput};
 
 /// Rendering and extraction are allocation-heavy (YAML and JSON trees); mimalloc makes the
@@ -127,25 +127,21 @@ fn schema(which: &str) -> String {
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
-    let descriptors = files::read_connectors(&args.connectors).map_err(input_error)?;
+    let descriptors = files::read_connectors(&args.connectors)?;
     anyhow::ensure!(
         !descriptors.is_empty(),
         "no connector descriptors found under {}",
         args.connectors.display()
     );
     let (options, options_source) = match &args.options {
-        Some(path) => (
-            files::read_options(path).map_err(input_error)?,
-            files::display_path(path),
-        ),
+        Some(path) => (files::read_options(path)?, files::display_path(path)),
         None => (AgentOptions::default(), "defaults".to_owned()),
     };
     let overlays = args
         .overlays
         .iter()
         .map(|p| files::read_overlay(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(input_error)?;
+        .collect::<Result<Vec<_>, _>>()?;
     let rendered = workflow_compiler::render(RenderInput {
         descriptors: &descriptors,
         options: &options,
@@ -178,11 +174,6 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("{}: wrote {} files", args.out.display(), rendered.len());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Descriptor errors already carry file, line and column; print them as they are.
-fn input_error(error: FilesError) -> anyhow::Error {
-    anyhow::Error::new(error)
 }
 
 /// Structured logs on stderr: JSON when `OUTPOST_LOG_FORMAT=json`, text otherwise; the level
