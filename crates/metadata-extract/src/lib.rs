@@ -134,35 +134,34 @@ fn string(parameters: &BTreeMap<String, Value>, name: &str) -> Option<String> {
 /// Longest wait for a connection to a source.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The parameters and secret every network source shares.
-struct Server {
-    host: String,
-    port: u16,
-    user: String,
-    password: Option<SourceSecret>,
-    ssl_mode: tls::SslMode,
+/// The server, login and TLS policy of a network source, from its parameters and secrets.
+fn server_config(
+    parameters: &BTreeMap<String, Value>,
+    secrets: &mut BTreeMap<String, SourceSecret>,
+    default_port: u16,
+    ca_bundle: Option<PathBuf>,
+) -> Result<sources::ServerConfig, String> {
+    let ssl_mode = string(parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
+    Ok(sources::ServerConfig {
+        host: string(parameters, "host").ok_or("parameter `host` is required")?,
+        port: parameters
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(default_port),
+        user: string(parameters, "user").ok_or("parameter `user` is required")?,
+        password: secrets.remove("password"),
+        ssl_mode: tls::SslMode::parse(&ssl_mode).ok_or(format!("unknown ssl-mode `{ssl_mode}`"))?,
+        ca_bundle,
+        connect_timeout: CONNECT_TIMEOUT,
+    })
 }
 
-impl Server {
-    fn from_parameters(
-        parameters: &BTreeMap<String, Value>,
-        secrets: &mut BTreeMap<String, SourceSecret>,
-        default_port: u16,
-    ) -> Result<Self, String> {
-        let ssl_mode = string(parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
-        Ok(Self {
-            host: string(parameters, "host").ok_or("parameter `host` is required")?,
-            port: parameters
-                .get("port")
-                .and_then(Value::as_u64)
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or(default_port),
-            user: string(parameters, "user").ok_or("parameter `user` is required")?,
-            password: secrets.remove("password"),
-            ssl_mode: tls::SslMode::parse(&ssl_mode)
-                .ok_or(format!("unknown ssl-mode `{ssl_mode}`"))?,
-        })
-    }
+/// A source, configured and ready to extract.
+enum Source {
+    Postgres(sources::postgres::PostgresConfig),
+    Mysql(sources::mysql::MysqlConfig),
+    Sqlite(PathBuf),
 }
 
 /// Runs one extraction: validates the parameters, reads the secrets, extracts, and writes
@@ -190,50 +189,31 @@ pub async fn run(
         connector: connector.clone(),
         problems: vec![problem],
     };
-    match connector.as_str() {
-        "postgres" => {
-            let server = Server::from_parameters(&parameters, &mut secrets, 5432).map_err(bad)?;
-            let config = sources::postgres::PostgresConfig {
-                database: string(&parameters, "database").unwrap_or_else(|| "postgres".into()),
-                host: server.host,
-                port: server.port,
-                user: server.user,
-                password: server.password,
-                ssl_mode: server.ssl_mode,
-                ca_bundle: request.ca_bundle.clone(),
-                connect_timeout: CONNECT_TIMEOUT,
-            };
-            let mut writer =
-                OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
-            sources::postgres::extract(&config, &filters, &mut writer, progress).await?;
-            Ok(writer.finish()?)
-        }
+    let ca_bundle = request.ca_bundle.clone();
+    let source = match connector.as_str() {
+        "postgres" => Source::Postgres(sources::postgres::PostgresConfig {
+            database: string(&parameters, "database").unwrap_or_else(|| "postgres".into()),
+            server: server_config(&parameters, &mut secrets, 5432, ca_bundle).map_err(bad)?,
+        }),
         "mysql" => {
-            let server = Server::from_parameters(&parameters, &mut secrets, 3306).map_err(bad)?;
-            let config = sources::mysql::MysqlConfig {
-                host: server.host,
-                port: server.port,
-                user: server.user,
-                password: server.password,
-                ssl_mode: server.ssl_mode,
-                ca_bundle: request.ca_bundle.clone(),
-                connect_timeout: CONNECT_TIMEOUT,
-            };
-            let mut writer =
-                OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
-            sources::mysql::extract(&config, &filters, &mut writer, progress).await?;
-            Ok(writer.finish()?)
+            Source::Mysql(server_config(&parameters, &mut secrets, 3306, ca_bundle).map_err(bad)?)
         }
-        "sqlite" => {
-            let path = PathBuf::from(
-                string(&parameters, "path")
-                    .ok_or_else(|| bad("parameter `path` is required".into()))?,
-            );
-            let mut writer =
-                OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
-            sources::sqlite::extract(&path, &filters, &mut writer, progress)?;
-            Ok(writer.finish()?)
+        "sqlite" => Source::Sqlite(PathBuf::from(
+            string(&parameters, "path")
+                .ok_or_else(|| bad("parameter `path` is required".into()))?,
+        )),
+        _ => return Err(ExtractError::UnsupportedConnector { connector }),
+    };
+    let mut writer =
+        OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
+    match &source {
+        Source::Postgres(config) => {
+            sources::postgres::extract(config, &filters, &mut writer, progress).await?
         }
-        _ => Err(ExtractError::UnsupportedConnector { connector }),
+        Source::Mysql(config) => {
+            sources::mysql::extract(config, &filters, &mut writer, progress).await?
+        }
+        Source::Sqlite(path) => sources::sqlite::extract(path, &filters, &mut writer, progress)?,
     }
+    Ok(writer.finish()?)
 }

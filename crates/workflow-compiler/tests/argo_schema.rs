@@ -69,35 +69,19 @@ fn render_with_an_overlay_validates_against_both_argo_schemas() {
 #[test]
 fn committed_workflow_templates_validate_against_both_argo_schemas() {
     let dir = support::repo_root().join("workflow-templates");
-    let mut errors = Vec::new();
-    let mut checked = 0;
-    for (name, text) in
-        workflow_compiler::files::read_output_dir(&dir).expect("read workflow-templates")
-    {
-        let object: Value = serde_saphyr::from_str(&text).expect("YAML");
-        if !is_argo_kind(&object) {
-            continue;
-        }
-        for schema in ARGO_SCHEMAS.iter() {
-            checked += 1;
-            errors.extend(
-                schema
-                    .errors(&object)
-                    .into_iter()
-                    .map(|e| format!("{name}: {e}")),
-            );
-        }
-    }
-    println!(
-        "workflow-templates/: {checked} object-schema pairs checked, {} errors",
-        errors.len()
-    );
+    let committed: Vec<workflow_compiler::RenderedFile> =
+        workflow_compiler::files::read_output_dir(&dir)
+            .expect("read workflow-templates")
+            .into_iter()
+            .map(|(name, contents)| workflow_compiler::RenderedFile { name, contents })
+            .collect();
+    let checked = assert_valid("workflow-templates/", &committed);
+    println!("workflow-templates/: {checked} object-schema pairs checked, 0 errors");
     assert_eq!(
         checked,
         2 * 5,
         "3 WorkflowTemplates + 2 CronWorkflows expected"
     );
-    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
 /// The strict check is what catches removed fields: prove it would.

@@ -13,42 +13,21 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, SslOpts};
 
+use crate::Progress;
 use crate::error::{BoxError, ExtractError};
 use crate::filter::Filters;
 use crate::record::{
     Column, Constraint, ConstraintKind, Database, EntityKind, Generated, Index, Lineage, Schema,
     Table, TableKind, TableRef, ViewDefinition,
 };
+use crate::sources::ServerConfig;
 use crate::tls::SslMode;
 use crate::writer::{OutputWriter, Skipped, WriteError};
-use crate::{Progress, SourceSecret};
 
 const SYSTEM_SCHEMAS: &str = "('mysql', 'information_schema', 'performance_schema', 'sys')";
 
-/// How to reach the server.
-#[derive(Clone, Debug)]
-pub struct MysqlConfig {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Login user.
-    pub user: String,
-    /// The user's password, if any.
-    pub password: Option<SourceSecret>,
-    /// TLS policy.
-    pub ssl_mode: SslMode,
-    /// CA bundle to trust instead of the compiled-in roots.
-    pub ca_bundle: Option<std::path::PathBuf>,
-    /// Longest wait for a connection.
-    pub connect_timeout: Duration,
-}
-
-impl MysqlConfig {
-    fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-}
+/// How to reach the server: MySQL needs nothing beyond the server and login.
+pub type MysqlConfig = ServerConfig;
 
 fn connect_error(config: &MysqlConfig, error: mysql_async::Error) -> ExtractError {
     let target = config.target();

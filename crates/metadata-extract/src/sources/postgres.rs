@@ -6,51 +6,33 @@
 //! table: only catalog relations and catalog functions.
 
 use std::cell::RefCell;
-use std::time::Duration;
 
 use futures_util::{TryStreamExt, pin_mut};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
+use crate::Progress;
 use crate::error::{BoxError, ExtractError};
 use crate::filter::Filters;
 use crate::record::{
     ColumnRef, Constraint, ConstraintKind, Database, EntityKind, Generated, Index, Lineage, Schema,
     Table, TableKind, TableRef, ViewDefinition,
 };
+use crate::sources::ServerConfig;
 use crate::tls::{SslMode, client_config};
 use crate::writer::{OutputWriter, Skipped, WriteError};
-use crate::{Progress, SourceSecret};
 
 /// Schemas that are never extracted.
 const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast"];
 
-/// How to reach the server.
+/// How to reach the server, and where to start.
 #[derive(Clone, Debug)]
 pub struct PostgresConfig {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Database to connect to first.
+    /// The server and login.
+    pub server: ServerConfig,
+    /// Database to connect to first; the others are discovered from `pg_database`.
     pub database: String,
-    /// Login role.
-    pub user: String,
-    /// The role's password, if any.
-    pub password: Option<SourceSecret>,
-    /// TLS policy.
-    pub ssl_mode: SslMode,
-    /// CA bundle to trust instead of the compiled-in roots.
-    pub ca_bundle: Option<std::path::PathBuf>,
-    /// Longest wait for a connection.
-    pub connect_timeout: Duration,
-}
-
-impl PostgresConfig {
-    fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
 }
 
 fn is_system_schema(name: &str) -> bool {
@@ -61,14 +43,14 @@ fn is_system_schema(name: &str) -> bool {
 
 /// Classifies a connection error: unreachable (retry may help), refused login, TLS.
 fn connect_error(config: &PostgresConfig, error: tokio_postgres::Error) -> ExtractError {
-    let target = config.target();
+    let target = config.server.target();
     if let Some(db) = error.as_db_error() {
         let code = db.code();
         let message = db.message().to_owned();
         if *code == SqlState::INVALID_PASSWORD {
             return ExtractError::Authentication {
                 target,
-                user: config.user.clone(),
+                user: config.server.user.clone(),
                 source: error.into(),
             };
         }
@@ -84,7 +66,7 @@ fn connect_error(config: &PostgresConfig, error: tokio_postgres::Error) -> Extra
             }
             return ExtractError::Authentication {
                 target,
-                user: config.user.clone(),
+                user: config.server.user.clone(),
                 source: error.into(),
             };
         }
@@ -109,7 +91,7 @@ fn connect_error(config: &PostgresConfig, error: tokio_postgres::Error) -> Extra
     {
         return ExtractError::Tls {
             target,
-            mode: config.ssl_mode.as_str().to_owned(),
+            mode: config.server.ssl_mode.as_str().to_owned(),
             source: error.into(),
         };
     }
@@ -121,20 +103,20 @@ fn connect_error(config: &PostgresConfig, error: tokio_postgres::Error) -> Extra
 
 async fn connect(config: &PostgresConfig, database: &str) -> Result<Client, ExtractError> {
     let mut pg = tokio_postgres::Config::new();
-    pg.host(&config.host)
-        .port(config.port)
+    pg.host(&config.server.host)
+        .port(config.server.port)
         .dbname(database)
-        .user(&config.user)
+        .user(&config.server.user)
         .application_name("outpost")
-        .connect_timeout(config.connect_timeout)
+        .connect_timeout(config.server.connect_timeout)
         // Catalog reads only; sorts of large catalogs stay in memory.
         .options(
             "-c default_transaction_read_only=on -c statement_timeout=300000 -c work_mem=64MB",
         );
-    if let Some(password) = &config.password {
+    if let Some(password) = &config.server.password {
         pg.password(password.expose());
     }
-    let client = if config.ssl_mode == SslMode::Disable {
+    let client = if config.server.ssl_mode == SslMode::Disable {
         pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
         let (client, connection) = pg
             .connect(tokio_postgres::NoTls)
@@ -147,18 +129,16 @@ async fn connect(config: &PostgresConfig, database: &str) -> Result<Client, Extr
         });
         client
     } else {
-        pg.ssl_mode(if config.ssl_mode == SslMode::Prefer {
+        pg.ssl_mode(if config.server.ssl_mode == SslMode::Prefer {
             tokio_postgres::config::SslMode::Prefer
         } else {
             tokio_postgres::config::SslMode::Require
         });
-        let tls_config =
-            client_config(config.ssl_mode, config.ca_bundle.as_deref()).map_err(|e| {
-                ExtractError::Tls {
-                    target: config.target(),
-                    mode: config.ssl_mode.as_str().to_owned(),
-                    source: e.into(),
-                }
+        let tls_config = client_config(config.server.ssl_mode, config.server.ca_bundle.as_deref())
+            .map_err(|e| ExtractError::Tls {
+                target: config.server.target(),
+                mode: config.server.ssl_mode.as_str().to_owned(),
+                source: e.into(),
             })?;
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
         let (client, connection) = pg
@@ -222,7 +202,7 @@ pub async fn extract(
     let first = connect(config, &config.database).await?;
     let reader = Reader {
         client: &first,
-        target: format!("{}/{}", config.target(), config.database),
+        target: format!("{}/{}", config.server.target(), config.database),
     };
     let mut databases = Vec::new();
     reader
@@ -265,7 +245,7 @@ pub async fn extract(
         };
         let client = client.as_ref().unwrap_or(&first);
         let other = connect(config, &name).await?;
-        let target = format!("{}/{name}", config.target());
+        let target = format!("{}/{name}", config.server.target());
         let reader = Reader {
             client,
             target: target.clone(),
