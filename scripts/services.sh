@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Starts (or stops) the real servers the tests talk to, on loopback, under .services/.
+# Starts (or stops) the real servers the tests talk to, on loopback; their data, pid and log
+# files live under $OUTPOST_SERVICES_DIR (default /tmp/outpost-services-$UID).
 #   scripts/services.sh start   # prints `export …` lines for the tests' environment
 #   scripts/services.sh stop
-# PostgreSQL 15 and MariaDB 10.11 from Debian's packages (see ../shared/INFRA.md).
+# PostgreSQL 15 and MariaDB 10.11 from Debian's packages, and three storage emulators
+# installed into .tools/ by scripts/install-tools.sh: s3s-fs (S3, signature-checking),
+# Azurite (Azure Blob) and fake-gcs-server (GCS) (see ../shared/INFRA.md).
+# Ports: OUTPOST_TEST_{PG,MYSQL,S3,AZURE,GCS}_PORT. `start` is idempotent; `stop` stops
+# everything and deletes the data.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${OUTPOST_SERVICES_DIR:-/tmp/outpost-services-$(id -u)}"
@@ -126,8 +131,143 @@ stop_mariadb() {
   rm -rf "$data"
 }
 
+# --- storage emulators -------------------------------------------------------------------
+# Each runs in the background under $state/<name>/ with a pid file and a log file there.
+
+s3_port="${OUTPOST_TEST_S3_PORT:-59000}"
+s3_access_key="outpost-test-access-key"
+s3_secret_key="outpost-test-secret-key"
+s3_region="us-east-1"
+az_port="${OUTPOST_TEST_AZURE_PORT:-50010}"
+az_account="devstoreaccount1"
+# Azurite's well-known development account key (public, documented by Microsoft).
+az_key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+gcs_port="${OUTPOST_TEST_GCS_PORT:-54443}"
+bucket="outpost-test"
+tools_bin=""
+
+# pid_alive PIDFILE WORD: the process in PIDFILE runs and its command line contains WORD
+# (a recycled pid or a zombie does not count).
+pid_alive() {
+  local pid cmd
+  [ -s "$1" ] || return 1
+  pid="$(cat "$1")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmd" == *"$2"* ]]
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# launch NAME WORD PORT CMD...: starts CMD in the background unless it already runs, then
+# waits (60 s at most) until PORT answers HTTP. Fails loudly with the log's path.
+launch() {
+  local name="$1" word="$2" port="$3"
+  shift 3
+  local dir="$state/$name"
+  local pidfile="$dir/$name.pid" logfile="$dir/$name.log"
+  if ! pid_alive "$pidfile" "$word"; then
+    if port_in_use "$port"; then
+      log "$name: port $port on 127.0.0.1 is taken by another process"
+      exit 1
+    fi
+    nohup "$@" >"$logfile" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  fi
+  for _ in $(seq 1 240); do
+    if ! pid_alive "$pidfile" "$word"; then
+      log "$name exited while starting; see $logfile"
+      exit 1
+    fi
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" && return 0
+    sleep 0.25
+  done
+  log "$name did not answer on 127.0.0.1:$port within 60 s; see $logfile"
+  exit 1
+}
+
+# halt NAME WORD: stops the process in $state/NAME/NAME.pid (TERM, then KILL after 10 s).
+halt() {
+  local pidfile="$state/$1/$1.pid"
+  pid_alive "$pidfile" "$2" || return 0
+  local pid
+  pid="$(cat "$pidfile")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    pid_alive "$pidfile" "$2" || return 0
+    sleep 0.2
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+install_emulators() {
+  [ -n "$tools_bin" ] || tools_bin="$("$root/scripts/install-tools.sh" emulators)"
+}
+
+# S3: s3s-fs serves a folder; each sub-folder is a bucket, each file below it an object.
+start_s3s_fs() {
+  install_emulators
+  local data="$state/s3s-fs/data"
+  mkdir -p "$data/$bucket"
+  RUST_LOG=info launch s3s-fs s3s-fs "$s3_port" "$tools_bin/s3s-fs" --host 127.0.0.1 \
+    --port "$s3_port" --access-key "$s3_access_key" --secret-key "$s3_secret_key" "$data"
+  # A signed ListObjectsV2 proves the bucket and the credentials.
+  python3 "$root/scripts/storage_request.py" s3 GET "http://127.0.0.1:$s3_port/$bucket?list-type=2" \
+    --access-key "$s3_access_key" --secret-key "$s3_secret_key" --region "$s3_region" --ok 200 >/dev/null \
+    || { log "s3s-fs: listing bucket $bucket failed; see $state/s3s-fs/s3s-fs.log"; exit 1; }
+  echo "export OUTPOST_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port"
+  echo "export OUTPOST_TEST_S3_ACCESS_KEY=$s3_access_key"
+  echo "export OUTPOST_TEST_S3_SECRET_KEY=$s3_secret_key"
+  echo "export OUTPOST_TEST_S3_BUCKET=$bucket"
+  echo "export OUTPOST_TEST_S3_REGION=$s3_region"
+  echo "export OUTPOST_TEST_S3_DIR=$data"
+}
+
+start_azurite() {
+  install_emulators
+  local data="$state/azurite/data"
+  mkdir -p "$data"
+  launch azurite azurite-blob "$az_port" "$tools_bin/azurite-blob" --blobHost 127.0.0.1 \
+    --blobPort "$az_port" --location "$data" --skipApiVersionCheck --loose --disableTelemetry
+  # A SharedKey-signed Create Container; 409 means it exists already.
+  python3 "$root/scripts/storage_request.py" azure PUT \
+    "http://127.0.0.1:$az_port/$az_account/$bucket?restype=container" \
+    --account "$az_account" --key "$az_key" --ok 201,409 >/dev/null \
+    || { log "azurite: creating container $bucket failed; see $state/azurite/azurite.log"; exit 1; }
+  echo "export OUTPOST_TEST_AZURE_ENDPOINT=http://127.0.0.1:$az_port/$az_account"
+  echo "export OUTPOST_TEST_AZURE_ACCOUNT=$az_account"
+  echo "export OUTPOST_TEST_AZURE_KEY=$az_key"
+  echo "export OUTPOST_TEST_AZURE_CONTAINER=$bucket"
+}
+
+# GCS: fake-gcs-server keeps everything in memory (stopping it deletes the data).
+start_fake_gcs() {
+  install_emulators
+  mkdir -p "$state/fake-gcs"
+  launch fake-gcs fake-gcs-server "$gcs_port" "$tools_bin/fake-gcs-server" -scheme http \
+    -host 127.0.0.1 -port "$gcs_port" -backend memory -public-host "127.0.0.1:$gcs_port" \
+    -external-url "http://127.0.0.1:$gcs_port"
+  local code
+  code="$(curl -s -o "$state/fake-gcs/create-bucket.json" -w '%{http_code}' --max-time 10 \
+    -X POST -H 'Content-Type: application/json' -d "{\"name\":\"$bucket\"}" \
+    "http://127.0.0.1:$gcs_port/storage/v1/b?project=test" || true)"
+  case "$code" in
+    200 | 409) ;;
+    *) log "fake-gcs-server: creating bucket $bucket returned HTTP $code; see $state/fake-gcs/"; exit 1 ;;
+  esac
+  echo "export OUTPOST_TEST_GCS_ENDPOINT=http://127.0.0.1:$gcs_port"
+  echo "export OUTPOST_TEST_GCS_BUCKET=$bucket"
+}
+
+stop_emulators() {
+  halt s3s-fs s3s-fs
+  halt azurite azurite-blob
+  halt fake-gcs fake-gcs-server
+  rm -rf "$state/s3s-fs" "$state/azurite" "$state/fake-gcs"
+}
+
 case "${1:-}" in
-  start) start_postgres; start_mariadb ;;
-  stop) stop_postgres; stop_mariadb ;;
+  start) start_postgres; start_mariadb; start_s3s_fs; start_azurite; start_fake_gcs ;;
+  stop) stop_postgres; stop_mariadb; stop_emulators ;;
   *) log "usage: $0 start|stop"; exit 2 ;;
 esac

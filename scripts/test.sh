@@ -22,7 +22,9 @@ export PATH="$tools_bin:$PATH"
 kubectl version --client | sed -n 1p
 
 step "servers"
-eval "$(scripts/services.sh start)"
+# Captured first: `eval "$(…)"` would ignore a failed start.
+service_env="$(scripts/services.sh start)"
+eval "$service_env"
 log=""
 cleanup() {
   scripts/services.sh stop || true

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod extract;
+mod upload;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -47,6 +48,17 @@ enum Command {
     /// parameters, 74 output not writable, 75 source unreachable (a retry may help),
     /// 77 login refused, 78 secret missing or TLS misconfigured.
     Extract(extract::ExtractArgs),
+    /// Deliver an extracted run (the connector pod's second step): bucket relay or direct
+    /// ingestion, manifest.json last.
+    ///
+    /// Every file is checked against the manifest's SHA-256 while it is read; the manifest
+    /// goes up only after every file succeeded, so a reader that sees it sees a complete run.
+    /// Re-running is safe: an identical delivery is a no-op, and leftovers of a different
+    /// earlier attempt are removed before the new manifest is written. Exit codes: 0
+    /// success, 64 bad arguments, 65 a file differs from its manifest entry, 66 no manifest
+    /// (extraction did not finish), 75 the store kept failing (a retry may help), 77 the
+    /// store or a pre-signed URL refused the request, 78 missing or unreadable credentials.
+    Upload(upload::UploadArgs),
     /// Compile connector descriptors into Argo WorkflowTemplates and CronWorkflows.
     ///
     /// Writes one file per object into the output folder, each with a header naming its
@@ -92,6 +104,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Extract(args) => return extract::run(args),
+        Command::Upload(args) => return upload::run(args),
         Command::Render(args) => render(&args),
         Command::OutputSchemas { out } => (|| {
             std::fs::create_dir_all(&out)?;

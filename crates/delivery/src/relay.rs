@@ -1,0 +1,393 @@
+//! Bucket relay: one run's files into the customer's bucket, `manifest.json` last.
+//!
+//! The commit protocol, which makes a re-run idempotent and a partial run invisible:
+//! 1. If the bucket already holds this run's manifest byte for byte, the run was delivered:
+//!    nothing is sent. If it holds a different manifest, that one is deleted first, so no
+//!    reader sees it next to files it does not describe.
+//! 2. Every data file is uploaded (in parallel, under a concurrency and a memory limit),
+//!    each checked against the manifest's SHA-256 while it is read: a file that changed
+//!    since extraction is never committed (a multipart upload is aborted, a small file is
+//!    never sent). S3 also verifies each request body against its SHA-256.
+//! 3. Objects under the run's folder that the manifest does not list (left by an earlier,
+//!    different attempt) are deleted.
+//! 4. `manifest.json` is written, only after every file above succeeded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_util::stream::{FuturesUnordered, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+
+use crate::bucket::Bucket;
+use crate::run::{LocalRun, MANIFEST, RunFile, RunKey};
+use crate::{DeliveryError, Progress};
+
+/// Limits of one delivery.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadLimits {
+    /// Files uploaded at once.
+    pub concurrency: usize,
+    /// Files larger than this go up in parts of this size (at least 5 MiB, S3's minimum).
+    pub part_size: usize,
+    /// Bytes of file content held in memory at once, over all uploads.
+    pub memory_budget: usize,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            part_size: 8 << 20,
+            memory_budget: 32 << 20,
+        }
+    }
+}
+
+impl UploadLimits {
+    fn checked(self) -> Self {
+        let part_size = self.part_size.max(5 << 20);
+        Self {
+            concurrency: self.concurrency.max(1),
+            part_size,
+            memory_budget: self.memory_budget.max(part_size),
+        }
+    }
+}
+
+/// What a delivery did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Where the manifest is (a bucket URL or a pre-signed URL without its query).
+    pub manifest: String,
+    /// Data files sent.
+    pub files: usize,
+    /// Bytes sent, manifest included.
+    pub bytes: u64,
+    /// Objects of an earlier, different attempt that were deleted.
+    pub stale_deleted: usize,
+    /// True when the destination already held this exact run: nothing was sent.
+    pub already_delivered: bool,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+/// Delivers `run` into `bucket` under `<prefix>/<connection>/<job>/<run>/`.
+pub async fn relay(
+    bucket: &Bucket,
+    key: &RunKey,
+    run: &LocalRun,
+    limits: UploadLimits,
+    progress: &dyn Progress,
+) -> Result<DeliveryReport, DeliveryError> {
+    let started = Instant::now();
+    let limits = limits.checked();
+    let run_folder = key.relative();
+    let manifest_location = bucket.location(&run_folder, MANIFEST)?;
+    let manifest_url = format!("{}/{}", bucket.url, strip(bucket, &manifest_location));
+    let store = &bucket.store;
+
+    // 1. An identical manifest means this run is already delivered.
+    match store.get(&manifest_location).await {
+        Ok(existing) => {
+            let existing = existing
+                .bytes()
+                .await
+                .map_err(|e| DeliveryError::from_store(manifest_location.as_ref(), e))?;
+            if existing.as_ref() == run.manifest_bytes.as_slice() {
+                tracing::info!(manifest = %manifest_url, "already delivered; nothing to send");
+                return Ok(DeliveryReport {
+                    manifest: manifest_url,
+                    files: 0,
+                    bytes: 0,
+                    stale_deleted: 0,
+                    already_delivered: true,
+                    elapsed: started.elapsed(),
+                });
+            }
+            tracing::warn!(manifest = %manifest_url, "replacing a different earlier delivery of this run");
+            store
+                .delete(&manifest_location)
+                .await
+                .map_err(|e| DeliveryError::from_store(manifest_location.as_ref(), e))?;
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(DeliveryError::from_store(manifest_location.as_ref(), e)),
+    }
+
+    // 2. Every data file, checked against the manifest while read.
+    let budget = MemoryBudget::new(limits.memory_budget);
+    let mut uploads = futures_util::stream::iter(run.files.iter().map(|file| {
+        let location = bucket.location(&run_folder, &file.relative);
+        let budget = &budget;
+        async move {
+            let location = location?;
+            upload_file(bucket, &location, file, limits, budget).await?;
+            progress.file_done(&file.relative, file.bytes);
+            Ok::<u64, DeliveryError>(file.bytes)
+        }
+    }))
+    .buffer_unordered(limits.concurrency);
+    let mut bytes = 0;
+    while let Some(sent) = uploads.next().await {
+        bytes += sent?;
+    }
+
+    // 3. Leftovers of an earlier attempt that this manifest does not list.
+    let run_prefix = bucket.location(&run_folder, "")?;
+    let wanted: std::collections::BTreeSet<ObjectPath> = run
+        .files
+        .iter()
+        .map(|f| bucket.location(&run_folder, &f.relative))
+        .collect::<Result<_, _>>()?;
+    let stale: Vec<ObjectPath> = store
+        .list(Some(&run_prefix))
+        .map_ok(|meta| meta.location)
+        .try_filter(|location| {
+            std::future::ready(!wanted.contains(location) && *location != manifest_location)
+        })
+        .try_collect()
+        .await
+        .map_err(|e| DeliveryError::from_store(run_prefix.as_ref(), e))?;
+    for location in &stale {
+        tracing::warn!(object = %location, "deleting an object the manifest does not list");
+        store
+            .delete(location)
+            .await
+            .map_err(|e| DeliveryError::from_store(location.as_ref(), e))?;
+    }
+
+    // 4. The commit.
+    let mut options = PutOptions::default();
+    if bucket.keeps_attributes() {
+        options.attributes = attributes("application/json", None);
+    }
+    store
+        .put_opts(
+            &manifest_location,
+            PutPayload::from(run.manifest_bytes.clone()),
+            options,
+        )
+        .await
+        .map_err(|e| DeliveryError::from_store(manifest_location.as_ref(), e))?;
+    bytes += run.manifest_bytes.len() as u64;
+    progress.file_done(MANIFEST, run.manifest_bytes.len() as u64);
+    Ok(DeliveryReport {
+        manifest: manifest_url,
+        files: run.files.len(),
+        bytes,
+        stale_deleted: stale.len(),
+        already_delivered: false,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn strip<'a>(bucket: &Bucket, location: &'a ObjectPath) -> &'a str {
+    let full = location.as_ref();
+    if bucket.url.prefix.is_empty() {
+        full
+    } else {
+        full.strip_prefix(bucket.url.prefix.as_str())
+            .map(|s| s.trim_start_matches('/'))
+            .unwrap_or(full)
+    }
+}
+
+fn permits(bytes: usize) -> usize {
+    bytes.div_ceil(1024).max(1)
+}
+
+fn attributes(content_type: &'static str, sha256: Option<&str>) -> Attributes {
+    let mut attributes = Attributes::new();
+    attributes.insert(Attribute::ContentType, content_type.into());
+    if let Some(sha256) = sha256 {
+        // Readers can check an object against the manifest without downloading it.
+        attributes.insert(
+            Attribute::Metadata("sha256".into()),
+            sha256.to_owned().into(),
+        );
+    }
+    attributes
+}
+
+fn content_type(relative: &str) -> &'static str {
+    if relative.ends_with(".zst") {
+        "application/zstd"
+    } else if relative.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+async fn upload_file(
+    bucket: &Bucket,
+    location: &ObjectPath,
+    file: &RunFile,
+    limits: UploadLimits,
+    budget: &MemoryBudget,
+) -> Result<(), DeliveryError> {
+    let store = &bucket.store;
+    let object_attributes = if bucket.keeps_attributes() {
+        attributes(content_type(&file.relative), Some(&file.sha256))
+    } else {
+        Attributes::new()
+    };
+    let mut reader = tokio::fs::File::open(&file.path)
+        .await
+        .map_err(|source| read_error(file, source))?;
+    let mut hasher = Sha256::new();
+    let store_error = |e: object_store::Error| DeliveryError::from_store(location.as_ref(), e);
+
+    if file.bytes <= limits.part_size as u64 {
+        let permit = budget.acquire(file.bytes as usize).await;
+        let chunk = read_chunk(&mut reader, file, file.bytes as usize + 1).await?;
+        hasher.update(&chunk);
+        check_digest(file, hasher, chunk.len() as u64)?;
+        let options = PutOptions {
+            attributes: object_attributes,
+            ..Default::default()
+        };
+        store
+            .put_opts(location, PutPayload::from(chunk.freeze()), options)
+            .await
+            .map_err(store_error)?;
+        drop(permit);
+        return Ok(());
+    }
+
+    let options = PutMultipartOptions {
+        attributes: object_attributes,
+        ..Default::default()
+    };
+    let mut upload = store
+        .put_multipart_opts(location, options)
+        .await
+        .map_err(store_error)?;
+    let mut in_flight = FuturesUnordered::new();
+    let mut read = 0u64;
+    let result: Result<(), DeliveryError> = async {
+        loop {
+            let permit = budget.acquire(limits.part_size).await;
+            let chunk = read_chunk(&mut reader, file, limits.part_size).await?;
+            if chunk.is_empty() {
+                break;
+            }
+            read += chunk.len() as u64;
+            hasher.update(&chunk);
+            let part = upload.put_part(PutPayload::from(chunk.freeze()));
+            in_flight.push(async move {
+                let result = part.await;
+                drop(permit);
+                result
+            });
+            // Parts of one file go up two at a time; the memory budget bounds the rest.
+            while in_flight.len() >= 2 {
+                if let Some(result) = in_flight.next().await {
+                    result.map_err(store_error)?;
+                }
+            }
+        }
+        while let Some(result) = in_flight.next().await {
+            result.map_err(store_error)?;
+        }
+        check_digest(file, hasher.clone(), read)
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            upload.complete().await.map_err(store_error)?;
+            Ok(())
+        }
+        Err(error) => {
+            drop(in_flight);
+            // Nothing becomes visible; a failed abort only leaves parts the bucket's
+            // lifecycle rule cleans up.
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(object = %location, error = %abort, "could not abort a multipart upload");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Bytes of file content in memory at once, over every upload of a delivery, counted in KiB
+/// permits (a `Semaphore` counts in `u32`s).
+struct MemoryBudget {
+    semaphore: Arc<Semaphore>,
+    total_permits: usize,
+}
+
+impl MemoryBudget {
+    fn new(bytes: usize) -> Self {
+        let total_permits = permits(bytes);
+        Self {
+            semaphore: Arc::new(Semaphore::new(total_permits)),
+            total_permits,
+        }
+    }
+
+    /// Waits until `bytes` fit; the memory counts as used until the permit is dropped.
+    async fn acquire(&self, bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+        // Never ask for more than the whole budget, or the request could wait forever.
+        let wanted = permits(bytes).min(self.total_permits);
+        self.semaphore
+            .clone()
+            .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX))
+            .await
+            .expect("the budget semaphore is never closed")
+    }
+}
+
+async fn read_chunk(
+    reader: &mut tokio::fs::File,
+    file: &RunFile,
+    limit: usize,
+) -> Result<BytesMut, DeliveryError> {
+    let mut chunk = BytesMut::with_capacity(limit.min(64 << 20));
+    while chunk.len() < limit {
+        let before = chunk.len();
+        let n = (&mut *reader)
+            .take((limit - before) as u64)
+            .read_buf(&mut chunk)
+            .await
+            .map_err(|source| read_error(file, source))?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(chunk)
+}
+
+fn read_error(file: &RunFile, source: std::io::Error) -> DeliveryError {
+    DeliveryError::Read {
+        path: file.path.clone(),
+        source,
+    }
+}
+
+fn check_digest(file: &RunFile, hasher: Sha256, read: u64) -> Result<(), DeliveryError> {
+    if read != file.bytes {
+        return Err(DeliveryError::Inconsistent {
+            path: file.path.clone(),
+            problem: format!("{read} bytes read, the manifest says {}", file.bytes),
+        });
+    }
+    let digest = metadata_extract::writer::hex(&hasher.finalize());
+    if digest != file.sha256 {
+        return Err(DeliveryError::Inconsistent {
+            path: file.path.clone(),
+            problem: format!(
+                "sha256 {digest}, the manifest says {}; the file changed after extraction",
+                file.sha256
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! One run's output folder as delivery sees it, and where it lands: `<connection>/<job>/<run>/`.
+
+use std::path::{Path, PathBuf};
+
+use metadata_extract::writer::Manifest;
+
+use crate::DeliveryError;
+
+/// The name of the file that commits a run: written last, everywhere.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Which run a delivery belongs to; each part becomes one path segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunKey {
+    connection: String,
+    job_id: String,
+    run_id: String,
+}
+
+impl RunKey {
+    /// Checks each identifier. `connection` must be a DNS label (it also names the
+    /// connection's Secret); job and run ids may use letters, digits, `.`, `_` and `-`
+    /// (UUIDs, timestamps), up to 128 characters, and never `.` or `..`.
+    pub fn new(connection: &str, job_id: &str, run_id: &str) -> Result<Self, DeliveryError> {
+        check_dns_label("connection", connection)?;
+        check_segment("job-id", job_id)?;
+        check_segment("run-id", run_id)?;
+        Ok(Self {
+            connection: connection.to_owned(),
+            job_id: job_id.to_owned(),
+            run_id: run_id.to_owned(),
+        })
+    }
+
+    /// The connection id.
+    pub fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// `<connection>/<job>/<run>`: the run's folder below a destination's prefix.
+    pub fn relative(&self) -> String {
+        format!("{}/{}/{}", self.connection, self.job_id, self.run_id)
+    }
+}
+
+fn check_dns_label(field: &'static str, value: &str) -> Result<(), DeliveryError> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DeliveryError::RunId {
+            field,
+            value: value.to_owned(),
+            reason: "must be a DNS label: 1-63 lowercase letters, digits or `-`, starting and ending with a letter or digit".to_owned(),
+        })
+    }
+}
+
+fn check_segment(field: &'static str, value: &str) -> Result<(), DeliveryError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value != "."
+        && value != ".."
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DeliveryError::RunId {
+            field,
+            value: value.to_owned(),
+            reason: "must be 1-128 letters, digits, `.`, `_` or `-`, and not `.` or `..`"
+                .to_owned(),
+        })
+    }
+}
+
+/// One data file of a run, as its manifest lists it.
+#[derive(Clone, Debug)]
+pub struct RunFile {
+    /// Path relative to the run folder, `/`-separated (`tables/part-00000.ndjson.zst`).
+    pub relative: String,
+    /// Where it is on disk.
+    pub path: PathBuf,
+    /// Size the manifest records.
+    pub bytes: u64,
+    /// SHA-256 the manifest records, lowercase hex.
+    pub sha256: String,
+}
+
+/// A finished run's output folder: its manifest (bytes and parsed) and its data files.
+#[derive(Clone, Debug)]
+pub struct LocalRun {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `manifest.json` exactly as on disk: what is uploaded last.
+    pub manifest_bytes: Vec<u8>,
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// Every data file the manifest lists, in manifest order.
+    pub files: Vec<RunFile>,
+}
+
+impl LocalRun {
+    /// Reads `dir/manifest.json` and checks that every file it lists exists with the recorded
+    /// size and is a safe relative path. Checksums are verified while each file is read for
+    /// upload, so a file that changed after extraction is never committed.
+    pub fn open(dir: &Path) -> Result<Self, DeliveryError> {
+        let manifest_path = dir.join(MANIFEST);
+        let manifest_bytes = match std::fs::read(&manifest_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DeliveryError::NoManifest {
+                    dir: dir.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(DeliveryError::Read {
+                    path: manifest_path,
+                    source,
+                });
+            }
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|e| DeliveryError::Inconsistent {
+                path: manifest_path.clone(),
+                problem: format!("not a valid manifest: line {}: {e}", e.line()),
+            })?;
+        let mut files = Vec::with_capacity(manifest.files.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in &manifest.files {
+            let inconsistent = |problem: String| DeliveryError::Inconsistent {
+                path: manifest_path.clone(),
+                problem,
+            };
+            if !is_safe_relative(&entry.path) {
+                return Err(inconsistent(format!(
+                    "file path `{}` is not a plain relative path",
+                    entry.path
+                )));
+            }
+            if entry.path == MANIFEST || !seen.insert(entry.path.as_str()) {
+                return Err(inconsistent(format!(
+                    "file path `{}` is listed twice or shadows the manifest",
+                    entry.path
+                )));
+            }
+            if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(inconsistent(format!(
+                    "file `{}`: sha256 `{}` is not 64 hex digits",
+                    entry.path, entry.sha256
+                )));
+            }
+            let path = dir.join(&entry.path);
+            let metadata = std::fs::metadata(&path).map_err(|source| DeliveryError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if metadata.len() != entry.bytes {
+                return Err(DeliveryError::Inconsistent {
+                    path,
+                    problem: format!(
+                        "{} bytes on disk, the manifest says {}",
+                        metadata.len(),
+                        entry.bytes
+                    ),
+                });
+            }
+            files.push(RunFile {
+                relative: entry.path.clone(),
+                path,
+                bytes: entry.bytes,
+                sha256: entry.sha256.to_ascii_lowercase(),
+            });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            manifest_bytes,
+            manifest,
+            files,
+        })
+    }
+
+    /// Total bytes of the data files.
+    pub fn data_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    /// Refuses a manifest written for another run than `key` (or another connector), so a
+    /// mixed-up volume can never be delivered under the wrong name.
+    pub fn check_identity(&self, connector: &str, key: &RunKey) -> Result<(), DeliveryError> {
+        let identity = &self.manifest.identity;
+        let pairs: [(&'static str, &str, Option<&str>); 4] = [
+            ("connector", connector, Some(identity.connector.as_str())),
+            (
+                "connection",
+                key.connection(),
+                identity.connection.as_deref(),
+            ),
+            ("job-id", key.job_id(), identity.job_id.as_deref()),
+            ("run-id", key.run_id(), identity.run_id.as_deref()),
+        ];
+        for (field, expected, found) in pairs {
+            if let Some(found) = found
+                && found != expected
+            {
+                return Err(DeliveryError::WrongRun {
+                    field,
+                    expected: expected.to_owned(),
+                    found: found.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `a/b.zst`: no leading `/`, no `.`/`..`/empty segments, no backslashes or control characters.
+fn is_safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_checked_as_path_segments() {
+        assert!(RunKey::new("pg-prod", "6f1c2d3e-aaaa", "20261126T040000Z.1").is_ok());
+        for (connection, job, run) in [
+            ("PG", "j", "r"),
+            ("-pg", "j", "r"),
+            ("pg", "..", "r"),
+            ("pg", "j", "a/b"),
+            ("pg", "j", ""),
+            ("pg", "{{workflow.name}}", "r"),
+            ("pg", "j", &"x".repeat(129)),
+        ] {
+            assert!(
+                RunKey::new(connection, job, run).is_err(),
+                "{connection}/{job}/{run} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn manifest_paths_must_stay_inside_the_run() {
+        assert!(is_safe_relative("tables/part-00000.ndjson.zst"));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "a\\b",
+            "./a",
+            "a\n",
+        ] {
+            assert!(!is_safe_relative(bad), "{bad:?} accepted");
+        }
+    }
+}

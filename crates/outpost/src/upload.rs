@@ -1,0 +1,225 @@
+//! `outpost upload`: the connector pod's second step, and local mode's delivery.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use delivery::bucket::{Bucket, BucketUrl, StoreSettings};
+use delivery::direct::{DirectLimits, UrlFile};
+use delivery::relay::{DeliveryReport, UploadLimits};
+use delivery::run::{LocalRun, RunKey};
+use delivery::{DeliveryError, Progress};
+
+/// How the run reaches the SaaS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransferMode {
+    /// Into the customer's bucket (`--to`).
+    Relay,
+    /// Straight to the SaaS through pre-signed URLs.
+    Direct,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UploadArgs {
+    /// The run's output folder, as `outpost extract` left it (with manifest.json).
+    #[arg(long)]
+    from: PathBuf,
+    /// Bucket relay destination: `s3://bucket/prefix`, `az://container/prefix`,
+    /// `gs://bucket/prefix` or `file:///folder`. The run lands under
+    /// `<prefix>/<connection>/<job-id>/<run-id>/`.
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// Transfer mode; the default is `relay` with --to, `direct` with --urls.
+    #[arg(long, value_enum)]
+    transfer_mode: Option<TransferMode>,
+    /// Same as --transfer-mode=direct.
+    #[arg(long, conflicts_with = "transfer_mode")]
+    direct: bool,
+    /// Direct ingestion: a JSON file mapping each run-relative path (and `manifest.json`) to
+    /// `{"url", "method", "headers", "expiresAt"}`. Read again when a URL must be refreshed.
+    #[arg(long, value_name = "FILE")]
+    urls: Option<PathBuf>,
+    /// The connector that produced the run; must match the manifest.
+    #[arg(long)]
+    connector: String,
+    /// Connection id (a DNS label); must match the manifest.
+    #[arg(long)]
+    connection: String,
+    /// Control-plane job id; must match the manifest.
+    #[arg(long)]
+    job_id: String,
+    /// Run id; must match the manifest.
+    #[arg(long)]
+    run_id: String,
+    /// Control plane, for upload URLs in direct mode.
+    #[arg(long, value_name = "URL")]
+    control_plane_url: Option<String>,
+    /// File holding the control plane's bearer token (read on every request).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Folder of static bucket credentials, one value per file: S3 `access-key-id`,
+    /// `secret-access-key`, `session-token`; Azure `account-name`, `account-key` or
+    /// `sas-token` or `client-id`/`client-secret`/`tenant-id`; GCS `service-account.json`.
+    /// Without it, the cloud's workload identity (IRSA, EKS pod identity, Azure workload or
+    /// managed identity, GCP metadata server) or the usual environment variables.
+    #[arg(long, value_name = "DIR")]
+    credentials_dir: Option<PathBuf>,
+    /// Custom endpoint: an S3-compatible store, a private endpoint, an emulator.
+    #[arg(long, value_name = "URL", env = "OUTPOST_BUCKET_ENDPOINT")]
+    endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION, else us-east-1).
+    #[arg(long)]
+    region: Option<String>,
+    /// Azure storage account (default: AZURE_STORAGE_ACCOUNT_NAME or the credentials folder).
+    #[arg(long)]
+    azure_account: Option<String>,
+    /// S3 server-side encryption with this KMS key id.
+    #[arg(long, value_name = "KEY_ID")]
+    sse_kms_key_id: Option<String>,
+    /// PEM bundle of extra CA certificates (default: the file SSL_CERT_FILE names).
+    #[arg(long, value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
+    /// Files uploaded at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Files above this size (MiB) go up in parts of this size (at least 5).
+    #[arg(long, default_value_t = 8)]
+    part_size_mib: usize,
+    /// Most file content held in memory at once (MiB).
+    #[arg(long, default_value_t = 32)]
+    memory_mib: usize,
+}
+
+/// Counts what has gone up, for the log and the summary.
+#[derive(Default)]
+struct LogProgress {
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Progress for LogProgress {
+    fn file_done(&self, relative: &str, bytes: u64) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        tracing::debug!(file = relative, bytes, "stored");
+    }
+}
+
+pub fn run(args: UploadArgs) -> ExitCode {
+    crate::init_logging();
+    delivery::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(upload(&args)) {
+        Ok(report) => {
+            let seconds = report.elapsed.as_secs_f64().max(1e-3);
+            if report.already_delivered {
+                tracing::info!(manifest = %report.manifest, "already delivered; nothing sent");
+            } else {
+                tracing::info!(
+                    manifest = %report.manifest,
+                    files = report.files,
+                    bytes = report.bytes,
+                    stale_deleted = report.stale_deleted,
+                    seconds = format!("{seconds:.2}"),
+                    mib_per_second = format!("{:.1}", report.bytes as f64 / seconds / 1048576.0),
+                    "delivered"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "error: {} (exit code {})",
+                delivery::redact_urls(&error.to_string()),
+                error.exit_code()
+            );
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Resolves the transfer mode from the flags: explicit mode, `--direct`, or what the given
+/// destination implies.
+fn transfer_mode(args: &UploadArgs) -> Result<TransferMode, DeliveryError> {
+    let usage = |m: &str| DeliveryError::Destination {
+        url: args.to.clone().unwrap_or_default(),
+        reason: m.to_owned(),
+    };
+    let mode = match (args.transfer_mode, args.direct) {
+        (Some(mode), _) => mode,
+        (None, true) => TransferMode::Direct,
+        (None, false) if args.urls.is_some() && args.to.is_none() => TransferMode::Direct,
+        (None, false) => TransferMode::Relay,
+    };
+    match mode {
+        TransferMode::Relay if args.to.is_none() => Err(usage(
+            "bucket relay needs --to=<bucket URL>; the agent has no relay bucket configured",
+        )),
+        TransferMode::Direct if args.urls.is_none() => Err(DeliveryError::Config(format!(
+            "direct ingestion needs --urls=<file>; asking {} for upload URLs is not implemented yet",
+            args.control_plane_url
+                .as_deref()
+                .unwrap_or("the control plane")
+        ))),
+        mode => Ok(mode),
+    }
+}
+
+async fn upload(args: &UploadArgs) -> Result<DeliveryReport, DeliveryError> {
+    let mode = transfer_mode(args)?;
+    let key = RunKey::new(&args.connection, &args.job_id, &args.run_id)?;
+    let run = LocalRun::open(&args.from)?;
+    run.check_identity(&args.connector, &key)?;
+    tracing::info!(
+        from = %args.from.display(),
+        files = run.files.len(),
+        bytes = run.data_bytes(),
+        mode = ?mode,
+        "delivering run {}",
+        key.relative()
+    );
+    let progress = LogProgress::default();
+    match mode {
+        TransferMode::Relay => {
+            let url = BucketUrl::parse(args.to.as_deref().unwrap_or_default())?;
+            let settings = StoreSettings {
+                endpoint: args.endpoint.clone(),
+                region: args.region.clone(),
+                azure_account: args.azure_account.clone(),
+                credentials_dir: args.credentials_dir.clone(),
+                sse_kms_key_id: args.sse_kms_key_id.clone(),
+                ca_bundle: args.ca_bundle.clone(),
+                request_timeout: None,
+                retry_timeout: None,
+            };
+            let bucket = Bucket::open(&url, &settings)?;
+            let limits = UploadLimits {
+                concurrency: args.concurrency,
+                part_size: args.part_size_mib << 20,
+                memory_budget: args.memory_mib << 20,
+            };
+            delivery::relay::relay(&bucket, &key, &run, limits, &progress).await
+        }
+        TransferMode::Direct => {
+            let client = delivery::direct::http_client(args.ca_bundle.as_deref())?;
+            let source = UrlFile::new(args.urls.clone().unwrap_or_default());
+            let limits = DirectLimits {
+                concurrency: args.concurrency,
+                retry_budget: Duration::from_secs(120),
+                ..DirectLimits::default()
+            };
+            delivery::direct::deliver_direct(&client, &source, &run, limits, &progress).await
+        }
+    }
+}
