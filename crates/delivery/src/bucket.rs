@@ -286,11 +286,36 @@ impl Bucket {
                     .with_bucket_name(&url.bucket)
                     .with_client_options(client_options(settings)?)
                     .with_retry(retry_config(settings));
-                if let Some(key) = files.get("service-account.json") {
+                let key = files.get("service-account.json");
+                if let Some(key) = &key {
                     builder = builder.with_service_account_key(key);
                 }
-                let store = Arc::new(builder.build().map_err(config)?);
-                (store.clone(), Some(store))
+                // Where uploads go: the endpoint setting, else the key file's `gcs_base_url`
+                // (how emulators are configured), else Google's.
+                let base_url = settings
+                    .endpoint
+                    .clone()
+                    .or_else(|| {
+                        let key: serde_json::Value = serde_json::from_str(key.as_deref()?).ok()?;
+                        key["gcs_base_url"].as_str().map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "https://storage.googleapis.com".to_owned());
+                if settings.endpoint.is_some() {
+                    builder = builder.with_config(
+                        object_store::gcp::GoogleConfigKey::BaseUrl,
+                        base_url.trim_end_matches('/'),
+                    );
+                }
+                let inner = Arc::new(builder.build().map_err(config)?);
+                let http = crate::direct::http_client(settings.ca_bundle.as_deref())?;
+                let store = Arc::new(crate::gcs::GcsStore::new(
+                    inner.clone(),
+                    http,
+                    &base_url,
+                    &url.bucket,
+                    settings.retry_timeout.unwrap_or(Duration::from_secs(180)),
+                ));
+                (store, Some(inner))
             }
         };
         Ok(Self {

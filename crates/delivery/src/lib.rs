@@ -12,6 +12,7 @@
 pub mod bucket;
 pub mod direct;
 mod error;
+pub mod gcs;
 pub mod presign;
 pub mod relay;
 pub mod run;

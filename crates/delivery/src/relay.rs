@@ -4,7 +4,8 @@
 //! 1. If the bucket already holds this run's manifest byte for byte, the run was delivered:
 //!    nothing is sent. If it holds a different manifest, that one is deleted first, so no
 //!    reader sees it next to files it does not describe.
-//! 2. Every data file is uploaded (in parallel, under a concurrency and a memory limit),
+//! 2. Every data file is uploaded (in parallel, under a concurrency and a memory limit;
+//!    requests are retried by the store client, whole files again after a broken session),
 //!    each checked against the manifest's SHA-256 while it is read: a file that changed
 //!    since extraction is never committed (a multipart upload is aborted, a small file is
 //!    never sent). S3 also verifies each request body against its SHA-256.
@@ -52,7 +53,11 @@ impl Default for UploadLimits {
 
 impl UploadLimits {
     fn checked(self) -> Self {
-        let part_size = self.part_size.max(5 << 20);
+        // S3 takes parts of at least 5 MiB; GCS chunks in multiples of 256 KiB.
+        let part_size = self
+            .part_size
+            .max(5 << 20)
+            .next_multiple_of(crate::gcs::CHUNK_GRANULE);
         Self {
             concurrency: self.concurrency.max(1),
             part_size,
@@ -128,7 +133,7 @@ pub async fn relay(
         let budget = &budget;
         async move {
             let location = location?;
-            upload_file(bucket, &location, file, limits, budget).await?;
+            upload_file_with_retries(bucket, &location, file, limits, budget).await?;
             progress.file_done(&file.relative, file.bytes);
             Ok::<u64, DeliveryError>(file.bytes)
         }
@@ -226,6 +231,32 @@ fn content_type(relative: &str) -> &'static str {
     }
 }
 
+/// Whole-file attempts after a transient failure that the store client's own request
+/// retries did not cure (a multipart or resumable session broken half-way). Each attempt
+/// reads the file again and starts a new upload.
+const FILE_ATTEMPTS: u32 = 4;
+
+async fn upload_file_with_retries(
+    bucket: &Bucket,
+    location: &ObjectPath,
+    file: &RunFile,
+    limits: UploadLimits,
+    budget: &MemoryBudget,
+) -> Result<(), DeliveryError> {
+    let mut attempt = 1;
+    loop {
+        match upload_file(bucket, location, file, limits, budget).await {
+            Err(DeliveryError::Store { detail, .. }) if attempt < FILE_ATTEMPTS => {
+                let wait = Duration::from_millis(250 * 2u64.pow(attempt));
+                tracing::warn!(file = %file.relative, attempt, error = %detail, "upload failed; sending the whole file again");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 async fn upload_file(
     bucket: &Bucket,
     location: &ObjectPath,
@@ -274,7 +305,17 @@ async fn upload_file(
     let mut read = 0u64;
     let result: Result<(), DeliveryError> = async {
         loop {
-            let permit = budget.acquire(limits.part_size).await;
+            // While waiting for memory, keep this file's parts moving: they hold memory the
+            // other uploads may be waiting for (and their futures only progress when polled).
+            let permit = loop {
+                tokio::select! {
+                    permit = budget.acquire(limits.part_size) => break permit,
+                    Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                        let result: object_store::Result<()> = result;
+                        result.map_err(store_error)?;
+                    }
+                }
+            };
             let chunk = read_chunk(&mut reader, file, limits.part_size).await?;
             if chunk.is_empty() {
                 break;
