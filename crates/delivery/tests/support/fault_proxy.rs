@@ -224,11 +224,11 @@ async fn handle(
             let _ = body.collect().await;
             record(503);
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>";
-            return Ok(Response::builder()
+            return Response::builder()
                 .status(503)
                 .header("content-type", "application/xml")
                 .body(Full::new(Bytes::from_static(xml.as_bytes())))
-                .map_err(fail)?);
+                .map_err(fail);
         }
         Some(Fault::Slow) => tokio::time::sleep(state.plan.slow).await,
         None => {}
