@@ -16,14 +16,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{
     Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
 };
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use crate::bucket::Bucket;
@@ -46,7 +45,7 @@ impl Default for UploadLimits {
         Self {
             concurrency: 8,
             part_size: 8 << 20,
-            memory_budget: 32 << 20,
+            memory_budget: 16 << 20,
         }
     }
 }
@@ -270,23 +269,19 @@ async fn upload_file(
     } else {
         Attributes::new()
     };
-    let mut reader = tokio::fs::File::open(&file.path)
-        .await
-        .map_err(|source| read_error(file, source))?;
-    let mut hasher = Sha256::new();
+    let mut reader = ChunkReader::open(file)?;
     let store_error = |e: object_store::Error| DeliveryError::from_store(location.as_ref(), e);
 
     if file.bytes <= limits.part_size as u64 {
         let permit = budget.acquire(file.bytes as usize).await;
-        let chunk = read_chunk(&mut reader, file, file.bytes as usize + 1).await?;
-        hasher.update(&chunk);
-        check_digest(file, hasher, chunk.len() as u64)?;
+        let chunk = reader.next(file, file.bytes as usize + 1).await?;
+        reader.check(file)?;
         let options = PutOptions {
             attributes: object_attributes,
             ..Default::default()
         };
         store
-            .put_opts(location, PutPayload::from(chunk.freeze()), options)
+            .put_opts(location, PutPayload::from(chunk), options)
             .await
             .map_err(store_error)?;
         drop(permit);
@@ -302,7 +297,6 @@ async fn upload_file(
         .await
         .map_err(store_error)?;
     let mut in_flight = FuturesUnordered::new();
-    let mut read = 0u64;
     let result: Result<(), DeliveryError> = async {
         loop {
             // While waiting for memory, keep this file's parts moving: they hold memory the
@@ -316,13 +310,11 @@ async fn upload_file(
                     }
                 }
             };
-            let chunk = read_chunk(&mut reader, file, limits.part_size).await?;
+            let chunk = reader.next(file, limits.part_size).await?;
             if chunk.is_empty() {
                 break;
             }
-            read += chunk.len() as u64;
-            hasher.update(&chunk);
-            let part = upload.put_part(PutPayload::from(chunk.freeze()));
+            let part = upload.put_part(PutPayload::from(chunk));
             in_flight.push(async move {
                 let result = part.await;
                 drop(permit);
@@ -338,7 +330,7 @@ async fn upload_file(
         while let Some(result) = in_flight.next().await {
             result.map_err(store_error)?;
         }
-        check_digest(file, hasher.clone(), read)
+        reader.check(file)
     }
     .await;
     match result {
@@ -386,24 +378,60 @@ impl MemoryBudget {
     }
 }
 
-async fn read_chunk(
-    reader: &mut tokio::fs::File,
-    file: &RunFile,
-    limit: usize,
-) -> Result<BytesMut, DeliveryError> {
-    let mut chunk = BytesMut::with_capacity(limit.min(64 << 20));
-    while chunk.len() < limit {
-        let before = chunk.len();
-        let n = (&mut *reader)
-            .take((limit - before) as u64)
-            .read_buf(&mut chunk)
-            .await
-            .map_err(|source| read_error(file, source))?;
-        if n == 0 {
-            break;
-        }
+/// Reads a file in chunks on the blocking pool, hashing as it goes. Each chunk is read
+/// straight into its own buffer (no intermediate copy), so the memory budget counts what
+/// is really held.
+struct ChunkReader {
+    file: Option<std::fs::File>,
+    hasher: Option<Sha256>,
+    read: u64,
+}
+
+impl ChunkReader {
+    fn open(file: &RunFile) -> Result<Self, DeliveryError> {
+        let handle = std::fs::File::open(&file.path).map_err(|source| read_error(file, source))?;
+        Ok(Self {
+            file: Some(handle),
+            hasher: Some(Sha256::new()),
+            read: 0,
+        })
     }
-    Ok(chunk)
+
+    /// Up to `limit` bytes; empty at the end of the file.
+    async fn next(&mut self, file: &RunFile, limit: usize) -> Result<Bytes, DeliveryError> {
+        use std::io::Read as _;
+        let (Some(mut handle), Some(mut hasher)) = (self.file.take(), self.hasher.take()) else {
+            return Ok(Bytes::new());
+        };
+        let (handle, hasher, chunk) = tokio::task::spawn_blocking(move || {
+            let mut chunk = vec![0u8; limit];
+            let mut filled = 0;
+            while filled < limit {
+                match handle.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            chunk.truncate(filled);
+            hasher.update(&chunk);
+            Ok((handle, hasher, chunk))
+        })
+        .await
+        .map_err(|e| read_error(file, std::io::Error::other(e)))?
+        .map_err(|source| read_error(file, source))?;
+        self.file = Some(handle);
+        self.hasher = Some(hasher);
+        self.read += chunk.len() as u64;
+        Ok(Bytes::from(chunk))
+    }
+
+    /// Checks what was read against the manifest entry.
+    fn check(&mut self, file: &RunFile) -> Result<(), DeliveryError> {
+        let hasher = self.hasher.take().unwrap_or_default();
+        check_digest(file, hasher, self.read)
+    }
 }
 
 fn read_error(file: &RunFile, source: std::io::Error) -> DeliveryError {

@@ -86,8 +86,9 @@ pub struct UploadArgs {
     /// Files above this size (MiB) go up in parts of this size (at least 5).
     #[arg(long, default_value_t = 8)]
     part_size_mib: usize,
-    /// Most file content held in memory at once (MiB).
-    #[arg(long, default_value_t = 32)]
+    /// Most file content held in memory at once (MiB). The default keeps peak memory near
+    /// 55 MiB at full speed (measured by crates/delivery/benches/upload.sh).
+    #[arg(long, default_value_t = 16)]
     memory_mib: usize,
 }
 

@@ -556,6 +556,16 @@ pub fn connector_template(
     let mut upload_mounts = vec![mount("control-plane-token", CONTROL_PLANE_TOKEN_DIR, true)];
     if let Some(relay) = &options.relay {
         upload_args.push(format!("--to={}", relay.url));
+        for (flag, value) in [
+            ("endpoint", &relay.endpoint),
+            ("region", &relay.region),
+            ("azure-account", &relay.azure_account),
+            ("sse-kms-key-id", &relay.sse_kms_key_id),
+        ] {
+            if let Some(value) = value {
+                upload_args.push(format!("--{flag}={value}"));
+            }
+        }
         if let Some(secret) = &relay.credentials_secret {
             volumes.push(secret_volume("relay-credentials", secret, None));
             upload_mounts.push(mount("relay-credentials", RELAY_CREDENTIALS_DIR, true));

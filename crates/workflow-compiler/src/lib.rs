@@ -579,6 +579,35 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
             ),
         );
     }
+    if let Some(relay) = &options.relay {
+        if let Some(endpoint) = &relay.endpoint
+            && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+        {
+            problem(
+                "relay.endpoint",
+                format!("`{endpoint}` is not an http(s) URL"),
+            );
+        }
+        // Values become container arguments: no Argo expressions, no whitespace.
+        for (field, value) in [
+            ("relay.url", Some(&relay.url)),
+            ("relay.endpoint", relay.endpoint.as_ref()),
+            ("relay.region", relay.region.as_ref()),
+            ("relay.azureAccount", relay.azure_account.as_ref()),
+            ("relay.sseKmsKeyId", relay.sse_kms_key_id.as_ref()),
+        ] {
+            if let Some(value) = value
+                && (value.contains("{{")
+                    || value.chars().any(char::is_whitespace)
+                    || value.is_empty())
+            {
+                problem(
+                    field,
+                    format!("`{value}` may not be empty or contain whitespace or `{{{{`"),
+                );
+            }
+        }
+    }
     for (name, value) in &options.labels {
         if name.starts_with("app.kubernetes.io/") || name.starts_with("outpost.dev/") {
             problem("labels", format!("`{name}` is set by the compiler"));
@@ -711,4 +740,33 @@ pub fn staleness(committed: &BTreeMap<String, String>, fresh: &[RenderedFile]) -
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_settings_are_checked_all_at_once() {
+        let mut options = AgentOptions::default();
+        options.relay = Some(options::RelayOptions {
+            url: "ftp://bucket".to_owned(),
+            credentials_secret: None,
+            endpoint: Some("minio:9000".to_owned()),
+            region: Some("{{workflow.parameters.region}}".to_owned()),
+            azure_account: None,
+            sse_kms_key_id: Some("key with spaces".to_owned()),
+        });
+        let error = validate_options(&options, "values.yaml")
+            .expect_err("invalid")
+            .to_string();
+        for field in [
+            "relay.url",
+            "relay.endpoint",
+            "relay.region",
+            "relay.sseKmsKeyId",
+        ] {
+            assert!(error.contains(field), "{field} missing from: {error}");
+        }
+    }
 }

@@ -284,6 +284,18 @@ pub struct RelayOptions {
     /// cloud's workload identity. Default: none.
     #[serde(default)]
     pub credentials_secret: Option<String>,
+    /// Custom endpoint: an S3-compatible store, a private endpoint. Default: the cloud's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// S3 region. Default: the pod's `AWS_REGION`, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Azure storage account (for `az://` URLs). Default: from the credentials Secret.
+    #[serde(default)]
+    pub azure_account: Option<String>,
+    /// S3 server-side encryption with this KMS key id. Default: the bucket's own setting.
+    #[serde(default)]
+    pub sse_kms_key_id: Option<String>,
 }
 
 /// Schedules of the agent's CronWorkflows, as cron expressions in UTC.

@@ -227,6 +227,10 @@ fn option_relay_bucket() {
         o.relay = Some(RelayOptions {
             url: "s3://metadata-relay/outpost".into(),
             credentials_secret: Some("relay-credentials".into()),
+            endpoint: Some("https://minio.storage.svc:9000".into()),
+            region: Some("eu-central-1".into()),
+            azure_account: None,
+            sse_kms_key_id: Some("alias/outpost-relay".into()),
         })
     });
     snapshot("relay", &options, &[POSTGRES]);
