@@ -27,31 +27,31 @@ const BUILTIN_DESCRIPTORS: &[(&str, &str)] = &[
 pub struct ExtractArgs {
     /// The connector (`postgres`, `mysql`, `sqlite`).
     #[arg(long)]
-    connector: String,
+    pub connector: String,
     /// A parameter as `name=value`; repeat for each. Checked against the descriptor.
     #[arg(long = "param", value_name = "NAME=VALUE")]
-    params: Vec<String>,
+    pub params: Vec<String>,
     /// Folder with one file per declared secret, named after it (`password`).
     #[arg(long)]
-    secrets_dir: Option<PathBuf>,
+    pub secrets_dir: Option<PathBuf>,
     /// Output folder; must be missing or empty.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Connection id, recorded in the manifest.
     #[arg(long)]
-    connection: Option<String>,
+    pub connection: Option<String>,
     /// Control-plane job id, recorded in the manifest.
     #[arg(long)]
-    job_id: Option<String>,
+    pub job_id: Option<String>,
     /// Run id, recorded in the manifest.
     #[arg(long)]
-    run_id: Option<String>,
+    pub run_id: Option<String>,
     /// Read descriptors from this folder instead of the ones built in.
     #[arg(long)]
-    connectors: Option<PathBuf>,
+    pub connectors: Option<PathBuf>,
     /// Largest uncompressed size of one output part, in MiB.
     #[arg(long, default_value_t = 64)]
-    part_size_mib: u64,
+    pub part_size_mib: u64,
 }
 
 fn descriptor(args: &ExtractArgs) -> anyhow::Result<ValidatedDescriptor> {
@@ -83,9 +83,9 @@ struct LogProgress {
 }
 
 impl LogProgress {
-    fn new() -> Self {
+    fn new(show: bool) -> Self {
         use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = (show && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
@@ -117,27 +117,29 @@ impl Drop for LogProgress {
     }
 }
 
-pub fn run(args: ExtractArgs) -> ExitCode {
-    crate::init_logging();
-    let descriptor = match descriptor(&args) {
-        Ok(d) => d,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return ExitCode::from(metadata_extract::exit::USAGE);
-        }
-    };
+/// Resolves the connector's descriptor and splits `--param NAME=VALUE`; a failure is a usage
+/// error (exit 64).
+pub fn prepare(args: &ExtractArgs) -> anyhow::Result<(ValidatedDescriptor, Vec<(String, String)>)> {
+    let descriptor = descriptor(args)?;
     let mut parameters = Vec::new();
     for raw in &args.params {
         match raw.split_once('=') {
             Some((name, value)) => parameters.push((name.to_owned(), value.to_owned())),
-            None => {
-                eprintln!("error: --param `{raw}` is not NAME=VALUE");
-                return ExitCode::from(metadata_extract::exit::USAGE);
-            }
+            None => anyhow::bail!("--param `{raw}` is not NAME=VALUE"),
         }
     }
+    Ok((descriptor, parameters))
+}
+
+/// Extracts into `args.out`; the manifest on success.
+pub async fn extract(
+    args: &ExtractArgs,
+    descriptor: &ValidatedDescriptor,
+    parameters: Vec<(String, String)>,
+    show_progress: bool,
+) -> Result<metadata_extract::Manifest, metadata_extract::ExtractError> {
     let request = ExtractRequest {
-        descriptor: &descriptor,
+        descriptor,
         parameters,
         secrets_dir: args.secrets_dir.clone(),
         // The agent's custom CA bundle, mounted by the WorkflowTemplate.
@@ -151,6 +153,17 @@ pub fn run(args: ExtractArgs) -> ExitCode {
         },
         part_bytes: args.part_size_mib.max(1) * 1024 * 1024,
     };
+    metadata_extract::run(request, &LogProgress::new(show_progress)).await
+}
+
+pub fn run(args: ExtractArgs, show_progress: bool) -> ExitCode {
+    let (descriptor, parameters) = match prepare(&args) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(metadata_extract::exit::USAGE);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -161,7 +174,7 @@ pub fn run(args: ExtractArgs) -> ExitCode {
             return ExitCode::from(metadata_extract::exit::SOFTWARE);
         }
     };
-    match runtime.block_on(metadata_extract::run(request, &LogProgress::new())) {
+    match runtime.block_on(extract(&args, &descriptor, parameters, show_progress)) {
         Ok(manifest) => {
             let records: u64 = manifest.totals.values().sum();
             tracing::info!(
@@ -185,7 +198,7 @@ pub fn run(args: ExtractArgs) -> ExitCode {
 }
 
 /// The error's whole cause chain, as one message (`cannot reach …: connection refused`).
-fn cause_chain(error: &metadata_extract::ExtractError) -> String {
+pub fn cause_chain(error: &metadata_extract::ExtractError) -> String {
     let mut parts = vec![error.to_string()];
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

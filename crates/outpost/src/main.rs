@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod extract;
+mod run;
 mod upload;
 
 use anyhow::Context;
@@ -36,6 +37,26 @@ const EXIT_STALE: u8 = 1;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` (coloured on a terminal) or `json` (one object per line,
+    /// for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "OUTPOST_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    /// Only warnings and errors: no progress display, no summary.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +80,14 @@ enum Command {
     /// (extraction did not finish), 75 the store kept failing (a retry may help), 77 the
     /// store or a pre-signed URL refused the request, 78 missing or unreadable credentials.
     Upload(upload::UploadArgs),
+    /// Run one job end to end on this machine, no Kubernetes: extract, then deliver.
+    ///
+    /// With no arguments, extracts the bundled sample catalog (a SQLite database built from
+    /// samples/sample-catalog.sql) and relays it to ./outpost-output/ as a local bucket,
+    /// then prints a summary. With arguments, runs any connector against any source and
+    /// delivers to any bucket (--to) or through pre-signed URLs (--direct --urls). Exit
+    /// codes are those of `extract` and `upload`.
+    Run(run::RunArgs),
     /// Compile connector descriptors into Argo WorkflowTemplates and CronWorkflows.
     ///
     /// Writes one file per object into the output folder, each with a header naming its
@@ -102,9 +131,12 @@ struct RenderArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format, cli.quiet);
+    let show_progress = !cli.quiet && cli.log_format == LogFormat::Text;
     let result = match cli.command {
-        Command::Extract(args) => return extract::run(args),
-        Command::Upload(args) => return upload::run(args),
+        Command::Extract(args) => return extract::run(args, show_progress),
+        Command::Upload(args) => return upload::run(args, show_progress),
+        Command::Run(args) => return run::run(args, cli.quiet, show_progress),
         Command::Render(args) => render(&args),
         Command::OutputSchemas { out } => (|| {
             std::fs::create_dir_all(&out)?;
@@ -189,17 +221,21 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Structured logs on stderr: JSON when `OUTPOST_LOG_FORMAT=json`, text otherwise; the level
-/// from `RUST_LOG` (default `info`).
-fn init_logging() {
+/// Structured logs on stderr: JSON with `--log-format json` (or `OUTPOST_LOG_FORMAT=json`),
+/// text otherwise, coloured only on a terminal and without `NO_COLOR`. The level comes from
+/// `RUST_LOG` (default `info`, `warn` with `--quiet`).
+fn init_logging(format: LogFormat, quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
-    if std::env::var("OUTPOST_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use delivery::bucket::{Bucket, BucketUrl, StoreSettings};
@@ -25,21 +26,6 @@ pub struct UploadArgs {
     /// The run's output folder, as `outpost extract` left it (with manifest.json).
     #[arg(long)]
     from: PathBuf,
-    /// Bucket relay destination: `s3://bucket/prefix`, `az://container/prefix`,
-    /// `gs://bucket/prefix` or `file:///folder`. The run lands under
-    /// `<prefix>/<connection>/<job-id>/<run-id>/`.
-    #[arg(long, value_name = "URL")]
-    to: Option<String>,
-    /// Transfer mode; the default is `relay` with --to, `direct` with --urls.
-    #[arg(long, value_enum)]
-    transfer_mode: Option<TransferMode>,
-    /// Same as --transfer-mode=direct.
-    #[arg(long, conflicts_with = "transfer_mode")]
-    direct: bool,
-    /// Direct ingestion: a JSON file mapping each run-relative path (and `manifest.json`) to
-    /// `{"url", "method", "headers", "expiresAt"}`. Read again when a URL must be refreshed.
-    #[arg(long, value_name = "FILE")]
-    urls: Option<PathBuf>,
     /// The connector that produced the run; must match the manifest.
     #[arg(long)]
     connector: String,
@@ -52,63 +38,116 @@ pub struct UploadArgs {
     /// Run id; must match the manifest.
     #[arg(long)]
     run_id: String,
+    #[command(flatten)]
+    delivery: DeliveryFlags,
+}
+
+/// Where and how a run is delivered: shared by `upload` and `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeliveryFlags {
+    /// Bucket relay destination: `s3://bucket/prefix`, `az://container/prefix`,
+    /// `gs://bucket/prefix` or `file:///folder`. The run lands under
+    /// `<prefix>/<connection>/<job-id>/<run-id>/`.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Transfer mode; the default is `relay` with --to, `direct` with --urls.
+    #[arg(long, value_enum)]
+    pub transfer_mode: Option<TransferMode>,
+    /// Same as --transfer-mode=direct.
+    #[arg(long, conflicts_with = "transfer_mode")]
+    pub direct: bool,
+    /// Direct ingestion: a JSON file mapping each run-relative path (and `manifest.json`) to
+    /// `{"url", "method", "headers", "expiresAt"}`. Read again when a URL must be refreshed.
+    #[arg(long, value_name = "FILE")]
+    pub urls: Option<PathBuf>,
     /// Control plane, for upload URLs in direct mode.
     #[arg(long, value_name = "URL")]
-    control_plane_url: Option<String>,
+    pub control_plane_url: Option<String>,
     /// File holding the control plane's bearer token (read on every request).
     #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
     /// Folder of static bucket credentials, one value per file: S3 `access-key-id`,
     /// `secret-access-key`, `session-token`; Azure `account-name`, `account-key` or
     /// `sas-token` or `client-id`/`client-secret`/`tenant-id`; GCS `service-account.json`.
     /// Without it, the cloud's workload identity (IRSA, EKS pod identity, Azure workload or
     /// managed identity, GCP metadata server) or the usual environment variables.
     #[arg(long, value_name = "DIR")]
-    credentials_dir: Option<PathBuf>,
+    pub credentials_dir: Option<PathBuf>,
     /// Custom endpoint: an S3-compatible store, a private endpoint, an emulator.
     #[arg(long, value_name = "URL", env = "OUTPOST_BUCKET_ENDPOINT")]
-    endpoint: Option<String>,
+    pub endpoint: Option<String>,
     /// S3 region (default: AWS_REGION, else us-east-1).
     #[arg(long)]
-    region: Option<String>,
+    pub region: Option<String>,
     /// Azure storage account (default: AZURE_STORAGE_ACCOUNT_NAME or the credentials folder).
     #[arg(long)]
-    azure_account: Option<String>,
+    pub azure_account: Option<String>,
     /// S3 server-side encryption with this KMS key id.
     #[arg(long, value_name = "KEY_ID")]
-    sse_kms_key_id: Option<String>,
+    pub sse_kms_key_id: Option<String>,
     /// PEM bundle of extra CA certificates (default: the file SSL_CERT_FILE names).
     #[arg(long, value_name = "FILE")]
-    ca_bundle: Option<PathBuf>,
+    pub ca_bundle: Option<PathBuf>,
     /// Files uploaded at once.
     #[arg(long, default_value_t = 8)]
-    concurrency: usize,
+    pub concurrency: usize,
     /// Files above this size (MiB) go up in parts of this size (at least 5).
     #[arg(long, default_value_t = 8)]
-    part_size_mib: usize,
+    pub part_size_mib: usize,
     /// Most file content held in memory at once (MiB). The default keeps peak memory near
-    /// 55 MiB at full speed (measured by crates/delivery/benches/upload.sh).
+    /// 40 MiB at full speed (measured by crates/delivery/benches/upload.sh).
     #[arg(long, default_value_t = 16)]
-    memory_mib: usize,
+    pub memory_mib: usize,
 }
 
-/// Counts what has gone up, for the log and the summary.
-#[derive(Default)]
-struct LogProgress {
+/// Counts what has gone up, for the log and the summary; a byte bar on a terminal.
+pub struct UploadProgress {
     files: AtomicU64,
     bytes: AtomicU64,
+    bar: Option<indicatif::ProgressBar>,
 }
 
-impl Progress for LogProgress {
+impl UploadProgress {
+    /// A progress for `total` bytes; the bar shows only on a terminal and when not quiet.
+    pub fn new(total: u64, show_bar: bool) -> Self {
+        use std::io::IsTerminal;
+        let bar = (show_bar && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} uploading {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            bar,
+        }
+    }
+}
+
+impl Progress for UploadProgress {
     fn file_done(&self, relative: &str, bytes: u64) {
         self.files.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
         tracing::debug!(file = relative, bytes, "stored");
     }
 }
 
-pub fn run(args: UploadArgs) -> ExitCode {
-    crate::init_logging();
+impl Drop for UploadProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(args: UploadArgs, show_progress: bool) -> ExitCode {
     delivery::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -121,7 +160,13 @@ pub fn run(args: UploadArgs) -> ExitCode {
             return ExitCode::from(70);
         }
     };
-    match runtime.block_on(upload(&args)) {
+    let identity = RunIdentityArgs {
+        connector: &args.connector,
+        connection: &args.connection,
+        job_id: &args.job_id,
+        run_id: &args.run_id,
+    };
+    match runtime.block_on(upload(&args.from, identity, &args.delivery, show_progress)) {
         Ok(report) => {
             let seconds = report.elapsed.as_secs_f64().max(1e-3);
             if report.already_delivered {
@@ -150,9 +195,18 @@ pub fn run(args: UploadArgs) -> ExitCode {
     }
 }
 
+/// Which run is delivered.
+#[derive(Clone, Copy, Debug)]
+pub struct RunIdentityArgs<'a> {
+    pub connector: &'a str,
+    pub connection: &'a str,
+    pub job_id: &'a str,
+    pub run_id: &'a str,
+}
+
 /// Resolves the transfer mode from the flags: explicit mode, `--direct`, or what the given
 /// destination implies.
-fn transfer_mode(args: &UploadArgs) -> Result<TransferMode, DeliveryError> {
+fn transfer_mode(args: &DeliveryFlags) -> Result<TransferMode, DeliveryError> {
     let usage = |m: &str| DeliveryError::Destination {
         url: args.to.clone().unwrap_or_default(),
         reason: m.to_owned(),
@@ -177,20 +231,30 @@ fn transfer_mode(args: &UploadArgs) -> Result<TransferMode, DeliveryError> {
     }
 }
 
-async fn upload(args: &UploadArgs) -> Result<DeliveryReport, DeliveryError> {
+/// Delivers the run in `from`: checks the manifest against the identity, then relays or
+/// uploads directly.
+pub async fn upload(
+    from: &std::path::Path,
+    identity: RunIdentityArgs<'_>,
+    args: &DeliveryFlags,
+    show_progress: bool,
+) -> Result<DeliveryReport, DeliveryError> {
     let mode = transfer_mode(args)?;
-    let key = RunKey::new(&args.connection, &args.job_id, &args.run_id)?;
-    let run = LocalRun::open(&args.from)?;
-    run.check_identity(&args.connector, &key)?;
+    let key = RunKey::new(identity.connection, identity.job_id, identity.run_id)?;
+    let run = LocalRun::open(from)?;
+    run.check_identity(identity.connector, &key)?;
     tracing::info!(
-        from = %args.from.display(),
+        from = %from.display(),
         files = run.files.len(),
         bytes = run.data_bytes(),
         mode = ?mode,
         "delivering run {}",
         key.relative()
     );
-    let progress = LogProgress::default();
+    let progress = UploadProgress::new(
+        run.data_bytes() + run.manifest_bytes.len() as u64,
+        show_progress,
+    );
     match mode {
         TransferMode::Relay => {
             let url = BucketUrl::parse(args.to.as_deref().unwrap_or_default())?;

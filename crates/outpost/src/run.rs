@@ -1,0 +1,235 @@
+//! `outpost run`: one job end to end on this machine (local mode), no Kubernetes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use metadata_extract::EntityKind;
+
+use crate::extract::{ExtractArgs, cause_chain, extract, prepare};
+use crate::upload::{DeliveryFlags, RunIdentityArgs, upload};
+
+/// The bundled sample catalog's generator: a SQLite script, run into a temporary database.
+const SAMPLE_CATALOG_SQL: &str = include_str!("../../../samples/sample-catalog.sql");
+
+/// Where the default run delivers: a local bucket in the current folder.
+const DEFAULT_OUTPUT: &str = "outpost-output";
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The connector. Without it, the bundled sample catalog (SQLite) is extracted.
+    #[arg(long)]
+    connector: Option<String>,
+    /// A connector parameter as `name=value`; repeat for each.
+    #[arg(long = "param", value_name = "NAME=VALUE", requires = "connector")]
+    params: Vec<String>,
+    /// Folder with one file per declared secret, named after it (`password`).
+    #[arg(long, value_name = "DIR")]
+    secrets_dir: Option<PathBuf>,
+    /// Connection id (a DNS label). Default: `sample` for the sample, else `local`.
+    #[arg(long)]
+    connection: Option<String>,
+    /// Job id. Default: `local`.
+    #[arg(long, default_value = "local")]
+    job_id: String,
+    /// Run id. Default: the start time, `20261126T051245Z`.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Read descriptors from this folder instead of the ones built in.
+    #[arg(long, value_name = "DIR")]
+    connectors: Option<PathBuf>,
+    /// Poll this control plane and run its jobs locally (sites without Kubernetes).
+    #[arg(long = "control-plane", value_name = "URL", conflicts_with_all = ["connector", "params"])]
+    control_plane: Option<String>,
+    #[command(flatten)]
+    delivery: DeliveryFlags,
+}
+
+/// Why a run stopped, with the exit code of the step that failed.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+pub fn run(mut args: RunArgs, quiet: bool, show_progress: bool) -> ExitCode {
+    delivery::install_crypto_provider();
+    if let Some(url) = &args.control_plane {
+        eprintln!(
+            "error: polling {url} for jobs needs the control-plane client, which is not part of this build yet; run a job with --connector (exit code 78)"
+        );
+        return ExitCode::from(78);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(70);
+        }
+    };
+    if args.delivery.to.is_none() && args.delivery.urls.is_none() && !args.delivery.direct {
+        match std::env::current_dir() {
+            Ok(cwd) => {
+                args.delivery.to = Some(format!("file://{}", cwd.join(DEFAULT_OUTPUT).display()))
+            }
+            Err(error) => {
+                eprintln!("error: cannot read the current folder: {error}");
+                return ExitCode::from(74);
+            }
+        }
+    }
+    match runtime.block_on(run_job(&args, show_progress)) {
+        Ok(summary) => {
+            if !quiet {
+                println!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("error: {} (exit code {})", failure.message, failure.code);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// `20261126T051245Z`: a run id from the clock, sortable and a valid path segment.
+fn run_id_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+async fn run_job(args: &RunArgs, show_progress: bool) -> Result<String, Failure> {
+    let started = Instant::now();
+    let staging = tempfile::Builder::new()
+        .prefix("outpost-run-")
+        .tempdir()
+        .map_err(|e| Failure {
+            message: format!("cannot create a staging folder: {e}"),
+            code: 74,
+        })?;
+    let sample = args.connector.is_none();
+    let (connector, params) = match &args.connector {
+        Some(connector) => (connector.clone(), args.params.clone()),
+        None => {
+            let db = staging.path().join("sample-catalog.db");
+            build_sample(&db)?;
+            ("sqlite".to_owned(), vec![format!("path={}", db.display())])
+        }
+    };
+    let connection = args
+        .connection
+        .clone()
+        .unwrap_or_else(|| if sample { "sample" } else { "local" }.to_owned());
+    let run_id = args.run_id.clone().unwrap_or_else(run_id_now);
+    let out = staging.path().join("out");
+    let extract_args = ExtractArgs {
+        connector,
+        params,
+        secrets_dir: args.secrets_dir.clone(),
+        out: out.clone(),
+        connection: Some(connection.clone()),
+        job_id: Some(args.job_id.clone()),
+        run_id: Some(run_id.clone()),
+        connectors: args.connectors.clone(),
+        part_size_mib: 64,
+    };
+    let (descriptor, parameters) = prepare(&extract_args).map_err(|e| Failure {
+        message: format!("{e:#}"),
+        code: metadata_extract::exit::USAGE,
+    })?;
+    let manifest = extract(&extract_args, &descriptor, parameters, show_progress)
+        .await
+        .map_err(|e| Failure {
+            message: cause_chain(&e),
+            code: e.exit_code(),
+        })?;
+    let extracted_in = started.elapsed();
+    let identity = RunIdentityArgs {
+        connector: descriptor.name(),
+        connection: &connection,
+        job_id: &args.job_id,
+        run_id: &run_id,
+    };
+    let report = upload(&out, identity, &args.delivery, show_progress)
+        .await
+        .map_err(|e| Failure {
+            message: delivery::redact_urls(&e.to_string()),
+            code: e.exit_code(),
+        })?;
+
+    let counts: Vec<String> = EntityKind::ALL
+        .iter()
+        .filter_map(|kind| {
+            let n = manifest.totals.get(kind).copied().unwrap_or(0);
+            (n > 0).then(|| format!("{n} {}", noun(*kind, n)))
+        })
+        .collect();
+    let source = if sample {
+        "the sample catalog".to_owned()
+    } else {
+        format!("`{}`", descriptor.name())
+    };
+    let mut summary = format!(
+        "Extracted {source} in {:.2} s: {}.\n",
+        extracted_in.as_secs_f64(),
+        counts.join(", ")
+    );
+    if !manifest.skipped.is_empty() {
+        summary.push_str(&format!(
+            "Skipped {} (listed in the manifest with the reason).\n",
+            manifest.skipped.len()
+        ));
+    }
+    summary.push_str(&format!(
+        "Delivered {} files and the manifest, {}, in {:.2} s.\nManifest: {}",
+        report.files,
+        human_bytes(report.bytes),
+        started.elapsed().as_secs_f64(),
+        report.manifest
+    ));
+    if report.already_delivered {
+        summary.push_str(" (already delivered; nothing sent)");
+    }
+    Ok(summary)
+}
+
+fn build_sample(db: &Path) -> Result<(), Failure> {
+    let connection = rusqlite::Connection::open(db).map_err(|e| Failure {
+        message: format!("cannot create the sample catalog: {e}"),
+        code: 74,
+    })?;
+    connection
+        .execute_batch(SAMPLE_CATALOG_SQL)
+        .map_err(|e| Failure {
+            message: format!("samples/sample-catalog.sql: {e}"),
+            code: 70,
+        })
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / 1048576.0),
+        b => format!("{:.2} GiB", b as f64 / 1073741824.0),
+    }
+}
+
+/// `1 table`, `30 tables`, `1 index`, `40 indexes`.
+fn noun(kind: EntityKind, n: u64) -> &'static str {
+    let (one, many) = match kind {
+        EntityKind::Database => ("database", "databases"),
+        EntityKind::Schema => ("schema", "schemas"),
+        EntityKind::Table => ("table or view", "tables and views"),
+        EntityKind::Column => ("column", "columns"),
+        EntityKind::Constraint => ("constraint", "constraints"),
+        EntityKind::Index => ("index", "indexes"),
+        EntityKind::ViewDefinition => ("view definition", "view definitions"),
+        EntityKind::Lineage => ("lineage edge", "lineage edges"),
+    };
+    if n == 1 { one } else { many }
+}
