@@ -174,8 +174,12 @@ launch() {
     nohup "$@" >"$logfile" 2>&1 </dev/null &
     echo $! >"$pidfile"
   fi
+  local pid
+  pid="$(cat "$pidfile")"
   for _ in $(seq 1 240); do
-    if ! pid_alive "$pidfile" "$word"; then
+    # Only whether it still runs: its command line reads empty while nohup execs it.
+    # A zombie (exited, not yet reaped) counts as exited.
+    if ! kill -0 "$pid" 2>/dev/null || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
       log "$name exited while starting; see $logfile"
       exit 1
     fi

@@ -192,6 +192,9 @@ pub struct DirectLimits {
     pub initial_backoff: Duration,
     /// Longest single backoff.
     pub max_backoff: Duration,
+    /// Bytes of file content held in memory at once. Each file is sent whole (a pre-signed
+    /// URL takes one PUT), so a file larger than the budget is sent alone.
+    pub memory_budget: usize,
 }
 
 impl Default for DirectLimits {
@@ -202,6 +205,7 @@ impl Default for DirectLimits {
             expiry_margin: Duration::from_secs(10),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
+            memory_budget: 16 << 20,
         }
     }
 }
@@ -274,9 +278,12 @@ pub async fn deliver_direct(
         }
     }
 
+    let budget = crate::relay::MemoryBudget::new(limits.memory_budget);
     let mut uploads = futures_util::stream::iter(run.files.iter().map(|file| {
         let url = urls.get(&file.relative).cloned().expect("checked above");
+        let budget = &budget;
         async move {
+            let _memory = budget.acquire(file.bytes as usize).await;
             let body = Body::File {
                 path: file.path.clone(),
                 bytes: file.bytes,

@@ -352,13 +352,13 @@ async fn upload_file(
 
 /// Bytes of file content in memory at once, over every upload of a delivery, counted in KiB
 /// permits (a `Semaphore` counts in `u32`s).
-struct MemoryBudget {
+pub(crate) struct MemoryBudget {
     semaphore: Arc<Semaphore>,
     total_permits: usize,
 }
 
 impl MemoryBudget {
-    fn new(bytes: usize) -> Self {
+    pub(crate) fn new(bytes: usize) -> Self {
         let total_permits = permits(bytes);
         Self {
             semaphore: Arc::new(Semaphore::new(total_permits)),
@@ -367,7 +367,7 @@ impl MemoryBudget {
     }
 
     /// Waits until `bytes` fit; the memory counts as used until the permit is dropped.
-    async fn acquire(&self, bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+    pub(crate) async fn acquire(&self, bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
         // Never ask for more than the whole budget, or the request could wait forever.
         let wanted = permits(bytes).min(self.total_permits);
         self.semaphore

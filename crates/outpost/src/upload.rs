@@ -282,6 +282,7 @@ pub async fn upload(
             let limits = DirectLimits {
                 concurrency: args.concurrency,
                 retry_budget: Duration::from_secs(120),
+                memory_budget: args.memory_mib << 20,
                 ..DirectLimits::default()
             };
             delivery::direct::deliver_direct(&client, &source, &run, limits, &progress).await
