@@ -221,6 +221,20 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The runtime of `upload` and `run`: two workers (uploads overlap network waits with
+/// hashing on the blocking pool). On failure, the message is printed and exit code 70
+/// (internal software error) returned.
+fn delivery_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::from(70)
+        })
+}
+
 /// Structured logs on stderr: JSON with `--log-format json` (or `OUTPOST_LOG_FORMAT=json`),
 /// text otherwise, coloured only on a terminal and without `NO_COLOR`. The level comes from
 /// `RUST_LOG` (default `info`, `warn` with `--quiet`).

@@ -59,16 +59,9 @@ pub fn run(mut args: RunArgs, quiet: bool, show_progress: bool) -> ExitCode {
         );
         return ExitCode::from(78);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::delivery_runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(70);
-        }
+        Err(code) => return code,
     };
     if args.delivery.to.is_none() && args.delivery.urls.is_none() && !args.delivery.direct {
         match std::env::current_dir() {

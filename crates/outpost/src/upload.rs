@@ -149,16 +149,9 @@ impl Drop for UploadProgress {
 
 pub fn run(args: UploadArgs, show_progress: bool) -> ExitCode {
     delivery::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::delivery_runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(70);
-        }
+        Err(code) => return code,
     };
     let identity = RunIdentityArgs {
         connector: &args.connector,
