@@ -17,6 +17,7 @@
 //! ```
 
 mod error;
+pub mod ids;
 mod model;
 mod validate;
 pub mod yaml;

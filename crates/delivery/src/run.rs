@@ -54,14 +54,7 @@ impl RunKey {
 }
 
 fn check_dns_label(field: &'static str, value: &str) -> Result<(), DeliveryError> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
+    if connector_descriptor::ids::is_dns_label(value) {
         Ok(())
     } else {
         Err(DeliveryError::RunId {
@@ -73,14 +66,7 @@ fn check_dns_label(field: &'static str, value: &str) -> Result<(), DeliveryError
 }
 
 fn check_segment(field: &'static str, value: &str) -> Result<(), DeliveryError> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value != "."
-        && value != ".."
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+    if connector_descriptor::ids::is_path_segment(value) {
         Ok(())
     } else {
         Err(DeliveryError::RunId {

@@ -302,14 +302,7 @@ fn truncate(text: &str) -> String {
 }
 
 fn segment(field: &str, value: String) -> Result<String, String> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value != "."
-        && value != ".."
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+    if connector_descriptor::ids::is_path_segment(&value) {
         Ok(value)
     } else {
         Err(format!(
@@ -320,14 +313,7 @@ fn segment(field: &str, value: String) -> Result<String, String> {
 }
 
 fn dns_label(value: String) -> Result<String, String> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
+    if connector_descriptor::ids::is_dns_label(&value) {
         Ok(value)
     } else {
         Err(format!(
