@@ -11,6 +11,8 @@ pub mod exit {
     pub const DATA: u8 = 65;
     /// The output folder has no manifest: extraction did not finish.
     pub const NO_INPUT: u8 = 66;
+    /// An answer the protocol does not define (a control plane off its API document).
+    pub const PROTOCOL: u8 = 76;
     /// A failure a retry may cure: the store kept answering 5xx, timing out, dropping.
     pub const TEMPORARY: u8 = 75;
     /// The store or a pre-signed URL refused the request (403, expired, tampered).

@@ -54,13 +54,18 @@ pub struct ExtractArgs {
     pub part_size_mib: u64,
 }
 
+/// The descriptors this binary ships (and admits jobs against).
+pub fn builtin_descriptors() -> anyhow::Result<Vec<ValidatedDescriptor>> {
+    Ok(BUILTIN_DESCRIPTORS
+        .iter()
+        .map(|(file, text)| connector_descriptor::parse(file, text))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 fn descriptor(args: &ExtractArgs) -> anyhow::Result<ValidatedDescriptor> {
     let descriptors = match &args.connectors {
         Some(dir) => workflow_compiler::files::read_connectors(dir)?,
-        None => BUILTIN_DESCRIPTORS
-            .iter()
-            .map(|(file, text)| connector_descriptor::parse(file, text))
-            .collect::<Result<Vec<_>, _>>()?,
+        None => builtin_descriptors()?,
     };
     let names: Vec<&str> = descriptors.iter().map(|d| d.name()).collect();
     descriptors

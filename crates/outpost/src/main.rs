@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod agent;
 mod extract;
 mod run;
 mod upload;
@@ -88,6 +89,31 @@ enum Command {
     /// delivers to any bucket (--to) or through pre-signed URLs (--direct --urls). Exit
     /// codes are those of `extract` and `upload`.
     Run(run::RunArgs),
+    /// One orchestrator tick (the orchestrator CronWorkflow's step): poll the control plane,
+    /// admit each job against its connector descriptor, submit a Workflow that only
+    /// references the connector's WorkflowTemplate, report what happened.
+    ///
+    /// Jobs that ask for anything a descriptor does not declare are rejected and reported
+    /// with every reason, never submitted. Workflow names derive from job and run ids, so a
+    /// job is submitted once however ticks overlap or crash. Exit codes: 0 every job
+    /// handled, 75 the control plane or the API server did not answer, or some jobs are
+    /// left for the next tick, 77 the token was refused, 78 bad configuration.
+    Orchestrate(agent::OrchestrateArgs),
+    /// Tell the control plane the agent is alive: version, Kubernetes and Argo
+    /// reachability, running Workflows, the last successful poll.
+    ///
+    /// Exit codes: 0 sent, 75 the control plane did not answer, 77 the token was refused,
+    /// 78 bad configuration.
+    Heartbeat(agent::HeartbeatArgs),
+    /// Report a run's final status and ship its logs, secrets redacted (each connector
+    /// Workflow's exit handler).
+    ///
+    /// Exit codes: 0 reported, 75 the control plane did not answer, 77 the token was
+    /// refused, 78 bad configuration.
+    Report(agent::ReportArgs),
+    /// The reference control plane: serve it, queue jobs on it, print its API document.
+    #[command(subcommand)]
+    ControlPlane(agent::ControlPlaneCommand),
     /// Compile connector descriptors into Argo WorkflowTemplates and CronWorkflows.
     ///
     /// Writes one file per object into the output folder, each with a header naming its
@@ -137,6 +163,10 @@ fn main() -> ExitCode {
         Command::Extract(args) => return extract::run(args, show_progress),
         Command::Upload(args) => return upload::run(args, show_progress),
         Command::Run(args) => return run::run(args, cli.quiet, show_progress),
+        Command::Orchestrate(args) => return agent::orchestrate(args),
+        Command::Heartbeat(args) => return agent::heartbeat(args),
+        Command::Report(args) => return agent::report(args),
+        Command::ControlPlane(command) => return agent::control_plane(command),
         Command::Render(args) => render(&args),
         Command::OutputSchemas { out } => (|| {
             std::fs::create_dir_all(&out)?;

@@ -1,5 +1,6 @@
 //! `outpost upload`: the connector pod's second step, and local mode's delivery.
 
+use control_plane::{ClientConfig, ControlPlaneClient, ControlPlaneError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -214,12 +215,14 @@ fn transfer_mode(args: &DeliveryFlags) -> Result<TransferMode, DeliveryError> {
         TransferMode::Relay if args.to.is_none() => Err(usage(
             "bucket relay needs --to=<bucket URL>; the agent has no relay bucket configured",
         )),
-        TransferMode::Direct if args.urls.is_none() => Err(DeliveryError::Config(format!(
-            "direct ingestion needs --urls=<file>; asking {} for upload URLs is not implemented yet",
-            args.control_plane_url
-                .as_deref()
-                .unwrap_or("the control plane")
-        ))),
+        TransferMode::Direct
+            if args.urls.is_none()
+                && (args.control_plane_url.is_none() || args.token_file.is_none()) =>
+        {
+            Err(DeliveryError::Config(
+                "direct ingestion needs upload URLs: --urls=<file>, or --control-plane-url with --token-file to ask the control plane".to_owned(),
+            ))
+        }
         mode => Ok(mode),
     }
 }
@@ -271,14 +274,32 @@ pub async fn upload(
         }
         TransferMode::Direct => {
             let client = delivery::direct::http_client(args.ca_bundle.as_deref())?;
-            let source = UrlFile::new(args.urls.clone().unwrap_or_default());
+            let source: Box<dyn delivery::direct::UrlSource> = match &args.urls {
+                Some(path) => Box::new(UrlFile::new(path)),
+                None => Box::new(
+                    control_plane_client(args)
+                        .map_err(ControlPlaneError::into_delivery)?
+                        .url_source(identity.job_id, identity.run_id),
+                ),
+            };
             let limits = DirectLimits {
                 concurrency: args.concurrency,
                 retry_budget: Duration::from_secs(120),
                 memory_budget: args.memory_mib << 20,
                 ..DirectLimits::default()
             };
-            delivery::direct::deliver_direct(&client, &source, &run, limits, &progress).await
+            delivery::direct::deliver_direct(&client, source.as_ref(), &run, limits, &progress).await
         }
     }
+}
+
+/// The control-plane client the delivery flags name (`--control-plane-url`, `--token-file`,
+/// `--ca-bundle`).
+pub fn control_plane_client(args: &DeliveryFlags) -> Result<ControlPlaneClient, ControlPlaneError> {
+    let url = args.control_plane_url.as_deref().unwrap_or_default();
+    let base = url::Url::parse(url)
+        .map_err(|e| ControlPlaneError::Config(format!("control-plane URL `{url}`: {e}")))?;
+    let mut config = ClientConfig::new(base, args.token_file.clone().unwrap_or_default());
+    config.ca_bundle = args.ca_bundle.clone();
+    ControlPlaneClient::new(config)
 }

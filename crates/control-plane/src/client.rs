@@ -1,0 +1,406 @@
+//! The typed client agents use. Every call re-reads the bearer token from its file (so a
+//! rotated Secret is used at once), goes through the proxy the environment names, trusts the
+//! CA bundle given (or `SSL_CERT_FILE`) beside the system roots, and retries what may pass:
+//! transport errors, timeouts, 429 and 5xx. Every operation of the API is idempotent (claims
+//! per claimant, forward-only status, replace-on-write logs), so a retry never does harm.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use delivery::DeliveryError;
+use delivery::direct::{UploadUrl, UrlSet, UrlSource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::{
+    ClaimRequest, ErrorAnswer, Heartbeat, JobList, JobStatus, Lease, StatusReport,
+    UploadUrlRequest, UploadUrls,
+};
+use crate::error::ControlPlaneError;
+
+/// How the client reaches the control plane.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URL; API paths are appended (`https://catalog.example.com/outpost`).
+    pub base_url: url::Url,
+    /// File holding the bearer token; read on every request.
+    pub token_file: PathBuf,
+    /// Extra CA bundle (PEM) trusted beside the system roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Longest wait for one answer.
+    pub timeout: Duration,
+    /// Attempts per call, the first included.
+    pub attempts: u32,
+    /// First wait between attempts; doubled each time, with jitter.
+    pub initial_backoff: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: 30 s per answer, 4 attempts, 250 ms first backoff.
+    pub fn new(base_url: url::Url, token_file: impl Into<PathBuf>) -> Self {
+        Self {
+            base_url,
+            token_file: token_file.into(),
+            ca_bundle: None,
+            timeout: Duration::from_secs(30),
+            attempts: 4,
+            initial_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What a claim came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The lease is ours.
+    Granted(Lease),
+    /// Someone else holds a live lease, or the job is past claiming: leave it.
+    Refused {
+        /// `leased` or `not-pending`.
+        code: String,
+        /// The server's words.
+        message: String,
+    },
+}
+
+/// A control-plane client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ControlPlaneClient {
+    config: ClientConfig,
+    http: reqwest::Client,
+}
+
+impl ControlPlaneClient {
+    /// A client for `config`. Fails only when the CA bundle cannot be read.
+    pub fn new(config: ClientConfig) -> Result<Self, ControlPlaneError> {
+        if config.base_url.cannot_be_a_base() || !matches!(config.base_url.scheme(), "http" | "https")
+        {
+            return Err(ControlPlaneError::Config(format!(
+                "control-plane URL `{}` must be an http(s) URL",
+                config.base_url
+            )));
+        }
+        delivery::install_crypto_provider();
+        let http = delivery::direct::http_client(config.ca_bundle.as_deref())
+            .map_err(|e| ControlPlaneError::Config(e.to_string()))?;
+        Ok(Self { config, http })
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &url::Url {
+        &self.config.base_url
+    }
+
+    /// Pending jobs, oldest first, raw (admit each before acting on it).
+    pub async fn pending_jobs(&self, limit: u32) -> Result<Vec<Value>, ControlPlaneError> {
+        let mut url = self.url(&["v1", "jobs"]);
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
+        let list: JobList = self
+            .call("listPendingJobs", reqwest::Method::GET, url, Body::None)
+            .await?;
+        Ok(list.jobs)
+    }
+
+    /// Claims `job_id` for `claimant` for `lease`.
+    pub async fn claim(
+        &self,
+        job_id: &str,
+        claimant: &str,
+        lease: Duration,
+    ) -> Result<Claim, ControlPlaneError> {
+        let url = self.url(&["v1", "jobs", job_id, "claim"]);
+        let body = ClaimRequest {
+            claimant: claimant.to_owned(),
+            lease_seconds: u32::try_from(lease.as_secs().clamp(1, 3600)).unwrap_or(3600),
+        };
+        match self
+            .call::<Lease>("claimJob", reqwest::Method::POST, url, Body::json(&body)?)
+            .await
+        {
+            Ok(lease) => Ok(Claim::Granted(lease)),
+            Err(ControlPlaneError::Answer {
+                status: 409,
+                code,
+                message,
+                ..
+            }) => Ok(Claim::Refused { code, message }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Reports a job's status; answers the status the server holds afterwards.
+    pub async fn report_status(
+        &self,
+        job_id: &str,
+        report: &StatusReport,
+    ) -> Result<JobStatus, ControlPlaneError> {
+        let url = self.url(&["v1", "jobs", job_id, "status"]);
+        self.call("reportStatus", reqwest::Method::POST, url, Body::json(report)?)
+            .await
+    }
+
+    /// Pre-signed upload URLs for `paths` of a run.
+    pub async fn upload_urls(
+        &self,
+        job_id: &str,
+        run_id: &str,
+        paths: &[String],
+    ) -> Result<UrlSet, ControlPlaneError> {
+        let url = self.url(&["v1", "jobs", job_id, "runs", run_id, "upload-urls"]);
+        let body = UploadUrlRequest {
+            paths: paths.to_vec(),
+        };
+        let answer: UploadUrls = self
+            .call(
+                "requestUploadUrls",
+                reqwest::Method::POST,
+                url,
+                Body::json(&body)?,
+            )
+            .await?;
+        Ok(answer.urls)
+    }
+
+    /// Ships a run's logs (already redacted), replacing earlier ones.
+    pub async fn upload_logs(
+        &self,
+        job_id: &str,
+        run_id: &str,
+        logs: &str,
+    ) -> Result<(), ControlPlaneError> {
+        let url = self.url(&["v1", "jobs", job_id, "runs", run_id, "logs"]);
+        self.call_empty(
+            "uploadRunLogs",
+            reqwest::Method::PUT,
+            url,
+            Body::Text(logs.to_owned()),
+        )
+        .await
+    }
+
+    /// Sends a heartbeat.
+    pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), ControlPlaneError> {
+        let url = self.url(&["v1", "heartbeat"]);
+        self.call_empty(
+            "sendHeartbeat",
+            reqwest::Method::POST,
+            url,
+            Body::json(heartbeat)?,
+        )
+        .await
+    }
+
+    /// A [`UrlSource`] handing out this control plane's URLs for one run.
+    pub fn url_source(&self, job_id: &str, run_id: &str) -> ControlPlaneUrls {
+        ControlPlaneUrls {
+            client: self.clone(),
+            job_id: job_id.to_owned(),
+            run_id: run_id.to_owned(),
+        }
+    }
+
+    /// `base` + `segments`, each percent-encoded as one path segment (an id can never add
+    /// a path level or a query).
+    fn url(&self, segments: &[&str]) -> url::Url {
+        let mut url = self.config.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn token(&self) -> Result<String, ControlPlaneError> {
+        read_token(&self.config.token_file)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Body,
+    ) -> Result<T, ControlPlaneError> {
+        let bytes = self.send(operation, method, url, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ControlPlaneError::Protocol {
+            operation,
+            message: format!("answer is not the documented JSON: {e}"),
+        })
+    }
+
+    async fn call_empty(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Body,
+    ) -> Result<(), ControlPlaneError> {
+        self.send(operation, method, url, body).await.map(drop)
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Body,
+    ) -> Result<bytes::Bytes, ControlPlaneError> {
+        let attempts = self.config.attempts.max(1);
+        let mut backoff = self.config.initial_backoff;
+        let mut last_problem = String::new();
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            let token = self.token()?;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token)
+                .timeout(self.config.timeout);
+            request = match &body {
+                Body::None => request,
+                Body::Json(bytes) => request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.clone()),
+                Body::Text(text) => request
+                    .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                    .body(text.clone()),
+            };
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    last_problem = describe(&error);
+                    tracing::debug!(operation, attempt, problem = %last_problem, "control plane unreachable");
+                    continue;
+                }
+            };
+            let status = response.status();
+            let bytes = match response.bytes().await {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    last_problem = describe(&error);
+                    continue;
+                }
+            };
+            if status.is_success() {
+                return Ok(bytes);
+            }
+            let (code, message) = match serde_json::from_slice::<ErrorAnswer>(&bytes) {
+                Ok(answer) => (answer.error.code, answer.error.message),
+                Err(_) => (
+                    "unknown".to_owned(),
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+                ),
+            };
+            let message = delivery::redact_urls(&message);
+            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                last_problem = format!("HTTP {} {code}: {message}", status.as_u16());
+                tracing::debug!(operation, attempt, problem = %last_problem, "control plane busy");
+                continue;
+            }
+            if matches!(status.as_u16(), 401 | 403) {
+                return Err(ControlPlaneError::Unauthorized {
+                    status: status.as_u16(),
+                    message,
+                });
+            }
+            return Err(ControlPlaneError::Answer {
+                operation,
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        Err(ControlPlaneError::Unreachable {
+            url: delivery::redact_urls(self.config.base_url.as_str()),
+            operation,
+            attempts,
+            problem: last_problem,
+        })
+    }
+}
+
+enum Body {
+    None,
+    Json(Vec<u8>),
+    Text(String),
+}
+
+impl Body {
+    fn json(value: &impl Serialize) -> Result<Self, ControlPlaneError> {
+        serde_json::to_vec(value)
+            .map(Self::Json)
+            .map_err(|e| ControlPlaneError::Config(format!("cannot encode request: {e}")))
+    }
+}
+
+/// Reads a bearer token file: trimmed, non-empty, one line.
+pub fn read_token(path: &Path) -> Result<String, ControlPlaneError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ControlPlaneError::Token {
+        path: path.to_owned(),
+        problem: source.to_string(),
+    })?;
+    let token = text.trim();
+    if token.is_empty() || token.contains(['\n', '\r']) {
+        return Err(ControlPlaneError::Token {
+            path: path.to_owned(),
+            problem: "it must hold one non-empty line".to_owned(),
+        });
+    }
+    Ok(token.to_owned())
+}
+
+/// A transport error as one line, without URLs' query strings.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    delivery::redact_urls(&text)
+}
+
+/// `base` scaled by a random factor in [0.5, 1.5), so many agents do not retry in step.
+fn jitter(base: Duration) -> Duration {
+    base.mul_f64(0.5 + rand::random::<f64>())
+}
+
+/// The control plane as a [`UrlSource`] for one run's direct ingestion.
+#[derive(Clone, Debug)]
+pub struct ControlPlaneUrls {
+    client: ControlPlaneClient,
+    job_id: String,
+    run_id: String,
+}
+
+#[async_trait::async_trait]
+impl UrlSource for ControlPlaneUrls {
+    async fn urls(&self, paths: &[String]) -> Result<UrlSet, DeliveryError> {
+        self.client
+            .upload_urls(&self.job_id, &self.run_id, paths)
+            .await
+            .map_err(ControlPlaneError::into_delivery)
+    }
+
+    async fn refresh(&self, path: &str) -> Result<UploadUrl, DeliveryError> {
+        let mut urls = self
+            .client
+            .upload_urls(&self.job_id, &self.run_id, &[path.to_owned()])
+            .await
+            .map_err(ControlPlaneError::into_delivery)?;
+        urls.remove(path).ok_or_else(|| {
+            DeliveryError::Urls(format!("the control plane sent no URL for `{path}`"))
+        })
+    }
+}

@@ -1,0 +1,459 @@
+//! The agent's own entrypoints: `orchestrate` (one tick), `heartbeat`, `report` (the exit
+//! handler), and `control-plane` (the reference server and its operator commands).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::kubernetes::Namespace;
+use agent::tick::{TickConfig, TickError};
+use base64::Engine as _;
+use connector_descriptor::ValidatedDescriptor;
+use control_plane::{ClientConfig, ControlPlaneClient, ControlPlaneError};
+use delivery::exit;
+
+/// How every agent entrypoint reaches the control plane.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControlPlaneFlags {
+    /// Base URL of the control plane.
+    #[arg(long, value_name = "URL", env = "OUTPOST_CONTROL_PLANE_URL")]
+    pub control_plane_url: String,
+    /// File holding the bearer token; re-read on every request, so rotation needs no
+    /// restart.
+    #[arg(long, value_name = "FILE", env = "OUTPOST_TOKEN_FILE")]
+    pub token_file: PathBuf,
+    /// Extra CA bundle (PEM) trusted beside the system roots (also `SSL_CERT_FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl ControlPlaneFlags {
+    /// The client these flags describe.
+    pub fn client(&self) -> Result<ControlPlaneClient, ControlPlaneError> {
+        let base = url::Url::parse(&self.control_plane_url).map_err(|e| {
+            ControlPlaneError::Config(format!("control-plane URL `{}`: {e}", self.control_plane_url))
+        })?;
+        let mut config = ClientConfig::new(base, &self.token_file);
+        config.ca_bundle = self.ca_bundle.clone();
+        ControlPlaneClient::new(config)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OrchestrateArgs {
+    /// Namespace Workflows are submitted in (the agent's own).
+    #[arg(long)]
+    namespace: String,
+    #[command(flatten)]
+    control_plane: ControlPlaneFlags,
+    /// Who claims jobs; default: this pod's name (`HOSTNAME`).
+    #[arg(long, env = "HOSTNAME", default_value = "outpost-orchestrator")]
+    claimant: String,
+    /// Jobs handled at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// How long a claim keeps other ticks off a job, as a duration (`10m`).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    lease: Duration,
+    /// Accept only jobs signed with this Ed25519 public key (base64 of its 32 bytes).
+    #[arg(long, value_name = "BASE64", env = "OUTPOST_JOB_SIGNING_KEY")]
+    job_signing_key: Option<String>,
+    /// Admit jobs against the descriptors in this folder instead of the ones built in.
+    #[arg(long, value_name = "DIR")]
+    connectors: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HeartbeatArgs {
+    /// The agent's namespace.
+    #[arg(long)]
+    namespace: String,
+    #[command(flatten)]
+    control_plane: ControlPlaneFlags,
+    /// The agent's id in heartbeats; default: the namespace.
+    #[arg(long, env = "OUTPOST_AGENT_ID")]
+    agent_id: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// The connector of the run.
+    #[arg(long)]
+    connector: String,
+    /// The connection of the run.
+    #[arg(long)]
+    connection: String,
+    /// The control plane's job id.
+    #[arg(long)]
+    job_id: String,
+    /// The run id.
+    #[arg(long)]
+    run_id: String,
+    /// The Workflow's name (`{{workflow.name}}`).
+    #[arg(long)]
+    workflow: String,
+    /// Argo's `{{workflow.status}}`: `Succeeded`, `Failed` or `Error`.
+    #[arg(long)]
+    status: String,
+    /// Namespace of the Workflow; default: the pod's own.
+    #[arg(long)]
+    namespace: Option<String>,
+    #[command(flatten)]
+    control_plane: ControlPlaneFlags,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ControlPlaneCommand {
+    /// Serve the reference control plane (openapi.yaml) with state in a SQLite file.
+    Serve(ServeArgs),
+    /// Queue a job (JSON file) on a reference control plane.
+    Enqueue {
+        /// Base URL of the control plane.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// File holding the admin token.
+        #[arg(long, value_name = "FILE")]
+        admin_token_file: PathBuf,
+        /// Whose queue.
+        #[arg(long, default_value = "default")]
+        agent_id: String,
+        /// The job, as JSON.
+        job: PathBuf,
+    },
+    /// Print the API's OpenAPI 3.1 document.
+    Openapi,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// SQLite database file (created if missing).
+    #[arg(long, default_value = "outpost-control-plane.db")]
+    database: PathBuf,
+    /// File of `<agent-id> <token>` lines; re-read on every request.
+    #[arg(long, value_name = "FILE")]
+    tokens: PathBuf,
+    /// File holding the operator's token (for /admin/v1).
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: PathBuf,
+    /// Sign queued jobs with this Ed25519 private key (base64 of its 32-byte seed, in a file).
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Bucket that direct-ingestion URLs are signed for (`s3://bucket/prefix` …).
+    #[arg(long, value_name = "URL")]
+    ingest_bucket: Option<String>,
+    /// Custom endpoint of the ingestion bucket.
+    #[arg(long, value_name = "URL")]
+    ingest_endpoint: Option<String>,
+    /// Region of the ingestion bucket.
+    #[arg(long)]
+    ingest_region: Option<String>,
+    /// Folder of credential files for the ingestion bucket.
+    #[arg(long, value_name = "DIR")]
+    ingest_credentials_dir: Option<PathBuf>,
+    /// Lifetime of signed upload URLs.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    url_lifetime: Duration,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    crate::delivery_runtime()
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {message} (exit code {code})");
+    ExitCode::from(code)
+}
+
+/// The descriptors jobs are admitted against.
+pub fn descriptors(dir: Option<&Path>) -> anyhow::Result<Vec<ValidatedDescriptor>> {
+    match dir {
+        Some(dir) => Ok(workflow_compiler::files::read_connectors(dir)?),
+        None => crate::extract::builtin_descriptors(),
+    }
+}
+
+/// Parses a pinned job-signing public key (base64 of 32 bytes).
+pub fn signing_key(text: Option<&str>) -> Result<Option<ed25519_dalek::VerifyingKey>, String> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("job-signing key is not base64: {e}"))?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "job-signing key must be 32 bytes (an Ed25519 public key)".to_owned())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|e| format!("job-signing key: {e}"))
+}
+
+async fn kube_client() -> Result<kube::Client, String> {
+    kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no Kubernetes configuration (in-cluster or kubeconfig): {e}"))
+}
+
+pub fn orchestrate(args: OrchestrateArgs) -> ExitCode {
+    delivery::install_crypto_provider();
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let descriptors = match descriptors(args.connectors.as_deref()) {
+        Ok(d) => Arc::new(d),
+        Err(e) => return fail(format!("{e:#}"), exit::CONFIG),
+    };
+    let signing_key = match signing_key(args.job_signing_key.as_deref()) {
+        Ok(key) => key,
+        Err(e) => return fail(e, exit::CONFIG),
+    };
+    let client = match args.control_plane.client() {
+        Ok(client) => client,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    runtime.block_on(async {
+        let kube = match kube_client().await {
+            Ok(kube) => kube,
+            Err(e) => return fail(e, exit::CONFIG),
+        };
+        let namespace = Namespace::new(kube, &args.namespace);
+        let mut config = TickConfig::new(&args.claimant, descriptors);
+        config.concurrency = args.concurrency;
+        config.lease = args.lease;
+        config.signing_key = signing_key;
+        match agent::tick::tick(&client, &namespace, &config).await {
+            Ok(summary) => {
+                tracing::info!(
+                    submitted = summary.submitted,
+                    already_submitted = summary.already_submitted,
+                    rejected = summary.rejected,
+                    skipped = summary.skipped,
+                    failed = summary.failures.len(),
+                    "tick done"
+                );
+                if summary.failures.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    for problem in &summary.failures {
+                        tracing::error!("{problem}");
+                    }
+                    fail(
+                        format!("{} jobs left for the next tick", summary.failures.len()),
+                        exit::TEMPORARY,
+                    )
+                }
+            }
+            Err(TickError::ControlPlane(e)) => fail(&e, e.exit_code()),
+            Err(e @ TickError::Kubernetes { .. }) => fail(e, exit::TEMPORARY),
+        }
+    })
+}
+
+pub fn heartbeat(args: HeartbeatArgs) -> ExitCode {
+    delivery::install_crypto_provider();
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let client = match args.control_plane.client() {
+        Ok(client) => client,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    let agent_id = args.agent_id.clone().unwrap_or_else(|| args.namespace.clone());
+    runtime.block_on(async {
+        let kube = match kube_client().await {
+            Ok(kube) => kube,
+            Err(e) => return fail(e, exit::CONFIG),
+        };
+        let namespace = Namespace::new(kube, &args.namespace);
+        match agent::heartbeat::send(&client, &namespace, &agent_id).await {
+            Ok(beat) => {
+                tracing::info!(
+                    kubernetes = beat.kubernetes_reachable,
+                    argo = beat.argo_reachable,
+                    running = ?beat.running_workflows,
+                    "heartbeat sent"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e, e.exit_code()),
+        }
+    })
+}
+
+pub fn report(args: ReportArgs) -> ExitCode {
+    delivery::install_crypto_provider();
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let client = match args.control_plane.client() {
+        Ok(client) => client,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    runtime.block_on(async {
+        let kube = match kube_client().await {
+            Ok(kube) => kube,
+            Err(e) => return fail(e, exit::CONFIG),
+        };
+        let namespace_name = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| kube.default_namespace().to_owned());
+        let namespace = Namespace::new(kube, &namespace_name);
+        let run = agent::report::RunReport {
+            job_id: args.job_id.clone(),
+            run_id: args.run_id.clone(),
+            workflow: args.workflow.clone(),
+            argo_status: args.status.clone(),
+        };
+        match agent::report::report(&client, &namespace, &run).await {
+            Ok(reported) => {
+                tracing::info!(
+                    connector = %args.connector,
+                    connection = %args.connection,
+                    state = reported.state.as_str(),
+                    log_bytes = reported.log_bytes,
+                    "reported"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e, e.exit_code()),
+        }
+    })
+}
+
+pub fn control_plane(command: ControlPlaneCommand) -> ExitCode {
+    delivery::install_crypto_provider();
+    match command {
+        ControlPlaneCommand::Openapi => {
+            print!("{}", control_plane::api::OPENAPI_YAML);
+            ExitCode::SUCCESS
+        }
+        ControlPlaneCommand::Serve(args) => serve(args),
+        ControlPlaneCommand::Enqueue {
+            url,
+            admin_token_file,
+            agent_id,
+            job,
+        } => enqueue(&url, &admin_token_file, &agent_id, &job),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let signing_key = match &args.signing_key {
+        None => None,
+        Some(path) => match read_signing_key(path) {
+            Ok(key) => Some(key),
+            Err(e) => return fail(e, exit::CONFIG),
+        },
+    };
+    let ingest_bucket = match &args.ingest_bucket {
+        None => None,
+        Some(url) => {
+            let settings = delivery::bucket::StoreSettings {
+                endpoint: args.ingest_endpoint.clone(),
+                region: args.ingest_region.clone(),
+                credentials_dir: args.ingest_credentials_dir.clone(),
+                ..Default::default()
+            };
+            match delivery::bucket::BucketUrl::parse(url)
+                .and_then(|u| delivery::bucket::Bucket::open(&u, &settings))
+            {
+                Ok(bucket) => Some(Arc::new(bucket)),
+                Err(e) => return fail(&e, e.exit_code()),
+            }
+        }
+    };
+    let store = match control_plane::store::Store::open(&args.database) {
+        Ok(store) => store,
+        Err(e) => return fail(format!("{}: {e}", args.database.display()), exit::CONFIG),
+    };
+    let config = control_plane::server::ServerConfig {
+        tokens_file: args.tokens.clone(),
+        admin_token_file: args.admin_token_file.clone(),
+        signing_key,
+        ingest_bucket,
+        url_lifetime: args.url_lifetime,
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen), exit::CONFIG),
+        };
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| args.listen.clone());
+        tracing::info!(%address, database = %args.database.display(), "control plane serving");
+        println!("listening on http://{address}");
+        let router = control_plane::server::router(store, config);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match control_plane::server::serve(listener, router, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("server stopped: {e}"), exit::TEMPORARY),
+        }
+    })
+}
+
+fn read_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("{}: not base64: {e}", path.display()))?;
+    let seed: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| format!("{}: an Ed25519 seed is 32 bytes", path.display()))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+fn enqueue(url: &str, admin_token_file: &Path, agent_id: &str, job: &Path) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let result: Result<String, String> = runtime.block_on(async {
+        let job: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(job).map_err(|e| format!("{}: {e}", job.display()))?,
+        )
+        .map_err(|e| format!("{}: line {}: {e}", job.display(), e.line()))?;
+        let token = control_plane::client::read_token(admin_token_file).map_err(|e| e.to_string())?;
+        let base = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+        let endpoint = base
+            .join("admin/v1/jobs")
+            .map_err(|e| format!("`{url}`: {e}"))?;
+        let http = delivery::direct::http_client(None).map_err(|e| e.to_string())?;
+        let response = http
+            .post(endpoint)
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "agentId": agent_id, "job": job }))
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!("HTTP {status}: {text}"))
+        }
+    });
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e, exit::DATA),
+    }
+}
