@@ -41,6 +41,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_with_faults(configure, 0.0).await
+    }
+
+    /// A server where each request fails with 503 with probability `fault_rate`: half of
+    /// them before the request takes effect, half after (the change is made, the answer
+    /// lost), which is what a flaky load balancer in front of a control plane does.
+    pub async fn start_with_faults(configure: impl FnOnce(&mut ServerConfig), fault_rate: f64) -> Self {
         delivery::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let tokens = dir.path().join("tokens");
@@ -60,9 +67,13 @@ impl TestServer {
         configure(&mut config);
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&exchanges);
-        let app = router(store, config).layer(axum::middleware::from_fn(move |request, next| {
-            record(Arc::clone(&recorded), request, next)
-        }));
+        let app = router(store, config)
+            .layer(axum::middleware::from_fn(move |request, next| {
+                record(Arc::clone(&recorded), request, next)
+            }))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                inject_faults(fault_rate, request, next)
+            }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr")))
             .expect("url");
@@ -140,6 +151,19 @@ impl TestServer {
             let _ = task.await;
         }
     }
+}
+
+async fn inject_faults(rate: f64, request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse as _;
+    let roll = rand::random::<f64>();
+    if roll < rate / 2.0 {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "injected: before").into_response();
+    }
+    let response = next.run(request).await;
+    if roll < rate {
+        return (axum::http::StatusCode::BAD_GATEWAY, "injected: after").into_response();
+    }
+    response
 }
 
 async fn record(exchanges: Arc<Mutex<Vec<Exchange>>>, request: Request, next: Next) -> Response {

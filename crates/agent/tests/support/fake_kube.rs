@@ -1,0 +1,217 @@
+//! A fake Kubernetes API server as a tower service (the way kube-rs tests its client): it
+//! speaks the real protocol for the calls the agent makes — list/create/get Workflows, get
+//! WorkflowTemplates, list Pods, `/version` — with `Status` objects for errors
+//! (`AlreadyExists` 409, `NotFound` 404), and can inject failures.
+
+#![allow(dead_code, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+const WORKFLOWS: &str = "/apis/argoproj.io/v1alpha1/namespaces/";
+
+#[derive(Default)]
+pub struct Counters {
+    pub creates: AtomicU64,
+    pub already_exists: AtomicU64,
+    pub injected_failures: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    workflows: BTreeMap<String, Value>,
+    templates: BTreeMap<String, Value>,
+}
+
+/// The fake API server; clone freely.
+#[derive(Clone, Default)]
+pub struct FakeKube {
+    state: Arc<Mutex<State>>,
+    pub counters: Arc<Counters>,
+    /// Probability (0–1) that a request fails with 503, before or after it takes effect.
+    pub failure_rate: f64,
+    /// When set, every request fails (the API server is down).
+    pub down: bool,
+}
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code.as_u16()
+    });
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&body).expect("json")))
+        .expect("response")
+}
+
+fn ok(value: &Value) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(value).expect("json")))
+        .expect("response")
+}
+
+fn matches_selector(object: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (key, value) = term.split_once('=').unwrap_or((term, ""));
+        object
+            .pointer(&format!("/metadata/labels/{}", key.replace('/', "~1")))
+            .and_then(Value::as_str)
+            == Some(value)
+    })
+}
+
+impl FakeKube {
+    /// Installs a WorkflowTemplate (as compiled into workflow-templates/).
+    pub fn install_template(&self, template: Value) {
+        let name = template["metadata"]["name"].as_str().expect("name").to_owned();
+        self.state.lock().expect("lock").templates.insert(name, template);
+    }
+
+    /// Every stored Workflow.
+    pub fn workflows(&self) -> Vec<Value> {
+        self.state.lock().expect("lock").workflows.values().cloned().collect()
+    }
+
+    /// Sets a stored Workflow's phase label and status, as Argo's controller would.
+    pub fn finish(&self, name: &str, phase: &str) {
+        let mut state = self.state.lock().expect("lock");
+        if let Some(w) = state.workflows.get_mut(name) {
+            w["metadata"]["labels"]["workflows.argoproj.io/phase"] = json!(phase);
+            w["status"] = json!({ "phase": phase, "finishedAt": "2026-11-26T08:00:00Z", "message": if phase == "Succeeded" { "" } else { "child failed" } });
+        }
+    }
+
+    pub fn client(&self, namespace: &str) -> kube::Client {
+        let fake = self.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let fake = fake.clone();
+            async move { Ok::<_, std::convert::Infallible>(fake.answer(request).await) }
+        });
+        kube::Client::new(service, namespace)
+    }
+
+    fn roll(&self) -> bool {
+        self.failure_rate > 0.0 && rand::random::<f64>() < self.failure_rate
+    }
+
+    async fn answer(&self, request: Request<Body>) -> Response<Body> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if self.down {
+            return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the API server is down");
+        }
+        let fail_before = self.roll();
+        let fail_after = !fail_before && self.roll();
+        if fail_before {
+            self.counters.injected_failures.fetch_add(1, Ordering::Relaxed);
+            return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "injected failure");
+        }
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let response = self.route(&method, &path, &query, &body);
+        if fail_after {
+            // The request took effect, but the answer is lost.
+            self.counters.injected_failures.fetch_add(1, Ordering::Relaxed);
+            return status(StatusCode::GATEWAY_TIMEOUT, "Timeout", "injected failure after the change");
+        }
+        response
+    }
+
+    fn route(&self, method: &http::Method, path: &str, query: &str, body: &[u8]) -> Response<Body> {
+        let selector: String = url_decode(
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("labelSelector="))
+                .unwrap_or(""),
+        );
+        if path == "/version" {
+            return ok(&json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.0" }));
+        }
+        if path.starts_with("/api/v1/namespaces/") && path.ends_with("/pods") {
+            return ok(&json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [] }));
+        }
+        let Some(rest) = path.strip_prefix(WORKFLOWS) else {
+            return status(StatusCode::NOT_FOUND, "NotFound", "no such path");
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let mut state = self.state.lock().expect("lock");
+        match (method.as_str(), parts.as_slice()) {
+            ("GET", [_, "workflows"]) => {
+                let items: Vec<Value> = state
+                    .workflows
+                    .values()
+                    .filter(|w| matches_selector(w, &selector))
+                    .cloned()
+                    .collect();
+                ok(&json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": items }))
+            }
+            ("POST", [_, "workflows"]) => {
+                let mut workflow: Value = match serde_json::from_slice(body) {
+                    Ok(w) => w,
+                    Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string()),
+                };
+                let Some(name) = workflow.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned) else {
+                    return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "metadata.name: Required value");
+                };
+                if state.workflows.contains_key(&name) {
+                    self.counters.already_exists.fetch_add(1, Ordering::Relaxed);
+                    return status(StatusCode::CONFLICT, "AlreadyExists", &format!("workflows.argoproj.io \"{name}\" already exists"));
+                }
+                workflow["metadata"]["uid"] = json!(format!("uid-{name}"));
+                workflow["metadata"]["resourceVersion"] = json!("1");
+                state.workflows.insert(name, workflow.clone());
+                self.counters.creates.fetch_add(1, Ordering::Relaxed);
+                Response::builder()
+                    .status(StatusCode::CREATED)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&workflow).expect("json")))
+                    .expect("response")
+            }
+            ("GET", [_, "workflows", name]) => match state.workflows.get(*name) {
+                Some(w) => ok(w),
+                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("workflows.argoproj.io \"{name}\" not found")),
+            },
+            ("GET", [_, "workflowtemplates", name]) => match state.templates.get(*name) {
+                Some(t) => ok(t),
+                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("workflowtemplates.argoproj.io \"{name}\" not found")),
+            },
+            _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "not supported by the fake"),
+        }
+    }
+}
+
+fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,15 @@
+#![allow(dead_code, missing_docs)]
+pub mod fake_kube;
+
+/// The connector descriptors shipped in connectors/.
+pub fn descriptors() -> std::sync::Arc<Vec<connector_descriptor::ValidatedDescriptor>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors");
+    std::sync::Arc::new(workflow_compiler::files::read_connectors(&dir).expect("descriptors"))
+}
+
+/// A committed WorkflowTemplate from workflow-templates/, as JSON.
+pub fn committed_template(connector: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../workflow-templates/workflowtemplate-outpost-{connector}.yaml"));
+    serde_saphyr::from_str(&std::fs::read_to_string(path).expect("template")).expect("yaml")
+}
