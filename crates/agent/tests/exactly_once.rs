@@ -1,0 +1,165 @@
+//! Exactly-once simulation: 1,000 jobs, overlapping orchestrator ticks, ticks killed at
+//! random points (a crash: the task is dropped wherever it is awaiting), and failures
+//! injected on both sides — the control plane answers 503 before a request takes effect or
+//! 502 after it did, the API server answers 503 before or 504 after. Then every run's exit
+//! handler reports, with crashes too. Measured: Workflows created, duplicates, final
+//! statuses.
+
+#[path = "../../control-plane/tests/support/mod.rs"]
+mod control_plane_support;
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use agent::kubernetes::Namespace;
+use agent::report::{RunReport, report};
+use agent::tick::{TickConfig, tick};
+use control_plane::api::JobState;
+use serde_json::json;
+use support::fake_kube::FakeKube;
+
+const JOBS: usize = 1000;
+const LEASE: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults() {
+    let started = Instant::now();
+    let server = control_plane_support::TestServer::start_with_faults(|_| {}, 0.05).await;
+    let mut fake = FakeKube::default();
+    fake.failure_rate = 0.05;
+    fake.install_template(support::committed_template("postgres"));
+    for i in 0..JOBS {
+        server
+            .enqueue(json!({
+                "id": format!("job-{i:04}"), "runId": format!("run-{i:04}"), "connector": "postgres",
+                "connection": "pg-prod", "transferMode": "direct-ingestion",
+                "parameters": { "host": "db.internal", "database": format!("db{i}"), "user": "reader" }
+            }))
+            .await;
+    }
+
+    let descriptors = support::descriptors();
+    let mut crashes = 0;
+    let mut ticks = 0;
+    for round in 0..200 {
+        let records = server.records().await;
+        if records.jobs.iter().all(|r| r.status.state >= JobState::Submitted) {
+            break;
+        }
+        // Three overlapping ticks; each may be killed at a random moment.
+        let mut running = Vec::new();
+        for k in 0..3 {
+            let mut config = TickConfig::new(&format!("tick-{round}-{k}"), descriptors.clone());
+            config.lease = LEASE;
+            config.page_size = 100;
+            let client = server.client();
+            let namespace = Namespace::new(fake.client("outpost"), "outpost");
+            let task = tokio::spawn(async move { tick(&client, &namespace, &config).await });
+            let kill_after = (rand::random::<f64>() < 0.5)
+                .then(|| Duration::from_millis(5 + (rand::random::<u64>() % 400)));
+            running.push((task, kill_after));
+            ticks += 1;
+        }
+        for (task, kill_after) in running {
+            match kill_after {
+                Some(delay) => {
+                    tokio::time::sleep(delay).await;
+                    if !task.is_finished() {
+                        task.abort();
+                        crashes += 1;
+                    }
+                    let _ = task.await;
+                }
+                None => {
+                    let _ = task.await;
+                }
+            }
+        }
+        // Leases of crashed ticks lapse before the next round can take their jobs.
+        tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+    }
+
+    // Argo runs every Workflow; each exit handler reports (and may crash, and is retried,
+    // as Argo's retryStrategy on the exit handler does).
+    let workflows = fake.workflows();
+    for workflow in &workflows {
+        fake.finish(workflow["metadata"]["name"].as_str().expect("name"), "Succeeded");
+    }
+    let mut report_crashes = 0;
+    for workflow in fake.workflows() {
+        let annotation = |key: &str| {
+            workflow["metadata"]["annotations"][key].as_str().expect("annotation").to_owned()
+        };
+        let run = RunReport {
+            job_id: annotation("outpost.dev/job-id"),
+            run_id: annotation("outpost.dev/run-id"),
+            workflow: workflow["metadata"]["name"].as_str().expect("name").to_owned(),
+            argo_status: "Succeeded".to_owned(),
+        };
+        for attempt in 0.. {
+            assert!(attempt < 20, "exit handler of {} never succeeded", run.workflow);
+            let client = server.client();
+            let namespace = Namespace::new(fake.client("outpost"), "outpost");
+            let run = run.clone();
+            let task = tokio::spawn(async move { report(&client, &namespace, &run).await });
+            if rand::random::<f64>() < 0.1 {
+                tokio::time::sleep(Duration::from_micros(rand::random::<u64>() % 3000)).await;
+                if !task.is_finished() {
+                    task.abort();
+                    report_crashes += 1;
+                    let _ = task.await;
+                    continue;
+                }
+            }
+            if matches!(task.await, Ok(Ok(_))) {
+                break;
+            }
+        }
+    }
+
+    // Exactly 1,000 Workflows, one per job, and every job's final status reported.
+    let workflows = fake.workflows();
+    let mut per_job: BTreeMap<String, usize> = BTreeMap::new();
+    for workflow in &workflows {
+        let job = workflow["metadata"]["annotations"]["outpost.dev/job-id"].as_str().expect("job").to_owned();
+        *per_job.entry(job).or_default() += 1;
+    }
+    let duplicates: usize = per_job.values().map(|n| n - 1).sum();
+    let records = server.records().await;
+    let succeeded = records.jobs.iter().filter(|r| r.status.state == JobState::Succeeded).count();
+    let submitted_twice = records
+        .jobs
+        .iter()
+        .filter(|r| r.history.iter().filter(|e| e.state == JobState::Submitted).count() != 1)
+        .count();
+    let claims: u32 = records.jobs.iter().map(|r| r.claims).sum();
+    eprintln!(
+        "exactly-once: {} jobs, {} Workflows, {} duplicates, {} succeeded; {} ticks, {} killed; \
+         {} exit handlers killed; API server: {} creates, {} AlreadyExists, {} injected failures; \
+         {} claims granted; {:.1} s",
+        records.jobs.len(),
+        workflows.len(),
+        duplicates,
+        succeeded,
+        ticks,
+        crashes,
+        report_crashes,
+        fake.counters.creates.load(Ordering::Relaxed),
+        fake.counters.already_exists.load(Ordering::Relaxed),
+        fake.counters.injected_failures.load(Ordering::Relaxed),
+        claims,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(records.jobs.len(), JOBS);
+    assert_eq!(workflows.len(), JOBS, "Workflows created");
+    assert_eq!(per_job.len(), JOBS, "every job has a Workflow");
+    assert_eq!(duplicates, 0);
+    assert_eq!(fake.counters.creates.load(Ordering::Relaxed), JOBS as u64, "creates the API server accepted");
+    assert_eq!(succeeded, JOBS, "every job's final status reported");
+    assert_eq!(submitted_twice, 0, "each job recorded `submitted` exactly once");
+    assert!(crashes > 0, "the simulation killed no tick; it proves nothing");
+    assert!(fake.counters.injected_failures.load(Ordering::Relaxed) > 0);
+    server.stop().await;
+}
