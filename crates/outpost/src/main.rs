@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 mod agent;
 mod extract;
+mod local_agent;
 mod run;
 mod upload;
 

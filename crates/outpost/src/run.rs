@@ -39,8 +39,27 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     connectors: Option<PathBuf>,
     /// Poll this control plane and run its jobs locally (sites without Kubernetes).
+    /// With --token-file (and --to for bucket relay). Jobs are admitted exactly as the
+    /// orchestrator admits them; each job's logs (redacted) and final status go back to the
+    /// control plane.
     #[arg(long = "control-plane", value_name = "URL", conflicts_with_all = ["connector", "params"])]
     control_plane: Option<String>,
+    /// With --control-plane: folder holding one folder per connection, named after it, with
+    /// that connection's secret files (`<DIR>/pg-prod/password`).
+    #[arg(long, value_name = "DIR", requires = "control_plane")]
+    secrets_root: Option<PathBuf>,
+    /// With --control-plane: poll once, run what is pending, and exit.
+    #[arg(long, requires = "control_plane")]
+    once: bool,
+    /// With --control-plane: time between polls.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    interval: std::time::Duration,
+    /// With --control-plane: this runner's id in heartbeats.
+    #[arg(long, env = "OUTPOST_AGENT_ID", default_value = "local")]
+    agent_id: String,
+    /// With --control-plane: accept only jobs signed with this Ed25519 public key (base64).
+    #[arg(long, value_name = "BASE64", env = "OUTPOST_JOB_SIGNING_KEY")]
+    job_signing_key: Option<String>,
     #[command(flatten)]
     delivery: DeliveryFlags,
 }
@@ -53,16 +72,13 @@ struct Failure {
 
 pub fn run(mut args: RunArgs, quiet: bool, show_progress: bool) -> ExitCode {
     delivery::install_crypto_provider();
-    if let Some(url) = &args.control_plane {
-        eprintln!(
-            "error: polling {url} for jobs needs the control-plane client, which is not part of this build yet; run a job with --connector (exit code 78)"
-        );
-        return ExitCode::from(78);
-    }
     let runtime = match crate::delivery_runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    if args.control_plane.is_some() {
+        return runtime.block_on(poll_control_plane(args, quiet));
+    }
     if args.delivery.to.is_none() && args.delivery.urls.is_none() && !args.delivery.direct {
         match std::env::current_dir() {
             Ok(cwd) => {
@@ -225,4 +241,72 @@ fn noun(kind: EntityKind, n: u64) -> &'static str {
         EntityKind::Lineage => ("lineage edge", "lineage edges"),
     };
     if n == 1 { one } else { many }
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {message} (exit code {code})");
+    ExitCode::from(code)
+}
+
+/// Local mode against a control plane: poll, run, report; once or every --interval.
+async fn poll_control_plane(mut args: RunArgs, quiet: bool) -> ExitCode {
+    use crate::local_agent::LocalAgent;
+    args.delivery.control_plane_url = args.control_plane.clone();
+    if args.delivery.token_file.is_none() {
+        return fail("--control-plane needs --token-file", delivery::exit::CONFIG);
+    }
+    let client = match crate::upload::control_plane_client(&args.delivery) {
+        Ok(client) => client,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    let descriptors = match crate::agent::descriptors(args.connectors.as_deref()) {
+        Ok(d) => std::sync::Arc::new(d),
+        Err(e) => return fail(format!("{e:#}"), delivery::exit::CONFIG),
+    };
+    let signing_key = match crate::agent::signing_key(args.job_signing_key.as_deref()) {
+        Ok(key) => key,
+        Err(e) => return fail(e, delivery::exit::CONFIG),
+    };
+    let claimant = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
+        std::process::id()
+    );
+    let runner = LocalAgent {
+        client,
+        descriptors,
+        signing_key,
+        secrets_root: args.secrets_root.clone(),
+        delivery: args.delivery.clone(),
+        agent_id: args.agent_id.clone(),
+        claimant,
+        lease: std::time::Duration::from_secs(3600),
+    };
+    let mut last_poll = None;
+    loop {
+        match runner.poll_once(last_poll).await {
+            Ok(summary) => {
+                last_poll = Some(std::time::SystemTime::now());
+                if !quiet {
+                    println!(
+                        "Polled {}: {} succeeded, {} failed, {} rejected, {} left to other runners.",
+                        args.control_plane.as_deref().unwrap_or_default(),
+                        summary.succeeded,
+                        summary.failed,
+                        summary.rejected,
+                        summary.skipped
+                    );
+                }
+            }
+            Err(e) if args.once => return fail(&e, e.exit_code()),
+            Err(e) => tracing::error!("poll failed, trying again in {:?}: {e}", args.interval),
+        }
+        if args.once {
+            return ExitCode::SUCCESS;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(args.interval) => {}
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
+    }
 }

@@ -1,0 +1,225 @@
+//! `outpost run --control-plane URL`: local mode for sites without Kubernetes. Polls the
+//! control plane, admits each job exactly as the orchestrator does (same descriptors, same
+//! rules, same signature check), runs it in-process (extract, then deliver), ships its
+//! logs (redacted) and reports its final status. Leases keep two local runners off the
+//! same job; a runner that dies mid-job leaves a lapsed lease, and the job runs again under
+//! the same run id, which delivery treats as a no-op or a clean replacement.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use agent::redact::redact;
+use connector_descriptor::{TransferMode, ValidatedDescriptor};
+use control_plane::api::{Heartbeat, JobState, StatusReport, rfc3339};
+use control_plane::{Claim, ControlPlaneClient, ControlPlaneError};
+use orchestrator::{AdmissionPolicy, AdmittedJob, admit};
+use serde_json::Value;
+
+use crate::extract::{ExtractArgs, cause_chain, extract};
+use crate::upload::{DeliveryFlags, RunIdentityArgs, TransferMode as Mode, upload};
+
+/// How the local runner behaves.
+pub struct LocalAgent {
+    pub client: ControlPlaneClient,
+    pub descriptors: Arc<Vec<ValidatedDescriptor>>,
+    pub signing_key: Option<ed25519_dalek::VerifyingKey>,
+    pub secrets_root: Option<PathBuf>,
+    pub delivery: DeliveryFlags,
+    pub agent_id: String,
+    pub claimant: String,
+    pub lease: Duration,
+}
+
+/// What one poll did.
+#[derive(Debug, Default)]
+pub struct PollSummary {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub rejected: usize,
+    pub skipped: usize,
+}
+
+impl LocalAgent {
+    /// One heartbeat and one poll; every pending job is handled before it returns.
+    pub async fn poll_once(&self, last_poll: Option<SystemTime>) -> Result<PollSummary, ControlPlaneError> {
+        self.client
+            .heartbeat(&Heartbeat {
+                agent_id: self.agent_id.clone(),
+                version: agent::version(),
+                kubernetes_reachable: false,
+                argo_reachable: false,
+                running_workflows: None,
+                last_successful_poll: last_poll.map(rfc3339),
+                sent_at: rfc3339(SystemTime::now()),
+            })
+            .await?;
+        let mut summary = PollSummary::default();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let jobs = self.client.pending_jobs(100).await?;
+            let fresh: Vec<Value> = jobs.into_iter().filter(|j| seen.insert(j.to_string())).collect();
+            if fresh.is_empty() {
+                return Ok(summary);
+            }
+            for job in fresh {
+                self.handle(job, &mut summary).await?;
+            }
+        }
+    }
+
+    async fn handle(&self, job: Value, summary: &mut PollSummary) -> Result<(), ControlPlaneError> {
+        let Some(id) = job.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            summary.skipped += 1;
+            return Ok(());
+        };
+        let run_id = job.get("runId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if let Claim::Refused { .. } = self.client.claim(&id, &self.claimant, self.lease).await? {
+            summary.skipped += 1;
+            return Ok(());
+        }
+        let policy = AdmissionPolicy {
+            relay_configured: self.delivery.to.is_some(),
+            signing_key: self.signing_key,
+        };
+        let admitted = match admit(&job, &self.descriptors, &policy) {
+            Ok(admitted) => admitted,
+            Err(rejection) => {
+                tracing::warn!(job = %id, "{rejection}");
+                self.client
+                    .report_status(&id, &StatusReport {
+                        run_id,
+                        state: JobState::Rejected,
+                        workflow: None,
+                        message: Some(redact(&rejection.to_string(), &[])),
+                    })
+                    .await?;
+                summary.rejected += 1;
+                return Ok(());
+            }
+        };
+        let runner = format!("local:{}", self.claimant);
+        self.client
+            .report_status(&id, &StatusReport {
+                run_id: admitted.run_id.clone(),
+                state: JobState::Running,
+                workflow: Some(runner.clone()),
+                message: None,
+            })
+            .await?;
+        tracing::info!(job = %id, connector = %admitted.connector, connection = %admitted.connection, "running job");
+        let mut log = JobLog::default();
+        log.line(format!(
+            "job {id} run {} connector {} connection {} mode {}",
+            admitted.run_id,
+            admitted.connector,
+            admitted.connection,
+            admitted.transfer_mode.as_str()
+        ));
+        let secrets_dir = self.secrets_root.as_ref().map(|root| root.join(&admitted.connection));
+        let outcome = self.run_job(&admitted, secrets_dir.clone(), &mut log).await;
+        let known_secrets = secret_values(secrets_dir.as_deref());
+        let (state, message) = match outcome {
+            Ok(text) => {
+                log.line(text);
+                summary.succeeded += 1;
+                (JobState::Succeeded, None)
+            }
+            Err(problem) => {
+                log.line(format!("failed: {problem}"));
+                summary.failed += 1;
+                (JobState::Failed, Some(redact(&problem, &known_secrets)))
+            }
+        };
+        self.client
+            .upload_logs(&id, &admitted.run_id, &redact(&log.text, &known_secrets))
+            .await?;
+        self.client
+            .report_status(&id, &StatusReport {
+                run_id: admitted.run_id.clone(),
+                state,
+                workflow: Some(runner),
+                message,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn run_job(&self, job: &AdmittedJob, secrets_dir: Option<PathBuf>, log: &mut JobLog) -> Result<String, String> {
+        let staging = tempfile::Builder::new()
+            .prefix("outpost-job-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a staging folder: {e}"))?;
+        let out = staging.path().join("out");
+        let descriptor = self
+            .descriptors
+            .iter()
+            .find(|d| d.name() == job.connector)
+            .cloned()
+            .ok_or_else(|| format!("unknown connector `{}`", job.connector))?;
+        let extract_args = ExtractArgs {
+            connector: job.connector.clone(),
+            params: Vec::new(),
+            secrets_dir,
+            out: out.clone(),
+            connection: Some(job.connection.clone()),
+            job_id: Some(job.id.clone()),
+            run_id: Some(job.run_id.clone()),
+            connectors: None,
+            part_size_mib: 64,
+        };
+        let parameters: Vec<(String, String)> = job.arguments.clone().into_iter().collect();
+        let manifest = extract(&extract_args, &descriptor, parameters, false)
+            .await
+            .map_err(|e| format!("extract: {} (exit code {})", cause_chain(&e), e.exit_code()))?;
+        log.line(format!("extracted: {:?}", manifest.totals));
+        let mut delivery = self.delivery.clone();
+        delivery.transfer_mode = Some(match job.transfer_mode {
+            TransferMode::BucketRelay => Mode::Relay,
+            TransferMode::DirectIngestion => Mode::Direct,
+        });
+        delivery.direct = false;
+        let identity = RunIdentityArgs {
+            connector: &job.connector,
+            connection: &job.connection,
+            job_id: &job.id,
+            run_id: &job.run_id,
+        };
+        let report = upload(&out, identity, &delivery, false)
+            .await
+            .map_err(|e| format!("deliver: {} (exit code {})", delivery::redact_urls(&e.to_string()), e.exit_code()))?;
+        Ok(format!(
+            "delivered {} files, {} bytes; manifest {}",
+            report.files, report.bytes, report.manifest
+        ))
+    }
+}
+
+/// What the runner writes about one job: shipped as the job's logs.
+#[derive(Default)]
+struct JobLog {
+    text: String,
+}
+
+impl JobLog {
+    fn line(&mut self, line: String) {
+        self.text.push_str(&rfc3339(SystemTime::now()));
+        self.text.push(' ');
+        self.text.push_str(&line);
+        self.text.push('\n');
+    }
+}
+
+/// The values of the files in a connection's secrets folder, to mask by value.
+fn secret_values(dir: Option<&std::path::Path>) -> Vec<String> {
+    let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
