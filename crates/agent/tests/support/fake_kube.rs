@@ -28,6 +28,8 @@ pub struct Counters {
 struct State {
     workflows: BTreeMap<String, Value>,
     templates: BTreeMap<String, Value>,
+    /// Pod name → (workflow, container → log).
+    pods: BTreeMap<String, (String, BTreeMap<String, String>)>,
 }
 
 /// The fake API server; clone freely.
@@ -76,6 +78,22 @@ impl FakeKube {
     pub fn install_template(&self, template: Value) {
         let name = template["metadata"]["name"].as_str().expect("name").to_owned();
         self.state.lock().expect("lock").templates.insert(name, template);
+    }
+
+    /// Stores a Workflow as if created earlier.
+    pub fn seed_workflow(&self, workflow: Value) {
+        let name = workflow["metadata"]["name"].as_str().expect("name").to_owned();
+        self.state.lock().expect("lock").workflows.insert(name, workflow);
+    }
+
+    /// A pod Argo ran for `workflow`, with its containers' logs.
+    pub fn add_pod(&self, workflow: &str, pod: &str, logs: &[(&str, &str)]) {
+        let logs = logs.iter().map(|(c, l)| ((*c).to_owned(), (*l).to_owned())).collect();
+        self.state
+            .lock()
+            .expect("lock")
+            .pods
+            .insert(pod.to_owned(), (workflow.to_owned(), logs));
     }
 
     /// Every stored Workflow.
@@ -140,7 +158,37 @@ impl FakeKube {
             return ok(&json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.0" }));
         }
         if path.starts_with("/api/v1/namespaces/") && path.ends_with("/pods") {
-            return ok(&json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [] }));
+            let state = self.state.lock().expect("lock");
+            let items: Vec<Value> = state
+                .pods
+                .iter()
+                .map(|(name, (workflow, logs))| {
+                    let mut containers: Vec<Value> = logs.keys().map(|c| json!({ "name": c })).collect();
+                    containers.push(json!({ "name": "wait" }));
+                    json!({
+                        "metadata": { "name": name, "labels": { "workflows.argoproj.io/workflow": workflow } },
+                        "spec": { "containers": containers }
+                    })
+                })
+                .filter(|pod| matches_selector(pod, &selector))
+                .collect();
+            return ok(&json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items }));
+        }
+        if path.starts_with("/api/v1/namespaces/") && path.ends_with("/log") {
+            let pod = path.trim_end_matches("/log").rsplit('/').next().unwrap_or("");
+            let container = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("container="))
+                .unwrap_or("");
+            let state = self.state.lock().expect("lock");
+            return match state.pods.get(pod).and_then(|(_, logs)| logs.get(container)) {
+                Some(log) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "text/plain")
+                    .body(Body::from(log.clone().into_bytes()))
+                    .expect("response"),
+                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("pods \"{pod}\" not found")),
+            };
         }
         let Some(rest) = path.strip_prefix(WORKFLOWS) else {
             return status(StatusCode::NOT_FOUND, "NotFound", "no such path");

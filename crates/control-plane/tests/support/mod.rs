@@ -30,7 +30,17 @@ pub struct Exchange {
     pub response_body: Vec<u8>,
 }
 
+/// Faults switched on and off while a test runs.
+#[derive(Default)]
+pub struct Faults {
+    /// Requests whose path contains one of these answer 503 (before taking effect).
+    pub fail_paths: Vec<String>,
+    /// Every agent request waits this long before it is handled.
+    pub delay: std::time::Duration,
+}
+
 pub struct TestServer {
+    pub faults: Arc<Mutex<Faults>>,
     pub dir: tempfile::TempDir,
     pub url: url::Url,
     pub exchanges: Arc<Mutex<Vec<Exchange>>>,
@@ -67,12 +77,14 @@ impl TestServer {
         configure(&mut config);
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&exchanges);
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let switched = Arc::clone(&faults);
         let app = router(store, config)
             .layer(axum::middleware::from_fn(move |request, next| {
                 record(Arc::clone(&recorded), request, next)
             }))
             .layer(axum::middleware::from_fn(move |request, next| {
-                inject_faults(fault_rate, request, next)
+                inject_faults(fault_rate, Arc::clone(&switched), request, next)
             }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr")))
@@ -86,6 +98,7 @@ impl TestServer {
             .expect("serve");
         });
         Self {
+            faults,
             dir,
             url,
             exchanges,
@@ -153,11 +166,27 @@ impl TestServer {
     }
 }
 
-async fn inject_faults(rate: f64, request: Request, next: Next) -> Response {
+async fn inject_faults(
+    rate: f64,
+    faults: Arc<Mutex<Faults>>,
+    request: Request,
+    next: Next,
+) -> Response {
     use axum::response::IntoResponse as _;
     // The operator's calls stay reliable: the faults are for what agents see.
     if request.uri().path().starts_with("/admin/") {
         return next.run(request).await;
+    }
+    let (fail, delay) = {
+        let faults = faults.lock().expect("lock");
+        let path = request.uri().path();
+        (faults.fail_paths.iter().any(|p| path.contains(p.as_str())), faults.delay)
+    };
+    if fail {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "switched off").into_response();
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let roll = rand::random::<f64>();
     if roll < rate / 2.0 {
