@@ -772,11 +772,16 @@ struct AgentCron<'a> {
 
 fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> CronWorkflow {
     let labels = labels(options, cron.component, None);
-    let args = vec![
+    let mut args = vec![
         format!("--namespace={}", options.namespace),
         format!("--control-plane-url={}", options.control_plane.url),
         format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
     ];
+    if cron.subcommand == "orchestrate"
+        && let Some(key) = &options.control_plane.job_signing_key
+    {
+        args.push(format!("--job-signing-key={key}"));
+    }
     let mut step = agent_step(
         cron.subcommand,
         cron.subcommand,

@@ -566,6 +566,20 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
         }
         Some(_) => {}
     }
+    if let Some(key) = &options.control_plane.job_signing_key {
+        // Base64 of 32 bytes: 43 characters of the alphabet and one `=`.
+        let well_formed = key.len() == 44
+            && key.ends_with('=')
+            && key[..43]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+        if !well_formed {
+            problem(
+                "controlPlane.jobSigningKey",
+                "must be an Ed25519 public key as base64 of its 32 bytes (44 characters)".to_owned(),
+            );
+        }
+    }
     if let Some(relay) = &options.relay
         && !["s3://", "az://", "gs://", "file://"]
             .iter()

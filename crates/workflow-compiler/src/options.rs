@@ -263,6 +263,10 @@ pub struct ControlPlaneOptions {
     /// Secret holding the agent's bearer token under the key `token`, mounted as a file
     /// and re-read on every request. Default: `outpost-control-plane-token`.
     pub token_secret: String,
+    /// Ed25519 public key (base64 of its 32 bytes) the control plane signs jobs with. When
+    /// set, the orchestrator admits only jobs carrying a valid signature by it. Default:
+    /// none (jobs are still checked against the descriptors, but not for a signature).
+    pub job_signing_key: Option<String>,
 }
 
 impl Default for ControlPlaneOptions {
@@ -270,6 +274,7 @@ impl Default for ControlPlaneOptions {
         Self {
             url: "http://outpost-control-plane:8080".to_owned(),
             token_secret: "outpost-control-plane-token".to_owned(),
+            job_signing_key: None,
         }
     }
 }

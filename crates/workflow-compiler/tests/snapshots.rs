@@ -216,6 +216,7 @@ fn option_control_plane() {
         o.control_plane = ControlPlaneOptions {
             url: "https://catalog.example.com/outpost/v1".into(),
             token_secret: "catalog-token".into(),
+            job_signing_key: None,
         }
     });
     snapshot("control-plane", &options, &[ORCHESTRATOR]);
