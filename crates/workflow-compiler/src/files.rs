@@ -188,7 +188,8 @@ pub struct ChartValues {
     pub agent: serde_json::Value,
     /// The same, read as agent options.
     pub options: AgentOptions,
-    /// The files, for headers and errors (`charts/outpost/values.yaml + site.yaml: agent`).
+    /// The files, for headers (`charts/outpost/values.yaml + site.yaml: agent`), or
+    /// `defaults` when the options are the defaults.
     pub source: String,
 }
 
@@ -221,6 +222,13 @@ pub fn read_chart_values(chart: &Path, extra: &[PathBuf]) -> Result<ChartValues,
         values.push(value);
     }
     let (agent, options) = crate::chart::agent_options(&values, &source)?;
+    // Options equal to the defaults are labelled as such wherever they were read from, so
+    // the default render is the same bytes through the chart as without it.
+    let source = if options == AgentOptions::default() {
+        "defaults".to_owned()
+    } else {
+        source
+    };
     Ok(ChartValues {
         agent,
         options,
