@@ -13,8 +13,8 @@ mod upload;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use workflow_compiler::{chart, files};
 use workflow_compiler::{AgentOptions, RenderInput};
+use workflow_compiler::{chart, files};
 
 /// Rendering and extraction are allocation-heavy (YAML and JSON trees); mimalloc makes the
 /// 100-connector render bench ~20% faster than glibc's allocator.

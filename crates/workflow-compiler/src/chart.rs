@@ -43,7 +43,10 @@ pub fn merge_values(base: &mut Value, over: &Value) {
 /// The `agent:` section of chart values merged in order (the chart's `values.yaml` first),
 /// read as agent options. Unknown fields are errors, each named with its path under
 /// `agent`.
-pub fn agent_options(values: &[Value], source_name: &str) -> Result<(Value, AgentOptions), CompileError> {
+pub fn agent_options(
+    values: &[Value],
+    source_name: &str,
+) -> Result<(Value, AgentOptions), CompileError> {
     let mut agent = Value::Object(serde_json::Map::new());
     for file in values {
         if let Some(section) = file.get(AGENT_KEY) {
@@ -89,7 +92,10 @@ mod tests {
     #[test]
     fn merging_follows_helm_maps_merge_lists_replace_null_deletes() {
         let mut base = json!({"a": {"b": 1, "c": [1, 2], "d": "x"}, "e": true});
-        merge_values(&mut base, &json!({"a": {"b": 2, "c": [3], "d": null}, "f": 1}));
+        merge_values(
+            &mut base,
+            &json!({"a": {"b": 2, "c": [3], "d": null}, "f": 1}),
+        );
         assert_eq!(base, json!({"a": {"b": 2, "c": [3]}, "e": true, "f": 1}));
     }
 
@@ -103,7 +109,9 @@ mod tests {
         assert_eq!(agent["schedules"]["heartbeat"], "* * * * *");
 
         let typo = json!({"agent": {"proxy": {"httpsProxyy": "http://p:3128"}}});
-        let error = agent_options(&[typo], "values").expect_err("typo").to_string();
+        let error = agent_options(&[typo], "values")
+            .expect_err("typo")
+            .to_string();
         assert!(error.contains("agent.proxy"), "{error}");
         assert!(error.contains("httpsProxyy"), "{error}");
     }

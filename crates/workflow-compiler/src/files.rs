@@ -212,8 +212,8 @@ pub fn read_chart_values(chart: &Path, extra: &[PathBuf]) -> Result<ChartValues,
     for path in &paths {
         let file = display_path(path);
         let text = read(path)?;
-        let value: serde_json::Value = connector_descriptor::yaml::from_str(&file, &text)
-            .map_err(|diagnostic| {
+        let value: serde_json::Value =
+            connector_descriptor::yaml::from_str(&file, &text).map_err(|diagnostic| {
                 FilesError::Compile(CompileError::Options {
                     source_name: file.clone(),
                     problems: vec![diagnostic.to_string()],
