@@ -990,3 +990,34 @@ fn render_check_covers_the_charts_compiled_files() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn argo_workflows_is_an_optional_dependency_off_by_default() {
+    // In charts/outpost-stack, not charts/outpost: Helm refuses to render a chart whose
+    // dependencies are not downloaded, even disabled ones (see its README).
+    let stack = repo_root().join("charts/outpost-stack");
+    let chart = yaml(&read(&stack.join("Chart.yaml")));
+    let values = yaml(&read(&stack.join("values.yaml")));
+    let dependencies = chart["dependencies"].as_array().expect("dependencies");
+    let argo = dependencies
+        .iter()
+        .find(|d| d["name"] == "argo-workflows")
+        .expect("argo-workflows dependency");
+    assert_eq!(argo["condition"], "argo-workflows.enabled");
+    assert_eq!(values["argo-workflows"]["enabled"], false);
+    let outpost = dependencies
+        .iter()
+        .find(|d| d["name"] == "outpost")
+        .expect("outpost dependency");
+    assert_eq!(outpost["repository"], "file://../outpost");
+    assert_eq!(
+        outpost["version"],
+        yaml(&read(&chart_dir().join("Chart.yaml")))["version"]
+    );
+    // charts/outpost itself has no dependency, so it renders offline.
+    assert!(
+        yaml(&read(&chart_dir().join("Chart.yaml")))
+            .get("dependencies")
+            .is_none()
+    );
+}
