@@ -5,7 +5,9 @@
 #
 # The binary links glibc dynamically (libc, libm, libgcc_s: `ldd target/release/outpost`),
 # so the final stage is distroless `cc` (glibc + libgcc, no shell, no package manager), run
-# as its `nonroot` user 65532 (the uid the generated pods enforce).
+# as its `nonroot` user 65532 (the uid the generated pods enforce). Debug info is stripped
+# (the release profile keeps line tables: 191 MB unstripped); symbols stay, so a panic's
+# backtrace still names functions. Binary: 40.5 MB (x86_64, measured with the same strip).
 
 # ---- build ----
 FROM docker.io/library/rust:1.95-bookworm AS build
@@ -18,7 +20,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p outpost \
- && install -D -m 0755 target/release/outpost /out/outpost
+ && install -D -m 0755 target/release/outpost /out/outpost \
+ && strip --strip-debug /out/outpost
 
 # ---- run ----
 FROM gcr.io/distroless/cc-debian12:nonroot

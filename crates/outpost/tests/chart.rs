@@ -1021,3 +1021,67 @@ fn argo_workflows_is_an_optional_dependency_off_by_default() {
             .is_none()
     );
 }
+
+#[test]
+fn chart_options_come_only_from_chart_values() {
+    let root = repo_root();
+    let fixture = root.join("crates/workflow-compiler/tests/fixtures/every-option.yaml");
+    let run_outpost = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .expect("outpost runs")
+    };
+    // --options and --chart would be two sources of the same options.
+    let both = run_outpost(&[
+        "render",
+        "--check",
+        "--chart",
+        "charts/outpost",
+        "--options",
+        &fixture.display().to_string(),
+    ]);
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+    assert!(
+        text(&both.stderr).contains("--options"),
+        "{}",
+        text(&both.stderr)
+    );
+    // --values without a chart has nothing to apply to.
+    let dir = scratch("no-chart");
+    let orphan = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args([
+            "render",
+            "--connectors",
+            &root.join("connectors").display().to_string(),
+            "--values",
+            &every_option_values().display().to_string(),
+            "--out",
+            "out",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("outpost runs");
+    assert_eq!(orphan.status.code(), Some(2), "{}", text(&orphan.stderr));
+    assert!(text(&orphan.stderr).contains("--values needs a chart"));
+    // A typo under `agent:` is named with its path.
+    std::fs::write(
+        dir.join("typo.yaml"),
+        "agent:\n  proxy:\n    httpsProxyy: http://p:3128\n",
+    )
+    .expect("write");
+    let typo = run_outpost(&[
+        "render",
+        "--check",
+        "--values",
+        &dir.join("typo.yaml").display().to_string(),
+    ]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo.stderr).contains("agent.proxy"),
+        "{}",
+        text(&typo.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
