@@ -92,8 +92,9 @@ enum Command {
     ///
     /// Writes one file per object into the output folder, each with a header naming its
     /// inputs, plus a kustomization.yaml listing them. Files the render no longer produces
-    /// are deleted. With --check, writes nothing and exits 1 with a diff when the folder is
-    /// stale.
+    /// are deleted. With a Helm chart (--chart, or charts/outpost when run in the repository
+    /// without --out or --options), the same objects go into the chart too, compiled from its
+    /// `agent:` values. With --check, writes nothing and exits 1 with a diff when stale.
     Render(RenderArgs),
     /// Print a JSON Schema.
     Schema {
@@ -126,7 +127,8 @@ struct RenderArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Helm chart to render into as well: the objects go to `<chart>/files/argo/`, compiled
-    /// from the `agent:` section of `<chart>/values.yaml` merged with each --values file.
+    /// from the `agent:` section of `<chart>/values.yaml` merged with each --values file,
+    /// and the agent options' schema into `<chart>/values.schema.json`.
     /// Default, when neither --out nor --options is given: `charts/outpost` if it exists.
     #[arg(long, conflicts_with = "no_chart")]
     chart: Option<PathBuf>,
@@ -242,15 +244,41 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     let mut outputs = vec![(out, rendered.clone(), false)];
+    // The chart's values schema, whose `agent` part is the options' schema.
+    let mut schema_file = None;
     if let (Some(chart), Some(values)) = (&chart, &chart_values) {
         outputs.push((
             chart.join(chart::CHART_ARGO_DIR),
             chart::chart_files(&rendered, &values.agent),
             true,
         ));
+        let path = chart.join(chart::VALUES_SCHEMA_FILE);
+        let existing = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let fresh = chart::values_schema(&existing, &files::display_path(&path))?;
+        schema_file = Some((path, existing, fresh));
     }
     if args.check {
         let mut stale_outputs = 0;
+        if let Some((path, existing, fresh)) = &schema_file {
+            let name = chart::VALUES_SCHEMA_FILE.to_owned();
+            let committed = std::collections::BTreeMap::from([(name.clone(), existing.clone())]);
+            let fresh = [workflow_compiler::RenderedFile {
+                name,
+                contents: fresh.clone(),
+            }];
+            let stale = workflow_compiler::staleness(&committed, &fresh);
+            for difference in &stale {
+                eprintln!("{difference}");
+            }
+            if !stale.is_empty() {
+                stale_outputs += 1;
+                eprintln!(
+                    "{}: stale; run `outpost render` and commit the result",
+                    path.display()
+                );
+            }
+        }
         for (dir, fresh, is_chart) in &outputs {
             let committed = if *is_chart {
                 files::read_chart_dir(dir)?
@@ -287,6 +315,12 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         }
         .with_context(|| format!("writing {}", dir.display()))?;
         eprintln!("{}: wrote {} files", dir.display(), fresh.len());
+    }
+    if let Some((path, existing, fresh)) = &schema_file
+        && existing != fresh
+    {
+        std::fs::write(path, fresh).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("{}: updated", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -988,6 +988,27 @@ fn render_check_covers_the_charts_compiled_files() {
         "{}",
         text(&stale.stderr)
     );
+
+    // So is a hand edit of the options' part of the values schema.
+    std::fs::write(
+        &values,
+        read(&values).replace("perConnector: 3", "perConnector: 2"),
+    )
+    .expect("write");
+    assert!(check(&chart).status.success());
+    let schema = chart.join("values.schema.json");
+    std::fs::write(
+        &schema,
+        read(&schema).replace("Namespace the objects are installed in", "Namespace"),
+    )
+    .expect("write");
+    let stale = check(&chart);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        text(&stale.stderr).contains("stale: values.schema.json"),
+        "{}",
+        text(&stale.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -84,6 +84,60 @@ pub fn chart_files(rendered: &[RenderedFile], agent: &Value) -> Vec<RenderedFile
     files
 }
 
+/// The chart's values schema file, at the chart's root.
+pub const VALUES_SCHEMA_FILE: &str = "values.schema.json";
+
+/// Prefix of `properties.agent.description` in the values schema.
+const AGENT_DESCRIPTION: &str = "COMPILE-TIME agent options (the Argo objects in files/argo were compiled from them; change them only with `outpost render --chart`). ";
+
+/// `values.schema.json` with its agent part brought up to date: `properties.agent` becomes
+/// the agent options' JSON Schema and its definitions replace those of the same name in
+/// `$defs`; the chart's own values (every other property, and `$defs` named `Chart…`) are
+/// kept as written. `existing` is the file's current text.
+pub fn values_schema(existing: &str, source_name: &str) -> Result<String, CompileError> {
+    let invalid = |problem: String| CompileError::Options {
+        source_name: source_name.to_owned(),
+        problems: vec![problem],
+    };
+    let mut schema: Value =
+        serde_json::from_str(existing).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let mut options = serde_json::to_value(schemars::schema_for!(AgentOptions))
+        .expect("a schema serialises to JSON");
+    let options = options.as_object_mut().expect("a schema is an object");
+    let definitions = options.shift_remove("$defs").unwrap_or(Value::Null);
+    options.shift_remove("$schema");
+    let description = options
+        .shift_remove("description")
+        .and_then(|d| d.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut agent = serde_json::Map::new();
+    agent.insert(
+        "description".to_owned(),
+        Value::String(format!("{AGENT_DESCRIPTION}{description}")),
+    );
+    agent.extend(std::mem::take(options));
+    let root = schema
+        .as_object_mut()
+        .ok_or_else(|| invalid("not a JSON object".to_owned()))?;
+    let properties = root
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| invalid("no `properties`".to_owned()))?;
+    properties.insert(AGENT_KEY.to_owned(), Value::Object(agent));
+    let defs = root
+        .entry("$defs")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| invalid("`$defs` is not an object".to_owned()))?;
+    defs.retain(|name, _| name.starts_with("Chart"));
+    if let Value::Object(definitions) = definitions {
+        defs.extend(definitions);
+    }
+    let mut text = serde_json::to_string_pretty(&schema).expect("JSON serialises");
+    text.push('\n');
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
