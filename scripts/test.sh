@@ -49,6 +49,12 @@ if [ "$objects" != "$expected" ]; then
 fi
 echo "kustomize renders all $objects objects"
 
+step "helm chart"
+# The chart's own checks (lint, template, kubernetes-validate, Argo schemas, checkov) are
+# the test crates/outpost/tests/chart.rs, run with the others below; here, the lint line
+# for the log.
+helm lint --strict charts/outpost
+
 step "tests"
 log="$(mktemp)"
 set +e

@@ -15,8 +15,8 @@ mod upload;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use workflow_compiler::files;
 use workflow_compiler::{AgentOptions, RenderInput};
+use workflow_compiler::{chart, files};
 
 /// Rendering and extraction are allocation-heavy (YAML and JSON trees); mimalloc makes the
 /// 100-connector render bench ~20% faster than glibc's allocator.
@@ -119,8 +119,9 @@ enum Command {
     ///
     /// Writes one file per object into the output folder, each with a header naming its
     /// inputs, plus a kustomization.yaml listing them. Files the render no longer produces
-    /// are deleted. With --check, writes nothing and exits 1 with a diff when the folder is
-    /// stale.
+    /// are deleted. With a Helm chart (--chart, or charts/outpost when run in the repository
+    /// without --out or --options), the same objects go into the chart too, compiled from its
+    /// `agent:` values. With --check, writes nothing and exits 1 with a diff when stale.
     Render(RenderArgs),
     /// Print a JSON Schema.
     Schema {
@@ -142,19 +143,39 @@ struct RenderArgs {
     /// Folder holding one sub-folder per connector, each with a connector.yaml.
     #[arg(long, default_value = "connectors")]
     connectors: PathBuf,
-    /// Agent options (YAML). Without it, the defaults.
-    #[arg(long)]
+    /// Agent options (YAML). Without it, the defaults (or, with a chart, the chart's
+    /// `agent:` values).
+    #[arg(long, conflicts_with_all = ["chart", "values"])]
     options: Option<PathBuf>,
     /// Overlay applied after compilation; repeat for several, applied in order.
     #[arg(long = "overlay")]
     overlays: Vec<PathBuf>,
-    /// Output folder.
-    #[arg(long, default_value = "workflow-templates")]
-    out: PathBuf,
-    /// Compare with the output folder instead of writing it; exit 1 with a diff when stale.
+    /// Output folder. Default: `workflow-templates`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Helm chart to render into as well: the objects go to `<chart>/files/argo/`, compiled
+    /// from the `agent:` section of `<chart>/values.yaml` merged with each --values file,
+    /// and the agent options' schema into `<chart>/values.schema.json`.
+    /// Default, when neither --out nor --options is given: `charts/outpost` if it exists.
+    #[arg(long, conflicts_with = "no_chart")]
+    chart: Option<PathBuf>,
+    /// Helm values file whose `agent:` section overrides the chart's (as `helm install -f`);
+    /// repeat for several, applied in order.
+    #[arg(long = "values")]
+    values: Vec<PathBuf>,
+    /// Render only the output folder, not the default chart.
+    #[arg(long)]
+    no_chart: bool,
+    /// Compare with the output folder (and the chart) instead of writing; exit 1 with a diff
+    /// when stale.
     #[arg(long)]
     check: bool,
 }
+
+/// The chart rendered into when `outpost render` runs in the repository without --out.
+const DEFAULT_CHART: &str = "charts/outpost";
+/// The output folder when --out is not given.
+const DEFAULT_OUT: &str = "workflow-templates";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -202,6 +223,24 @@ fn schema(which: &str) -> String {
     }
 }
 
+/// The chart a render writes into, if any: --chart, or in the repository (no --out, no
+/// --options) `charts/outpost` when it exists.
+fn chart_dir(args: &RenderArgs) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(chart) = &args.chart {
+        return Ok(Some(chart.clone()));
+    }
+    let repository = args.out.is_none() && args.options.is_none() && !args.no_chart;
+    let default = PathBuf::from(DEFAULT_CHART);
+    if repository && default.join("Chart.yaml").is_file() {
+        return Ok(Some(default));
+    }
+    anyhow::ensure!(
+        args.values.is_empty(),
+        "--values needs a chart: pass --chart (no chart at {DEFAULT_CHART})"
+    );
+    Ok(None)
+}
+
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     let descriptors = files::read_connectors(&args.connectors)?;
     anyhow::ensure!(
@@ -209,9 +248,15 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         "no connector descriptors found under {}",
         args.connectors.display()
     );
-    let (options, options_source) = match &args.options {
-        Some(path) => (files::read_options(path)?, files::display_path(path)),
-        None => (AgentOptions::default(), "defaults".to_owned()),
+    let chart = chart_dir(args)?;
+    let chart_values = match &chart {
+        Some(chart) => Some(files::read_chart_values(chart, &args.values)?),
+        None => None,
+    };
+    let (options, options_source) = match (&chart_values, &args.options) {
+        (Some(values), _) => (values.options.clone(), values.source.clone()),
+        (None, Some(path)) => (files::read_options(path)?, files::display_path(path)),
+        (None, None) => (AgentOptions::default(), "defaults".to_owned()),
     };
     let overlays = args
         .overlays
@@ -224,31 +269,90 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         options_source: &options_source,
         overlays: &overlays,
     })?;
-    if args.check {
-        let committed = files::read_output_dir(&args.out)?;
-        let stale = workflow_compiler::staleness(&committed, &rendered);
-        if stale.is_empty() {
-            eprintln!(
-                "{}: {} files up to date",
-                args.out.display(),
-                rendered.len()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        for difference in &stale {
-            eprintln!("{difference}");
-        }
-        eprintln!(
-            "{}: {} of {} files stale; run `outpost render` and commit the result",
-            args.out.display(),
-            stale.len(),
-            rendered.len()
-        );
-        return Ok(ExitCode::from(EXIT_STALE));
+    // Each output: its folder, its files, and how the folder is read and written.
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
+    let mut outputs = vec![(out, rendered.clone(), false)];
+    // The chart's values schema, whose `agent` part is the options' schema.
+    let mut schema_file = None;
+    if let (Some(chart), Some(values)) = (&chart, &chart_values) {
+        outputs.push((
+            chart.join(chart::CHART_ARGO_DIR),
+            chart::chart_files(&rendered, &values.agent),
+            true,
+        ));
+        let path = chart.join(chart::VALUES_SCHEMA_FILE);
+        let existing = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let fresh = chart::values_schema(&existing, &files::display_path(&path))?;
+        schema_file = Some((path, existing, fresh));
     }
-    files::write_output_dir(&args.out, &rendered)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!("{}: wrote {} files", args.out.display(), rendered.len());
+    if args.check {
+        let mut stale_outputs = 0;
+        if let Some((path, existing, fresh)) = &schema_file {
+            let name = chart::VALUES_SCHEMA_FILE.to_owned();
+            let committed = std::collections::BTreeMap::from([(name.clone(), existing.clone())]);
+            let fresh = [workflow_compiler::RenderedFile {
+                name,
+                contents: fresh.clone(),
+            }];
+            let stale = workflow_compiler::staleness(&committed, &fresh);
+            for difference in &stale {
+                eprintln!("{difference}");
+            }
+            if !stale.is_empty() {
+                stale_outputs += 1;
+                eprintln!(
+                    "{}: stale; run `outpost render` and commit the result",
+                    path.display()
+                );
+            }
+        }
+        for (dir, fresh, is_chart) in &outputs {
+            let committed = if *is_chart {
+                files::read_chart_dir(dir)?
+            } else {
+                files::read_output_dir(dir)?
+            };
+            let stale = workflow_compiler::staleness(&committed, fresh);
+            if stale.is_empty() {
+                eprintln!("{}: {} files up to date", dir.display(), fresh.len());
+                continue;
+            }
+            stale_outputs += 1;
+            for difference in &stale {
+                eprintln!("{difference}");
+            }
+            eprintln!(
+                "{}: {} of {} files stale; run `outpost render` and commit the result",
+                dir.display(),
+                stale.len(),
+                fresh.len()
+            );
+        }
+        return Ok(if stale_outputs == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_STALE)
+        });
+    }
+    for (dir, fresh, is_chart) in &outputs {
+        if *is_chart {
+            files::write_chart_dir(dir, fresh)
+        } else {
+            files::write_output_dir(dir, fresh)
+        }
+        .with_context(|| format!("writing {}", dir.display()))?;
+        eprintln!("{}: wrote {} files", dir.display(), fresh.len());
+    }
+    if let Some((path, existing, fresh)) = &schema_file
+        && existing != fresh
+    {
+        std::fs::write(path, fresh).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("{}: updated", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -180,8 +180,80 @@ pub fn read_overlay(path: &Path) -> Result<Overlay, FilesError> {
     Ok(Overlay::parse(&display_path(path), &text)?)
 }
 
+/// A chart's values files read for its `agent:` section: the chart's `values.yaml` first,
+/// then each of `extra` in order, merged the way Helm merges them.
+#[derive(Clone, Debug)]
+pub struct ChartValues {
+    /// The merged `agent:` section, as Helm will see it in `.Values.agent`.
+    pub agent: serde_json::Value,
+    /// The same, read as agent options.
+    pub options: AgentOptions,
+    /// The files, for headers (`charts/outpost/values.yaml + site.yaml: agent`), or
+    /// `defaults` when the options are the defaults.
+    pub source: String,
+}
+
+/// Reads `<chart>/values.yaml` and every file of `extra` (Helm values files) and merges their
+/// `agent:` sections into agent options; the rest of each file is the chart's own business.
+pub fn read_chart_values(chart: &Path, extra: &[PathBuf]) -> Result<ChartValues, FilesError> {
+    let paths: Vec<PathBuf> = std::iter::once(chart.join("values.yaml"))
+        .chain(extra.iter().cloned())
+        .collect();
+    let source = format!(
+        "{}: {}",
+        paths
+            .iter()
+            .map(|p| display_path(p))
+            .collect::<Vec<_>>()
+            .join(" + "),
+        crate::chart::AGENT_KEY
+    );
+    let mut values = Vec::new();
+    for path in &paths {
+        let file = display_path(path);
+        let text = read(path)?;
+        let value: serde_json::Value =
+            connector_descriptor::yaml::from_str(&file, &text).map_err(|diagnostic| {
+                FilesError::Compile(CompileError::Options {
+                    source_name: file.clone(),
+                    problems: vec![diagnostic.to_string()],
+                })
+            })?;
+        values.push(value);
+    }
+    let (agent, options) = crate::chart::agent_options(&values, &source)?;
+    // Options equal to the defaults are labelled as such wherever they were read from, so
+    // the default render is the same bytes through the chart as without it.
+    let source = if options == AgentOptions::default() {
+        "defaults".to_owned()
+    } else {
+        source
+    };
+    Ok(ChartValues {
+        agent,
+        options,
+        source,
+    })
+}
+
 /// The generated files currently in `dir` (every `*.yaml`), by name. A missing folder is empty.
 pub fn read_output_dir(dir: &Path) -> Result<BTreeMap<String, String>, FilesError> {
+    read_generated(dir, &["yaml"])
+}
+
+/// The generated files currently in a chart's [`crate::chart::CHART_ARGO_DIR`] (every
+/// `*.yaml` and `*.json`), by name. A missing folder is empty.
+pub fn read_chart_dir(dir: &Path) -> Result<BTreeMap<String, String>, FilesError> {
+    read_generated(dir, &["yaml", "json"])
+}
+
+/// Writes a chart's generated files into `dir` (its `files/argo`), deleting `*.yaml` and
+/// `*.json` files the render no longer produces.
+pub fn write_chart_dir(dir: &Path, files: &[RenderedFile]) -> Result<(), FilesError> {
+    write_generated(dir, files, &["yaml", "json"])
+}
+
+fn read_generated(dir: &Path, extensions: &[&str]) -> Result<BTreeMap<String, String>, FilesError> {
     let mut files = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -196,7 +268,9 @@ pub fn read_output_dir(dir: &Path) -> Result<BTreeMap<String, String>, FilesErro
     };
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "yaml")
+        if path
+            .extension()
+            .is_some_and(|e| extensions.iter().any(|x| e == *x))
             && let Some(name) = path.file_name().and_then(|n| n.to_str())
         {
             files.insert(name.to_owned(), read(&path)?);
@@ -208,12 +282,20 @@ pub fn read_output_dir(dir: &Path) -> Result<BTreeMap<String, String>, FilesErro
 /// Writes the rendered files into `dir` and deletes `*.yaml` files the render no longer
 /// produces, so the folder is exactly the render.
 pub fn write_output_dir(dir: &Path, files: &[RenderedFile]) -> Result<(), FilesError> {
+    write_generated(dir, files, &["yaml"])
+}
+
+fn write_generated(
+    dir: &Path,
+    files: &[RenderedFile],
+    extensions: &[&str],
+) -> Result<(), FilesError> {
     std::fs::create_dir_all(dir).map_err(|source| FilesError::Io {
         action: "write",
         path: dir.to_owned(),
         source,
     })?;
-    for stale in read_output_dir(dir)?.keys() {
+    for stale in read_generated(dir, extensions)?.keys() {
         if !files.iter().any(|f| &f.name == stale) {
             let path = dir.join(stale);
             std::fs::remove_file(&path).map_err(|source| FilesError::Io {

@@ -7,6 +7,7 @@
 //! the edge.
 
 pub mod argo_schema;
+pub mod chart;
 mod compile;
 pub mod files;
 pub mod hardening;
