@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::kubernetes::Namespace;
 
 /// Label selector of the agent's running connector Workflows.
-pub const RUNNING: &str = "app.kubernetes.io/managed-by=outpost,workflows.argoproj.io/phase=Running";
+pub const RUNNING: &str =
+    "app.kubernetes.io/managed-by=outpost,workflows.argoproj.io/phase=Running";
 /// Label selector of the orchestrator's succeeded Workflows.
 pub const SUCCEEDED_POLLS: &str =
     "app.kubernetes.io/component=orchestrator,workflows.argoproj.io/phase=Succeeded";

@@ -7,7 +7,11 @@ use serde_json::Value;
 
 /// Argo's Workflow resource.
 pub fn workflow_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"))
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "argoproj.io",
+        "v1alpha1",
+        "Workflow",
+    ))
 }
 
 /// Argo's WorkflowTemplate resource.
@@ -59,11 +63,18 @@ impl Namespace {
     }
 
     /// Creates `workflow`; `AlreadyExists` is an answer, not an error.
-    pub async fn create_workflow(&self, workflow: &argo_workflows::Workflow) -> Result<Created, kube::Error> {
+    pub async fn create_workflow(
+        &self,
+        workflow: &argo_workflows::Workflow,
+    ) -> Result<Created, kube::Error> {
         let object: DynamicObject = serde_json::to_value(workflow)
             .and_then(serde_json::from_value)
             .map_err(kube::Error::SerdeError)?;
-        match self.workflows().create(&PostParams::default(), &object).await {
+        match self
+            .workflows()
+            .create(&PostParams::default(), &object)
+            .await
+        {
             Ok(_) => Ok(Created::New),
             Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(Created::Existed),
             Err(other) => Err(other),
@@ -90,8 +101,11 @@ impl Namespace {
 
     /// The WorkflowTemplate `name`, or `None` when it is not installed.
     pub async fn workflow_template(&self, name: &str) -> Result<Option<Value>, kube::Error> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.name, &workflow_template_resource());
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &self.name,
+            &workflow_template_resource(),
+        );
         match api.get_opt(name).await? {
             Some(object) => serde_json::to_value(object)
                 .map(Some)
@@ -102,15 +116,23 @@ impl Namespace {
 
     /// `(pod, container)` of every container of the pods Argo ran for `workflow`, except
     /// Argo's own `wait` and `init` containers.
-    pub async fn workflow_containers(&self, workflow: &str) -> Result<Vec<(String, String)>, kube::Error> {
+    pub async fn workflow_containers(
+        &self,
+        workflow: &str,
+    ) -> Result<Vec<(String, String)>, kube::Error> {
         let pods: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.client.clone(), &self.name);
         let list = pods
-            .list(&ListParams::default().labels(&format!("workflows.argoproj.io/workflow={workflow}")))
+            .list(
+                &ListParams::default()
+                    .labels(&format!("workflows.argoproj.io/workflow={workflow}")),
+            )
             .await?;
         let mut out = Vec::new();
         for pod in list.items {
-            let Some(name) = pod.metadata.name else { continue };
+            let Some(name) = pod.metadata.name else {
+                continue;
+            };
             for container in pod.spec.map(|s| s.containers).unwrap_or_default() {
                 if !matches!(container.name.as_str(), "wait" | "init") {
                     out.push((name.clone(), container.name));

@@ -74,7 +74,11 @@ mod tests {
         ] {
             assert!(!out.contains(secret), "{secret} survived: {out}");
         }
-        for kept in ["login as reader", "db:5432/app", "https://bucket.s3.amazonaws.com/a"] {
+        for kept in [
+            "login as reader",
+            "db:5432/app",
+            "https://bucket.s3.amazonaws.com/a",
+        ] {
             assert!(out.contains(kept), "{kept} lost: {out}");
         }
     }

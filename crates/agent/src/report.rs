@@ -55,7 +55,10 @@ pub async fn report(
         Err(e) => {
             logs.push_str(&format!("(cannot read Workflow {}: {e})\n", run.workflow));
             if state == JobState::Failed {
-                message = Some(format!("Workflow {} ended {}", run.workflow, run.argo_status));
+                message = Some(format!(
+                    "Workflow {} ended {}",
+                    run.workflow, run.argo_status
+                ));
             }
         }
     }
@@ -123,7 +126,11 @@ fn failure_message(workflow: &Value) -> String {
             })
             .collect();
         failed.sort_unstable();
-        lines.extend(failed.into_iter().map(|(step, why)| format!("{step}: {why}")));
+        lines.extend(
+            failed
+                .into_iter()
+                .map(|(step, why)| format!("{step}: {why}")),
+        );
     }
     if lines.is_empty() {
         "the Workflow failed without a message".to_owned()

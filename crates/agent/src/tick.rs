@@ -160,14 +160,19 @@ async fn handle(
     job: Value,
 ) -> Outcome {
     let Some(id) = job.get("id").and_then(Value::as_str).map(str::to_owned) else {
-        return Outcome::Failed("a job without a string id cannot be claimed or answered".to_owned());
+        return Outcome::Failed(
+            "a job without a string id cannot be claimed or answered".to_owned(),
+        );
     };
     let run_id = job
         .get("runId")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    match control_plane.claim(&id, &config.claimant, config.lease).await {
+    match control_plane
+        .claim(&id, &config.claimant, config.lease)
+        .await
+    {
         Ok(Claim::Granted(_)) => {}
         Ok(Claim::Refused { .. }) => return Outcome::Skipped,
         Err(e) => return Outcome::Failed(format!("job {id}: claim: {e}")),
@@ -273,7 +278,11 @@ async fn policy_for(
 }
 
 /// Checks that the existing Workflow `name` was submitted for this job and run.
-async fn same_job(namespace: &Namespace, name: &str, job: &orchestrator::AdmittedJob) -> Result<(), String> {
+async fn same_job(
+    namespace: &Namespace,
+    name: &str,
+    job: &orchestrator::AdmittedJob,
+) -> Result<(), String> {
     let existing = namespace
         .workflow(name)
         .await

@@ -45,7 +45,11 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
     let mut ticks = 0;
     for round in 0..200 {
         let records = server.records().await;
-        if records.jobs.iter().all(|r| r.status.state >= JobState::Submitted) {
+        if records
+            .jobs
+            .iter()
+            .all(|r| r.status.state >= JobState::Submitted)
+        {
             break;
         }
         // Three overlapping ticks; each may be killed at a random moment.
@@ -85,21 +89,34 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
     // as Argo's retryStrategy on the exit handler does).
     let workflows = fake.workflows();
     for workflow in &workflows {
-        fake.finish(workflow["metadata"]["name"].as_str().expect("name"), "Succeeded");
+        fake.finish(
+            workflow["metadata"]["name"].as_str().expect("name"),
+            "Succeeded",
+        );
     }
     let mut report_crashes = 0;
     for workflow in fake.workflows() {
         let annotation = |key: &str| {
-            workflow["metadata"]["annotations"][key].as_str().expect("annotation").to_owned()
+            workflow["metadata"]["annotations"][key]
+                .as_str()
+                .expect("annotation")
+                .to_owned()
         };
         let run = RunReport {
             job_id: annotation("outpost.dev/job-id"),
             run_id: annotation("outpost.dev/run-id"),
-            workflow: workflow["metadata"]["name"].as_str().expect("name").to_owned(),
+            workflow: workflow["metadata"]["name"]
+                .as_str()
+                .expect("name")
+                .to_owned(),
             argo_status: "Succeeded".to_owned(),
         };
         for attempt in 0.. {
-            assert!(attempt < 20, "exit handler of {} never succeeded", run.workflow);
+            assert!(
+                attempt < 20,
+                "exit handler of {} never succeeded",
+                run.workflow
+            );
             let client = server.client();
             let namespace = Namespace::new(fake.client("outpost"), "outpost");
             let run = run.clone();
@@ -123,16 +140,29 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
     let workflows = fake.workflows();
     let mut per_job: BTreeMap<String, usize> = BTreeMap::new();
     for workflow in &workflows {
-        let job = workflow["metadata"]["annotations"]["outpost.dev/job-id"].as_str().expect("job").to_owned();
+        let job = workflow["metadata"]["annotations"]["outpost.dev/job-id"]
+            .as_str()
+            .expect("job")
+            .to_owned();
         *per_job.entry(job).or_default() += 1;
     }
     let duplicates: usize = per_job.values().map(|n| n - 1).sum();
     let records = server.records().await;
-    let succeeded = records.jobs.iter().filter(|r| r.status.state == JobState::Succeeded).count();
+    let succeeded = records
+        .jobs
+        .iter()
+        .filter(|r| r.status.state == JobState::Succeeded)
+        .count();
     let submitted_twice = records
         .jobs
         .iter()
-        .filter(|r| r.history.iter().filter(|e| e.state == JobState::Submitted).count() != 1)
+        .filter(|r| {
+            r.history
+                .iter()
+                .filter(|e| e.state == JobState::Submitted)
+                .count()
+                != 1
+        })
         .count();
     let claims: u32 = records.jobs.iter().map(|r| r.claims).sum();
     eprintln!(
@@ -156,10 +186,20 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
     assert_eq!(workflows.len(), JOBS, "Workflows created");
     assert_eq!(per_job.len(), JOBS, "every job has a Workflow");
     assert_eq!(duplicates, 0);
-    assert_eq!(fake.counters.creates.load(Ordering::Relaxed), JOBS as u64, "creates the API server accepted");
+    assert_eq!(
+        fake.counters.creates.load(Ordering::Relaxed),
+        JOBS as u64,
+        "creates the API server accepted"
+    );
     assert_eq!(succeeded, JOBS, "every job's final status reported");
-    assert_eq!(submitted_twice, 0, "each job recorded `submitted` exactly once");
-    assert!(crashes > 0, "the simulation killed no tick; it proves nothing");
+    assert_eq!(
+        submitted_twice, 0,
+        "each job recorded `submitted` exactly once"
+    );
+    assert!(
+        crashes > 0,
+        "the simulation killed no tick; it proves nothing"
+    );
     assert!(fake.counters.injected_failures.load(Ordering::Relaxed) > 0);
     server.stop().await;
 }

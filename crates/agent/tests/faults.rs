@@ -30,7 +30,10 @@ fn fake() -> FakeKube {
     fake
 }
 
-fn quick_client(server: &control_plane_support::TestServer, timeout: Duration) -> ControlPlaneClient {
+fn quick_client(
+    server: &control_plane_support::TestServer,
+    timeout: Duration,
+) -> ControlPlaneClient {
     let mut config = ClientConfig::new(server.url.clone(), server.agent_token_file());
     config.attempts = 2;
     config.initial_backoff = Duration::from_millis(10);
@@ -48,21 +51,36 @@ async fn a_crash_between_submit_and_report_is_healed_by_the_next_tick() {
     server.faults.lock().expect("lock").fail_paths = vec!["/status".to_owned()];
     let mut config = TickConfig::new("tick-1", support::descriptors());
     config.lease = Duration::from_secs(1);
-    let first = tick(&quick_client(&server, Duration::from_secs(5)), &Namespace::new(fake.client("outpost"), "outpost"), &config)
-        .await
-        .expect("tick runs");
+    let first = tick(
+        &quick_client(&server, Duration::from_secs(5)),
+        &Namespace::new(fake.client("outpost"), "outpost"),
+        &config,
+    )
+    .await
+    .expect("tick runs");
     assert_eq!(first.failures.len(), 1, "{first:?}");
     assert_eq!(fake.workflows().len(), 1);
-    assert_eq!(server.records().await.jobs[0].status.state, JobState::Claimed);
+    assert_eq!(
+        server.records().await.jobs[0].status.state,
+        JobState::Claimed
+    );
 
     // The control plane recovers; once the lease lapses another tick finds the Workflow.
     server.faults.lock().expect("lock").fail_paths.clear();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let config = TickConfig::new("tick-2", support::descriptors());
-    let second = tick(&server.client(), &Namespace::new(fake.client("outpost"), "outpost"), &config)
-        .await
-        .expect("tick");
-    assert_eq!((second.submitted, second.already_submitted), (0, 1), "{second:?}");
+    let second = tick(
+        &server.client(),
+        &Namespace::new(fake.client("outpost"), "outpost"),
+        &config,
+    )
+    .await
+    .expect("tick");
+    assert_eq!(
+        (second.submitted, second.already_submitted),
+        (0, 1),
+        "{second:?}"
+    );
     assert_eq!(fake.workflows().len(), 1, "still one Workflow");
     let record = &server.records().await.jobs[0];
     assert_eq!(record.status.state, JobState::Submitted);
@@ -102,19 +120,37 @@ async fn a_workflow_of_the_same_name_from_another_job_is_not_taken_for_ours() {
     let config = TickConfig::new("tick-1", support::descriptors());
     let namespace = Namespace::new(fake.client("outpost"), "outpost");
     // A stranger's Workflow already holds the name this job's Workflow would get.
-    let admitted = orchestrator::admit(&job("job-1"), &support::descriptors(), &orchestrator::AdmissionPolicy::default())
-        .expect("admitted");
+    let admitted = orchestrator::admit(
+        &job("job-1"),
+        &support::descriptors(),
+        &orchestrator::AdmissionPolicy::default(),
+    )
+    .expect("admitted");
     let name = orchestrator::workflow_name(&admitted);
     fake.seed_workflow(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
         "metadata": { "name": name, "namespace": "outpost", "annotations": { "outpost.dev/job-id": "someone-else", "outpost.dev/run-id": "run-9" } },
         "spec": {}
     }));
-    let summary = tick(&server.client(), &namespace, &config).await.expect("tick");
-    assert_eq!(summary.submitted + summary.already_submitted, 0, "{summary:?}");
+    let summary = tick(&server.client(), &namespace, &config)
+        .await
+        .expect("tick");
+    assert_eq!(
+        summary.submitted + summary.already_submitted,
+        0,
+        "{summary:?}"
+    );
     assert_eq!(summary.failures.len(), 1);
-    assert!(summary.failures[0].contains("belongs to another job"), "{:?}", summary.failures);
-    assert_eq!(server.records().await.jobs[0].status.state, JobState::Claimed, "not reported as submitted");
+    assert!(
+        summary.failures[0].contains("belongs to another job"),
+        "{:?}",
+        summary.failures
+    );
+    assert_eq!(
+        server.records().await.jobs[0].status.state,
+        JobState::Claimed,
+        "not reported as submitted"
+    );
     server.stop().await;
 }
 
@@ -125,8 +161,18 @@ async fn heartbeats_say_what_the_agent_can_reach() {
     for (name, component, phase, finished) in [
         ("outpost-postgres-1", "connector", "Running", None),
         ("outpost-postgres-2", "connector", "Running", None),
-        ("outpost-orchestrator-a", "orchestrator", "Succeeded", Some("2026-11-26T07:00:00Z")),
-        ("outpost-orchestrator-b", "orchestrator", "Succeeded", Some("2026-11-26T07:05:00Z")),
+        (
+            "outpost-orchestrator-a",
+            "orchestrator",
+            "Succeeded",
+            Some("2026-11-26T07:00:00Z"),
+        ),
+        (
+            "outpost-orchestrator-b",
+            "orchestrator",
+            "Succeeded",
+            Some("2026-11-26T07:05:00Z"),
+        ),
     ] {
         fake.seed_workflow(json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
@@ -136,21 +182,34 @@ async fn heartbeats_say_what_the_agent_can_reach() {
             "status": { "phase": phase, "finishedAt": finished }
         }));
     }
-    let beat = agent::heartbeat::send(&server.client(), &Namespace::new(fake.client("outpost"), "outpost"), "agent-1")
-        .await
-        .expect("sent");
+    let beat = agent::heartbeat::send(
+        &server.client(),
+        &Namespace::new(fake.client("outpost"), "outpost"),
+        "agent-1",
+    )
+    .await
+    .expect("sent");
     assert!(beat.kubernetes_reachable && beat.argo_reachable);
     assert_eq!(beat.running_workflows, Some(2));
-    assert_eq!(beat.last_successful_poll.as_deref(), Some("2026-11-26T07:05:00Z"));
+    assert_eq!(
+        beat.last_successful_poll.as_deref(),
+        Some("2026-11-26T07:05:00Z")
+    );
 
     let mut down = FakeKube::default();
     down.down = true;
-    let beat = agent::heartbeat::send(&server.client(), &Namespace::new(down.client("outpost"), "outpost"), "agent-1")
-        .await
-        .expect("a heartbeat is sent even when the API server is down");
+    let beat = agent::heartbeat::send(
+        &server.client(),
+        &Namespace::new(down.client("outpost"), "outpost"),
+        "agent-1",
+    )
+    .await
+    .expect("a heartbeat is sent even when the API server is down");
     assert!(!beat.kubernetes_reachable && !beat.argo_reachable);
     assert_eq!(beat.running_workflows, None);
-    let (status, body) = server.admin(reqwest::Method::GET, "admin/v1/heartbeats", None).await;
+    let (status, body) = server
+        .admin(reqwest::Method::GET, "admin/v1/heartbeats", None)
+        .await;
     assert_eq!(status, 200);
     let stored: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(stored["heartbeats"].as_array().map(Vec::len), Some(2));
@@ -169,27 +228,52 @@ async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
             "nodes": { "n1": { "type": "Pod", "phase": "Failed", "displayName": "run(0)",
                 "message": "exit code 77: login refused for postgres://reader:CANARY-S3CRET@db/app" } } }
     }));
-    fake.add_pod("outpost-postgres-abc", "outpost-postgres-abc-run-1", &[
-        ("extract", "connecting to db.internal\nerror: password=CANARY-S3CRET rejected\n"),
-        ("upload", "uploading to https://bucket.s3.amazonaws.com/x?X-Amz-Signature=CANARY-SIG\n"),
-    ]);
+    fake.add_pod(
+        "outpost-postgres-abc",
+        "outpost-postgres-abc-run-1",
+        &[
+            (
+                "extract",
+                "connecting to db.internal\nerror: password=CANARY-S3CRET rejected\n",
+            ),
+            (
+                "upload",
+                "uploading to https://bucket.s3.amazonaws.com/x?X-Amz-Signature=CANARY-SIG\n",
+            ),
+        ],
+    );
     let run = RunReport {
         job_id: "job-1".to_owned(),
         run_id: "run-1".to_owned(),
         workflow: "outpost-postgres-abc".to_owned(),
         argo_status: "Failed".to_owned(),
     };
-    let reported = report(&server.client(), &Namespace::new(fake.client("outpost"), "outpost"), &run)
-        .await
-        .expect("reported");
+    let reported = report(
+        &server.client(),
+        &Namespace::new(fake.client("outpost"), "outpost"),
+        &run,
+    )
+    .await
+    .expect("reported");
     assert_eq!(reported.state, JobState::Failed);
     let (status, logs) = server
-        .admin(reqwest::Method::GET, "admin/v1/jobs/job-1/runs/run-1/logs", None)
+        .admin(
+            reqwest::Method::GET,
+            "admin/v1/jobs/job-1/runs/run-1/logs",
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     let logs = String::from_utf8(logs).expect("utf-8");
-    assert!(logs.contains("===== outpost-postgres-abc-run-1/extract =====") && logs.contains("connecting to db.internal"), "{logs}");
-    assert!(!logs.contains("wait"), "Argo's wait container is not shipped: {logs}");
+    assert!(
+        logs.contains("===== outpost-postgres-abc-run-1/extract =====")
+            && logs.contains("connecting to db.internal"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("wait"),
+        "Argo's wait container is not shipped: {logs}"
+    );
     let record = &server.records().await.jobs[0];
     let message = record.status.message.clone().expect("message");
     assert!(message.contains("run(0): exit code 77"), "{message}");

@@ -40,7 +40,12 @@ async fn expect(
         let query = request.uri().query().unwrap_or("");
         assert!(query.contains(part), "query `{query}` lacks `{part}`");
     }
-    let bytes = request.into_body().collect().await.expect("body").to_bytes();
+    let bytes = request
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let body = if bytes.is_empty() {
         Value::Null
     } else {
@@ -78,7 +83,10 @@ async fn a_tick_submits_a_workflow_that_only_references_the_template() {
         None,
     )
     .await;
-    send.send_response(json_response(StatusCode::OK, &support::committed_template("postgres")));
+    send.send_response(json_response(
+        StatusCode::OK,
+        &support::committed_template("postgres"),
+    ));
     let (body, send) = expect(&mut handle, Method::POST, LIST, None).await;
     // The body: a Workflow with a workflowTemplateRef and arguments, nothing else that runs.
     assert_eq!(body["kind"], "Workflow");
@@ -86,17 +94,33 @@ async fn a_tick_submits_a_workflow_that_only_references_the_template() {
     let mut keys: Vec<&str> = spec.keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["arguments", "workflowTemplateRef"]);
-    assert_eq!(body["spec"]["workflowTemplateRef"], json!({"name": "outpost-postgres"}));
+    assert_eq!(
+        body["spec"]["workflowTemplateRef"],
+        json!({"name": "outpost-postgres"})
+    );
     let name = body["metadata"]["name"].as_str().expect("name").to_owned();
     assert!(name.starts_with("outpost-postgres-"), "{name}");
     let arguments: Vec<(String, String)> = body["spec"]["arguments"]["parameters"]
         .as_array()
         .expect("parameters")
         .iter()
-        .map(|p| (p["name"].as_str().unwrap_or_default().to_owned(), p["value"].as_str().unwrap_or_default().to_owned()))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_owned(),
+                p["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
-    for expected in [("connection", "pg-prod"), ("job-id", "job-1"), ("host", "db.internal"), ("port", "5432")] {
-        assert!(arguments.contains(&(expected.0.to_owned(), expected.1.to_owned())), "{expected:?} in {arguments:?}");
+    for expected in [
+        ("connection", "pg-prod"),
+        ("job-id", "job-1"),
+        ("host", "db.internal"),
+        ("port", "5432"),
+    ] {
+        assert!(
+            arguments.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} in {arguments:?}"
+        );
     }
     send.send_response(json_response(StatusCode::CREATED, &body));
 
@@ -104,7 +128,10 @@ async fn a_tick_submits_a_workflow_that_only_references_the_template() {
     assert_eq!(summary.submitted, 1, "{summary:?}");
     let records = server.records().await;
     assert_eq!(records.jobs[0].status.state, JobState::Submitted);
-    assert_eq!(records.jobs[0].status.workflow.as_deref(), Some(name.as_str()));
+    assert_eq!(
+        records.jobs[0].status.workflow.as_deref(),
+        Some(name.as_str())
+    );
     server.stop().await;
 }
 
@@ -120,8 +147,17 @@ async fn already_exists_counts_as_submitted_after_checking_whose_it_is() {
 
     let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
     send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
-    let (_, send) = expect(&mut handle, Method::GET, "/apis/argoproj.io/v1alpha1/namespaces/outpost/workflowtemplates/outpost-postgres", None).await;
-    send.send_response(json_response(StatusCode::OK, &support::committed_template("postgres")));
+    let (_, send) = expect(
+        &mut handle,
+        Method::GET,
+        "/apis/argoproj.io/v1alpha1/namespaces/outpost/workflowtemplates/outpost-postgres",
+        None,
+    )
+    .await;
+    send.send_response(json_response(
+        StatusCode::OK,
+        &support::committed_template("postgres"),
+    ));
     let (body, send) = expect(&mut handle, Method::POST, LIST, None).await;
     let name = body["metadata"]["name"].as_str().expect("name").to_owned();
     send.send_response(json_response(
@@ -133,8 +169,15 @@ async fn already_exists_counts_as_submitted_after_checking_whose_it_is() {
     send.send_response(json_response(StatusCode::OK, &body));
 
     let summary = tick.await.expect("join").expect("tick");
-    assert_eq!((summary.submitted, summary.already_submitted), (0, 1), "{summary:?}");
-    assert_eq!(server.records().await.jobs[0].status.state, JobState::Submitted);
+    assert_eq!(
+        (summary.submitted, summary.already_submitted),
+        (0, 1),
+        "{summary:?}"
+    );
+    assert_eq!(
+        server.records().await.jobs[0].status.state,
+        JobState::Submitted
+    );
     server.stop().await;
 }
 
@@ -153,7 +196,10 @@ async fn an_unreachable_api_server_means_nothing_is_claimed_or_submitted() {
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "ServiceUnavailable", "code": 503, "message": "etcd down"}),
     ));
     let result = tick.await.expect("join");
-    assert!(matches!(result, Err(TickError::Kubernetes { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(TickError::Kubernetes { .. })),
+        "{result:?}"
+    );
     let records = server.records().await;
     assert_eq!(records.jobs[0].status.state, JobState::Pending);
     assert_eq!(records.jobs[0].claims, 0);
@@ -168,7 +214,8 @@ async fn an_unreachable_control_plane_means_nothing_is_submitted() {
     std::fs::write(dir.path().join("token"), "t0ken-value\n").expect("token");
     // A port nothing listens on.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+    let url =
+        url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
     drop(listener);
     let mut config = control_plane::ClientConfig::new(url, dir.path().join("token"));
     config.attempts = 2;
@@ -185,5 +232,8 @@ async fn an_unreachable_control_plane_means_nothing_is_submitted() {
     }
     // The tick ended without any further Kubernetes call (an unanswered call would have
     // held it): nothing was submitted.
-    assert!(handle.next_request().await.is_none(), "a Kubernetes call after failing to poll");
+    assert!(
+        handle.next_request().await.is_none(),
+        "a Kubernetes call after failing to poll"
+    );
 }

@@ -74,7 +74,8 @@ pub struct ControlPlaneClient {
 impl ControlPlaneClient {
     /// A client for `config`. Fails only when the CA bundle cannot be read.
     pub fn new(config: ClientConfig) -> Result<Self, ControlPlaneError> {
-        if config.base_url.cannot_be_a_base() || !matches!(config.base_url.scheme(), "http" | "https")
+        if config.base_url.cannot_be_a_base()
+            || !matches!(config.base_url.scheme(), "http" | "https")
         {
             return Err(ControlPlaneError::Config(format!(
                 "control-plane URL `{}` must be an http(s) URL",
@@ -137,8 +138,13 @@ impl ControlPlaneClient {
         report: &StatusReport,
     ) -> Result<JobStatus, ControlPlaneError> {
         let url = self.url(&["v1", "jobs", job_id, "status"]);
-        self.call("reportStatus", reqwest::Method::POST, url, Body::json(report)?)
-            .await
+        self.call(
+            "reportStatus",
+            reqwest::Method::POST,
+            url,
+            Body::json(report)?,
+        )
+        .await
     }
 
     /// Pre-signed upload URLs for `paths` of a run.

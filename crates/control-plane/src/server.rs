@@ -157,7 +157,11 @@ fn agent_of(headers: &HeaderMap, tokens_file: &Path) -> Result<String, Problem> 
     let given = digest(given);
     let text = std::fs::read_to_string(tokens_file).map_err(|e| {
         tracing::error!(file = %tokens_file.display(), problem = %e, "cannot read the tokens file");
-        problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "tokens unavailable")
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "tokens unavailable",
+        )
     })?;
     text.lines()
         .map(str::trim)
@@ -172,7 +176,11 @@ fn admin(headers: &HeaderMap, admin_token_file: &Path) -> Result<(), Problem> {
     let given = bearer(headers).ok_or_else(unauthorized)?;
     let expected = crate::client::read_token(admin_token_file).map_err(|e| {
         tracing::error!(problem = %e, "cannot read the admin token");
-        problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "admin token unavailable")
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "admin token unavailable",
+        )
     })?;
     if digest(given) == digest(&expected) {
         Ok(())
@@ -209,7 +217,12 @@ async fn list_pending(
     };
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return problem(StatusCode::BAD_REQUEST, "invalid", "limit must be 1 to 1000").into_response();
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "limit must be 1 to 1000",
+        )
+        .into_response();
     }
     let now = SystemTime::now();
     match state
@@ -241,7 +254,8 @@ async fn claim(
             StatusCode::BAD_REQUEST,
             "invalid",
             "claimant must be non-empty and leaseSeconds 1 to 3600",
-        ).into_response();
+        )
+        .into_response();
     }
     let lease = Duration::from_secs(u64::from(request.lease_seconds));
     let now = SystemTime::now();
@@ -299,10 +313,16 @@ async fn upload_urls(
             StatusCode::UNPROCESSABLE_ENTITY,
             "not-configured",
             "this control plane has no ingestion bucket (start it with --ingest-bucket)",
-        ).into_response();
+        )
+        .into_response();
     };
     if request.paths.is_empty() || request.paths.len() > 10_000 {
-        return problem(StatusCode::BAD_REQUEST, "invalid", "paths: 1 to 10000 entries").into_response();
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "paths: 1 to 10000 entries",
+        )
+        .into_response();
     }
     let (job_id, run_id) = (job.clone(), run.clone());
     let connection = match state
@@ -315,7 +335,9 @@ async fn upload_urls(
     };
     let key = match RunKey::new(&connection, &job, &run) {
         Ok(key) => key,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid", e.to_string()).into_response(),
+        Err(e) => {
+            return problem(StatusCode::BAD_REQUEST, "invalid", e.to_string()).into_response();
+        }
     };
     match delivery::presign::presign_run(&bucket, &key, &request.paths, state.config.url_lifetime)
         .await
@@ -388,13 +410,19 @@ async fn enqueue(
         if let Some(fields) = job.as_object_mut() {
             fields.insert(
                 "signature".to_owned(),
-                Value::String(base64::engine::general_purpose::STANDARD.encode(signature.to_bytes())),
+                Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(signature.to_bytes()),
+                ),
             );
         }
     }
     let agent = request.agent_id.unwrap_or_else(|| "default".to_owned());
     let now = SystemTime::now();
-    let id = job.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = job
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let result = state
         .store
         .run(move |tx| {

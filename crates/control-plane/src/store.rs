@@ -244,7 +244,9 @@ pub fn pending(
     let mut statement = tx.prepare_cached(
         "SELECT body FROM jobs WHERE agent_id = ?1 AND (state = 'pending' OR (state = 'claimed' AND lease_until <= ?2)) ORDER BY seq LIMIT ?3",
     )?;
-    let rows = statement.query_map(params![agent, millis(now), limit], |row| row.get::<_, String>(0))?;
+    let rows = statement.query_map(params![agent, millis(now), limit], |row| {
+        row.get::<_, String>(0)
+    })?;
     let mut jobs = Vec::new();
     for body in rows {
         jobs.push(serde_json::from_str(&body?).map_err(|e| StoreError::Database(e.to_string()))?);
@@ -307,7 +309,14 @@ pub fn claim(
         "UPDATE jobs SET state = 'claimed', claimant = ?1, lease_until = ?2, claims = claims + 1, updated_at = ?3 WHERE id = ?4",
         params![claimant, expires, now_ms, job],
     )?;
-    event(tx, job, JobState::Claimed, None, Some(&format!("leased to {claimant}")), now_ms)?;
+    event(
+        tx,
+        job,
+        JobState::Claimed,
+        None,
+        Some(&format!("leased to {claimant}")),
+        now_ms,
+    )?;
     Ok(Lease {
         job_id: job.to_owned(),
         claimant: claimant.to_owned(),
@@ -371,7 +380,8 @@ pub fn run_connection(
         )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("{job}/{run}")))?;
-    let body: Value = serde_json::from_str(&body).map_err(|e| StoreError::Database(e.to_string()))?;
+    let body: Value =
+        serde_json::from_str(&body).map_err(|e| StoreError::Database(e.to_string()))?;
     body.get("connection")
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -455,7 +465,12 @@ pub fn records(tx: &rusqlite::Transaction<'_>) -> Result<Vec<JobRecord>, StoreEr
         let (status, agent_id, body, claims) = row?;
         let history = history_of
             .query_map(params![status.id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
             })?
             .map(|r| {
                 let (state, workflow, message, at) = r?;

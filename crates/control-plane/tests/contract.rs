@@ -28,13 +28,13 @@ fn escape(segment: &str) -> String {
 /// Validates `instance` against the schema at `pointer` in `doc` (refs resolve in `doc`).
 fn check(doc: &Value, pointer: &str, instance: &Value) -> Result<(), String> {
     let mut schema = doc.clone();
-    schema
-        .as_object_mut()
-        .expect("object")
-        .insert(
-            "$ref".to_owned(),
-            json!(format!("#{}", pointer.replace('{', "%7B").replace('}', "%7D"))),
-        );
+    schema.as_object_mut().expect("object").insert(
+        "$ref".to_owned(),
+        json!(format!(
+            "#{}",
+            pointer.replace('{', "%7B").replace('}', "%7D")
+        )),
+    );
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)
@@ -54,14 +54,18 @@ fn check(doc: &Value, pointer: &str, instance: &Value) -> Result<(), String> {
 /// The document's path template matching `path`.
 fn template_of<'a>(doc: &'a Value, path: &str) -> Option<&'a str> {
     let actual: Vec<&str> = path.split('/').collect();
-    doc["paths"].as_object()?.keys().map(String::as_str).find(|template| {
-        let parts: Vec<&str> = template.split('/').collect();
-        parts.len() == actual.len()
-            && parts
-                .iter()
-                .zip(&actual)
-                .all(|(t, a)| t.starts_with('{') || t == a)
-    })
+    doc["paths"]
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            parts.len() == actual.len()
+                && parts
+                    .iter()
+                    .zip(&actual)
+                    .all(|(t, a)| t.starts_with('{') || t == a)
+        })
 }
 
 fn body_value(content_type: Option<&str>, bytes: &[u8]) -> (String, Value) {
@@ -82,14 +86,21 @@ fn body_value(content_type: Option<&str>, bytes: &[u8]) -> (String, Value) {
 
 /// Checks one exchange; answers its operationId.
 fn check_exchange(doc: &Value, exchange: &Exchange) -> Result<String, String> {
-    let template = template_of(doc, &exchange.path)
-        .ok_or_else(|| format!("{} {} is not in the document", exchange.method, exchange.path))?;
+    let template = template_of(doc, &exchange.path).ok_or_else(|| {
+        format!(
+            "{} {} is not in the document",
+            exchange.method, exchange.path
+        )
+    })?;
     let method = exchange.method.to_lowercase();
     let base = format!("/paths/{}/{method}", escape(template));
     let operation = doc
         .pointer(&base)
         .ok_or_else(|| format!("{} {template} is not in the document", exchange.method))?;
-    let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
+    let id = operation["operationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if operation.get("requestBody").is_some() && exchange.status != 401 {
         let (media, value) = body_value(exchange.request_type.as_deref(), &exchange.request_body);
         let pointer = format!("{base}/requestBody/content/{}/schema", escape(&media));
@@ -114,7 +125,10 @@ fn check_exchange(doc: &Value, exchange: &Exchange) -> Result<String, String> {
     let mut response_pointer = format!("{base}/responses/{key}");
     if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
         response_pointer = reference.trim_start_matches('#').to_owned();
-        response = doc.pointer(&response_pointer).cloned().expect("ref resolves");
+        response = doc
+            .pointer(&response_pointer)
+            .cloned()
+            .expect("ref resolves");
     }
     match response.get("content") {
         None => {
@@ -126,8 +140,9 @@ fn check_exchange(doc: &Value, exchange: &Exchange) -> Result<String, String> {
             let (media, value) =
                 body_value(exchange.response_type.as_deref(), &exchange.response_body);
             let pointer = format!("{response_pointer}/content/{}/schema", escape(&media));
-            doc.pointer(&pointer)
-                .ok_or_else(|| format!("{id}: answer type `{media}` for {status} not documented"))?;
+            doc.pointer(&pointer).ok_or_else(|| {
+                format!("{id}: answer type `{media}` for {status} not documented")
+            })?;
             check(doc, &pointer, &value).map_err(|e| format!("{id}: {status} answer: {e}"))?;
         }
     }
@@ -140,7 +155,11 @@ fn all_operations(doc: &Value) -> BTreeSet<String> {
         .expect("paths")
         .values()
         .flat_map(|item| item.as_object().expect("path item").values())
-        .filter_map(|op| op.get("operationId").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|op| {
+            op.get("operationId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -150,7 +169,11 @@ fn signing_bucket(dir: &std::path::Path) -> delivery::bucket::Bucket {
     let credentials = dir.join("ingest-credentials");
     std::fs::create_dir_all(&credentials).expect("dir");
     std::fs::write(credentials.join("access-key-id"), "contract-test-key").expect("key");
-    std::fs::write(credentials.join("secret-access-key"), "contract-test-secret").expect("secret");
+    std::fs::write(
+        credentials.join("secret-access-key"),
+        "contract-test-secret",
+    )
+    .expect("secret");
     let url = delivery::bucket::BucketUrl::parse("s3://ingest/outpost").expect("url");
     let settings = delivery::bucket::StoreSettings {
         endpoint: Some("http://127.0.0.1:9".to_owned()),
@@ -180,7 +203,11 @@ async fn client_and_server_follow_the_openapi_document() {
     });
     server.enqueue(job.clone()).await;
     let (status, _) = server
-        .admin(reqwest::Method::POST, "admin/v1/jobs", Some(json!({ "agentId": support::AGENT, "job": job })))
+        .admin(
+            reqwest::Method::POST,
+            "admin/v1/jobs",
+            Some(json!({ "agentId": support::AGENT, "job": job })),
+        )
         .await;
     assert_eq!(status, 409, "a second job with the same id is refused");
 
@@ -188,21 +215,41 @@ async fn client_and_server_follow_the_openapi_document() {
     assert_eq!(pending.len(), 1);
     // The server signed the job; the agent's own check accepts it with the pinned key.
     let signature = pending[0]["signature"].as_str().expect("signed");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(signature).expect("base64");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(signature)
+        .expect("base64");
     let signature = ed25519_dalek::Signature::from_slice(&bytes).expect("64 bytes");
     signing
         .verifying_key()
-        .verify_strict(&orchestrator::admission::canonical_bytes(&pending[0]), &signature)
+        .verify_strict(
+            &orchestrator::admission::canonical_bytes(&pending[0]),
+            &signature,
+        )
         .expect("signature verifies");
 
     let lease = Duration::from_secs(60);
-    assert!(matches!(client.claim("job-1", "tick-a", lease).await.expect("claim"), Claim::Granted(_)));
-    assert!(matches!(client.claim("job-1", "tick-a", lease).await.expect("reclaim"), Claim::Granted(_)), "same claimant re-claims");
+    assert!(matches!(
+        client.claim("job-1", "tick-a", lease).await.expect("claim"),
+        Claim::Granted(_)
+    ));
+    assert!(
+        matches!(
+            client
+                .claim("job-1", "tick-a", lease)
+                .await
+                .expect("reclaim"),
+            Claim::Granted(_)
+        ),
+        "same claimant re-claims"
+    );
     match client.claim("job-1", "tick-b", lease).await.expect("claim") {
         Claim::Refused { code, .. } => assert_eq!(code, "leased"),
         other => panic!("another claimant got {other:?}"),
     }
-    assert!(client.pending_jobs(10).await.expect("list").is_empty(), "a leased job is not listed");
+    assert!(
+        client.pending_jobs(10).await.expect("list").is_empty(),
+        "a leased job is not listed"
+    );
 
     let submitted = StatusReport {
         run_id: "run-1".to_owned(),
@@ -210,17 +257,40 @@ async fn client_and_server_follow_the_openapi_document() {
         workflow: Some("outpost-postgres-0123456789abcdef".to_owned()),
         message: None,
     };
-    assert_eq!(client.report_status("job-1", &submitted).await.expect("report").state, JobState::Submitted);
-    let running = StatusReport { state: JobState::Running, workflow: None, ..submitted.clone() };
-    client.report_status("job-1", &running).await.expect("running");
-    let late = client.report_status("job-1", &submitted).await.expect("late report");
+    assert_eq!(
+        client
+            .report_status("job-1", &submitted)
+            .await
+            .expect("report")
+            .state,
+        JobState::Submitted
+    );
+    let running = StatusReport {
+        state: JobState::Running,
+        workflow: None,
+        ..submitted.clone()
+    };
+    client
+        .report_status("job-1", &running)
+        .await
+        .expect("running");
+    let late = client
+        .report_status("job-1", &submitted)
+        .await
+        .expect("late report");
     assert_eq!(late.state, JobState::Running, "status never moves back");
-    assert_eq!(late.workflow.as_deref(), Some("outpost-postgres-0123456789abcdef"));
+    assert_eq!(
+        late.workflow.as_deref(),
+        Some("outpost-postgres-0123456789abcdef")
+    );
     match client.claim("job-1", "tick-b", lease).await.expect("claim") {
         Claim::Refused { code, .. } => assert_eq!(code, "not-pending"),
         other => panic!("a submitted job was claimed: {other:?}"),
     }
-    let wrong_run = StatusReport { run_id: "run-2".to_owned(), ..running.clone() };
+    let wrong_run = StatusReport {
+        run_id: "run-2".to_owned(),
+        ..running.clone()
+    };
     assert!(matches!(
         client.report_status("job-1", &wrong_run).await,
         Err(ControlPlaneError::Answer { status: 400, .. })
@@ -231,18 +301,38 @@ async fn client_and_server_follow_the_openapi_document() {
     ));
 
     let urls = client
-        .upload_urls("job-1", "run-1", &["tables/part-00000.ndjson.zst".to_owned(), "manifest.json".to_owned()])
+        .upload_urls(
+            "job-1",
+            "run-1",
+            &[
+                "tables/part-00000.ndjson.zst".to_owned(),
+                "manifest.json".to_owned(),
+            ],
+        )
         .await
         .expect("urls");
     assert_eq!(urls.len(), 2);
     let manifest_url = urls["manifest.json"].url.as_str();
-    assert!(manifest_url.contains("/ingest/outpost/pg-prod/job-1/run-1/manifest.json?"), "{manifest_url}");
+    assert!(
+        manifest_url.contains("/ingest/outpost/pg-prod/job-1/run-1/manifest.json?"),
+        "{manifest_url}"
+    );
 
-    client.upload_logs("job-1", "run-1", "line one\nline two\n").await.expect("logs");
+    client
+        .upload_logs("job-1", "run-1", "line one\nline two\n")
+        .await
+        .expect("logs");
     let (status, logs) = server
-        .admin(reqwest::Method::GET, "admin/v1/jobs/job-1/runs/run-1/logs", None)
+        .admin(
+            reqwest::Method::GET,
+            "admin/v1/jobs/job-1/runs/run-1/logs",
+            None,
+        )
         .await;
-    assert_eq!((status, logs.as_slice()), (200, b"line one\nline two\n".as_slice()));
+    assert_eq!(
+        (status, logs.as_slice()),
+        (200, b"line one\nline two\n".as_slice())
+    );
 
     let beat = Heartbeat {
         agent_id: "agent-1".to_owned(),
@@ -254,16 +344,30 @@ async fn client_and_server_follow_the_openapi_document() {
         sent_at: rfc3339(std::time::SystemTime::now()),
     };
     client.heartbeat(&beat).await.expect("heartbeat");
-    let (status, _) = server.admin(reqwest::Method::GET, "admin/v1/heartbeats", None).await;
+    let (status, _) = server
+        .admin(reqwest::Method::GET, "admin/v1/heartbeats", None)
+        .await;
     assert_eq!(status, 200);
 
-    let finished = StatusReport { state: JobState::Succeeded, ..running.clone() };
-    client.report_status("job-1", &finished).await.expect("final");
+    let finished = StatusReport {
+        state: JobState::Succeeded,
+        ..running.clone()
+    };
+    client
+        .report_status("job-1", &finished)
+        .await
+        .expect("final");
     let records = server.records().await;
     let states: Vec<JobState> = records.jobs[0].history.iter().map(|e| e.state).collect();
     assert_eq!(
         states,
-        [JobState::Pending, JobState::Claimed, JobState::Submitted, JobState::Running, JobState::Succeeded]
+        [
+            JobState::Pending,
+            JobState::Claimed,
+            JobState::Submitted,
+            JobState::Running,
+            JobState::Succeeded
+        ]
     );
     assert_eq!(records.jobs[0].claims, 1);
 
@@ -274,7 +378,11 @@ async fn client_and_server_follow_the_openapi_document() {
         Err(ControlPlaneError::Unauthorized { status: 401, .. })
     ));
     // The token is re-read on every request: rotating it back works at once.
-    std::fs::write(server.agent_token_file(), format!("{}\n", support::AGENT_TOKEN)).expect("rotate");
+    std::fs::write(
+        server.agent_token_file(),
+        format!("{}\n", support::AGENT_TOKEN),
+    )
+    .expect("rotate");
     client.pending_jobs(10).await.expect("rotated token works");
 
     let exchanges = server.exchanges.lock().expect("lock").clone();
@@ -288,11 +396,26 @@ async fn client_and_server_follow_the_openapi_document() {
             Err(problem) => problems.push(problem),
         }
     }
-    assert!(problems.is_empty(), "off the document:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "off the document:\n{}",
+        problems.join("\n")
+    );
     let missing: Vec<_> = all_operations(&doc).difference(&seen).cloned().collect();
-    assert!(missing.is_empty(), "operations never exercised: {missing:?}");
-    assert!(exchanges.len() >= 20, "{} exchanges checked", exchanges.len());
-    eprintln!("{} exchanges over {} operations validated against openapi.yaml", exchanges.len(), seen.len());
+    assert!(
+        missing.is_empty(),
+        "operations never exercised: {missing:?}"
+    );
+    assert!(
+        exchanges.len() >= 20,
+        "{} exchanges checked",
+        exchanges.len()
+    );
+    eprintln!(
+        "{} exchanges over {} operations validated against openapi.yaml",
+        exchanges.len(),
+        seen.len()
+    );
     server.stop().await;
 }
 
@@ -326,13 +449,19 @@ async fn the_document_is_valid_openapi_3_1_shape() {
     let ids = all_operations(&doc);
     assert_eq!(ids.len(), 10, "{ids:?}");
     // Every schema compiles as JSON Schema 2020-12 (OpenAPI 3.1's dialect).
-    for name in doc["components"]["schemas"].as_object().expect("schemas").keys() {
+    for name in doc["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+        .keys()
+    {
         check(&doc, &format!("/components/schemas/{name}"), &Value::Null).ok();
         jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .build(&{
                 let mut s = doc.clone();
-                s.as_object_mut().expect("object").insert("$ref".into(), json!(format!("#/components/schemas/{name}")));
+                s.as_object_mut()
+                    .expect("object")
+                    .insert("$ref".into(), json!(format!("#/components/schemas/{name}")));
                 s
             })
             .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -32,7 +32,10 @@ impl ControlPlaneFlags {
     /// The client these flags describe.
     pub fn client(&self) -> Result<ControlPlaneClient, ControlPlaneError> {
         let base = url::Url::parse(&self.control_plane_url).map_err(|e| {
-            ControlPlaneError::Config(format!("control-plane URL `{}`: {e}", self.control_plane_url))
+            ControlPlaneError::Config(format!(
+                "control-plane URL `{}`: {e}",
+                self.control_plane_url
+            ))
         })?;
         let mut config = ClientConfig::new(base, &self.token_file);
         config.ca_bundle = self.ca_bundle.clone();
@@ -264,7 +267,10 @@ pub fn heartbeat(args: HeartbeatArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return fail(&e, e.exit_code()),
     };
-    let agent_id = args.agent_id.clone().unwrap_or_else(|| args.namespace.clone());
+    let agent_id = args
+        .agent_id
+        .clone()
+        .unwrap_or_else(|| args.namespace.clone());
     runtime.block_on(async {
         let kube = match kube_client().await {
             Ok(kube) => kube,
@@ -388,7 +394,12 @@ fn serve(args: ServeArgs) -> ExitCode {
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(&args.listen).await {
             Ok(listener) => listener,
-            Err(e) => return fail(format!("cannot listen on {}: {e}", args.listen), exit::CONFIG),
+            Err(e) => {
+                return fail(
+                    format!("cannot listen on {}: {e}", args.listen),
+                    exit::CONFIG,
+                );
+            }
         };
         let address = listener
             .local_addr()
@@ -428,7 +439,8 @@ fn enqueue(url: &str, admin_token_file: &Path, agent_id: &str, job: &Path) -> Ex
             &std::fs::read_to_string(job).map_err(|e| format!("{}: {e}", job.display()))?,
         )
         .map_err(|e| format!("{}: line {}: {e}", job.display(), e.line()))?;
-        let token = control_plane::client::read_token(admin_token_file).map_err(|e| e.to_string())?;
+        let token =
+            control_plane::client::read_token(admin_token_file).map_err(|e| e.to_string())?;
         let base = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
         let endpoint = base
             .join("admin/v1/jobs")

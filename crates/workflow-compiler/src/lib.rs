@@ -577,7 +577,8 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
         if !well_formed {
             problem(
                 "controlPlane.jobSigningKey",
-                "must be an Ed25519 public key as base64 of its 32 bytes (44 characters)".to_owned(),
+                "must be an Ed25519 public key as base64 of its 32 bytes (44 characters)"
+                    .to_owned(),
             );
         }
     }

@@ -76,19 +76,36 @@ fn matches_selector(object: &Value, selector: &str) -> bool {
 impl FakeKube {
     /// Installs a WorkflowTemplate (as compiled into workflow-templates/).
     pub fn install_template(&self, template: Value) {
-        let name = template["metadata"]["name"].as_str().expect("name").to_owned();
-        self.state.lock().expect("lock").templates.insert(name, template);
+        let name = template["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
+        self.state
+            .lock()
+            .expect("lock")
+            .templates
+            .insert(name, template);
     }
 
     /// Stores a Workflow as if created earlier.
     pub fn seed_workflow(&self, workflow: Value) {
-        let name = workflow["metadata"]["name"].as_str().expect("name").to_owned();
-        self.state.lock().expect("lock").workflows.insert(name, workflow);
+        let name = workflow["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
+        self.state
+            .lock()
+            .expect("lock")
+            .workflows
+            .insert(name, workflow);
     }
 
     /// A pod Argo ran for `workflow`, with its containers' logs.
     pub fn add_pod(&self, workflow: &str, pod: &str, logs: &[(&str, &str)]) {
-        let logs = logs.iter().map(|(c, l)| ((*c).to_owned(), (*l).to_owned())).collect();
+        let logs = logs
+            .iter()
+            .map(|(c, l)| ((*c).to_owned(), (*l).to_owned()))
+            .collect();
         self.state
             .lock()
             .expect("lock")
@@ -98,7 +115,13 @@ impl FakeKube {
 
     /// Every stored Workflow.
     pub fn workflows(&self) -> Vec<Value> {
-        self.state.lock().expect("lock").workflows.values().cloned().collect()
+        self.state
+            .lock()
+            .expect("lock")
+            .workflows
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Sets a stored Workflow's phase label and status, as Argo's controller would.
@@ -126,23 +149,44 @@ impl FakeKube {
     async fn answer(&self, request: Request<Body>) -> Response<Body> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         if self.down {
-            return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the API server is down");
+            return status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the API server is down",
+            );
         }
         let fail_before = self.roll();
         let fail_after = !fail_before && self.roll();
         if fail_before {
-            self.counters.injected_failures.fetch_add(1, Ordering::Relaxed);
-            return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "injected failure");
+            self.counters
+                .injected_failures
+                .fetch_add(1, Ordering::Relaxed);
+            return status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "injected failure",
+            );
         }
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let query = request.uri().query().unwrap_or("").to_owned();
-        let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let response = self.route(&method, &path, &query, &body);
         if fail_after {
             // The request took effect, but the answer is lost.
-            self.counters.injected_failures.fetch_add(1, Ordering::Relaxed);
-            return status(StatusCode::GATEWAY_TIMEOUT, "Timeout", "injected failure after the change");
+            self.counters
+                .injected_failures
+                .fetch_add(1, Ordering::Relaxed);
+            return status(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timeout",
+                "injected failure after the change",
+            );
         }
         response
     }
@@ -172,22 +216,36 @@ impl FakeKube {
                 })
                 .filter(|pod| matches_selector(pod, &selector))
                 .collect();
-            return ok(&json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items }));
+            return ok(
+                &json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items }),
+            );
         }
         if path.starts_with("/api/v1/namespaces/") && path.ends_with("/log") {
-            let pod = path.trim_end_matches("/log").rsplit('/').next().unwrap_or("");
+            let pod = path
+                .trim_end_matches("/log")
+                .rsplit('/')
+                .next()
+                .unwrap_or("");
             let container = query
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("container="))
                 .unwrap_or("");
             let state = self.state.lock().expect("lock");
-            return match state.pods.get(pod).and_then(|(_, logs)| logs.get(container)) {
+            return match state
+                .pods
+                .get(pod)
+                .and_then(|(_, logs)| logs.get(container))
+            {
                 Some(log) => Response::builder()
                     .status(StatusCode::OK)
                     .header("content-type", "text/plain")
                     .body(Body::from(log.clone().into_bytes()))
                     .expect("response"),
-                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("pods \"{pod}\" not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("pods \"{pod}\" not found"),
+                ),
             };
         }
         let Some(rest) = path.strip_prefix(WORKFLOWS) else {
@@ -203,19 +261,33 @@ impl FakeKube {
                     .filter(|w| matches_selector(w, &selector))
                     .cloned()
                     .collect();
-                ok(&json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": items }))
+                ok(
+                    &json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": items }),
+                )
             }
             ("POST", [_, "workflows"]) => {
                 let mut workflow: Value = match serde_json::from_slice(body) {
                     Ok(w) => w,
                     Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string()),
                 };
-                let Some(name) = workflow.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned) else {
-                    return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "metadata.name: Required value");
+                let Some(name) = workflow
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                else {
+                    return status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid",
+                        "metadata.name: Required value",
+                    );
                 };
                 if state.workflows.contains_key(&name) {
                     self.counters.already_exists.fetch_add(1, Ordering::Relaxed);
-                    return status(StatusCode::CONFLICT, "AlreadyExists", &format!("workflows.argoproj.io \"{name}\" already exists"));
+                    return status(
+                        StatusCode::CONFLICT,
+                        "AlreadyExists",
+                        &format!("workflows.argoproj.io \"{name}\" already exists"),
+                    );
                 }
                 workflow["metadata"]["uid"] = json!(format!("uid-{name}"));
                 workflow["metadata"]["resourceVersion"] = json!("1");
@@ -229,13 +301,25 @@ impl FakeKube {
             }
             ("GET", [_, "workflows", name]) => match state.workflows.get(*name) {
                 Some(w) => ok(w),
-                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("workflows.argoproj.io \"{name}\" not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("workflows.argoproj.io \"{name}\" not found"),
+                ),
             },
             ("GET", [_, "workflowtemplates", name]) => match state.templates.get(*name) {
                 Some(t) => ok(t),
-                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("workflowtemplates.argoproj.io \"{name}\" not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("workflowtemplates.argoproj.io \"{name}\" not found"),
+                ),
             },
-            _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "not supported by the fake"),
+            _ => status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "not supported by the fake",
+            ),
         }
     }
 }

@@ -9,7 +9,8 @@ pub fn descriptors() -> std::sync::Arc<Vec<connector_descriptor::ValidatedDescri
 
 /// A committed WorkflowTemplate from workflow-templates/, as JSON.
 pub fn committed_template(connector: &str) -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../workflow-templates/workflowtemplate-outpost-{connector}.yaml"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../../workflow-templates/workflowtemplate-outpost-{connector}.yaml"
+    ));
     serde_saphyr::from_str(&std::fs::read_to_string(path).expect("template")).expect("yaml")
 }

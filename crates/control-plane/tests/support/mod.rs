@@ -57,14 +57,19 @@ impl TestServer {
     /// A server where each request fails with 503 with probability `fault_rate`: half of
     /// them before the request takes effect, half after (the change is made, the answer
     /// lost), which is what a flaky load balancer in front of a control plane does.
-    pub async fn start_with_faults(configure: impl FnOnce(&mut ServerConfig), fault_rate: f64) -> Self {
+    pub async fn start_with_faults(
+        configure: impl FnOnce(&mut ServerConfig),
+        fault_rate: f64,
+    ) -> Self {
         delivery::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, format!("# agent tokens\n{AGENT} {AGENT_TOKEN}\n")).expect("tokens");
+        std::fs::write(&tokens, format!("# agent tokens\n{AGENT} {AGENT_TOKEN}\n"))
+            .expect("tokens");
         let admin = dir.path().join("admin-token");
         std::fs::write(&admin, format!("{ADMIN_TOKEN}\n")).expect("admin token");
-        std::fs::write(dir.path().join("agent-token"), format!("{AGENT_TOKEN}\n")).expect("agent token");
+        std::fs::write(dir.path().join("agent-token"), format!("{AGENT_TOKEN}\n"))
+            .expect("agent token");
         let database = dir.path().join("control-plane.db");
         let store = Store::open(&database).expect("store");
         let mut config = ServerConfig {
@@ -86,7 +91,9 @@ impl TestServer {
             .layer(axum::middleware::from_fn(move |request, next| {
                 inject_faults(fault_rate, Arc::clone(&switched), request, next)
             }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr")))
             .expect("url");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -151,7 +158,9 @@ impl TestServer {
     }
 
     pub async fn records(&self) -> control_plane::api::JobRecords {
-        let (status, body) = self.admin(reqwest::Method::GET, "admin/v1/jobs", None).await;
+        let (status, body) = self
+            .admin(reqwest::Method::GET, "admin/v1/jobs", None)
+            .await;
         assert_eq!(status, 200);
         serde_json::from_slice(&body).expect("records")
     }
@@ -180,7 +189,10 @@ async fn inject_faults(
     let (fail, delay) = {
         let faults = faults.lock().expect("lock");
         let path = request.uri().path();
-        (faults.fail_paths.iter().any(|p| path.contains(p.as_str())), faults.delay)
+        (
+            faults.fail_paths.iter().any(|p| path.contains(p.as_str())),
+            faults.delay,
+        )
     };
     if fail {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "switched off").into_response();
@@ -190,7 +202,11 @@ async fn inject_faults(
     }
     let roll = rand::random::<f64>();
     if roll < rate / 2.0 {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "injected: before").into_response();
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "injected: before",
+        )
+            .into_response();
     }
     let response = next.run(request).await;
     if roll < rate {
@@ -201,7 +217,9 @@ async fn inject_faults(
 
 async fn record(exchanges: Arc<Mutex<Vec<Exchange>>>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let request_body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let request_body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     let content_type = |headers: &axum::http::HeaderMap| {
         headers
             .get("content-type")
@@ -215,7 +233,9 @@ async fn record(exchanges: Arc<Mutex<Vec<Exchange>>>, request: Request, next: Ne
         .run(Request::from_parts(parts, Body::from(request_body.clone())))
         .await;
     let (parts, body) = response.into_parts();
-    let response_body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let response_body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     exchanges.lock().expect("lock").push(Exchange {
         method,
         path,
