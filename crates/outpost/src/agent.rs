@@ -126,6 +126,14 @@ pub enum ControlPlaneCommand {
     },
     /// Print the API's OpenAPI 3.1 document.
     Openapi,
+    /// Make a job-signing key pair: the private seed goes to a file (mode 0600) for
+    /// `serve --signing-key`, the public key is printed for the agent option
+    /// `controlPlane.jobSigningKey`.
+    Keygen {
+        /// Where to write the private key (base64 of its 32-byte seed).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -342,6 +350,7 @@ pub fn control_plane(command: ControlPlaneCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         ControlPlaneCommand::Serve(args) => serve(args),
+        ControlPlaneCommand::Keygen { out } => keygen(&out),
         ControlPlaneCommand::Enqueue {
             url,
             admin_token_file,
@@ -416,6 +425,25 @@ fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => fail(format!("server stopped: {e}"), exit::TEMPORARY),
         }
     })
+}
+
+fn keygen(out: &Path) -> ExitCode {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let seed: [u8; 32] = rand::random();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let engine = base64::engine::general_purpose::STANDARD;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut file| writeln!(file, "{}", engine.encode(seed)));
+    if let Err(e) = written {
+        return fail(format!("{}: {e}", out.display()), exit::CONFIG);
+    }
+    println!("{}", engine.encode(key.verifying_key().to_bytes()));
+    ExitCode::SUCCESS
 }
 
 fn read_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
