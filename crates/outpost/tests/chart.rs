@@ -675,7 +675,11 @@ fn rbac_is_least_privilege_namespaced_and_matches_the_templates() {
             ),
             (
                 account("reporter"),
-                with_task_results(&[("argoproj.io", "workflows", "get"), ("", "pods", "list"), ("", "pods/log", "get")]),
+                with_task_results(&[
+                    ("argoproj.io", "workflows", "get"),
+                    ("", "pods", "list"),
+                    ("", "pods/log", "get"),
+                ]),
             ),
         ]);
         // The connector has no binding at all, and nobody touches Secrets.
