@@ -144,7 +144,7 @@ fn exit_codes_name_the_problem() {
             ("j1", "r1"),
             vec!["--direct".to_owned()],
             78,
-            "direct ingestion needs --urls",
+            "direct ingestion needs upload URLs",
         ),
         (
             "credentials folder missing",
