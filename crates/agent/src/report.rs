@@ -1,7 +1,11 @@
-//! The exit handler: a run's final status and its logs, redacted, to the control plane.
+//! The exit handler: a run's final status to the control plane, and its logs, redacted, to
+//! the control plane (direct ingestion) or to the relay bucket beside the run's metadata
+//! (bucket relay: what the agent extracted and logged stays in the customer's
+//! infrastructure).
 
 use control_plane::api::{JobState, StatusReport};
 use control_plane::{ControlPlaneClient, ControlPlaneError};
+use object_store::ObjectStoreExt as _;
 use serde_json::Value;
 
 use crate::kubernetes::Namespace;
@@ -10,9 +14,26 @@ use crate::redact::redact;
 /// Most log bytes kept per container (the end of the log, where failures are).
 pub const LOG_BYTES_PER_CONTAINER: i64 = 1 << 20;
 
+/// Where a run's logs go.
+#[derive(Clone, Debug)]
+pub enum LogDestination {
+    /// `PUT /v1/jobs/{job}/runs/{run}/logs`.
+    ControlPlane,
+    /// `<prefix>/_logs/<connection>/<job>/<run>/<workflow>.log` in the relay bucket.
+    Bucket(delivery::bucket::Bucket),
+}
+
+/// The run-relative folder of a run's logs in the relay bucket: outside the run's own
+/// folder, whose contents the manifest governs.
+pub fn log_folder(connection: &str, job_id: &str, run_id: &str) -> String {
+    format!("_logs/{connection}/{job_id}/{run_id}")
+}
+
 /// The run being reported.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// The connection of the run.
+    pub connection: String,
     /// The control plane's job id.
     pub job_id: String,
     /// The run id.
@@ -32,6 +53,29 @@ pub struct Reported {
     pub message: Option<String>,
     /// Bytes of logs shipped.
     pub log_bytes: usize,
+    /// Where they went: `control plane` or the object's URL.
+    pub logs_at: String,
+}
+
+/// Why a report failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The control plane did not take the logs or the status.
+    #[error(transparent)]
+    ControlPlane(#[from] ControlPlaneError),
+    /// The relay bucket did not take the logs.
+    #[error("shipping logs to the relay bucket: {0}")]
+    Bucket(#[from] delivery::DeliveryError),
+}
+
+impl ReportError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::ControlPlane(e) => e.exit_code(),
+            Self::Bucket(e) => e.exit_code(),
+        }
+    }
 }
 
 /// Collects the Workflow's failure details and its containers' logs, redacts them, ships
@@ -41,7 +85,8 @@ pub async fn report(
     control_plane: &ControlPlaneClient,
     namespace: &Namespace,
     run: &RunReport,
-) -> Result<Reported, ControlPlaneError> {
+    destination: &LogDestination,
+) -> Result<Reported, ReportError> {
     let state = if run.argo_status == "Succeeded" {
         JobState::Succeeded
     } else {
@@ -82,9 +127,24 @@ pub async fn report(
     }
     let logs = redact(&logs, &[]);
     let message = message.map(|m| redact(&m, &[]));
-    control_plane
-        .upload_logs(&run.job_id, &run.run_id, &logs)
-        .await?;
+    let logs_at = match destination {
+        LogDestination::ControlPlane => {
+            control_plane
+                .upload_logs(&run.job_id, &run.run_id, &logs)
+                .await?;
+            "control plane".to_owned()
+        }
+        LogDestination::Bucket(bucket) => {
+            let folder = log_folder(&run.connection, &run.job_id, &run.run_id);
+            let location = bucket.location(&folder, &format!("{}.log", run.workflow))?;
+            bucket
+                .store
+                .put(&location, logs.clone().into_bytes().into())
+                .await
+                .map_err(|e| delivery::DeliveryError::from_store(location.as_ref(), e))?;
+            format!("{}/{location}", bucket.url.kind.name())
+        }
+    };
     control_plane
         .report_status(
             &run.job_id,
@@ -100,6 +160,7 @@ pub async fn report(
         state,
         message,
         log_bytes: logs.len(),
+        logs_at,
     })
 }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use agent::kubernetes::Namespace;
-use agent::report::{RunReport, report};
+use agent::report::{LogDestination, RunReport, report};
 use agent::tick::{TickConfig, tick};
 use control_plane::api::JobState;
 use serde_json::json;
@@ -103,6 +103,7 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
                 .to_owned()
         };
         let run = RunReport {
+            connection: "pg-prod".to_owned(),
             job_id: annotation("outpost.dev/job-id"),
             run_id: annotation("outpost.dev/run-id"),
             workflow: workflow["metadata"]["name"]
@@ -120,7 +121,9 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
             let client = server.client();
             let namespace = Namespace::new(fake.client("outpost"), "outpost");
             let run = run.clone();
-            let task = tokio::spawn(async move { report(&client, &namespace, &run).await });
+            let task = tokio::spawn(async move {
+                report(&client, &namespace, &run, &LogDestination::ControlPlane).await
+            });
             if rand::random::<f64>() < 0.1 {
                 tokio::time::sleep(Duration::from_micros(rand::random::<u64>() % 3000)).await;
                 if !task.is_finished() {

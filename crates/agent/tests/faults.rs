@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use agent::kubernetes::Namespace;
-use agent::report::{RunReport, report};
+use agent::report::{LogDestination, RunReport, report};
 use agent::tick::{TickConfig, TickError, tick};
 use control_plane::api::JobState;
 use control_plane::{ClientConfig, ControlPlaneClient, ControlPlaneError};
@@ -243,6 +243,7 @@ async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
         ],
     );
     let run = RunReport {
+        connection: "pg-prod".to_owned(),
         job_id: "job-1".to_owned(),
         run_id: "run-1".to_owned(),
         workflow: "outpost-postgres-abc".to_owned(),
@@ -252,6 +253,7 @@ async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
         &server.client(),
         &Namespace::new(fake.client("outpost"), "outpost"),
         &run,
+        &LogDestination::ControlPlane,
     )
     .await
     .expect("reported");
@@ -282,5 +284,67 @@ async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
         assert!(!message.contains(canary), "{canary} in message: {message}");
     }
     assert_eq!(record.status.state, JobState::Failed);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn in_bucket_relay_mode_the_logs_go_to_the_relay_bucket() {
+    delivery::install_crypto_provider();
+    let server = control_plane_support::TestServer::start(|_| {}).await;
+    server.enqueue(job("job-1")).await;
+    let fake = fake();
+    fake.seed_workflow(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": { "name": "outpost-postgres-abc", "namespace": "outpost" },
+        "status": { "phase": "Succeeded" }
+    }));
+    fake.add_pod(
+        "outpost-postgres-abc",
+        "outpost-postgres-abc-run-1",
+        &[("extract", "extracted 3 tables; token=CANARY-T0KEN\n")],
+    );
+    let folder = tempfile::tempdir().expect("dir");
+    let url =
+        delivery::bucket::BucketUrl::parse(&format!("file://{}/relay", folder.path().display()))
+            .expect("url");
+    let bucket = delivery::bucket::Bucket::open(&url, &delivery::bucket::StoreSettings::default())
+        .expect("bucket");
+    let run = RunReport {
+        connection: "pg-prod".to_owned(),
+        job_id: "job-1".to_owned(),
+        run_id: "run-1".to_owned(),
+        workflow: "outpost-postgres-abc".to_owned(),
+        argo_status: "Succeeded".to_owned(),
+    };
+    let reported = report(
+        &server.client(),
+        &Namespace::new(fake.client("outpost"), "outpost"),
+        &run,
+        &LogDestination::Bucket(bucket),
+    )
+    .await
+    .expect("reported");
+    assert_eq!(reported.state, JobState::Succeeded);
+    let file = folder
+        .path()
+        .join("relay/_logs/pg-prod/job-1/run-1/outpost-postgres-abc.log");
+    let logs = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert!(
+        logs.contains("extracted 3 tables") && !logs.contains("CANARY-T0KEN"),
+        "{logs}"
+    );
+    // The control plane got the status, not the logs.
+    let (status, _) = server
+        .admin(
+            reqwest::Method::GET,
+            "admin/v1/jobs/job-1/runs/run-1/logs",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        server.records().await.jobs[0].status.state,
+        JobState::Succeeded
+    );
     server.stop().await;
 }

@@ -148,7 +148,7 @@ impl DeliveryError {
     }
 
     /// Classifies an object-store error for `location`.
-    pub(crate) fn from_store(location: impl Into<String>, error: object_store::Error) -> Self {
+    pub fn from_store(location: impl Into<String>, error: object_store::Error) -> Self {
         let location = location.into();
         let detail = redact_urls(&chain(&error));
         match &error {

@@ -102,8 +102,55 @@ pub struct ReportArgs {
     /// Namespace of the Workflow; default: the pod's own.
     #[arg(long)]
     namespace: Option<String>,
+    /// The run's transfer mode (`bucket-relay` or `direct-ingestion`): with bucket relay and
+    /// --to, the logs go to the relay bucket (`<prefix>/_logs/<connection>/<job>/<run>/`),
+    /// otherwise to the control plane.
+    #[arg(long)]
+    transfer_mode: Option<String>,
+    /// The relay bucket (`s3://bucket/prefix`, `az://…`, `gs://…`, `file:///…`).
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// Custom endpoint of the relay bucket.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Region of the relay bucket.
+    #[arg(long)]
+    region: Option<String>,
+    /// Azure storage account of the relay bucket.
+    #[arg(long)]
+    azure_account: Option<String>,
+    /// S3 SSE-KMS key for the log object.
+    #[arg(long, value_name = "KEY_ID")]
+    sse_kms_key_id: Option<String>,
+    /// Folder of the relay bucket's static credential files.
+    #[arg(long, value_name = "DIR")]
+    credentials_dir: Option<PathBuf>,
     #[command(flatten)]
     control_plane: ControlPlaneFlags,
+}
+
+impl ReportArgs {
+    /// Where the run's logs go.
+    fn log_destination(&self) -> Result<agent::report::LogDestination, delivery::DeliveryError> {
+        match (&self.to, self.transfer_mode.as_deref()) {
+            (Some(to), Some("bucket-relay")) => {
+                let settings = delivery::bucket::StoreSettings {
+                    endpoint: self.endpoint.clone(),
+                    region: self.region.clone(),
+                    azure_account: self.azure_account.clone(),
+                    credentials_dir: self.credentials_dir.clone(),
+                    sse_kms_key_id: self.sse_kms_key_id.clone(),
+                    ca_bundle: self.control_plane.ca_bundle.clone(),
+                    ..Default::default()
+                };
+                let url = delivery::bucket::BucketUrl::parse(to)?;
+                Ok(agent::report::LogDestination::Bucket(
+                    delivery::bucket::Bucket::open(&url, &settings)?,
+                ))
+            }
+            _ => Ok(agent::report::LogDestination::ControlPlane),
+        }
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -310,6 +357,10 @@ pub fn report(args: ReportArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return fail(&e, e.exit_code()),
     };
+    let destination = match args.log_destination() {
+        Ok(destination) => destination,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
     runtime.block_on(async {
         let kube = match kube_client().await {
             Ok(kube) => kube,
@@ -321,18 +372,20 @@ pub fn report(args: ReportArgs) -> ExitCode {
             .unwrap_or_else(|| kube.default_namespace().to_owned());
         let namespace = Namespace::new(kube, &namespace_name);
         let run = agent::report::RunReport {
+            connection: args.connection.clone(),
             job_id: args.job_id.clone(),
             run_id: args.run_id.clone(),
             workflow: args.workflow.clone(),
             argo_status: args.status.clone(),
         };
-        match agent::report::report(&client, &namespace, &run).await {
+        match agent::report::report(&client, &namespace, &run, &destination).await {
             Ok(reported) => {
                 tracing::info!(
                     connector = %args.connector,
                     connection = %args.connection,
                     state = reported.state.as_str(),
                     log_bytes = reported.log_bytes,
+                    logs = %reported.logs_at,
                     "reported"
                 );
                 ExitCode::SUCCESS

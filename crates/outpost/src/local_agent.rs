@@ -13,6 +13,7 @@ use agent::redact::redact;
 use connector_descriptor::{TransferMode, ValidatedDescriptor};
 use control_plane::api::{Heartbeat, JobState, StatusReport, rfc3339};
 use control_plane::{Claim, ControlPlaneClient, ControlPlaneError};
+use object_store::ObjectStoreExt as _;
 use orchestrator::{AdmissionPolicy, AdmittedJob, admit};
 use serde_json::Value;
 
@@ -150,9 +151,33 @@ impl LocalAgent {
                 (JobState::Failed, Some(redact(&problem, &known_secrets)))
             }
         };
-        self.client
-            .upload_logs(&id, &admitted.run_id, &redact(&log.text, &known_secrets))
-            .await?;
+        let logs = redact(&log.text, &known_secrets);
+        match self.relay_bucket(&admitted) {
+            // Bucket relay: the run's logs stay in the customer's bucket, beside its metadata.
+            Some(Ok(bucket)) => {
+                let folder = agent::report::log_folder(&admitted.connection, &id, &admitted.run_id);
+                let written =
+                    match bucket.location(&folder, &format!("local-{}.log", self.claimant)) {
+                        Ok(location) => bucket
+                            .store
+                            .put(&location, logs.into_bytes().into())
+                            .await
+                            .map_err(|e| delivery::DeliveryError::from_store(location.as_ref(), e)),
+                        Err(e) => Err(e),
+                    };
+                if let Err(e) = written {
+                    tracing::error!(job = %id, "the run's logs could not be written to the relay bucket: {e}");
+                }
+            }
+            Some(Err(e)) => {
+                tracing::error!(job = %id, "the relay bucket cannot be opened for the run's logs: {e}")
+            }
+            None => {
+                self.client
+                    .upload_logs(&id, &admitted.run_id, &logs)
+                    .await?
+            }
+        }
         self.client
             .report_status(
                 &id,
@@ -165,6 +190,30 @@ impl LocalAgent {
             )
             .await?;
         Ok(())
+    }
+
+    /// The relay bucket, when the job is delivered by bucket relay.
+    fn relay_bucket(
+        &self,
+        job: &AdmittedJob,
+    ) -> Option<Result<delivery::bucket::Bucket, delivery::DeliveryError>> {
+        let to = self.delivery.to.as_deref()?;
+        if job.transfer_mode != TransferMode::BucketRelay {
+            return None;
+        }
+        let settings = delivery::bucket::StoreSettings {
+            endpoint: self.delivery.endpoint.clone(),
+            region: self.delivery.region.clone(),
+            azure_account: self.delivery.azure_account.clone(),
+            credentials_dir: self.delivery.credentials_dir.clone(),
+            sse_kms_key_id: self.delivery.sse_kms_key_id.clone(),
+            ca_bundle: self.delivery.ca_bundle.clone(),
+            ..Default::default()
+        };
+        Some(
+            delivery::bucket::BucketUrl::parse(to)
+                .and_then(|url| delivery::bucket::Bucket::open(&url, &settings)),
+        )
     }
 
     async fn run_job(

@@ -755,8 +755,9 @@ fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
         }
     }
     // The every-option values open 0.0.0.0/0 for the control plane and the bucket, and
-    // 169.254.0.0/16 for the bucket: each had the metadata address excepted.
-    assert_eq!(wide, 3);
+    // 169.254.0.0/16 for the bucket; the bucket's two rules appear for connector and
+    // reporter pods: each of the five had the metadata address excepted.
+    assert_eq!(wide, 5);
     // DNS only to kube-dns, on 53.
     let dns = rules
         .iter()
@@ -774,6 +775,20 @@ fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
     assert_eq!(
         connector.object["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
         "connector"
+    );
+    // The reporter reaches the relay bucket (a relay run's logs), and nothing else of it.
+    let reporter = every
+        .iter()
+        .find(|r| r.name() == "outpost-egress-reporter")
+        .expect("reporter egress");
+    assert_eq!(
+        reporter.object["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "reporter"
+    );
+    assert_eq!(
+        reporter.object["spec"]["egress"].as_array().map(Vec::len),
+        Some(2),
+        "the every-option values name two relay-bucket destinations"
     );
 
     // A destination that is the metadata address itself is refused.

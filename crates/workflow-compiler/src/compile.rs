@@ -554,24 +554,10 @@ pub fn connector_template(
     upload_args.push(format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"));
     volumes.push(token_volume(options));
     let mut upload_mounts = vec![mount("control-plane-token", CONTROL_PLANE_TOKEN_DIR, true)];
-    if let Some(relay) = &options.relay {
-        upload_args.push(format!("--to={}", relay.url));
-        for (flag, value) in [
-            ("endpoint", &relay.endpoint),
-            ("region", &relay.region),
-            ("azure-account", &relay.azure_account),
-            ("sse-kms-key-id", &relay.sse_kms_key_id),
-        ] {
-            if let Some(value) = value {
-                upload_args.push(format!("--{flag}={value}"));
-            }
-        }
-        if let Some(secret) = &relay.credentials_secret {
-            volumes.push(secret_volume("relay-credentials", secret, None));
-            upload_mounts.push(mount("relay-credentials", RELAY_CREDENTIALS_DIR, true));
-            upload_args.push(format!("--credentials-dir={RELAY_CREDENTIALS_DIR}"));
-        }
-    }
+    let relay = relay_access(options);
+    upload_args.extend(relay.args);
+    volumes.extend(relay.volume);
+    upload_mounts.extend(relay.mount);
     let mut upload = hardened_container(
         "upload",
         image,
@@ -701,9 +687,11 @@ fn report_template(
         format!("--run-id={}", workflow_parameter("run-id")),
         "--workflow={{workflow.name}}".to_owned(),
         "--status={{workflow.status}}".to_owned(),
+        format!("--transfer-mode={}", workflow_parameter("transfer-mode")),
         format!("--control-plane-url={}", options.control_plane.url),
         format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
     ];
+    // In bucket-relay mode the run's logs go to the relay bucket beside its metadata.
     agent_step(
         "report",
         "report",
@@ -711,10 +699,50 @@ fn report_template(
         options,
         labels,
         &options.service_accounts.reporter,
+        Some(relay_access(options)),
     )
 }
 
-/// A pod running one of the agent's own subcommands with the control-plane token.
+/// What a step needs to write to the relay bucket: its arguments, and the credentials
+/// Secret's volume and mount when static credentials are configured. Empty without a relay.
+struct RelayAccess {
+    args: Vec<String>,
+    volume: Option<Volume>,
+    mount: Option<VolumeMount>,
+}
+
+fn relay_access(options: &AgentOptions) -> RelayAccess {
+    let mut access = RelayAccess {
+        args: Vec::new(),
+        volume: None,
+        mount: None,
+    };
+    let Some(relay) = &options.relay else {
+        return access;
+    };
+    access.args.push(format!("--to={}", relay.url));
+    for (flag, value) in [
+        ("endpoint", &relay.endpoint),
+        ("region", &relay.region),
+        ("azure-account", &relay.azure_account),
+        ("sse-kms-key-id", &relay.sse_kms_key_id),
+    ] {
+        if let Some(value) = value {
+            access.args.push(format!("--{flag}={value}"));
+        }
+    }
+    if let Some(secret) = &relay.credentials_secret {
+        access.volume = Some(secret_volume("relay-credentials", secret, None));
+        access.mount = Some(mount("relay-credentials", RELAY_CREDENTIALS_DIR, true));
+        access
+            .args
+            .push(format!("--credentials-dir={RELAY_CREDENTIALS_DIR}"));
+    }
+    access
+}
+
+/// A pod running one of the agent's own subcommands with the control-plane token (and, for
+/// the reporter in bucket-relay mode, the relay bucket's access).
 fn agent_step(
     name: &str,
     subcommand: &str,
@@ -722,10 +750,17 @@ fn agent_step(
     options: &AgentOptions,
     labels: BTreeMap<String, String>,
     service_account: &str,
+    relay: Option<RelayAccess>,
 ) -> Template {
     let (mut volumes, mut mounts) = common_volumes(options);
     volumes.push(token_volume(options));
     mounts.push(mount("control-plane-token", CONTROL_PLANE_TOKEN_DIR, true));
+    let mut args = args;
+    if let Some(relay) = relay {
+        args.extend(relay.args);
+        volumes.extend(relay.volume);
+        mounts.extend(relay.mount);
+    }
     let mut container = hardened_container(
         "main",
         agent_image(options),
@@ -789,6 +824,7 @@ fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> CronWorkflow {
         options,
         labels.clone(),
         cron.service_account,
+        None,
     );
     // A tick that fails is not retried: the next tick comes in five minutes, and overlapping
     // retries would only compete with it.
