@@ -31,7 +31,21 @@ impl Drop for Server {
     }
 }
 
+/// The reference server, signing direct-ingestion URLs for the test S3 store (s3s-fs,
+/// which checks every signature).
 fn serve(dir: &Path) -> Server {
+    let credentials = dir.join("ingest-credentials");
+    std::fs::create_dir_all(&credentials).expect("credentials dir");
+    std::fs::write(
+        credentials.join("access-key-id"),
+        env("OUTPOST_TEST_S3_ACCESS_KEY"),
+    )
+    .expect("key");
+    std::fs::write(
+        credentials.join("secret-access-key"),
+        env("OUTPOST_TEST_S3_SECRET_KEY"),
+    )
+    .expect("secret");
     std::fs::write(dir.join("tokens"), "local-1 agent-token-abcdef0123\n").expect("tokens");
     std::fs::write(dir.join("admin-token"), "admin-token-abcdef0123\n").expect("admin");
     std::fs::write(dir.join("agent-token"), "agent-token-abcdef0123\n").expect("agent token");
@@ -49,6 +63,18 @@ fn serve(dir: &Path) -> Server {
         .arg(dir.join("admin-token"))
         .arg("--database")
         .arg(&database)
+        .arg(format!(
+            "--ingest-bucket=s3://{}/ingest-{}",
+            env("OUTPOST_TEST_S3_BUCKET"),
+            std::process::id()
+        ))
+        .arg(format!(
+            "--ingest-endpoint={}",
+            env("OUTPOST_TEST_S3_ENDPOINT")
+        ))
+        .arg("--ingest-region=us-east-1")
+        .arg("--ingest-credentials-dir")
+        .arg(&credentials)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -165,11 +191,12 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
         std::fs::write(secrets.join(connection).join("password"), password).expect("password");
     }
     let server = serve(&dir);
+    // Direct ingestion: the control plane signs the URLs, s3s-fs checks them.
     enqueue(
         &server,
         &dir,
         "good",
-        job("job-good", "pg-good", &role, "bucket-relay"),
+        job("job-good", "pg-good", &role, "direct-ingestion"),
     );
     enqueue(
         &server,
@@ -218,10 +245,8 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
         message.contains("`image`") && message.contains("host"),
         "{message}"
     );
-    // The good job's manifest is in the bucket.
-    assert!(bucket.join("pg-good/job-good/r1/manifest.json").is_file());
-
-    // Logs, status messages and heartbeats were shipped…
+    // Logs, status messages and heartbeats were shipped: a direct-ingestion run's logs to
+    // the control plane, a bucket-relay run's logs to the relay bucket…
     let connection = rusqlite::Connection::open(&server.database).expect("open");
     let logs: Vec<String> = connection
         .prepare("SELECT body FROM logs")
@@ -230,11 +255,22 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
         .expect("rows")
         .map(Result::unwrap)
         .collect();
-    assert_eq!(logs.len(), 2, "logs of both runs shipped");
+    assert_eq!(logs.len(), 1, "the direct-ingestion run's logs: {logs:?}");
     assert!(
-        logs.iter()
-            .any(|l| l.contains("connection pg-wrong") && l.contains("failed")),
+        logs[0].contains("connection pg-good")
+            && logs[0].contains("delivered")
+            && logs[0].contains("manifest.json"),
         "{logs:?}"
+    );
+    let relay_logs: Vec<PathBuf> = std::fs::read_dir(bucket.join("_logs/pg-wrong/job-wrong/r1"))
+        .expect("the bucket-relay run's logs are in the bucket")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(relay_logs.len(), 1, "{relay_logs:?}");
+    let relay_log = std::fs::read_to_string(&relay_logs[0]).expect("log");
+    assert!(
+        relay_log.contains("connection pg-wrong") && relay_log.contains("failed"),
+        "{relay_log}"
     );
     let heartbeats: i64 = connection
         .query_row("SELECT COUNT(*) FROM heartbeats", [], |r| r.get(0))
@@ -242,8 +278,8 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     assert!(heartbeats >= 1);
     drop(connection);
     drop(server);
-    // …and no canary is anywhere in the control plane's files (database and WAL), nor in
-    // what the runner printed.
+    // …and no canary is anywhere in the control plane's files (database and WAL), in the
+    // logs in the bucket, nor in what the runner printed.
     let mut shipped = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok) {
         if entry
@@ -254,6 +290,7 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
             shipped.extend(std::fs::read(entry.path()).expect("read"));
         }
     }
+    shipped.extend(relay_log.as_bytes());
     let found = |needle: &str| {
         shipped
             .windows(needle.len())

@@ -146,19 +146,61 @@ fn local_mode_errors_keep_their_exit_codes() {
 #[test]
 fn every_subcommand_has_help_and_the_version_names_the_commit() {
     let cwd = scratch("help");
-    for subcommand in [
+    // Every subcommand `outpost --help` lists (and every subcommand of those that have
+    // their own), so a new one cannot ship without help.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let help = outpost(&cwd, args);
+        assert!(help.status.success(), "{args:?}");
+        String::from_utf8_lossy(&help.stdout)
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .filter(|name| name != "help")
+            .collect()
+    };
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    for top in listed(&["--help"]) {
+        let nested = listed(&[top.as_str(), "--help"]);
+        if nested.is_empty() {
+            commands.push(vec![top]);
+        } else {
+            commands.extend(nested.into_iter().map(|sub| vec![top.clone(), sub]));
+        }
+    }
+    for expected in [
         "extract",
         "upload",
         "run",
+        "orchestrate",
+        "heartbeat",
+        "report",
         "render",
-        "schema",
-        "output-schemas",
     ] {
-        let help = outpost(&cwd, &[subcommand, "--help"]);
-        assert!(help.status.success(), "{subcommand}");
+        assert!(
+            commands.iter().any(|c| c[0] == expected),
+            "{expected} not listed"
+        );
+    }
+    assert!(commands.len() >= 12, "{commands:?}");
+    for command in &commands {
+        let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = outpost(&cwd, &args);
+        assert!(help.status.success(), "{command:?}");
         let text = String::from_utf8_lossy(&help.stdout);
-        assert!(text.contains("Usage: outpost"), "{subcommand}: {text}");
-        assert!(text.contains("--log-format"), "{subcommand}: {text}");
+        assert!(text.contains("Usage: outpost"), "{command:?}: {text}");
+        assert!(text.contains("--log-format"), "{command:?}: {text}");
+        // Step entrypoints document their exit codes.
+        if ["extract", "upload", "orchestrate", "heartbeat", "report"]
+            .contains(&command[0].as_str())
+        {
+            assert!(
+                text.contains("Exit codes"),
+                "{command:?} documents no exit codes"
+            );
+        }
     }
     let version = outpost(&cwd, &["--version"]);
     let text = String::from_utf8_lossy(&version.stdout);
