@@ -44,6 +44,16 @@ fn apply(manifest: &str) {
     );
 }
 
+/// The reference server's process, stopped however the test ends.
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn admin_get(url: &str, token: &str, path: &str) -> serde_json::Value {
     let out = run(
         "curl",
@@ -73,22 +83,24 @@ fn a_job_runs_through_argo_and_reports_back() {
     std::fs::write(dir.path().join("admin"), format!("{admin_token}\n")).expect("admin");
 
     // The reference control plane, on the host.
-    let mut server = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args([
-            "control-plane",
-            "serve",
-            "--listen",
-            "0.0.0.0:18080",
-            "--tokens",
-        ])
-        .arg(dir.path().join("tokens"))
-        .arg("--admin-token-file")
-        .arg(dir.path().join("admin"))
-        .arg("--database")
-        .arg(dir.path().join("cp.db"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("server");
+    let _server = ServerProcess(
+        Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args([
+                "control-plane",
+                "serve",
+                "--listen",
+                "0.0.0.0:18080",
+                "--tokens",
+            ])
+            .arg(dir.path().join("tokens"))
+            .arg("--admin-token-file")
+            .arg(dir.path().join("admin"))
+            .arg("--database")
+            .arg(dir.path().join("cp.db"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("server"),
+    );
     let url = "http://127.0.0.1:18080/";
 
     apply(&run(
@@ -250,8 +262,6 @@ fn a_job_runs_through_argo_and_reports_back() {
         }
         std::thread::sleep(Duration::from_secs(5));
     };
-    let _ = server.kill();
-    let _ = server.wait();
     assert_eq!(record["status"]["state"], "succeeded", "{record:#}");
     let workflow = record["status"]["workflow"]
         .as_str()
