@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path as UrlPath, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -189,6 +190,29 @@ fn admin(headers: &HeaderMap, admin_token_file: &Path) -> Result<(), Problem> {
     }
 }
 
+/// The agent a request's bearer token belongs to; a request without a known token is
+/// answered 401 before its handler runs.
+struct Agent(String);
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        agent_of(&parts.headers, &state.config.tokens_file).map(Agent)
+    }
+}
+
+/// The reference server's operator (the admin token), for `/admin/v1`.
+struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        admin(&parts.headers, &state.config.admin_token_file).map(|()| Operator)
+    }
+}
+
 /// Parses a JSON body against its type, answering 400 with the field on mismatch.
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -208,13 +232,9 @@ struct ListQuery {
 
 async fn list_pending(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Agent(agent): Agent,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let agent = match agent_of(&headers, &state.config.tokens_file) {
-        Ok(agent) => agent,
-        Err(problem) => return problem.into_response(),
-    };
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return problem(
@@ -237,14 +257,10 @@ async fn list_pending(
 
 async fn claim(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Agent(agent): Agent,
     UrlPath(job): UrlPath<String>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let agent = match agent_of(&headers, &state.config.tokens_file) {
-        Ok(agent) => agent,
-        Err(problem) => return problem.into_response(),
-    };
     let request: ClaimRequest = match body(&bytes) {
         Ok(request) => request,
         Err(problem) => return problem.into_response(),
@@ -271,14 +287,10 @@ async fn claim(
 
 async fn report_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Agent(agent): Agent,
     UrlPath(job): UrlPath<String>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let agent = match agent_of(&headers, &state.config.tokens_file) {
-        Ok(agent) => agent,
-        Err(problem) => return problem.into_response(),
-    };
     let report: StatusReport = match body(&bytes) {
         Ok(report) => report,
         Err(problem) => return problem.into_response(),
@@ -296,14 +308,10 @@ async fn report_status(
 
 async fn upload_urls(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Agent(agent): Agent,
     UrlPath((job, run)): UrlPath<(String, String)>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let agent = match agent_of(&headers, &state.config.tokens_file) {
-        Ok(agent) => agent,
-        Err(problem) => return problem.into_response(),
-    };
     let request: UploadUrlRequest = match body(&bytes) {
         Ok(request) => request,
         Err(problem) => return problem.into_response(),
@@ -349,14 +357,10 @@ async fn upload_urls(
 
 async fn upload_logs(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Agent(agent): Agent,
     UrlPath((job, run)): UrlPath<(String, String)>,
     text: String,
 ) -> Response {
-    let agent = match agent_of(&headers, &state.config.tokens_file) {
-        Ok(agent) => agent,
-        Err(problem) => return problem.into_response(),
-    };
     let now = SystemTime::now();
     match state
         .store
@@ -370,13 +374,9 @@ async fn upload_logs(
 
 async fn heartbeat(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Agent(agent): Agent,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let agent = match agent_of(&headers, &state.config.tokens_file) {
-        Ok(agent) => agent,
-        Err(problem) => return problem.into_response(),
-    };
     let beat: Heartbeat = match body(&bytes) {
         Ok(beat) => beat,
         Err(problem) => return problem.into_response(),
@@ -393,12 +393,9 @@ async fn heartbeat(
 
 async fn enqueue(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _operator: Operator,
     bytes: axum::body::Bytes,
 ) -> Response {
-    if let Err(response) = admin(&headers, &state.config.admin_token_file) {
-        return response.into_response();
-    }
     let request: EnqueueRequest = match body(&bytes) {
         Ok(request) => request,
         Err(problem) => return problem.into_response(),
@@ -440,10 +437,7 @@ async fn enqueue(
     }
 }
 
-async fn list_records(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(response) = admin(&headers, &state.config.admin_token_file) {
-        return response.into_response();
-    }
+async fn list_records(State(state): State<AppState>, _operator: Operator) -> Response {
     match state.store.run(store::records).await {
         Ok(jobs) => axum::Json(JobRecords { jobs }).into_response(),
         Err(e) => e.into_response(),
@@ -452,22 +446,16 @@ async fn list_records(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 async fn read_logs(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _operator: Operator,
     UrlPath((job, run)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(response) = admin(&headers, &state.config.admin_token_file) {
-        return response.into_response();
-    }
     match state.store.run(move |tx| store::logs(tx, &job, &run)).await {
         Ok(text) => text.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn list_heartbeats(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(response) = admin(&headers, &state.config.admin_token_file) {
-        return response.into_response();
-    }
+async fn list_heartbeats(State(state): State<AppState>, _operator: Operator) -> Response {
     match state.store.run(store::heartbeats).await {
         Ok(heartbeats) => axum::Json(Heartbeats { heartbeats }).into_response(),
         Err(e) => e.into_response(),
