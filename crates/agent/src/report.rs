@@ -127,24 +127,18 @@ pub async fn report(
     }
     let logs = redact(&logs, &[]);
     let message = message.map(|m| redact(&m, &[]));
-    let logs_at = match destination {
-        LogDestination::ControlPlane => {
-            control_plane
-                .upload_logs(&run.job_id, &run.run_id, &logs)
-                .await?;
-            "control plane".to_owned()
-        }
-        LogDestination::Bucket(bucket) => {
-            let folder = log_folder(&run.connection, &run.job_id, &run.run_id);
-            let location = bucket.location(&folder, &format!("{}.log", run.workflow))?;
-            bucket
-                .store
-                .put(&location, logs.clone().into_bytes().into())
-                .await
-                .map_err(|e| delivery::DeliveryError::from_store(location.as_ref(), e))?;
-            format!("{}/{location}", bucket.url.kind.name())
-        }
-    };
+    let logs_at = ship_logs(
+        control_plane,
+        destination,
+        RunIds {
+            connection: &run.connection,
+            job_id: &run.job_id,
+            run_id: &run.run_id,
+        },
+        &run.workflow,
+        logs.clone(),
+    )
+    .await?;
     control_plane
         .report_status(
             &run.job_id,
@@ -162,6 +156,46 @@ pub async fn report(
         log_bytes: logs.len(),
         logs_at,
     })
+}
+
+/// Which run logs belong to.
+#[derive(Clone, Copy, Debug)]
+pub struct RunIds<'a> {
+    /// The connection.
+    pub connection: &'a str,
+    /// The control plane's job id.
+    pub job_id: &'a str,
+    /// The run id.
+    pub run_id: &'a str,
+}
+
+/// Ships a run's logs (already redacted) to `destination`; in the bucket they are
+/// `<log_folder>/<name>.log`. Answers where they went.
+pub async fn ship_logs(
+    control_plane: &ControlPlaneClient,
+    destination: &LogDestination,
+    run: RunIds<'_>,
+    name: &str,
+    logs: String,
+) -> Result<String, ReportError> {
+    match destination {
+        LogDestination::ControlPlane => {
+            control_plane
+                .upload_logs(run.job_id, run.run_id, &logs)
+                .await?;
+            Ok("control plane".to_owned())
+        }
+        LogDestination::Bucket(bucket) => {
+            let folder = log_folder(run.connection, run.job_id, run.run_id);
+            let location = bucket.location(&folder, &format!("{name}.log"))?;
+            bucket
+                .store
+                .put(&location, logs.into_bytes().into())
+                .await
+                .map_err(|e| delivery::DeliveryError::from_store(location.as_ref(), e))?;
+            Ok(format!("{}/{location}", bucket.url.kind.name()))
+        }
+    }
 }
 
 /// The Workflow's message and each failed step's, in one line each.

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use agent::redact::redact;
+use agent::report::{LogDestination, ReportError, RunIds, ship_logs};
 use connector_descriptor::{TransferMode, ValidatedDescriptor};
 use control_plane::api::{Heartbeat, JobState, StatusReport, rfc3339};
 use control_plane::{Claim, ControlPlaneClient, ControlPlaneError};
-use object_store::ObjectStoreExt as _;
 use orchestrator::{AdmissionPolicy, AdmittedJob, admit};
 use serde_json::Value;
 
@@ -152,30 +152,28 @@ impl LocalAgent {
             }
         };
         let logs = redact(&log.text, &known_secrets);
-        match self.relay_bucket(&admitted) {
-            // Bucket relay: the run's logs stay in the customer's bucket, beside its metadata.
-            Some(Ok(bucket)) => {
-                let folder = agent::report::log_folder(&admitted.connection, &id, &admitted.run_id);
-                let written =
-                    match bucket.location(&folder, &format!("local-{}.log", self.claimant)) {
-                        Ok(location) => bucket
-                            .store
-                            .put(&location, logs.into_bytes().into())
-                            .await
-                            .map_err(|e| delivery::DeliveryError::from_store(location.as_ref(), e)),
-                        Err(e) => Err(e),
-                    };
-                if let Err(e) = written {
+        // Bucket relay: the run's logs stay in the customer's bucket, beside its metadata.
+        let destination = match self.relay_bucket(&admitted) {
+            Some(Ok(bucket)) => Some(LogDestination::Bucket(bucket)),
+            Some(Err(e)) => {
+                tracing::error!(job = %id, "the relay bucket cannot be opened for the run's logs: {e}");
+                None
+            }
+            None => Some(LogDestination::ControlPlane),
+        };
+        if let Some(destination) = destination {
+            let ids = RunIds {
+                connection: &admitted.connection,
+                job_id: &id,
+                run_id: &admitted.run_id,
+            };
+            let name = format!("local-{}", self.claimant);
+            match ship_logs(&self.client, &destination, ids, &name, logs).await {
+                Ok(_) => {}
+                Err(ReportError::ControlPlane(e)) => return Err(e),
+                Err(ReportError::Bucket(e)) => {
                     tracing::error!(job = %id, "the run's logs could not be written to the relay bucket: {e}");
                 }
-            }
-            Some(Err(e)) => {
-                tracing::error!(job = %id, "the relay bucket cannot be opened for the run's logs: {e}")
-            }
-            None => {
-                self.client
-                    .upload_logs(&id, &admitted.run_id, &logs)
-                    .await?
             }
         }
         self.client
