@@ -10,7 +10,7 @@
 #   scripts/install-tools.sh emulators    # the storage emulators scripts/services.sh starts:
 #                                         # s3s-fs (S3), azurite-blob (Azure Blob),
 #                                         # fake-gcs-server (GCS)
-# (see ../shared/INFRA.md). Prints the bin folder on stdout; progress goes to stderr.
+# Prints the bin folder on stdout; progress goes to stderr.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"

@@ -5,7 +5,7 @@
 #   scripts/services.sh stop
 # PostgreSQL 15 and MariaDB 10.11 from Debian's packages, and three storage emulators
 # installed into .tools/ by scripts/install-tools.sh: s3s-fs (S3, signature-checking),
-# Azurite (Azure Blob) and fake-gcs-server (GCS) (see ../shared/INFRA.md).
+# Azurite (Azure Blob) and fake-gcs-server (GCS).
 # Ports: OUTPOST_TEST_{PG,MYSQL,S3,AZURE,GCS}_PORT. `start` is idempotent; `stop` stops
 # everything and deletes the data.
 set -euo pipefail

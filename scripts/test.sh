@@ -11,11 +11,6 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if [ ! -d ../shared/argo ]; then
-  echo "error: ../shared/argo (Argo's schemas and examples) is missing beside the checkout" >&2
-  exit 1
-fi
-
 step "tools"
 tools_bin="$(scripts/install-tools.sh)"
 export PATH="$tools_bin:$PATH"

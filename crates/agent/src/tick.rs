@@ -238,6 +238,7 @@ async fn policy_for(
     let mut policy = AdmissionPolicy {
         relay_configured: false,
         signing_key: config.signing_key,
+        local: false,
     };
     let Some(connector) = job.get("connector").and_then(Value::as_str) else {
         return Ok(policy);

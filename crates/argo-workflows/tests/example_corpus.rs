@@ -1,5 +1,5 @@
 //! Every Workflow, WorkflowTemplate, ClusterWorkflowTemplate and CronWorkflow among Argo's own
-//! examples (`../shared/argo/examples-v4.1.2/`) reads into the typed model and writes back to the
+//! examples (vendored in `testdata/argo/examples-v4.1.2/`) reads into the typed model and writes back to the
 //! same JSON value.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use argo_workflows::AnyWorkflowObject;
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/argo/examples-v4.1.2")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/argo/examples-v4.1.2")
 }
 
 #[test]

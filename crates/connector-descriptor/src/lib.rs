@@ -26,6 +26,11 @@ pub use error::{DescriptorError, Diagnostic, Diagnostics};
 pub use model::*;
 pub use validate::{ValidatedDescriptor, ValueError};
 
+/// Longest connector name. Every run's Workflow is named `outpost-<name>-<16 hex digits>`
+/// (`orchestrator::workflow_name`), and Argo rejects Workflow names over 63 characters
+/// (`workflow/validate`: names are used as label values): 63 - 8 - 17 = 38.
+pub const MAX_CONNECTOR_NAME_LEN: usize = 63 - "outpost-".len() - 17;
+
 /// Compiler-owned workflow parameters that a descriptor may not declare.
 pub const RESERVED_PARAMETERS: &[&str] = &["connection", "job-id", "run-id", "transfer-mode"];
 

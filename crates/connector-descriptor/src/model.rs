@@ -63,6 +63,11 @@ pub struct ConnectorDescriptor {
     /// exactly that address. Omit for sources without one (a SQLite file).
     #[serde(default)]
     pub egress: Egress,
+    /// Runs only in local mode (`outpost run`), never in a cluster: the source is a file on
+    /// the machine (SQLite), and connector pods mount no volume a file could be on. Such a
+    /// connector gets no WorkflowTemplate, and the in-cluster orchestrator rejects its jobs.
+    #[serde(default)]
+    pub local_only: bool,
 }
 
 impl ConnectorDescriptor {
@@ -283,6 +288,9 @@ fn default_backoff_cap() -> String {
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
+// The CLI parses `--transfer-mode` with this very enum (clap's kebab-case is serde's), so what
+// the compiler emits is what the binary accepts.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum TransferMode {
     /// Written to the customer's own bucket, where the SaaS reads it.
     BucketRelay,

@@ -20,8 +20,9 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("built-in pattern compiles")
 }
 
+/// At most [`crate::MAX_CONNECTOR_NAME_LEN`] characters (1 + 36 + 1).
 static CONNECTOR_NAME: LazyLock<Regex> =
-    LazyLock::new(|| regex("^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"));
+    LazyLock::new(|| regex("^[a-z]([-a-z0-9]{0,36}[a-z0-9])?$"));
 static PARAMETER_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$"));
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| regex("^[a-z0-9]([-_.a-z0-9]*[a-z0-9])?$"));
 static SEMVER: LazyLock<Regex> =
@@ -273,7 +274,8 @@ impl ConnectorDescriptor {
             &d.name,
             "name",
             &CONNECTOR_NAME,
-            "a lowercase DNS label of at most 40 characters",
+            "a lowercase DNS label of at most 38 characters, so that each run's Workflow name \
+             `outpost-<name>-<16 hex digits>` fits the 63 characters Kubernetes and Argo allow",
         );
         check.matches(
             &d.version,

@@ -99,3 +99,8 @@ fn committed_json_schema_is_current() {
         "connectors/connector-descriptor.schema.json is stale; run `cargo run -p outpost -- schema descriptor > connectors/connector-descriptor.schema.json`"
     );
 }
+
+#[test]
+fn name_too_long_for_workflow_names() {
+    check("name-too-long-for-workflow-names.yaml");
+}

@@ -42,12 +42,14 @@ pub enum ExtractError {
         connector: String,
     },
     /// A declared secret could not be read from the secrets folder.
-    #[error("cannot read secret `{name}` from {}", path.display())]
+    #[error("cannot read secret `{name}` from {}{hint}", path.display())]
     Secret {
         /// The secret's name.
         name: String,
         /// Where it was looked for.
         path: PathBuf,
+        /// What the operator should check, or empty.
+        hint: String,
         /// The operating system's error.
         #[source]
         source: std::io::Error,

@@ -96,6 +96,7 @@ fn read_secrets(
             return Err(ExtractError::Secret {
                 name: name.clone(),
                 path: PathBuf::from("(no --secrets-dir given)"),
+                hint: String::new(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "the connector declares this secret",
@@ -112,9 +113,19 @@ fn read_secrets(
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && declared.optional => {}
             Err(source) => {
+                // In a cluster the connection's Secret is mounted optional, so that a missing
+                // one fails here at once (exit 78, not retried) instead of leaving the pod
+                // Pending until its deadline.
+                let hint = match (&request.identity.connection, source.kind()) {
+                    (Some(connection), std::io::ErrorKind::NotFound) => format!(
+                        " (the Secret of connection `{connection}` is missing or has no key `{name}`)"
+                    ),
+                    _ => String::new(),
+                };
                 return Err(ExtractError::Secret {
                     name: name.clone(),
                     path,
+                    hint,
                     source,
                 });
             }

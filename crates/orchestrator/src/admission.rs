@@ -44,6 +44,9 @@ pub struct AdmissionPolicy {
     pub relay_configured: bool,
     /// When set, every job must be signed with the matching private key.
     pub signing_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Whether jobs run on this machine (`outpost run --control-plane`) rather than in a
+    /// cluster: only then are `localOnly` connectors (SQLite) admitted.
+    pub local: bool,
 }
 
 /// A job that passed every check: what the orchestrator may submit.
@@ -152,6 +155,15 @@ pub fn admit(
         }
         found
     });
+    if let Some(descriptor) = descriptor
+        && descriptor.local_only
+        && !policy.local
+    {
+        reasons.push(format!(
+            "connector `{}` runs only in local mode (`outpost run`): connector pods mount no volume its source file could be on",
+            descriptor.name()
+        ));
+    }
 
     let transfer_mode = match (&mode, descriptor) {
         (Ok(mode), Some(descriptor)) => {

@@ -98,6 +98,7 @@ fn malicious_and_malformed_jobs_are_rejected_with_their_reason() {
     let signing = AdmissionPolicy {
         relay_configured: false,
         signing_key: Some(key.verifying_key()),
+        local: false,
     };
     let open = AdmissionPolicy::default();
     let long = "a".repeat(300);
@@ -358,6 +359,7 @@ fn a_correctly_signed_job_is_admitted() {
     let policy = AdmissionPolicy {
         relay_configured: false,
         signing_key: Some(key.verifying_key()),
+        local: false,
     };
     // Key order in transit does not matter: the signature covers the canonical form.
     let job = signed(good_job(), &key);

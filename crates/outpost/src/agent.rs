@@ -97,16 +97,16 @@ pub struct ReportArgs {
     #[arg(long)]
     workflow: String,
     /// Argo's `{{workflow.status}}`: `Succeeded`, `Failed` or `Error`.
-    #[arg(long)]
-    status: String,
+    #[arg(long, value_enum)]
+    status: WorkflowStatus,
     /// Namespace of the Workflow; default: the pod's own.
     #[arg(long)]
     namespace: Option<String>,
     /// The run's transfer mode (`bucket-relay` or `direct-ingestion`): with bucket relay and
     /// --to, the logs go to the relay bucket (`<prefix>/_logs/<connection>/<job>/<run>/`),
     /// otherwise to the control plane.
-    #[arg(long)]
-    transfer_mode: Option<String>,
+    #[arg(long, value_enum)]
+    transfer_mode: Option<connector_descriptor::TransferMode>,
     /// The relay bucket (`s3://bucket/prefix`, `az://…`, `gs://…`, `file:///…`).
     #[arg(long, value_name = "URL")]
     to: Option<String>,
@@ -129,11 +129,32 @@ pub struct ReportArgs {
     control_plane: ControlPlaneFlags,
 }
 
+/// The values Argo gives `{{workflow.status}}` in an exit handler (the entry node's phase).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum WorkflowStatus {
+    #[value(name = "Succeeded")]
+    Succeeded,
+    #[value(name = "Failed")]
+    Failed,
+    #[value(name = "Error")]
+    Error,
+}
+
+impl WorkflowStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Error => "Error",
+        }
+    }
+}
+
 impl ReportArgs {
     /// Where the run's logs go.
     fn log_destination(&self) -> Result<agent::report::LogDestination, delivery::DeliveryError> {
-        match (&self.to, self.transfer_mode.as_deref()) {
-            (Some(to), Some("bucket-relay")) => {
+        match (&self.to, self.transfer_mode) {
+            (Some(to), Some(connector_descriptor::TransferMode::BucketRelay)) => {
                 let settings = delivery::bucket::StoreSettings {
                     endpoint: self.endpoint.clone(),
                     region: self.region.clone(),
@@ -376,7 +397,7 @@ pub fn report(args: ReportArgs) -> ExitCode {
             job_id: args.job_id.clone(),
             run_id: args.run_id.clone(),
             workflow: args.workflow.clone(),
-            argo_status: args.status.clone(),
+            argo_status: args.status.as_str().to_owned(),
         };
         match agent::report::report(&client, &namespace, &run, &destination).await {
             Ok(reported) => {

@@ -52,6 +52,11 @@ pub struct ExtractArgs {
     /// Largest uncompressed size of one output part, in MiB.
     #[arg(long, default_value_t = 64)]
     pub part_size_mib: u64,
+    /// Record the outcome (exit code and message) in FILE and exit 0, for the connector pod's
+    /// `main` container (`upload --extract-outcome`) to report: Argo reads a pod's exit code
+    /// only from the container named `main`.
+    #[arg(long, value_name = "FILE")]
+    pub outcome_file: Option<PathBuf>,
 }
 
 /// The descriptors this binary ships (and admits jobs against).
@@ -162,12 +167,27 @@ pub async fn extract(
 }
 
 pub fn run(args: ExtractArgs, show_progress: bool) -> ExitCode {
-    let (descriptor, parameters) = match prepare(&args) {
+    let (code, message) = run_step(&args, show_progress);
+    if let Some(message) = &message {
+        eprintln!("error: {message}");
+    }
+    match &args.outcome_file {
+        None => ExitCode::from(code),
+        Some(path) => match crate::outcome::Outcome::new(code, message).write(path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(metadata_extract::exit::IO)
+            }
+        },
+    }
+}
+
+/// Extracts; the exit code, and the error message on failure.
+fn run_step(args: &ExtractArgs, show_progress: bool) -> (u8, Option<String>) {
+    let (descriptor, parameters) = match prepare(args) {
         Ok(prepared) => prepared,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return ExitCode::from(metadata_extract::exit::USAGE);
-        }
+        Err(error) => return (metadata_extract::exit::USAGE, Some(format!("{error:#}"))),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,11 +195,13 @@ pub fn run(args: ExtractArgs, show_progress: bool) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(metadata_extract::exit::SOFTWARE);
+            return (
+                metadata_extract::exit::SOFTWARE,
+                Some(format!("cannot start the async runtime: {error}")),
+            );
         }
     };
-    match runtime.block_on(extract(&args, &descriptor, parameters, show_progress)) {
+    match runtime.block_on(extract(args, &descriptor, parameters, show_progress)) {
         Ok(manifest) => {
             let records: u64 = manifest.totals.values().sum();
             tracing::info!(
@@ -189,16 +211,16 @@ pub fn run(args: ExtractArgs, show_progress: bool) -> ExitCode {
                 skipped = manifest.skipped.len(),
                 "extraction complete"
             );
-            ExitCode::SUCCESS
+            (0, None)
         }
-        Err(error) => {
-            eprintln!(
-                "error: {} (exit code {})",
+        Err(error) => (
+            error.exit_code(),
+            Some(format!(
+                "{} (exit code {})",
                 cause_chain(&error),
                 error.exit_code()
-            );
-            ExitCode::from(error.exit_code())
-        }
+            )),
+        ),
     }
 }
 

@@ -18,7 +18,7 @@ use orchestrator::{AdmissionPolicy, AdmittedJob, admit};
 use serde_json::Value;
 
 use crate::extract::{ExtractArgs, cause_chain, extract};
-use crate::upload::{DeliveryFlags, RunIdentityArgs, TransferMode as Mode, upload};
+use crate::upload::{DeliveryFlags, RunIdentityArgs, upload};
 
 /// How the local runner behaves.
 pub struct LocalAgent {
@@ -92,6 +92,7 @@ impl LocalAgent {
         let policy = AdmissionPolicy {
             relay_configured: self.delivery.to.is_some(),
             signing_key: self.signing_key,
+            local: true,
         };
         let admitted = match admit(&job, &self.descriptors, &policy) {
             Ok(admitted) => admitted,
@@ -241,6 +242,7 @@ impl LocalAgent {
             run_id: Some(job.run_id.clone()),
             connectors: None,
             part_size_mib: 64,
+            outcome_file: None,
         };
         let parameters: Vec<(String, String)> = job.arguments.clone().into_iter().collect();
         let manifest = extract(&extract_args, &descriptor, parameters, false)
@@ -248,10 +250,7 @@ impl LocalAgent {
             .map_err(|e| format!("extract: {} (exit code {})", cause_chain(&e), e.exit_code()))?;
         log.line(format!("extracted: {:?}", manifest.totals));
         let mut delivery = self.delivery.clone();
-        delivery.transfer_mode = Some(match job.transfer_mode {
-            TransferMode::BucketRelay => Mode::Relay,
-            TransferMode::DirectIngestion => Mode::Direct,
-        });
+        delivery.transfer_mode = Some(job.transfer_mode);
         delivery.direct = false;
         let identity = RunIdentityArgs {
             connector: &job.connector,

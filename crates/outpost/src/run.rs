@@ -145,6 +145,7 @@ async fn run_job(args: &RunArgs, show_progress: bool) -> Result<String, Failure>
         run_id: Some(run_id.clone()),
         connectors: args.connectors.clone(),
         part_size_mib: 64,
+        outcome_file: None,
     };
     let (descriptor, parameters) = prepare(&extract_args).map_err(|e| Failure {
         message: format!("{e:#}"),

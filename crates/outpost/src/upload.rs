@@ -13,20 +13,18 @@ use delivery::relay::{DeliveryReport, UploadLimits};
 use delivery::run::{LocalRun, RunKey};
 use delivery::{DeliveryError, Progress};
 
-/// How the run reaches the SaaS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TransferMode {
-    /// Into the customer's bucket (`--to`).
-    Relay,
-    /// Straight to the SaaS through pre-signed URLs.
-    Direct,
-}
+use connector_descriptor::TransferMode;
 
 #[derive(clap::Args, Debug)]
 pub struct UploadArgs {
     /// The run's output folder, as `outpost extract` left it (with manifest.json).
     #[arg(long)]
     from: PathBuf,
+    /// The outcome file `extract --outcome-file` wrote. When extract failed, nothing is
+    /// uploaded and upload exits with extract's code, so the pod's `main` container carries
+    /// the step's outcome to Argo's retry policy.
+    #[arg(long, value_name = "FILE")]
+    extract_outcome: Option<PathBuf>,
     /// The connector that produced the run; must match the manifest.
     #[arg(long)]
     connector: String,
@@ -51,10 +49,12 @@ pub struct DeliveryFlags {
     /// `<prefix>/<connection>/<job-id>/<run-id>/`.
     #[arg(long, value_name = "URL")]
     pub to: Option<String>,
-    /// Transfer mode; the default is `relay` with --to, `direct` with --urls.
+    /// Transfer mode, spelled as in descriptors and WorkflowTemplates: `bucket-relay` (into
+    /// the bucket --to names) or `direct-ingestion` (through pre-signed URLs). Default:
+    /// `bucket-relay` with --to, `direct-ingestion` with --urls.
     #[arg(long, value_enum)]
     pub transfer_mode: Option<TransferMode>,
-    /// Same as --transfer-mode=direct.
+    /// Same as --transfer-mode=direct-ingestion.
     #[arg(long, conflicts_with = "transfer_mode")]
     pub direct: bool,
     /// Direct ingestion: a JSON file mapping each run-relative path (and `manifest.json`) to
@@ -149,6 +149,26 @@ impl Drop for UploadProgress {
 }
 
 pub fn run(args: UploadArgs, show_progress: bool) -> ExitCode {
+    if let Some(path) = &args.extract_outcome {
+        match crate::outcome::Outcome::read(path) {
+            Ok(outcome) if outcome.exit_code == 0 => {}
+            Ok(outcome) => {
+                eprintln!(
+                    "error: the extract step failed ({}); nothing is uploaded (exit code {})",
+                    outcome.message.as_deref().unwrap_or("no message"),
+                    outcome.exit_code
+                );
+                return ExitCode::from(outcome.exit_code);
+            }
+            Err(error) => {
+                eprintln!(
+                    "error: {error}; nothing is uploaded (exit code {})",
+                    delivery::exit::NO_INPUT
+                );
+                return ExitCode::from(delivery::exit::NO_INPUT);
+            }
+        }
+    }
     delivery::install_crypto_provider();
     let runtime = match crate::delivery_runtime() {
         Ok(runtime) => runtime,
@@ -207,15 +227,15 @@ fn transfer_mode(args: &DeliveryFlags) -> Result<TransferMode, DeliveryError> {
     };
     let mode = match (args.transfer_mode, args.direct) {
         (Some(mode), _) => mode,
-        (None, true) => TransferMode::Direct,
-        (None, false) if args.urls.is_some() && args.to.is_none() => TransferMode::Direct,
-        (None, false) => TransferMode::Relay,
+        (None, true) => TransferMode::DirectIngestion,
+        (None, false) if args.urls.is_some() && args.to.is_none() => TransferMode::DirectIngestion,
+        (None, false) => TransferMode::BucketRelay,
     };
     match mode {
-        TransferMode::Relay if args.to.is_none() => Err(usage(
+        TransferMode::BucketRelay if args.to.is_none() => Err(usage(
             "bucket relay needs --to=<bucket URL>; the agent has no relay bucket configured",
         )),
-        TransferMode::Direct
+        TransferMode::DirectIngestion
             if args.urls.is_none()
                 && (args.control_plane_url.is_none() || args.token_file.is_none()) =>
         {
@@ -252,7 +272,7 @@ pub async fn upload(
         show_progress,
     );
     match mode {
-        TransferMode::Relay => {
+        TransferMode::BucketRelay => {
             let url = BucketUrl::parse(args.to.as_deref().unwrap_or_default())?;
             let settings = StoreSettings {
                 endpoint: args.endpoint.clone(),
@@ -272,7 +292,7 @@ pub async fn upload(
             };
             delivery::relay::relay(&bucket, &key, &run, limits, &progress).await
         }
-        TransferMode::Direct => {
+        TransferMode::DirectIngestion => {
             let client = delivery::direct::http_client(args.ca_bundle.as_deref())?;
             let source: Box<dyn delivery::direct::UrlSource> = match &args.urls {
                 Some(path) => Box::new(UrlFile::new(path)),

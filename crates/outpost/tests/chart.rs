@@ -10,10 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::LazyLock;
 
 use serde_json::{Value, json};
-use workflow_compiler::argo_schema::ArgoSchema;
 
 /// Kubernetes release the core kinds are validated against (kubernetes-validate ships
 /// schemas up to 1.37; 1.33 is the kubectl this repository installs and k8s-openapi's
@@ -178,12 +176,8 @@ fn assert_byte_identical(label: &str, rendered: &[Rendered], generated: &BTreeMa
     }
 }
 
-static ARGO_SCHEMAS: LazyLock<[ArgoSchema; 2]> = LazyLock::new(|| {
-    ["4.1.2", "3.7.18"].map(|release| {
-        let path = repo_root().join(format!("../shared/argo/schema-v{release}.json"));
-        ArgoSchema::from_json(release, &read(&path)).expect("schema is JSON")
-    })
-});
+/// The Argo schemas vendored with the compiler (`crates/workflow-compiler/argo-schemas/`).
+use workflow_compiler::argo_schema::EMBEDDED as ARGO_SCHEMAS;
 
 /// What one validated `helm template` run held.
 #[derive(Debug, Default)]
@@ -506,7 +500,8 @@ fn every_option_values_compile_to_the_fixture_options_render() {
     };
     let a = strip(generated_objects(&through_chart));
     let b = strip(generated_objects(&direct));
-    assert_eq!(a.len(), 6);
+    // Two WorkflowTemplates (sqlite is localOnly), two CronWorkflows, the ConfigMap.
+    assert_eq!(a.len(), 5);
     assert_eq!(a, b);
     let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
@@ -983,7 +978,7 @@ fn render_check_covers_the_charts_compiled_files() {
     assert!(fresh.status.success(), "{}", text(&fresh.stderr));
 
     // A hand edit of a compiled file, and a changed `agent:` value, are both stale.
-    let edited = chart.join("files/argo/workflowtemplate-outpost-sqlite.yaml");
+    let edited = chart.join("files/argo/workflowtemplate-outpost-mysql.yaml");
     let original = read(&edited);
     std::fs::write(
         &edited,
@@ -992,7 +987,7 @@ fn render_check_covers_the_charts_compiled_files() {
     .expect("write");
     let stale = check(&chart);
     assert_eq!(stale.status.code(), Some(1));
-    assert!(text(&stale.stderr).contains("stale: workflowtemplate-outpost-sqlite.yaml"));
+    assert!(text(&stale.stderr).contains("stale: workflowtemplate-outpost-mysql.yaml"));
     std::fs::write(&edited, original).expect("write");
     let values = chart.join("values.yaml");
     std::fs::write(

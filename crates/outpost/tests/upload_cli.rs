@@ -135,7 +135,7 @@ fn exit_codes_name_the_problem() {
         (
             "no relay bucket",
             ("j1", "r1"),
-            vec!["--transfer-mode=relay".to_owned()],
+            vec!["--transfer-mode=bucket-relay".to_owned()],
             64,
             "needs --to",
         ),

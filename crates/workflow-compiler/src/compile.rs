@@ -9,6 +9,15 @@
 //! container set needs none of that: the output never leaves the pod except through the
 //! upload step, is bounded by the `emptyDir` size limit, and vanishes with the pod. Upload
 //! starts only once extract has exited 0 (`dependencies`), so a partial output is never sent.
+//!
+//! # Why the upload container is named `main`
+//! Argo reads a pod's exit code (`lastRetry.exitCode` in a retry expression) only from a
+//! container named `main` (`getExitCode` in the controller; the emissary saves outputs for
+//! `main` only). So the upload container is `main`, and extract hands its outcome to it: with
+//! `--outcome-file`, extract records its exit code and message in a small shared folder and
+//! exits 0; upload (`--extract-outcome`) reads it first and, when extract failed, exits with
+//! extract's code without uploading. The pod's exit code is then always the step's own
+//! (75 retried, 77 and 78 not), and the retry expression never depends on message text.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +59,12 @@ pub const RELAY_CREDENTIALS_DIR: &str = "/var/run/secrets/outpost/relay";
 pub const CA_BUNDLE_DIR: &str = "/etc/outpost/ca";
 /// Largest extraction output a connector pod may hold.
 pub const OUTPUT_SIZE_LIMIT: &str = "2Gi";
+/// Where extract leaves its outcome for the `main` container (see the module docs).
+pub const OUTCOME_DIR: &str = "/outpost/outcome";
+/// The outcome file extract writes and upload reads.
+pub const EXTRACT_OUTCOME_FILE: &str = "/outpost/outcome/extract.json";
+/// Name of the container whose exit code Argo reads (`common.MainContainerName`).
+pub const MAIN_CONTAINER: &str = "main";
 
 const WORKFLOW_PARAMETERS: [(&str, &str); 3] = [
     (
@@ -190,41 +205,33 @@ fn secret_volume(name: &str, secret: &str, items: Option<Vec<KeyToPath>>) -> Vol
     }
 }
 
-/// The connection's Secret `outpost-source-<connection>`, projecting only the declared keys:
-/// required ones from a required source, optional ones from an optional source, so a Secret
-/// holding more keys exposes no more.
+/// The connection's Secret `outpost-source-<connection>`, projecting only the declared keys, so
+/// a Secret holding more keys exposes no more. The source is optional even for required keys:
+/// a missing Secret or key then fails `outpost extract` at once with exit 78 (not retried),
+/// where a required one would leave the pod Pending until its deadline (Kubernetes retries
+/// the mount forever) and hold its connector's concurrency slot meanwhile.
 fn source_secrets_volume(descriptor: &ValidatedDescriptor) -> Volume {
-    let secret_name = format!("outpost-source-{}", workflow_parameter("connection"));
-    let source = |optional: bool| {
-        let items: Vec<KeyToPath> = descriptor
-            .secrets
-            .iter()
-            .filter(|s| s.optional == optional)
-            .map(|s| KeyToPath {
-                key: s.name.value.clone(),
-                path: s.name.value.clone(),
-                mode: None,
-            })
-            .collect();
-        (!items.is_empty()).then(|| VolumeProjection {
-            secret: Some(SecretProjection {
-                name: secret_name.clone(),
-                items: Some(items),
-                optional: Some(optional),
-            }),
-            ..Default::default()
+    let items: Vec<KeyToPath> = descriptor
+        .secrets
+        .iter()
+        .map(|s| KeyToPath {
+            key: s.name.value.clone(),
+            path: s.name.value.clone(),
+            mode: None,
         })
-    };
+        .collect();
     Volume {
         name: "source-secrets".to_owned(),
         projected: Some(ProjectedVolumeSource {
             default_mode: Some(0o440),
-            sources: Some(
-                [source(false), source(true)]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-            ),
+            sources: Some(vec![VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: format!("outpost-source-{}", workflow_parameter("connection")),
+                    items: Some(items),
+                    optional: Some(true),
+                }),
+                ..Default::default()
+            }]),
         }),
         ..Default::default()
     }
@@ -522,10 +529,13 @@ pub fn connector_template(
     extract_args.extend(run_ids.iter().cloned());
     extract_args.push(format!("--secrets-dir={SOURCE_SECRETS_DIR}"));
     extract_args.push(format!("--out={OUTPUT_DIR}"));
+    extract_args.push(format!("--outcome-file={EXTRACT_OUTCOME_FILE}"));
 
     let (mut volumes, mut shared_mounts) = common_volumes(options);
     volumes.push(empty_dir("output", OUTPUT_SIZE_LIMIT));
     shared_mounts.push(mount("output", OUTPUT_DIR, false));
+    volumes.push(empty_dir("outcome", "1Mi"));
+    shared_mounts.push(mount("outcome", OUTCOME_DIR, false));
 
     let mut extract = hardened_container(
         "extract",
@@ -546,6 +556,7 @@ pub fn connector_template(
 
     let mut upload_args = vec![
         format!("--from={OUTPUT_DIR}"),
+        format!("--extract-outcome={EXTRACT_OUTCOME_FILE}"),
         format!("--transfer-mode={}", workflow_parameter("transfer-mode")),
         format!("--connector={connector}"),
     ];
@@ -559,7 +570,7 @@ pub fn connector_template(
     volumes.extend(relay.volume);
     upload_mounts.extend(relay.mount);
     let mut upload = hardened_container(
-        "upload",
+        MAIN_CONTAINER,
         image,
         vec!["outpost".into(), "upload".into()],
         upload_args,
@@ -603,9 +614,40 @@ pub fn connector_template(
         volume_mounts: Some(shared_mounts),
         ..Default::default()
     });
-    run.retry_strategy = Some(transient_retry(retry.0, retry.1, retry.2, retry.3));
+    run.retry_strategy = Some(transient_retry(
+        retry.0,
+        retry.1.clone(),
+        retry.2,
+        retry.3.clone(),
+    ));
+    // Each attempt's running time (Kubernetes counts it from the pod's start).
     run.active_deadline_seconds = Some(int_or_string(run_seconds));
-    run.synchronization = Some(Synchronization {
+
+    let report = report_template(options, connector, labels.clone());
+    // The controller-enforced bound on the whole run, Pending pods included: every attempt's
+    // deadline plus the backoffs between them. It counts from the Workflow's start, which Argo
+    // sets only once the workflow-level semaphore below is acquired, so time queued for a
+    // concurrency slot does not count (a template-level semaphore's wait would count, and a
+    // template `timeout` under a retryStrategy never fails a Pending attempt).
+    let deadline = Some(total_deadline_seconds(
+        run_seconds,
+        retry.0,
+        &retry.1,
+        retry.2,
+        &retry.3,
+    ));
+    let mut spec = workflow_spec(
+        options,
+        &labels,
+        &options.service_accounts.connector,
+        false,
+        deadline,
+    );
+    spec.entrypoint = Some("run".to_owned());
+    spec.on_exit = Some("report".to_owned());
+    // Workflow-level, so that waiting for the slot counts against no deadline, and the slot is
+    // held until the exit handler has reported.
+    spec.synchronization = Some(Synchronization {
         semaphores: Some(vec![SemaphoreRef {
             config_map_key_ref: Some(ConfigMapKeySelector {
                 name: CONCURRENCY_CONFIG_MAP.to_owned(),
@@ -616,21 +658,6 @@ pub fn connector_template(
         }]),
         ..Default::default()
     });
-
-    let report = report_template(options, connector, labels.clone());
-    // No workflow-level deadline: time queued behind the concurrency semaphore would count
-    // against it. Each attempt is bounded by the run template's deadline, and the number
-    // of attempts by the retry limit.
-    let deadline = None;
-    let mut spec = workflow_spec(
-        options,
-        &labels,
-        &options.service_accounts.connector,
-        false,
-        deadline,
-    );
-    spec.entrypoint = Some("run".to_owned());
-    spec.on_exit = Some("report".to_owned());
     spec.arguments = Some(Arguments {
         parameters: Some(parameters),
         ..Default::default()
@@ -648,16 +675,55 @@ pub fn connector_template(
     )
 }
 
+/// Seconds in a Go duration of the shapes descriptors and options allow (`30s`, `10m`, `1h`,
+/// `1m30s`); 0 for anything else (validation rejects it earlier).
+fn go_duration_seconds(text: &str) -> u64 {
+    let mut total = 0;
+    let mut number = 0u64;
+    for c in text.chars() {
+        match c {
+            '0'..='9' => number = number * 10 + u64::from(c as u8 - b'0'),
+            'h' => (total, number) = (total + number * 3600, 0),
+            'm' => (total, number) = (total + number * 60, 0),
+            's' => (total, number) = (total + number, 0),
+            _ => return 0,
+        }
+    }
+    total + number
+}
+
+/// Every attempt's deadline plus Argo's backoff before each retry
+/// (`duration * factor^n`, capped), rounded up to a whole minute.
+fn total_deadline_seconds(
+    run_seconds: u32,
+    limit: u32,
+    backoff_duration: &str,
+    factor: u32,
+    cap: &str,
+) -> i64 {
+    let (duration, cap) = (
+        go_duration_seconds(backoff_duration),
+        go_duration_seconds(cap),
+    );
+    let mut total = u64::from(run_seconds) * (u64::from(limit) + 1);
+    let mut wait = duration;
+    for _ in 0..limit {
+        total += if cap > 0 { wait.min(cap) } else { wait };
+        wait = wait.saturating_mul(u64::from(factor.max(1)));
+    }
+    i64::try_from(total.div_ceil(60) * 60).unwrap_or(i64::MAX)
+}
+
 /// Retries only failures that may pass: a pod Kubernetes lost (`Error`), or a step that
 /// exited with [`EXIT_TEMPORARY_FAILURE`]. Bad parameters and refused credentials fail at once.
 fn transient_retry(limit: u32, duration: String, factor: u32, cap: String) -> RetryStrategy {
     RetryStrategy {
         limit: Some(int_or_string(limit)),
         retry_policy: Some("Always".to_owned()),
-        // Argo fills `lastRetry.exitCode` from a container named `main` only; in a container
-        // set the failing container is named in the node's message instead.
+        // `lastRetry.exitCode` is the `main` container's, which carries the step's outcome
+        // (see the module docs); Argo makes it "-1" when no exit code is known.
         expression: Some(format!(
-            "lastRetry.status == \"Error\" || (lastRetry.status == \"Failed\" && (asInt(lastRetry.exitCode) == {code} || lastRetry.message matches \"exit code {code}([^0-9]|$)\"))",
+            "lastRetry.status == \"Error\" || (lastRetry.status == \"Failed\" && asInt(lastRetry.exitCode) == {code})",
             code = EXIT_TEMPORARY_FAILURE
         )),
         backoff: Some(Backoff {
@@ -875,7 +941,7 @@ pub fn heartbeat_cron(options: &AgentOptions) -> CronWorkflow {
 
 /// The ConfigMap holding each connector's concurrency limit (the semaphores' source).
 pub fn concurrency_config_map(
-    descriptors: &[ValidatedDescriptor],
+    descriptors: &[&ValidatedDescriptor],
     options: &AgentOptions,
 ) -> ConfigMap {
     let data = descriptors

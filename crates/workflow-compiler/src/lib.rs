@@ -198,6 +198,8 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
                 .collect(),
         });
     }
+    // Local-only connectors (a SQLite file) have nothing to run in a cluster.
+    sorted.retain(|d| !d.local_only);
     let options_input = format!("agent options ({options_source})");
     let mut generated: Vec<Generated> = Vec::new();
     for descriptor in &sorted {
@@ -222,7 +224,7 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
     }
     let mut concurrency_inputs: Vec<String> = sorted.iter().map(|d| d.file().to_owned()).collect();
     concurrency_inputs.push(options_input.clone());
-    let concurrency = concurrency_config_map(descriptors, options);
+    let concurrency = concurrency_config_map(&sorted, options);
     generated.push(Typed::ConfigMap(Box::new(concurrency)).generated(concurrency_inputs));
 
     if !overlays.is_empty() {

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use connector_descriptor::ValidatedDescriptor;
 use serde_json::Value;
@@ -62,16 +61,13 @@ pub fn snapshot_settings() -> insta::Settings {
     settings
 }
 
+#[allow(unused_imports)]
 pub use workflow_compiler::argo_schema::ArgoSchema;
 
-fn load_schema(release: &'static str) -> ArgoSchema {
-    let path = repo_root().join(format!("../shared/argo/schema-v{release}.json"));
-    ArgoSchema::from_json(release, &read(&path)).expect("schema is JSON")
-}
-
-/// The reference schemas in `../shared/argo/` (strict: unknown fields are errors).
-pub static ARGO_SCHEMAS: LazyLock<[ArgoSchema; 2]> =
-    LazyLock::new(|| [load_schema("4.1.2"), load_schema("3.7.18")]);
+/// The schemas vendored in `argo-schemas/` (strict: unknown fields are errors), the ones
+/// `outpost render` itself validates against.
+#[allow(unused_imports)]
+pub use workflow_compiler::argo_schema::EMBEDDED as ARGO_SCHEMAS;
 
 pub fn is_argo_kind(object: &Value) -> bool {
     matches!(

@@ -1,0 +1,281 @@
+//! Shared by the binary's integration tests: the built binary, the servers
+//! `scripts/services.sh` started, the reference control plane as a process.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A variable `scripts/services.sh` exports; a clear panic when the tests run without it.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through ./scripts/test.sh, which starts the servers and exports it")
+    })
+}
+
+/// The built `outpost` binary.
+pub fn outpost() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_outpost"))
+}
+
+/// A scratch folder, removed when dropped.
+pub fn scratch(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("outpost-{prefix}-"))
+        .tempdir()
+        .expect("scratch folder")
+}
+
+/// The reference control plane, `outpost control-plane serve`, as a process.
+pub struct Server {
+    child: Child,
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// Its SQLite database.
+    pub database: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The agent id and token `serve` registers.
+pub const AGENT_ID: &str = "local-1";
+const AGENT_TOKEN: &str = "agent-token-abcdef0123";
+
+/// Serves the reference control plane from `dir` (tokens, database), signing direct-ingestion
+/// URLs for the test S3 store (s3s-fs, which checks every signature). `listen` is
+/// `127.0.0.1:0` for any port, or the address of a server being restarted.
+pub fn serve_on(dir: &Path, listen: &str) -> Server {
+    let credentials = dir.join("ingest-credentials");
+    std::fs::create_dir_all(&credentials).expect("credentials dir");
+    std::fs::write(
+        credentials.join("access-key-id"),
+        env("OUTPOST_TEST_S3_ACCESS_KEY"),
+    )
+    .expect("key");
+    std::fs::write(
+        credentials.join("secret-access-key"),
+        env("OUTPOST_TEST_S3_SECRET_KEY"),
+    )
+    .expect("secret");
+    std::fs::write(dir.join("tokens"), format!("{AGENT_ID} {AGENT_TOKEN}\n")).expect("tokens");
+    std::fs::write(dir.join("admin-token"), "admin-token-abcdef0123\n").expect("admin");
+    std::fs::write(dir.join("agent-token"), format!("{AGENT_TOKEN}\n")).expect("agent token");
+    let database = dir.join("control-plane.db");
+    let mut child = outpost()
+        .args(["control-plane", "serve", "--listen", listen, "--tokens"])
+        .arg(dir.join("tokens"))
+        .arg("--admin-token-file")
+        .arg(dir.join("admin-token"))
+        .arg("--database")
+        .arg(&database)
+        .arg(format!(
+            "--ingest-bucket=s3://{}/ingest-{}",
+            env("OUTPOST_TEST_S3_BUCKET"),
+            std::process::id()
+        ))
+        .arg(format!(
+            "--ingest-endpoint={}",
+            env("OUTPOST_TEST_S3_ENDPOINT")
+        ))
+        .arg("--ingest-region=us-east-1")
+        .arg("--ingest-credentials-dir")
+        .arg(&credentials)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
+        .to_owned();
+    Server {
+        child,
+        url,
+        database,
+        dir: dir.to_owned(),
+    }
+}
+
+/// [`serve_on`] any free port.
+pub fn serve(dir: &Path) -> Server {
+    serve_on(dir, "127.0.0.1:0")
+}
+
+impl Server {
+    /// The agent token's file.
+    pub fn agent_token(&self) -> PathBuf {
+        self.dir.join("agent-token")
+    }
+
+    /// Stops the server (the database stays).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same address, with the same database.
+    pub fn restart(&mut self) {
+        self.stop();
+        let listen = self
+            .url
+            .strip_prefix("http://")
+            .expect("an http URL")
+            .to_owned();
+        // The port was just freed; binding it again can race the kernel for a moment.
+        for _ in 0..50 {
+            let server = std::panic::catch_unwind(|| serve_on(&self.dir, &listen));
+            if let Ok(mut server) = server {
+                std::mem::swap(self, &mut server);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the control plane did not restart on {listen}");
+    }
+
+    /// Queues `job` for [`AGENT_ID`] with `outpost control-plane enqueue`.
+    pub fn enqueue(&self, name: &str, job: &serde_json::Value) {
+        let file = self.dir.join(format!("{name}.json"));
+        std::fs::write(&file, job.to_string()).expect("job file");
+        let out = outpost()
+            .args([
+                "control-plane",
+                "enqueue",
+                "--url",
+                &self.url,
+                "--agent-id",
+                AGENT_ID,
+            ])
+            .arg("--admin-token-file")
+            .arg(self.dir.join("admin-token"))
+            .arg(&file)
+            .output()
+            .expect("enqueue runs");
+        assert!(
+            out.status.success(),
+            "enqueue: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every job's (id, state, message), read from the database.
+    pub fn states(&self) -> Vec<(String, String, Option<String>)> {
+        let connection = rusqlite::Connection::open(&self.database).expect("open");
+        let mut statement = connection
+            .prepare("SELECT id, state, message FROM jobs ORDER BY seq")
+            .expect("query");
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .expect("rows")
+            .map(|row| row.expect("row"))
+            .collect()
+    }
+
+    /// One job's state and message.
+    pub fn state(&self, id: &str) -> (String, Option<String>) {
+        self.states()
+            .into_iter()
+            .find(|s| s.0 == id)
+            .map(|(_, state, message)| (state, message))
+            .unwrap_or_else(|| panic!("no job `{id}`"))
+    }
+
+    /// Every log body the control plane received.
+    pub fn logs(&self) -> Vec<String> {
+        let connection = rusqlite::Connection::open(&self.database).expect("open");
+        let mut statement = connection.prepare("SELECT body FROM logs").expect("q");
+        statement
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .map(|row| row.expect("row"))
+            .collect()
+    }
+
+    /// The bytes of the control plane's files (database and WAL): everything it holds.
+    pub fn files(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("control-plane.db")
+            {
+                bytes.extend(std::fs::read(entry.path()).expect("read"));
+            }
+        }
+        bytes
+    }
+}
+
+/// Runs SQL on the test PostgreSQL as its superuser.
+pub fn psql(sql: &str) {
+    let out = Command::new(format!("{}/psql", env("OUTPOST_TEST_PG_BIN")))
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            &env("OUTPOST_TEST_PG_HOST"),
+            "-p",
+            &env("OUTPOST_TEST_PG_PORT"),
+            "-U",
+            &env("OUTPOST_TEST_PG_SUPERUSER"),
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", env("OUTPOST_TEST_PG_PASSWORD"))
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether `needle` occurs in `haystack`, byte for byte.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Runs SQL on the test MariaDB as its admin user (the `mariadb` client of scripts/services.sh).
+pub fn mysql(sql: &str) {
+    let out = Command::new("mariadb")
+        .args([
+            "--protocol=tcp",
+            "-h",
+            &env("OUTPOST_TEST_MYSQL_HOST"),
+            "-P",
+            &env("OUTPOST_TEST_MYSQL_PORT"),
+            "-u",
+            &env("OUTPOST_TEST_MYSQL_ADMIN"),
+            "-e",
+            sql,
+        ])
+        .env("MYSQL_PWD", env("OUTPOST_TEST_MYSQL_PASSWORD"))
+        .output()
+        .expect("mariadb runs");
+    assert!(
+        out.status.success(),
+        "mariadb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
