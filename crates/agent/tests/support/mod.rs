@@ -1,5 +1,7 @@
 #![allow(dead_code, missing_docs)]
-pub mod fake_kube;
+/// The fake Kubernetes API, shared with the emulated end-to-end tests.
+#[allow(unused_imports)]
+pub use argo_emulator::kube_api as fake_kube;
 
 /// The connector descriptors shipped in connectors/.
 pub fn descriptors() -> std::sync::Arc<Vec<connector_descriptor::ValidatedDescriptor>> {

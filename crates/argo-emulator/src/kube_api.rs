@@ -1,9 +1,9 @@
-//! A fake Kubernetes API server as a tower service (the way kube-rs tests its client): it
-//! speaks the real protocol for the calls the agent makes — list/create/get Workflows, get
-//! WorkflowTemplates, list Pods, `/version` — with `Status` objects for errors
-//! (`AlreadyExists` 409, `NotFound` 404), and can inject failures.
-
-#![allow(dead_code, missing_docs)]
+//! A fake Kubernetes API server (nothing real can run here): it speaks the real protocol for
+//! the calls the agent makes — list/create/get Workflows, get WorkflowTemplates, list Pods and
+//! read their logs, `/version` — with `Status` objects for errors (`AlreadyExists` 409,
+//! `NotFound` 404), and can inject failures. Two ways in: as a tower service for an in-process
+//! `kube::Client` (the way kube-rs tests its client), or over HTTP on loopback with a
+//! kubeconfig, for the `outpost` binary's processes ([`FakeKube::serve_http`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +16,16 @@ use serde_json::{Value, json};
 
 const WORKFLOWS: &str = "/apis/argoproj.io/v1alpha1/namespaces/";
 
+/// What the fake has seen, for tests to assert on.
 #[derive(Default)]
 pub struct Counters {
+    /// Workflows created.
     pub creates: AtomicU64,
+    /// Creates answered `AlreadyExists`.
     pub already_exists: AtomicU64,
+    /// Failures injected (`failure_rate`).
     pub injected_failures: AtomicU64,
+    /// Every request.
     pub requests: AtomicU64,
 }
 
@@ -32,10 +37,30 @@ struct State {
     pods: BTreeMap<String, (String, BTreeMap<String, String>)>,
 }
 
+/// [`FakeKube::serve_http`]'s server: stops when dropped.
+pub struct HttpServer {
+    /// Where it listens.
+    pub address: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The fake API server; clone freely.
 #[derive(Clone, Default)]
 pub struct FakeKube {
     state: Arc<Mutex<State>>,
+    /// What it has seen.
     pub counters: Arc<Counters>,
     /// Probability (0–1) that a request fails with 503, before or after it takes effect.
     pub failure_rate: f64,
@@ -43,7 +68,7 @@ pub struct FakeKube {
     pub down: bool,
 }
 
-fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
+fn status(code: StatusCode, reason: &str, message: &str) -> Response<Vec<u8>> {
     let body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code.as_u16()
@@ -51,15 +76,15 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
     Response::builder()
         .status(code)
         .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).expect("json")))
+        .body(serde_json::to_vec(&body).expect("json"))
         .expect("response")
 }
 
-fn ok(value: &Value) -> Response<Body> {
+fn ok(value: &Value) -> Response<Vec<u8>> {
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(value).expect("json")))
+        .body(serde_json::to_vec(value).expect("json"))
         .expect("response")
 }
 
@@ -124,6 +149,18 @@ impl FakeKube {
             .collect()
     }
 
+    /// Sets a stored Workflow's status (phase, message, nodes) and phase label, as Argo's
+    /// controller keeps them while it runs the Workflow.
+    pub fn set_status(&self, name: &str, status: Value) {
+        let mut state = self.state.lock().expect("lock");
+        if let Some(w) = state.workflows.get_mut(name) {
+            if let Some(phase) = status.get("phase").and_then(Value::as_str) {
+                w["metadata"]["labels"]["workflows.argoproj.io/phase"] = json!(phase);
+            }
+            w["status"] = status;
+        }
+    }
+
     /// Sets a stored Workflow's phase label and status, as Argo's controller would.
     pub fn finish(&self, name: &str, phase: &str) {
         let mut state = self.state.lock().expect("lock");
@@ -133,20 +170,111 @@ impl FakeKube {
         }
     }
 
+    /// An in-process client whose every request this fake answers.
     pub fn client(&self, namespace: &str) -> kube::Client {
         let fake = self.clone();
         let service = tower::service_fn(move |request: Request<Body>| {
             let fake = fake.clone();
-            async move { Ok::<_, std::convert::Infallible>(fake.answer(request).await) }
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let query = parts.uri.query().unwrap_or("");
+                let response = fake.answer(&parts.method, parts.uri.path(), query, &body);
+                Ok::<_, std::convert::Infallible>(response.map(Body::from))
+            }
         });
         kube::Client::new(service, namespace)
+    }
+
+    /// Serves this fake over HTTP on a free loopback port, on a thread of its own, and writes
+    /// a kubeconfig for it (`KUBECONFIG`), so that processes find it as their cluster. The
+    /// server stops when the returned handle is dropped.
+    pub fn serve_http(
+        &self,
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+    ) -> std::io::Result<HttpServer> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        std::fs::write(
+            kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{address}\nusers:\n- name: fake\n  user:\n    token: fake-service-account-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {namespace}\ncurrent-context: fake\n"
+            ),
+        )?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let fake = self.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let accept = async {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        let fake = fake.clone();
+                        tokio::spawn(async move {
+                            let service = hyper::service::service_fn(
+                                move |request: Request<hyper::body::Incoming>| {
+                                    let fake = fake.clone();
+                                    async move {
+                                        let (parts, body) = request.into_parts();
+                                        let body = body
+                                            .collect()
+                                            .await
+                                            .map(|b| b.to_bytes())
+                                            .unwrap_or_default();
+                                        let query = parts.uri.query().unwrap_or("");
+                                        let response = fake.answer(
+                                            &parts.method,
+                                            parts.uri.path(),
+                                            query,
+                                            &body,
+                                        );
+                                        Ok::<_, std::convert::Infallible>(response.map(|b| {
+                                            http_body_util::Full::new(bytes::Bytes::from(b))
+                                        }))
+                                    }
+                                },
+                            );
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    () = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Ok(HttpServer {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     fn roll(&self) -> bool {
         self.failure_rate > 0.0 && rand::random::<f64>() < self.failure_rate
     }
 
-    async fn answer(&self, request: Request<Body>) -> Response<Body> {
+    /// One request, as the API server would answer it (with the injected failures).
+    pub fn answer(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Response<Vec<u8>> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         if self.down {
             return status(
@@ -167,16 +295,7 @@ impl FakeKube {
                 "injected failure",
             );
         }
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let query = request.uri().query().unwrap_or("").to_owned();
-        let body = request
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let response = self.route(&method, &path, &query, &body);
+        let response = self.route(method, path, query, body);
         if fail_after {
             // The request took effect, but the answer is lost.
             self.counters
@@ -191,7 +310,13 @@ impl FakeKube {
         response
     }
 
-    fn route(&self, method: &http::Method, path: &str, query: &str, body: &[u8]) -> Response<Body> {
+    fn route(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Response<Vec<u8>> {
         let selector: String = url_decode(
             query
                 .split('&')
@@ -239,7 +364,7 @@ impl FakeKube {
                 Some(log) => Response::builder()
                     .status(StatusCode::OK)
                     .header("content-type", "text/plain")
-                    .body(Body::from(log.clone().into_bytes()))
+                    .body(log.clone().into_bytes())
                     .expect("response"),
                 None => status(
                     StatusCode::NOT_FOUND,
@@ -296,7 +421,7 @@ impl FakeKube {
                 Response::builder()
                     .status(StatusCode::CREATED)
                     .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&workflow).expect("json")))
+                    .body(serde_json::to_vec(&workflow).expect("json"))
                     .expect("response")
             }
             ("GET", [_, "workflows", name]) => match state.workflows.get(*name) {

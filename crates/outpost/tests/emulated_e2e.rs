@@ -1,0 +1,863 @@
+//! The deployed chain, end to end, with every step a process of the built binary: a job is
+//! queued on the reference control plane (`outpost control-plane serve`); the orchestrator
+//! CronWorkflow's Workflow runs `outpost orchestrate` against a fake Kubernetes API, which
+//! records the Workflow it submits; the Argo emulator (`crates/argo-emulator`) runs that
+//! Workflow from the rendered WorkflowTemplate as Argo's controller would (volumes, the
+//! container set, retries, deadlines, the exit handler); the exit handler reports to the
+//! control plane. Sources are the real PostgreSQL and MariaDB, destinations the real s3s-fs,
+//! Azurite and fake-gcs-server that `scripts/services.sh` starts.
+//!
+//! No Kubernetes API server or Argo controller can run here; `cluster_e2e.rs` keeps the same
+//! chain for a real cluster (k3d, in its own CI workflow).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use argo_emulator::kube_api::{FakeKube, HttpServer};
+use argo_emulator::{Emulator, Phase, PodEvent, WorkflowRun};
+use serde_json::{Value, json};
+use support::{Server, env, psql, serve};
+use workflow_compiler::RenderInput;
+
+const NAMESPACE: &str = "outpost";
+/// Emulated seconds per real second: the 3600 s attempt deadline fires after 7.2 s, the 30 s
+/// backoff waits 60 ms.
+const TIME_SCALE: f64 = 500.0;
+const RELAY_SECRET: &str = "outpost-relay-credentials";
+
+/// Where bucket relay delivers, in agent options.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Relay {
+    S3,
+    Azure,
+    Gcs,
+}
+
+/// One emulated cluster: the control plane, the fake API server, the rendered objects and the
+/// emulator, in a scratch folder.
+struct Cluster {
+    dir: tempfile::TempDir,
+    server: Arc<Mutex<Server>>,
+    /// Set by a test: the control plane restarts when the next pod ends.
+    restart_on_next_pod: Arc<std::sync::atomic::AtomicBool>,
+    kube: FakeKube,
+    _kube_http: HttpServer,
+    emulator: Emulator,
+    relay: Relay,
+    relay_url: String,
+    /// The rendered Argo objects.
+    rendered: Vec<Value>,
+    ticks: std::cell::Cell<u32>,
+}
+
+fn relay_options(relay: Relay, prefix: &str) -> (String, String) {
+    match relay {
+        Relay::S3 => {
+            let url = format!("s3://{}/{prefix}", env("OUTPOST_TEST_S3_BUCKET"));
+            let yaml = format!(
+                "relay:\n  url: {url}\n  endpoint: {}\n  region: us-east-1\n  credentialsSecret: {RELAY_SECRET}\n",
+                env("OUTPOST_TEST_S3_ENDPOINT")
+            );
+            (url, yaml)
+        }
+        Relay::Azure => {
+            let url = format!("az://{}/{prefix}", env("OUTPOST_TEST_AZURE_CONTAINER"));
+            let yaml = format!(
+                "relay:\n  url: {url}\n  endpoint: {}\n  azureAccount: {}\n  credentialsSecret: {RELAY_SECRET}\n",
+                env("OUTPOST_TEST_AZURE_ENDPOINT"),
+                env("OUTPOST_TEST_AZURE_ACCOUNT")
+            );
+            (url, yaml)
+        }
+        Relay::Gcs => {
+            let url = format!("gs://{}/{prefix}", env("OUTPOST_TEST_GCS_BUCKET"));
+            let yaml = format!(
+                "relay:\n  url: {url}\n  endpoint: {}\n  credentialsSecret: {RELAY_SECRET}\n",
+                env("OUTPOST_TEST_GCS_ENDPOINT")
+            );
+            (url, yaml)
+        }
+    }
+}
+
+/// The relay bucket's static credentials, as the Secret `outpost-relay-credentials` holds them.
+fn relay_credentials(relay: Relay) -> Vec<(&'static str, String)> {
+    match relay {
+        Relay::S3 => vec![
+            ("access-key-id", env("OUTPOST_TEST_S3_ACCESS_KEY")),
+            ("secret-access-key", env("OUTPOST_TEST_S3_SECRET_KEY")),
+        ],
+        Relay::Azure => vec![
+            ("account-name", env("OUTPOST_TEST_AZURE_ACCOUNT")),
+            ("account-key", env("OUTPOST_TEST_AZURE_KEY")),
+        ],
+        // fake-gcs-server takes no OAuth; object_store reads the endpoint from the
+        // service-account file.
+        Relay::Gcs => vec![(
+            "service-account.json",
+            json!({
+                "type": "service_account",
+                "gcs_base_url": env("OUTPOST_TEST_GCS_ENDPOINT"),
+                "disable_oauth": true,
+                "client_email": "outpost-e2e@example.iam.gserviceaccount.com",
+                "private_key": "",
+                "private_key_id": "outpost-e2e"
+            })
+            .to_string(),
+        )],
+    }
+}
+
+impl Cluster {
+    fn new(name: &str, relay: Relay) -> Self {
+        let dir = support::scratch(&format!("e2e-{name}"));
+        let server = serve(dir.path());
+        let prefix = format!("e2e-{}-{name}", std::process::id());
+        let (relay_url, relay_yaml) = relay_options(relay, &prefix);
+        // The agent options a site would set: its control plane and its relay bucket.
+        let options_yaml = format!(
+            "namespace: {NAMESPACE}\ncontrolPlane:\n  url: {}\n{relay_yaml}",
+            server.url
+        );
+        let options_file = dir.path().join("options.yaml");
+        std::fs::write(&options_file, options_yaml).expect("options");
+        let options = workflow_compiler::files::read_options(&options_file).expect("options");
+        let descriptors = workflow_compiler::files::read_connectors(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../connectors"),
+        )
+        .expect("descriptors");
+        let rendered = workflow_compiler::render(RenderInput {
+            descriptors: &descriptors,
+            options: &options,
+            options_source: "e2e",
+            overlays: &[],
+        })
+        .expect("render");
+
+        let kube = FakeKube::default();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let kube_http = kube
+            .serve_http(&kubeconfig, NAMESPACE)
+            .expect("fake API server");
+        let work = dir.path().join("pods");
+        std::fs::create_dir_all(&work).expect("pods");
+        let mut emulator = Emulator::new(&work)
+            .with_binary("outpost", env!("CARGO_BIN_EXE_outpost"))
+            .time_scale(TIME_SCALE)
+            .namespace(NAMESPACE)
+            // In a cluster the reporter and orchestrator use their service account; here the
+            // fake API server's kubeconfig.
+            .env("KUBECONFIG", &kubeconfig.display().to_string());
+        let rendered: Vec<Value> = rendered
+            .iter()
+            .filter(|f| f.name != "kustomization.yaml")
+            .map(|f| serde_saphyr::from_str(&f.contents).expect("rendered YAML"))
+            .collect();
+        for object in rendered.iter().cloned() {
+            match object["kind"].as_str() {
+                Some("WorkflowTemplate") => {
+                    kube.install_template(object.clone());
+                    emulator.install_template(object);
+                }
+                Some("ConfigMap") => {
+                    let name = object["metadata"]["name"]
+                        .as_str()
+                        .expect("name")
+                        .to_owned();
+                    let mut store = emulator.store();
+                    for (key, value) in object["data"].as_object().expect("data") {
+                        store.put_config_map(&name, key, value.as_str().expect("string"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        {
+            let token = std::fs::read_to_string(server.agent_token()).expect("token");
+            let mut store = emulator.store();
+            store.put_secret("outpost-control-plane-token", "token", token.trim());
+            for (key, value) in relay_credentials(relay) {
+                store.put_secret(RELAY_SECRET, key, value);
+            }
+        }
+        // What Argo's controller publishes while it runs a Workflow: the pods and their logs
+        // (which the exit handler ships) and the nodes' phases and messages (which it reports).
+        let nodes: Arc<Mutex<BTreeMap<String, BTreeMap<String, Value>>>> = Arc::default();
+        let mirror = kube.clone();
+        let server = Arc::new(Mutex::new(server));
+        let restart_on_next_pod = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (restart_server, restart) = (server.clone(), restart_on_next_pod.clone());
+        emulator.on_pod(move |event: &PodEvent| {
+            if restart.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                restart_server.lock().expect("lock").restart();
+            }
+            let logs: Vec<(&str, &str)> = event
+                .containers
+                .iter()
+                .map(|c| (c.name.as_str(), c.log.as_str()))
+                .collect();
+            mirror.add_pod(&event.workflow, &event.pod_name, &logs);
+            let mut nodes = nodes.lock().expect("lock");
+            let workflow = nodes.entry(event.workflow.clone()).or_default();
+            workflow.insert(
+                event.node_name.clone(),
+                json!({
+                    "displayName": event.node_name, "type": "Pod", "templateName": event.template,
+                    "phase": event.phase.as_str(), "message": event.message,
+                }),
+            );
+            mirror.set_status(
+                &event.workflow,
+                json!({ "phase": "Running", "nodes": workflow.clone() }),
+            );
+        });
+        Self {
+            dir,
+            server,
+            restart_on_next_pod,
+            kube,
+            _kube_http: kube_http,
+            emulator,
+            relay,
+            relay_url,
+            rendered,
+            ticks: std::cell::Cell::new(0),
+        }
+    }
+
+    fn server(&self) -> std::sync::MutexGuard<'_, Server> {
+        self.server.lock().expect("lock")
+    }
+
+    /// Stops the control plane now and starts it again when the next pod has ended.
+    fn stop_control_plane_until_first_attempt_ends(&self) {
+        self.server().stop();
+        self.restart_on_next_pod
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn secret(&self, connection: &str, password: &str) {
+        self.emulator.store().put_secret(
+            &format!("outpost-source-{connection}"),
+            "password",
+            password,
+        );
+    }
+
+    /// One orchestrator tick: the CronWorkflow's Workflow, run by the emulator. Answers the
+    /// Workflows it submitted.
+    fn orchestrate(&self) -> Vec<Value> {
+        let before: Vec<String> = self.kube.workflows().iter().map(name_of).collect();
+        let tick = self.ticks.get() + 1;
+        self.ticks.set(tick);
+        let workflow = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": { "name": format!("outpost-orchestrator-{tick}"), "namespace": NAMESPACE },
+            "spec": self.orchestrator_spec(),
+        });
+        let run = self
+            .emulator
+            .run(&workflow)
+            .expect("the orchestrator Workflow is valid");
+        assert_eq!(
+            run.phase,
+            Phase::Succeeded,
+            "orchestrator tick: {}\n{}",
+            run.message,
+            logs(&run)
+        );
+        self.kube
+            .workflows()
+            .into_iter()
+            .filter(|w| !before.contains(&name_of(w)))
+            .collect()
+    }
+
+    fn orchestrator_spec(&self) -> Value {
+        let cron = self
+            .rendered
+            .iter()
+            .find(|o| {
+                o["kind"] == "CronWorkflow" && o["metadata"]["name"] == "outpost-orchestrator"
+            })
+            .expect("the orchestrator CronWorkflow");
+        cron["spec"]["workflowSpec"].clone()
+    }
+
+    /// Queues `job`, runs a tick, and runs the one Workflow it submitted.
+    fn run_job(&self, job: &Value) -> WorkflowRun {
+        let id = job["id"].as_str().expect("id");
+        self.server().enqueue(id, job);
+        let submitted = self.orchestrate();
+        assert_eq!(submitted.len(), 1, "one Workflow for job {id}");
+        let workflow = &submitted[0];
+        // Only a reference and arguments: the template decides what runs.
+        let spec = workflow["spec"].as_object().expect("spec");
+        assert!(
+            spec.keys()
+                .all(|k| k == "workflowTemplateRef" || k == "arguments"),
+            "{spec:?}"
+        );
+        let run = self
+            .emulator
+            .run(workflow)
+            .expect("the connector Workflow is valid");
+        self.kube.finish(&run.name, run.phase.as_str());
+        run
+    }
+}
+
+fn name_of(workflow: &Value) -> String {
+    workflow["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Every container's log of a run, for failure messages.
+fn logs(run: &WorkflowRun) -> String {
+    run.nodes
+        .iter()
+        .filter(|n| !n.log.is_empty())
+        .map(|n| format!("===== {} ({}) =====\n{}", n.name, n.phase.as_str(), n.log))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn pg_job(id: &str, connection: &str, user: &str, mode: &str, port: &str) -> Value {
+    json!({
+        "id": id, "runId": "r1", "connector": "postgres", "connection": connection,
+        "transferMode": mode,
+        "parameters": {
+            "host": env("OUTPOST_TEST_PG_HOST"), "port": port.parse::<u64>().expect("port"),
+            "database": "postgres", "user": user, "ssl-mode": "require",
+            "include-schemas": "^e2e_"
+        }
+    })
+}
+
+fn mysql_job(id: &str, connection: &str, user: &str, mode: &str) -> Value {
+    json!({
+        "id": id, "runId": "r1", "connector": "mysql", "connection": connection,
+        "transferMode": mode,
+        "parameters": {
+            "host": env("OUTPOST_TEST_MYSQL_HOST"),
+            "port": env("OUTPOST_TEST_MYSQL_PORT").parse::<u64>().expect("port"),
+            "user": user, "ssl-mode": "require", "include-schemas": "^e2e_"
+        }
+    })
+}
+
+/// A source account and schema for one test: a login whose password is a canary, and a table
+/// holding a canary row. Metadata extraction must carry neither anywhere.
+struct Source {
+    user: String,
+    password: String,
+    row_canary: String,
+    schema: String,
+}
+
+impl Source {
+    fn postgres(tag: &str) -> Self {
+        let pid = std::process::id();
+        let source = Self {
+            user: format!("e2e_{tag}_{pid}"),
+            password: format!("CANARY-PASSWORD-{tag}-{pid}-8f2a"),
+            row_canary: format!("CANARY-ROW-{tag}-{pid}-c41d"),
+            schema: format!("e2e_{tag}_{pid}"),
+        };
+        let Source {
+            user,
+            password,
+            row_canary,
+            schema,
+        } = &source;
+        psql(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; DROP ROLE IF EXISTS {user};
+             CREATE ROLE {user} LOGIN PASSWORD '{password}';
+             CREATE SCHEMA {schema};
+             CREATE TABLE {schema}.customers (id int PRIMARY KEY, note text);
+             COMMENT ON TABLE {schema}.customers IS 'e2e customers';
+             INSERT INTO {schema}.customers VALUES (1, '{row_canary}');
+             CREATE VIEW {schema}.recent AS SELECT id FROM {schema}.customers;
+             GRANT USAGE ON SCHEMA {schema} TO {user};"
+        ));
+        source
+    }
+
+    fn mysql(tag: &str) -> Self {
+        let pid = std::process::id();
+        let source = Self {
+            user: format!("e2e_{tag}_{pid}"),
+            password: format!("CANARY-PASSWORD-{tag}-{pid}-93be"),
+            row_canary: format!("CANARY-ROW-{tag}-{pid}-07aa"),
+            schema: format!("e2e_{tag}_{pid}"),
+        };
+        let Source {
+            user,
+            password,
+            row_canary,
+            schema,
+        } = &source;
+        support::mysql(&format!(
+            "DROP DATABASE IF EXISTS {schema}; DROP USER IF EXISTS '{user}'@'%';
+             CREATE DATABASE {schema};
+             CREATE TABLE {schema}.customers (id int PRIMARY KEY, note text) COMMENT 'e2e customers';
+             INSERT INTO {schema}.customers VALUES (1, '{row_canary}');
+             CREATE VIEW {schema}.recent AS SELECT id FROM {schema}.customers;
+             CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';
+             GRANT SHOW VIEW ON {schema}.* TO '{user}'@'%';"
+        ));
+        source
+    }
+}
+
+/// A delivered run, read back from its bucket: the manifest and every file it lists, each
+/// checked against the manifest's SHA-256 and size, decompressed.
+struct Delivered {
+    manifest: Value,
+    /// The files' decompressed contents, concatenated.
+    records: Vec<u8>,
+}
+
+fn bucket_settings(relay: Option<Relay>, credentials: &Path) -> delivery::bucket::StoreSettings {
+    std::fs::create_dir_all(credentials).expect("credentials");
+    for (key, value) in relay_credentials(relay.unwrap_or(Relay::S3)) {
+        std::fs::write(credentials.join(key), value).expect("credential");
+    }
+    delivery::bucket::StoreSettings {
+        endpoint: Some(match relay.unwrap_or(Relay::S3) {
+            Relay::S3 => env("OUTPOST_TEST_S3_ENDPOINT"),
+            Relay::Azure => env("OUTPOST_TEST_AZURE_ENDPOINT"),
+            Relay::Gcs => env("OUTPOST_TEST_GCS_ENDPOINT"),
+        }),
+        region: Some("us-east-1".to_owned()),
+        azure_account: (relay == Some(Relay::Azure)).then(|| env("OUTPOST_TEST_AZURE_ACCOUNT")),
+        credentials_dir: Some(credentials.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// Reads `<url>/<connection>/<job>/<run>/` back; `None` when it holds no manifest.
+fn read_run(url: &str, relay: Option<Relay>, scratch: &Path, run: &str) -> Option<Delivered> {
+    use object_store::ObjectStoreExt as _;
+    use sha2::Digest as _;
+    delivery::install_crypto_provider();
+    let settings = bucket_settings(relay, &scratch.join("reader-credentials"));
+    let bucket = delivery::bucket::Bucket::open(
+        &delivery::bucket::BucketUrl::parse(url).expect("bucket URL"),
+        &settings,
+    )
+    .expect("bucket");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let get = |relative: &str| {
+            let location = bucket.location(run, relative).expect("location");
+            let store = bucket.store.clone();
+            async move {
+                match store.get(&location).await {
+                    Ok(object) => Some(object.bytes().await.expect("object body").to_vec()),
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => panic!("reading {location}: {e}"),
+                }
+            }
+        };
+        let manifest: Value =
+            serde_json::from_slice(&get("manifest.json").await?).expect("manifest JSON");
+        let mut records = Vec::new();
+        for file in manifest["files"].as_array().expect("files") {
+            let path = file["path"].as_str().expect("path");
+            let bytes = get(path)
+                .await
+                .unwrap_or_else(|| panic!("{path} is listed but missing"));
+            let digest: String = sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(
+                Some(digest.as_str()),
+                file["sha256"].as_str(),
+                "{path}: SHA-256"
+            );
+            assert_eq!(
+                Some(bytes.len() as u64),
+                file["bytes"].as_u64(),
+                "{path}: size"
+            );
+            records.extend(zstd::decode_all(bytes.as_slice()).expect("zstd"));
+        }
+        Some(Delivered { manifest, records })
+    })
+}
+
+impl Cluster {
+    /// Where a job's run was delivered: the relay bucket, or the control plane's ingest bucket.
+    fn delivered(&self, job: &Value) -> Option<Delivered> {
+        let run = format!(
+            "{}/{}/{}",
+            job["connection"].as_str().expect("connection"),
+            job["id"].as_str().expect("id"),
+            job["runId"].as_str().expect("run id")
+        );
+        if job["transferMode"] == "bucket-relay" {
+            read_run(&self.relay_url, Some(self.relay), self.dir.path(), &run)
+        } else {
+            let url = format!(
+                "s3://{}/ingest-{}",
+                env("OUTPOST_TEST_S3_BUCKET"),
+                std::process::id()
+            );
+            read_run(&url, None, self.dir.path(), &run)
+        }
+    }
+
+    /// Everything shipped out of the cluster's runs: the control plane's files (statuses,
+    /// logs, heartbeats) and the relay bucket's run logs.
+    fn shipped(&self) -> Vec<u8> {
+        let mut shipped = self.server().files();
+        if self.relay == Relay::S3 {
+            let prefix = self.relay_url.split_once("//").expect("url").1;
+            let logs = PathBuf::from(env("OUTPOST_TEST_S3_DIR"))
+                .join(prefix)
+                .join("_logs");
+            for entry in walk(&logs) {
+                shipped.extend(std::fs::read(entry).expect("log"));
+            }
+        }
+        shipped
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The connectors a cluster runs: those with a rendered WorkflowTemplate.
+fn cluster_connectors(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .rendered
+        .iter()
+        .filter(|o| o["kind"] == "WorkflowTemplate")
+        .filter_map(|o| {
+            o["metadata"]["labels"]["outpost.dev/connector"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_manifest() {
+    let cluster = Cluster::new("all", Relay::S3);
+    let connectors = cluster_connectors(&cluster);
+    let mut sources = Vec::new();
+    let mut runs = 0;
+    for connector in &connectors {
+        let source = match connector.as_str() {
+            "postgres" => Source::postgres("all"),
+            "mysql" => Source::mysql("all"),
+            other => panic!("connector `{other}` has a WorkflowTemplate but no job here: add one"),
+        };
+        for mode in ["bucket-relay", "direct-ingestion"] {
+            let connection = format!("{connector}-{}", &mode[..6]);
+            let id = format!("job-{connector}-{mode}");
+            let job = match connector.as_str() {
+                "postgres" => pg_job(
+                    &id,
+                    &connection,
+                    &source.user,
+                    mode,
+                    &env("OUTPOST_TEST_PG_PORT"),
+                ),
+                _ => mysql_job(&id, &connection, &source.user, mode),
+            };
+            cluster.secret(&connection, &source.password);
+            let run = cluster.run_job(&job);
+            assert_eq!(
+                run.phase,
+                Phase::Succeeded,
+                "{id}: {}\n{}",
+                run.message,
+                logs(&run)
+            );
+            assert_eq!(run.attempts("run"), 1, "{id}");
+            let (state, message) = cluster.server().state(&id);
+            assert_eq!(state, "succeeded", "{id}: {message:?}");
+            let delivered = cluster
+                .delivered(&job)
+                .unwrap_or_else(|| panic!("{id}: no manifest"));
+            // The manifest names the run it belongs to.
+            for (field, expected) in [
+                ("connector", json!(connector)),
+                ("connection", json!(connection)),
+                ("jobId", json!(id)),
+                ("runId", json!("r1")),
+            ] {
+                assert_eq!(
+                    delivered.manifest[field], expected,
+                    "{id}: manifest {field}"
+                );
+            }
+            // The metadata is there: the table, its comment and the view.
+            let text = String::from_utf8_lossy(&delivered.records);
+            for expected in [&source.schema, "customers", "e2e customers", "recent"] {
+                assert!(
+                    text.contains(expected),
+                    "{id}: `{expected}` missing from the delivered records"
+                );
+            }
+            // …and never a row, nor the password.
+            assert!(
+                !text.contains(&source.row_canary),
+                "{id}: a table row was delivered"
+            );
+            assert!(
+                !text.contains(&source.password),
+                "{id}: the password was delivered"
+            );
+            runs += 1;
+        }
+        sources.push(source);
+    }
+    println!(
+        "{runs} emulated runs succeeded: {connectors:?} × bucket relay (s3s-fs) and direct ingestion"
+    );
+    assert_eq!(runs, 2 * connectors.len());
+    assert!(
+        connectors.len() >= 2,
+        "postgres and mysql at least: {connectors:?}"
+    );
+    // Canaries: nothing shipped (statuses, logs in the control plane and in the bucket) holds a
+    // password or a row; the search finds what is there (the connection names).
+    let shipped = cluster.shipped();
+    assert!(
+        support::contains(&shipped, "postgres-bucket"),
+        "the search finds nothing"
+    );
+    for source in &sources {
+        assert!(
+            !support::contains(&shipped, &source.password),
+            "a password was shipped"
+        );
+        assert!(
+            !support::contains(&shipped, &source.row_canary),
+            "a row was shipped"
+        );
+    }
+}
+
+#[test]
+fn bucket_relay_reaches_azurite_and_fake_gcs() {
+    for relay in [Relay::Azure, Relay::Gcs] {
+        let tag = format!("{relay:?}").to_lowercase();
+        let cluster = Cluster::new(&tag, relay);
+        let source = Source::postgres(&tag);
+        let connection = format!("pg-{tag}");
+        cluster.secret(&connection, &source.password);
+        let job = pg_job(
+            &format!("job-{tag}"),
+            &connection,
+            &source.user,
+            "bucket-relay",
+            &env("OUTPOST_TEST_PG_PORT"),
+        );
+        let run = cluster.run_job(&job);
+        assert_eq!(
+            run.phase,
+            Phase::Succeeded,
+            "{tag}: {}\n{}",
+            run.message,
+            logs(&run)
+        );
+        assert_eq!(cluster.server().state(&format!("job-{tag}")).0, "succeeded");
+        let delivered = cluster
+            .delivered(&job)
+            .unwrap_or_else(|| panic!("{tag}: no manifest"));
+        assert!(String::from_utf8_lossy(&delivered.records).contains("customers"));
+    }
+}
+
+/// A port nothing listens on.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    port.to_string()
+}
+
+#[test]
+fn failure_paths_end_in_their_documented_state_after_their_documented_attempts() {
+    let cluster = Cluster::new("failures", Relay::S3);
+    let source = Source::postgres("fail");
+    let limit = 3; // the postgres descriptor's `retries.limit`
+
+    // Source down: exit 75, retried `limit` times, then `failed`.
+    cluster.secret("pg-down", &source.password);
+    let job = pg_job(
+        "job-source-down",
+        "pg-down",
+        &source.user,
+        "bucket-relay",
+        &closed_port(),
+    );
+    let run = cluster.run_job(&job);
+    assert_eq!(run.phase, Phase::Failed, "{}", logs(&run));
+    assert_eq!(run.attempts("run"), limit + 1, "{}", logs(&run));
+    let (state, message) = cluster.server().state("job-source-down");
+    assert_eq!(state, "failed");
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("exit code 75")),
+        "{message:?}"
+    );
+    assert!(
+        cluster.delivered(&job).is_none(),
+        "no manifest for a failed run"
+    );
+
+    // Wrong password: exit 77, not retried.
+    cluster.secret("pg-wrong", "not-the-password");
+    let job = pg_job(
+        "job-wrong-password",
+        "pg-wrong",
+        &source.user,
+        "bucket-relay",
+        &env("OUTPOST_TEST_PG_PORT"),
+    );
+    let run = cluster.run_job(&job);
+    assert_eq!(run.phase, Phase::Failed);
+    assert_eq!(
+        run.attempts("run"),
+        1,
+        "a refused login is not retried\n{}",
+        logs(&run)
+    );
+    let (state, message) = cluster.server().state("job-wrong-password");
+    assert_eq!(state, "failed");
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("exit code 77")),
+        "{message:?}"
+    );
+
+    // Missing connection Secret: fails at once (exit 78, not retried), well within the
+    // deadline, and the concurrency slot is free again.
+    let job = pg_job(
+        "job-missing-secret",
+        "pg-nosecret",
+        &source.user,
+        "bucket-relay",
+        &env("OUTPOST_TEST_PG_PORT"),
+    );
+    let run = cluster.run_job(&job);
+    assert_eq!(run.phase, Phase::Failed);
+    assert_eq!(run.attempts("run"), 1, "{}", logs(&run));
+    assert!(
+        run.duration < 600.0,
+        "failed after {} emulated seconds",
+        run.duration
+    );
+    let (state, message) = cluster.server().state("job-missing-secret");
+    assert_eq!(state, "failed");
+    let message = message.unwrap_or_default();
+    assert!(message.contains("exit code 78"), "{message}");
+    // The shipped logs say which Secret to create.
+    assert!(
+        support::contains(
+            &cluster.shipped(),
+            "the Secret of connection `pg-nosecret` is missing"
+        ),
+        "the reason is not in the shipped logs"
+    );
+    assert_eq!(
+        cluster
+            .emulator
+            .semaphore_holders("outpost-concurrency", "postgres"),
+        0
+    );
+
+    // Control plane down during upload: the upload's exit 75 is retried, and the run succeeds
+    // once the control plane is back.
+    cluster.secret("pg-cp-down", &source.password);
+    let job = pg_job(
+        "job-cp-down",
+        "pg-cp-down",
+        &source.user,
+        "direct-ingestion",
+        &env("OUTPOST_TEST_PG_PORT"),
+    );
+    cluster.server().enqueue("job-cp-down", &job);
+    let submitted = cluster.orchestrate();
+    assert_eq!(submitted.len(), 1);
+    cluster.stop_control_plane_until_first_attempt_ends();
+    let run = cluster.emulator.run(&submitted[0]).expect("valid");
+    assert_eq!(run.phase, Phase::Succeeded, "{}", logs(&run));
+    assert_eq!(run.attempts("run"), 2, "{}", logs(&run));
+    assert!(
+        run.nodes.iter().any(|n| n.exit_code == Some(75)),
+        "the first attempt's upload exited 75"
+    );
+    assert_eq!(cluster.server().state("job-cp-down").0, "succeeded");
+    assert!(cluster.delivered(&job).is_some());
+
+    // Extract killed mid-run (a source that accepts and never answers, until the attempt's
+    // deadline kills the pod): no manifest anywhere, and the job `failed`.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = stall.local_addr().expect("address").port().to_string();
+    cluster.secret("pg-stall", &source.password);
+    let job = pg_job(
+        "job-killed",
+        "pg-stall",
+        &source.user,
+        "bucket-relay",
+        &port,
+    );
+    let run = cluster.run_job(&job);
+    drop(stall);
+    assert_eq!(run.phase, Phase::Failed, "{}", logs(&run));
+    assert!(
+        run.nodes.iter().any(|n| n.message.contains("deadline")),
+        "killed by its deadline: {}",
+        logs(&run)
+    );
+    assert_eq!(cluster.server().state("job-killed").0, "failed");
+    assert!(
+        cluster.delivered(&job).is_none(),
+        "a killed extraction left a manifest"
+    );
+
+    // Canaries: the password (also sent to the wrong and stalled servers' jobs) and the row.
+    let shipped = cluster.shipped();
+    assert!(
+        support::contains(&shipped, "pg-down"),
+        "the search finds nothing"
+    );
+    assert!(
+        !support::contains(&shipped, &source.password),
+        "a password was shipped"
+    );
+    assert!(
+        !support::contains(&shipped, &source.row_canary),
+        "a row was shipped"
+    );
+}
