@@ -176,14 +176,7 @@ impl FakeKube {
         let service = tower::service_fn(move |request: Request<Body>| {
             let fake = fake.clone();
             async move {
-                let (parts, body) = request.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let query = parts.uri.query().unwrap_or("");
-                let response = fake.answer(&parts.method, parts.uri.path(), query, &body);
+                let response = fake.answer_request(request).await;
                 Ok::<_, std::convert::Infallible>(response.map(Body::from))
             }
         });
@@ -225,19 +218,7 @@ impl FakeKube {
                                 move |request: Request<hyper::body::Incoming>| {
                                     let fake = fake.clone();
                                     async move {
-                                        let (parts, body) = request.into_parts();
-                                        let body = body
-                                            .collect()
-                                            .await
-                                            .map(|b| b.to_bytes())
-                                            .unwrap_or_default();
-                                        let query = parts.uri.query().unwrap_or("");
-                                        let response = fake.answer(
-                                            &parts.method,
-                                            parts.uri.path(),
-                                            query,
-                                            &body,
-                                        );
+                                        let response = fake.answer_request(request).await;
                                         Ok::<_, std::convert::Infallible>(response.map(|b| {
                                             http_body_util::Full::new(bytes::Bytes::from(b))
                                         }))
@@ -265,6 +246,18 @@ impl FakeKube {
 
     fn roll(&self) -> bool {
         self.failure_rate > 0.0 && rand::random::<f64>() < self.failure_rate
+    }
+
+    /// An HTTP request, whatever its body type, answered by [`FakeKube::answer`].
+    async fn answer_request<B: hyper::body::Body>(&self, request: Request<B>) -> Response<Vec<u8>> {
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let query = parts.uri.query().unwrap_or("");
+        self.answer(&parts.method, parts.uri.path(), query, &body)
     }
 
     /// One request, as the API server would answer it (with the injected failures).

@@ -373,3 +373,35 @@ fn a_correctly_signed_job_is_admitted() {
     .expect("json");
     admit(&reordered, &descriptors(), &policy).expect("admitted");
 }
+
+/// Descriptor names are at most `MAX_CONNECTOR_NAME_LEN` characters so that every Workflow
+/// name fits the 63 Argo allows (`workflow/validate`).
+#[test]
+fn the_longest_connector_name_gives_a_workflow_name_argo_accepts() {
+    let mut job =
+        admit(&good_job(), &descriptors(), &AdmissionPolicy::default()).expect("admitted");
+    job.connector = "c".repeat(connector_descriptor::MAX_CONNECTOR_NAME_LEN);
+    let name = workflow_name(&job);
+    assert_eq!(name.len(), 63, "{name}");
+    assert!(connector_descriptor::ids::is_dns_label(&name), "{name}");
+}
+
+/// SQLite reads a file on one machine: its jobs run in local mode only.
+#[test]
+fn a_local_only_connector_is_rejected_in_a_cluster_and_admitted_locally() {
+    let job = json!({
+        "id": "job-1", "runId": "r1", "connector": "sqlite", "connection": "local-db",
+        "transferMode": "direct-ingestion", "parameters": { "path": "/srv/app.db" }
+    });
+    let cluster = AdmissionPolicy::default();
+    let rejection = admit(&job, &descriptors(), &cluster).expect_err("rejected in a cluster");
+    assert!(
+        rejection.to_string().contains("runs only in local mode"),
+        "{rejection}"
+    );
+    let local = AdmissionPolicy {
+        local: true,
+        ..AdmissionPolicy::default()
+    };
+    admit(&job, &descriptors(), &local).expect("admitted locally");
+}

@@ -361,14 +361,19 @@ struct Source {
 }
 
 impl Source {
-    fn postgres(tag: &str) -> Self {
+    /// Names unique to this test process; `salt` tells the engines' canaries apart.
+    fn named(tag: &str, salt: &str) -> Self {
         let pid = std::process::id();
-        let source = Self {
+        Self {
             user: format!("e2e_{tag}_{pid}"),
-            password: format!("CANARY-PASSWORD-{tag}-{pid}-8f2a"),
-            row_canary: format!("CANARY-ROW-{tag}-{pid}-c41d"),
+            password: format!("CANARY-PASSWORD-{tag}-{pid}-{salt}"),
+            row_canary: format!("CANARY-ROW-{tag}-{pid}-{salt}"),
             schema: format!("e2e_{tag}_{pid}"),
-        };
+        }
+    }
+
+    fn postgres(tag: &str) -> Self {
+        let source = Self::named(tag, "8f2a");
         let Source {
             user,
             password,
@@ -389,13 +394,7 @@ impl Source {
     }
 
     fn mysql(tag: &str) -> Self {
-        let pid = std::process::id();
-        let source = Self {
-            user: format!("e2e_{tag}_{pid}"),
-            password: format!("CANARY-PASSWORD-{tag}-{pid}-93be"),
-            row_canary: format!("CANARY-ROW-{tag}-{pid}-07aa"),
-            schema: format!("e2e_{tag}_{pid}"),
-        };
+        let source = Self::named(tag, "93be");
         let Source {
             user,
             password,
