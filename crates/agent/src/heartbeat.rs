@@ -1,5 +1,11 @@
 //! The heartbeat: the agent is alive, what it can reach, what it runs, and when the
 //! orchestrator last polled successfully (the newest succeeded orchestrator Workflow).
+//!
+//! It also reads whether Argo's workflow controller runs only Workflows that reference a
+//! WorkflowTemplate ([`crate::argo_config`], security review finding M6). The heartbeat's
+//! document (`openapi.yaml`, `Heartbeat`) has no field for it, and no free-form one, so
+//! that is logged, not sent: as a warning when the restriction is not enforced (the
+//! orchestrator refuses to tick then), and loudly when the insecure override is on.
 
 use std::time::SystemTime;
 
@@ -7,6 +13,7 @@ use control_plane::api::{Heartbeat, rfc3339};
 use control_plane::{ControlPlaneClient, ControlPlaneError};
 use serde_json::Value;
 
+use crate::argo_config::{self, ControllerConfigMap, Restrictions};
 use crate::kubernetes::Namespace;
 
 /// Label selector of the agent's running connector Workflows.
@@ -16,8 +23,96 @@ pub const RUNNING: &str =
 pub const SUCCEEDED_POLLS: &str =
     "app.kubernetes.io/component=orchestrator,workflows.argoproj.io/phase=Succeeded";
 
-/// What the agent sees of its cluster now.
-pub async fn observe(namespace: &Namespace, agent_id: &str) -> Heartbeat {
+/// Who the agent is, and what it checks besides.
+#[derive(Clone, Debug)]
+pub struct HeartbeatConfig {
+    /// The agent's id at the control plane.
+    pub agent_id: String,
+    /// The ConfigMap of Argo's workflow controller.
+    pub argo_config_map: ControllerConfigMap,
+    /// The orchestrator runs even without Argo's restriction (insecure): warned about.
+    pub insecure_allow_unrestricted_templates: bool,
+}
+
+impl HeartbeatConfig {
+    /// `agent_id`, Argo's ConfigMap where Argo's install manifests put it, no override.
+    pub fn new(agent_id: &str) -> Self {
+        Self {
+            agent_id: agent_id.to_owned(),
+            argo_config_map: ControllerConfigMap::default(),
+            insecure_allow_unrestricted_templates: false,
+        }
+    }
+}
+
+/// One heartbeat's observations: what is sent, and what the heartbeat has no field for.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    /// What the control plane receives.
+    pub heartbeat: Heartbeat,
+    /// Whether Argo runs only Workflows that reference a WorkflowTemplate, or why that is
+    /// unknown (the API server did not answer). Logged, not sent.
+    pub argo_restrictions: Result<Restrictions, String>,
+    /// What was logged as a warning.
+    pub warnings: Vec<String>,
+}
+
+impl Observation {
+    /// `true`, `false`, or `unknown`, for the log.
+    pub fn argo_restricts_templates(&self) -> &'static str {
+        match &self.argo_restrictions {
+            Ok(r) if r.is_enforced() => "true",
+            Ok(r)
+                if matches!(
+                    r.template_referencing,
+                    argo_config::TemplateReferencing::NotEnforced(_)
+                ) =>
+            {
+                "false"
+            }
+            _ => "unknown",
+        }
+    }
+}
+
+/// What the agent sees of its cluster now; warnings are logged as they are found.
+pub async fn observe(namespace: &Namespace, config: &HeartbeatConfig) -> Observation {
+    let heartbeat = observe_heartbeat(namespace, &config.agent_id).await;
+    let argo_restrictions = argo_config::read(namespace.client(), &config.argo_config_map)
+        .await
+        .map_err(|e| format!("reading Argo's ConfigMap {}: {e}", config.argo_config_map));
+    let mut warnings = Vec::new();
+    if config.insecure_allow_unrestricted_templates {
+        warnings.push(match &argo_restrictions {
+            Ok(restrictions) => restrictions.insecure_warning(),
+            Err(e) => format!("{}. Now: {e}", argo_config::INSECURE),
+        });
+    } else {
+        match &argo_restrictions {
+            Ok(restrictions) if restrictions.is_enforced() => {
+                tracing::info!("{}", restrictions.finding());
+            }
+            Ok(restrictions) => warnings.push(format!(
+                "{}; the orchestrator refuses to run until it is fixed",
+                restrictions.finding()
+            )),
+            Err(e) => warnings.push(format!(
+                "whether Argo's workflow controller runs Workflows with inline templates is unknown: {e}"
+            )),
+        }
+    }
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    Observation {
+        heartbeat,
+        argo_restrictions,
+        warnings,
+    }
+}
+
+/// The heartbeat's own fields.
+async fn observe_heartbeat(namespace: &Namespace, agent_id: &str) -> Heartbeat {
     let kubernetes_reachable = namespace.client().apiserver_version().await.is_ok();
     let running = namespace.workflows_labelled(RUNNING).await;
     let argo_reachable = running.is_ok();
@@ -45,13 +140,13 @@ pub async fn observe(namespace: &Namespace, agent_id: &str) -> Heartbeat {
     }
 }
 
-/// Observes and sends one heartbeat; answers what was sent.
+/// Observes and sends one heartbeat; answers what was observed.
 pub async fn send(
     control_plane: &ControlPlaneClient,
     namespace: &Namespace,
-    agent_id: &str,
-) -> Result<Heartbeat, ControlPlaneError> {
-    let beat = observe(namespace, agent_id).await;
-    control_plane.heartbeat(&beat).await?;
-    Ok(beat)
+    config: &HeartbeatConfig,
+) -> Result<Observation, ControlPlaneError> {
+    let observation = observe(namespace, config).await;
+    control_plane.heartbeat(&observation.heartbeat).await?;
+    Ok(observation)
 }

@@ -1,9 +1,14 @@
 //! The few Kubernetes calls the agent makes, each within its service account's Role:
 //! Workflows (create, get, list), WorkflowTemplates (get), Pods (list) and their logs (get).
+//! The one call outside the agent's namespace, a `get` of Argo's controller ConfigMap, is
+//! [`crate::argo_config::read`].
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, LogParams, PostParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
+
+/// Most lines of a container's log read (its end), however long the log.
+pub const LOG_TAIL_LINES: i64 = 100_000;
 
 /// Argo's Workflow resource.
 pub fn workflow_resource() -> ApiResource {
@@ -143,23 +148,53 @@ impl Namespace {
         Ok(out)
     }
 
-    /// The last `limit_bytes` of a container's log.
+    /// The last `limit_bytes` of a container's log, where failures are. Kubernetes'
+    /// `limitBytes` would give the first ones (security review L5), so the log is streamed
+    /// and only its end kept (at most twice the limit in memory); `tailLines` bounds what is
+    /// read of a huge log.
     pub async fn container_log(
         &self,
         pod: &str,
         container: &str,
-        limit_bytes: i64,
-    ) -> Result<String, kube::Error> {
+        limit_bytes: usize,
+    ) -> Result<String, String> {
+        use futures_util::AsyncReadExt as _;
         let pods: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.client.clone(), &self.name);
-        pods.logs(
-            pod,
-            &LogParams {
-                container: Some(container.to_owned()),
-                limit_bytes: Some(limit_bytes),
-                ..LogParams::default()
-            },
-        )
-        .await
+        let mut stream = pods
+            .log_stream(
+                pod,
+                &LogParams {
+                    container: Some(container.to_owned()),
+                    tail_lines: Some(LOG_TAIL_LINES),
+                    ..LogParams::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut kept: Vec<u8> = Vec::new();
+        let mut cut = false;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if read == 0 {
+                break;
+            }
+            kept.extend_from_slice(&chunk[..read]);
+            if kept.len() > 2 * limit_bytes {
+                kept.drain(..kept.len() - limit_bytes);
+                cut = true;
+            }
+        }
+        if kept.len() > limit_bytes {
+            kept.drain(..kept.len() - limit_bytes);
+            cut = true;
+        }
+        let text = String::from_utf8_lossy(&kept);
+        Ok(if cut {
+            format!("(earlier output cut: only the last {limit_bytes} bytes are kept)\n{text}")
+        } else {
+            text.into_owned()
+        })
     }
 }

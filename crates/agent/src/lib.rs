@@ -3,6 +3,7 @@
 //! decided by the pure `orchestrator` crate; this crate only carries it out against the
 //! Kubernetes API ([`kubernetes`]) and the control plane (`control-plane`).
 
+pub mod argo_config;
 pub mod heartbeat;
 pub mod kubernetes;
 pub mod redact;

@@ -17,9 +17,20 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
             MASK,
         ),
-        // `password=…`, `"token": "…"`, `secret: …`, `api_key=…` (value up to a delimiter).
+        // `password="…"`, `"token": "…"`: a quoted value, whole, to its closing quote (spaces,
+        // `;`, `,` and `&` included; escaped quotes too).
         (
-            r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=]\s*["']?)[^\s"',;&}]+"#,
+            r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=]\s*)"(?:[^"\\]|\\.)*""#,
+            "${1}\"[REDACTED]\"",
+        ),
+        (
+            r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=]\s*)'(?:[^'\\]|\\.)*'"#,
+            "${1}'[REDACTED]'",
+        ),
+        // `password=…`, `secret: …` unquoted: where such a value ends cannot be known (a
+        // password may hold spaces, `;`, `,`, `&`), so the rest of the line goes.
+        (
+            r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=][ \t]*)[^\s"'][^\r\n]*"#,
             "${1}[REDACTED]",
         ),
         // `Authorization: Bearer …`, `Basic …`.
@@ -57,7 +68,9 @@ mod tests {
 
     #[test]
     fn masks_known_values_and_secret_shapes() {
-        let text = "login as reader with password=hunter2-canary failed; \
+        // An unquoted `password=` value masks the rest of its line (L6), so the other shapes
+        // are on lines of their own.
+        let text = "login as reader with password=hunter2-canary failed;\n\
             url https://bucket.s3.amazonaws.com/a?X-Amz-Signature=abc123 \
             Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload \
             postgres://reader:s3cr3t@db:5432/app key AKIAABCDEFGHIJKLMNOP \
@@ -81,6 +94,44 @@ mod tests {
         ] {
             assert!(out.contains(kept), "{kept} lost: {out}");
         }
+    }
+
+    /// Review finding L6: the `password=` mask stopped at a space, `;`, `,`, `&` or quote.
+    #[test]
+    fn l6_password_values_are_masked_whole_whatever_they_hold() {
+        for (text, secret) in [
+            ("password=two words here", "words here"),
+            ("password=abc;def", ";def"),
+            ("password=abc,def", ",def"),
+            ("password=abc&def", "&def"),
+            ("password='quoted; value, & more'", "value, & more"),
+            (
+                "{\"password\": \"a \\\"quoted\\\" one\", \"user\": \"x\"}",
+                "quoted",
+            ),
+            ("conninfo host=db password=\"p a;s,s\" user=reader", "a;s,s"),
+        ] {
+            let out = redact(text, &[]);
+            assert!(!out.contains(secret), "`{secret}` survived in {out}");
+            assert!(out.contains(MASK), "{out}");
+        }
+        // What follows a quoted value on the line is kept.
+        let out = redact("{\"password\": \"x y\", \"user\": \"reader\"}", &[]);
+        assert!(out.contains("\"user\": \"reader\""), "{out}");
+    }
+
+    /// Review finding L4: URL redaction matched only lowercase `http`.
+    #[test]
+    fn l4_upper_case_urls_lose_their_query_strings() {
+        let text = "GET HTTPS://bucket.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&X-Amz-Security-Token=tok123 and Http://h/p?sig=abc";
+        let out = redact(text, &[]);
+        for secret in ["deadbeef", "tok123", "sig=abc"] {
+            assert!(!out.contains(secret), "`{secret}` survived in {out}");
+        }
+        assert!(
+            out.contains("HTTPS://bucket.s3.amazonaws.com/k?<redacted>"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::kubernetes::Namespace;
 use crate::redact::redact;
 
 /// Most log bytes kept per container (the end of the log, where failures are).
-pub const LOG_BYTES_PER_CONTAINER: i64 = 1 << 20;
+pub const LOG_BYTES_PER_CONTAINER: usize = 1 << 20;
 
 /// Where a run's logs go.
 #[derive(Clone, Debug)]
@@ -127,7 +127,7 @@ pub async fn report(
     }
     let logs = redact(&logs, &[]);
     let message = message.map(|m| redact(&m, &[]));
-    let logs_at = ship_logs(
+    let shipped = ship_logs(
         control_plane,
         destination,
         RunIds {
@@ -138,7 +138,17 @@ pub async fn report(
         &run.workflow,
         logs.clone(),
     )
-    .await?;
+    .await;
+    let logs_at = match shipped {
+        Ok(at) => at,
+        // An earlier attempt of this exit handler reported the final status and died before
+        // it finished: the job takes no more logs, and the status report below is answered
+        // as the same final report.
+        Err(ReportError::ControlPlane(ControlPlaneError::Answer {
+            status: 409, code, ..
+        })) if code == "final" => "control plane (kept from an earlier attempt)".to_owned(),
+        Err(e) => return Err(e),
+    };
     control_plane
         .report_status(
             &run.job_id,

@@ -30,12 +30,15 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
     let mut fake = FakeKube::default();
     fake.failure_rate = 0.05;
     fake.install_template(support::committed_template("postgres"));
+    // Argo enforces template referencing; its ConfigMap is read (with injected failures too)
+    // before every tick.
+    support::restrict_templates(&fake);
     for i in 0..JOBS {
         server
             .enqueue(json!({
                 "id": format!("job-{i:04}"), "runId": format!("run-{i:04}"), "connector": "postgres",
                 "connection": "pg-prod", "transferMode": "direct-ingestion",
-                "parameters": { "host": "db.internal", "database": format!("db{i}"), "user": "reader" }
+                "parameters": { "include-schemas": format!("^db{i}$") }
             }))
             .await;
     }
@@ -62,7 +65,14 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
             config.lease = LEASE;
             config.page_size = 100;
             let client = server.client();
-            let namespace = Namespace::new(fake.client("outpost"), "outpost");
+            // The first round's ticks must live until they are killed: an injected API fault
+            // in their preflight (the version and Argo-config reads) would end them early,
+            // and the round would prove nothing. Later rounds get faults from the start.
+            let mut api = fake.clone();
+            if round == 0 {
+                api.failure_rate = 0.0;
+            }
+            let namespace = Namespace::new(api.client("outpost"), "outpost");
             let task = tokio::spawn(async move { tick(&client, &namespace, &config).await });
             let kill_after = if round == 0 {
                 Some(Duration::from_millis(20 + rand::random::<u64>() % 130))

@@ -8,6 +8,7 @@ mod support;
 
 use std::time::Duration;
 
+use agent::heartbeat::HeartbeatConfig;
 use agent::kubernetes::Namespace;
 use agent::report::{LogDestination, RunReport, report};
 use agent::tick::{TickConfig, TickError, tick};
@@ -20,13 +21,14 @@ fn job(id: &str) -> Value {
     json!({
         "id": id, "runId": "run-1", "connector": "postgres", "connection": "pg-prod",
         "transferMode": "direct-ingestion",
-        "parameters": { "host": "db.internal", "database": "app", "user": "reader" }
+        "parameters": { "include-schemas": "^app$" }
     })
 }
 
 fn fake() -> FakeKube {
     let fake = FakeKube::default();
     fake.install_template(support::committed_template("postgres"));
+    support::restrict_templates(&fake);
     fake
 }
 
@@ -182,14 +184,18 @@ async fn heartbeats_say_what_the_agent_can_reach() {
             "status": { "phase": phase, "finishedAt": finished }
         }));
     }
-    let beat = agent::heartbeat::send(
+    let observed = agent::heartbeat::send(
         &server.client(),
         &Namespace::new(fake.client("outpost"), "outpost"),
-        "agent-1",
+        &HeartbeatConfig::new("agent-1"),
     )
     .await
     .expect("sent");
+    let beat = &observed.heartbeat;
     assert!(beat.kubernetes_reachable && beat.argo_reachable);
+    // The fake's Argo enforces template referencing (M6): observed, nothing to warn about.
+    assert_eq!(observed.argo_restricts_templates(), "true");
+    assert!(observed.warnings.is_empty(), "{:?}", observed.warnings);
     assert_eq!(beat.running_workflows, Some(2));
     assert_eq!(
         beat.last_successful_poll.as_deref(),
@@ -198,14 +204,17 @@ async fn heartbeats_say_what_the_agent_can_reach() {
 
     let mut down = FakeKube::default();
     down.down = true;
-    let beat = agent::heartbeat::send(
+    let observed = agent::heartbeat::send(
         &server.client(),
         &Namespace::new(down.client("outpost"), "outpost"),
-        "agent-1",
+        &HeartbeatConfig::new("agent-1"),
     )
     .await
     .expect("a heartbeat is sent even when the API server is down");
+    let beat = &observed.heartbeat;
     assert!(!beat.kubernetes_reachable && !beat.argo_reachable);
+    assert_eq!(observed.argo_restricts_templates(), "unknown");
+    assert_eq!(observed.warnings.len(), 1, "{:?}", observed.warnings);
     assert_eq!(beat.running_workflows, None);
     let (status, body) = server
         .admin(reqwest::Method::GET, "admin/v1/heartbeats", None)
@@ -220,6 +229,12 @@ async fn heartbeats_say_what_the_agent_can_reach() {
 async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
     let server = control_plane_support::TestServer::start(|_| {}).await;
     server.enqueue(job("job-1")).await;
+    // The orchestrator claimed the job before it submitted the Workflow being reported.
+    server
+        .client()
+        .claim("job-1", "tick-a", Duration::from_secs(60))
+        .await
+        .expect("claim");
     let fake = fake();
     fake.seed_workflow(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
@@ -292,6 +307,12 @@ async fn in_bucket_relay_mode_the_logs_go_to_the_relay_bucket() {
     delivery::install_crypto_provider();
     let server = control_plane_support::TestServer::start(|_| {}).await;
     server.enqueue(job("job-1")).await;
+    // The orchestrator claimed the job before it submitted the Workflow being reported.
+    server
+        .client()
+        .claim("job-1", "tick-a", Duration::from_secs(60))
+        .await
+        .expect("claim");
     let fake = fake();
     fake.seed_workflow(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",

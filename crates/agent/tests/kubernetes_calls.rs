@@ -58,11 +58,25 @@ fn job(id: &str) -> Value {
     json!({
         "id": id, "runId": "run-1", "connector": "postgres", "connection": "pg-prod",
         "transferMode": "direct-ingestion",
-        "parameters": { "host": "db.internal", "database": "app", "user": "reader" }
+        "parameters": { "include-schemas": "^app$" }
     })
 }
 
 const LIST: &str = "/apis/argoproj.io/v1alpha1/namespaces/outpost/workflows";
+/// Argo's workflow controller ConfigMap, where Argo's install manifests put it.
+const ARGO_CONFIG: &str = "/api/v1/namespaces/argo/configmaps/workflow-controller-configmap";
+
+/// The second call of every tick, before anything is claimed: Argo's controller
+/// configuration, answered with `templateReferencing: Strict` (security review finding M6).
+async fn strict_argo_config(handle: &mut ApiHandle) {
+    let (_, send) = expect(handle, Method::GET, ARGO_CONFIG, None).await;
+    send.send_response(json_response(
+        StatusCode::OK,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "workflow-controller-configmap", "namespace": "argo"},
+                "data": {"workflowRestrictions": "templateReferencing: Strict\n"}}),
+    ));
+}
 
 #[tokio::test]
 async fn a_tick_submits_a_workflow_that_only_references_the_template() {
@@ -76,6 +90,7 @@ async fn a_tick_submits_a_workflow_that_only_references_the_template() {
 
     let (_, send) = expect(&mut handle, Method::GET, LIST, Some("labelSelector=")).await;
     send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
+    strict_argo_config(&mut handle).await;
     let (_, send) = expect(
         &mut handle,
         Method::GET,
@@ -114,8 +129,9 @@ async fn a_tick_submits_a_workflow_that_only_references_the_template() {
     for expected in [
         ("connection", "pg-prod"),
         ("job-id", "job-1"),
-        ("host", "db.internal"),
-        ("port", "5432"),
+        ("include-schemas", "^app$"),
+        // A default the template would fill in anyway is passed explicitly.
+        ("exclude-tables", ""),
     ] {
         assert!(
             arguments.contains(&(expected.0.to_owned(), expected.1.to_owned())),
@@ -147,6 +163,7 @@ async fn already_exists_counts_as_submitted_after_checking_whose_it_is() {
 
     let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
     send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
+    strict_argo_config(&mut handle).await;
     let (_, send) = expect(
         &mut handle,
         Method::GET,
@@ -225,6 +242,7 @@ async fn an_unreachable_control_plane_means_nothing_is_submitted() {
     let tick = tokio::spawn(async move { tick(&client, &namespace, &tick_config).await });
     let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
     send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
+    strict_argo_config(&mut handle).await;
     let result = tick.await.expect("join");
     match result {
         Err(TickError::ControlPlane(e)) => assert_eq!(e.exit_code(), 75, "{e}"),
@@ -236,4 +254,44 @@ async fn an_unreachable_control_plane_means_nothing_is_submitted() {
         handle.next_request().await.is_none(),
         "a Kubernetes call after failing to poll"
     );
+}
+
+/// Review finding M6: a ConfigMap the orchestrator may not read leaves it unknown whether Argo
+/// runs inline templates, so the tick stops after that call: nothing claimed, no template
+/// read, nothing submitted.
+#[tokio::test]
+async fn m6_an_unreadable_argo_config_means_nothing_is_claimed_or_submitted() {
+    let server = control_plane_support::TestServer::start(|_| {}).await;
+    server.enqueue(job("job-5")).await;
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let namespace = Namespace::new(kube::Client::new(service, "outpost"), "outpost");
+    let client = server.client();
+    let config = TickConfig::new("tick-e", support::descriptors());
+    let tick = tokio::spawn(async move { tick(&client, &namespace, &config).await });
+    let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
+    send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
+    let (_, send) = expect(&mut handle, Method::GET, ARGO_CONFIG, None).await;
+    send.send_response(json_response(
+        StatusCode::FORBIDDEN,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403,
+                "message": "configmaps \"workflow-controller-configmap\" is forbidden: User \"system:serviceaccount:outpost:outpost-orchestrator\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"argo\""}),
+    ));
+    let result = tick.await.expect("join");
+    match &result {
+        Err(e @ TickError::UnrestrictedTemplates(_)) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("argo/workflow-controller-configmap")
+                    && message.contains("may not be read"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // No further Kubernetes call (an unanswered one would have held the tick).
+    assert!(handle.next_request().await.is_none());
+    let records = server.records().await;
+    assert_eq!(records.jobs[0].status.state, JobState::Pending);
+    assert_eq!(records.jobs[0].claims, 0);
+    server.stop().await;
 }

@@ -1,7 +1,9 @@
 //! A fake Kubernetes API server (nothing real can run here): it speaks the real protocol for
 //! the calls the agent makes — list/create/get Workflows, get WorkflowTemplates, list Pods and
-//! read their logs, `/version` — with `Status` objects for errors (`AlreadyExists` 409,
-//! `NotFound` 404), and can inject failures. Two ways in: as a tower service for an in-process
+//! read their logs, get a ConfigMap of any namespace (Argo's controller configuration),
+//! `/version` — with `Status` objects for errors (`AlreadyExists` 409, `NotFound` 404,
+//! `Forbidden` 403 for a ConfigMap RBAC would not let the agent read), and can inject
+//! failures. Two ways in: as a tower service for an in-process
 //! `kube::Client` (the way kube-rs tests its client), or over HTTP on loopback with a
 //! kubeconfig, for the `outpost` binary's processes ([`FakeKube::serve_http`]).
 
@@ -35,6 +37,11 @@ struct State {
     templates: BTreeMap<String, Value>,
     /// Pod name → (workflow, container → log).
     pods: BTreeMap<String, (String, BTreeMap<String, String>)>,
+    /// (namespace, name) → key → value. Unlike Workflows, kept per namespace: Argo's
+    /// controller configuration lives in the controller's.
+    config_maps: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// ConfigMaps answered `Forbidden`, as RBAC answers a ConfigMap no Role grants.
+    forbidden_config_maps: std::collections::BTreeSet<(String, String)>,
 }
 
 /// [`FakeKube::serve_http`]'s server: stops when dropped.
@@ -110,6 +117,28 @@ impl FakeKube {
             .expect("lock")
             .templates
             .insert(name, template);
+    }
+
+    /// Stores a ConfigMap (replacing one of that namespace and name) with these keys.
+    pub fn put_config_map(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let data = data
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.state
+            .lock()
+            .expect("lock")
+            .config_maps
+            .insert((namespace.to_owned(), name.to_owned()), data);
+    }
+
+    /// Answers `Forbidden` for this ConfigMap, whether it exists or not (no Role grants it).
+    pub fn forbid_config_map(&self, namespace: &str, name: &str) {
+        self.state
+            .lock()
+            .expect("lock")
+            .forbidden_config_maps
+            .insert((namespace.to_owned(), name.to_owned()));
     }
 
     /// Stores a Workflow as if created earlier.
@@ -319,6 +348,9 @@ impl FakeKube {
         if path == "/version" {
             return ok(&json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.0" }));
         }
+        if let Some(response) = self.config_map(method, path) {
+            return response;
+        }
         if path.starts_with("/api/v1/namespaces/") && path.ends_with("/pods") {
             let state = self.state.lock().expect("lock");
             let items: Vec<Value> = state
@@ -439,6 +471,47 @@ impl FakeKube {
                 "not supported by the fake",
             ),
         }
+    }
+}
+
+impl FakeKube {
+    /// `GET /api/v1/namespaces/{namespace}/configmaps/{name}`, or `None` for another path.
+    fn config_map(&self, method: &http::Method, path: &str) -> Option<Response<Vec<u8>>> {
+        let rest = path.strip_prefix("/api/v1/namespaces/")?;
+        let [namespace, "configmaps", name] = rest.split('/').collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        if method != http::Method::GET {
+            return Some(status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "not supported by the fake",
+            ));
+        }
+        let key = (namespace.to_owned(), name.to_owned());
+        let state = self.state.lock().expect("lock");
+        if state.forbidden_config_maps.contains(&key) {
+            // What the API server answers when no Role grants the get.
+            return Some(status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "configmaps \"{name}\" is forbidden: User \"system:serviceaccount:outpost:outpost-orchestrator\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"{namespace}\""
+                ),
+            ));
+        }
+        Some(match state.config_maps.get(&key) {
+            Some(data) => ok(&json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": name, "namespace": namespace, "resourceVersion": "1" },
+                "data": data,
+            })),
+            None => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("configmaps \"{name}\" not found"),
+            ),
+        })
     }
 }
 

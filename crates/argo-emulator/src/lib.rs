@@ -15,6 +15,17 @@
 //!   spec.arguments.X.enum list`. *Stricter than Argo*: the enum check uses the template's
 //!   `enum` even when the Workflow supplies the value (Argo's merge drops the template's
 //!   parameter, enum included). `generateName` gets 5 characters of Kubernetes' alphabet.
+//! - **Workflow restrictions** (`workflow/controller/operator.go` `setExecWorkflow`,
+//!   `workflow/util/merge.go` `ValidateUserOverrides`), with [`Emulator::template_referencing`]
+//!   `Strict` or `Secure` (reference mode): a Workflow without `workflowTemplateRef` ends in
+//!   phase Error with `workflows must use workflowTemplateRef to be executed when the
+//!   controller is in reference mode`, and one setting a spec field outside Argo's allow-list
+//!   (`arguments`, `entrypoint`, `shutdown`, `suspend`, `activeDeadlineSeconds`, `priority`,
+//!   `ttlStrategy`, `podGC`, `volumeClaimGC`, `archiveLogs`, `workflowMetadata`,
+//!   `workflowTemplateRef`, `metrics`, `artifactGC` without its pod fields) with `fields [F]
+//!   are not permitted when using workflowTemplateRef with templateReferencing restriction`.
+//!   `Secure`'s refusal of a WorkflowTemplate changed while its Workflow runs is not emulated
+//!   (templates do not change during a run here).
 //! - **Variables** (`util/template/simple_template.go`): `workflow.{name,namespace,uid,
 //!   parameters.X,status,duration,creationTimestamp,failures}`, `inputs.parameters.X`,
 //!   `pod.name`, `node.name`, `retries` (with a retryStrategy) and `steps.S.{outputs.result,
@@ -349,6 +360,8 @@ pub struct Emulator {
     namespace: String,
     semaphores: Mutex<BTreeMap<(String, String), usize>>,
     observer: Option<Observer>,
+    /// The controller's `workflowRestrictions.templateReferencing`.
+    template_referencing: Option<String>,
 }
 
 impl Emulator {
@@ -364,6 +377,7 @@ impl Emulator {
             namespace: "default".to_owned(),
             semaphores: Mutex::new(BTreeMap::new()),
             observer: None,
+            template_referencing: None,
         }
     }
     /// Maps a command name (`command[0]`, or an image reference for containers without
@@ -389,6 +403,13 @@ impl Emulator {
     /// The namespace (`{{workflow.namespace}}`, semaphore names); default `default`.
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.namespace);
+        self
+    }
+    /// The controller's `workflowRestrictions.templateReferencing` (default: none). `Strict`
+    /// and `Secure` put it in reference mode: a Workflow without `workflowTemplateRef`, or
+    /// setting fields Argo does not let it set over its WorkflowTemplate, ends in phase Error.
+    pub fn template_referencing(mut self, mode: &str) -> Self {
+        self.template_referencing = Some(mode.to_owned());
         self
     }
     /// Installs a WorkflowTemplate object (by `metadata.name`), replacing one of the same name.

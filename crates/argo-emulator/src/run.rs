@@ -75,6 +75,18 @@ pub(crate) fn run(emu: &Emulator, workflow: &Value) -> Result<WorkflowRun, Emula
             name.len()
         )));
     }
+    // The controller checks its workflow restrictions before anything runs, and marks the
+    // Workflow Error (`setExecWorkflow`, `markWorkflowError`): no node, no exit handler.
+    if let Some(message) = restricted(emu, workflow.get("spec").unwrap_or(&Value::Null)) {
+        return Ok(WorkflowRun {
+            name,
+            uid: util::uuid(),
+            phase: Phase::Error,
+            message,
+            nodes: Vec::new(),
+            duration: 0.0,
+        });
+    }
     let spec = resolve_spec(emu, workflow.get("spec").unwrap_or(&Value::Null))?;
     let params = parameters(emu, &spec)?;
     let entrypoint = str_of(&spec, "entrypoint").to_owned();
@@ -194,6 +206,89 @@ pub(crate) fn run(emu: &Emulator, workflow: &Value) -> Result<WorkflowRun, Emula
         (Phase::Succeeded, _) => end(&run, Phase::Succeeded, String::new()),
         (phase, _) => end(&run, phase, entry.message),
     })
+}
+
+/// Workflow-spec fields a Workflow may set over its WorkflowTemplate in reference mode, as
+/// JSON names (`workflow/util/merge.go`, `allowedUserOverrideFields`; the same in 3.7.18 and
+/// 4.1.2, without the `WORKFLOW_USER_OVERRIDE_ALLOWLIST` additions).
+const USER_OVERRIDE_FIELDS: &[&str] = &[
+    "arguments",
+    "entrypoint",
+    "shutdown",
+    "suspend",
+    "activeDeadlineSeconds",
+    "priority",
+    "ttlStrategy",
+    "podGC",
+    "volumeClaimGC",
+    "archiveLogs",
+    "workflowMetadata",
+    "workflowTemplateRef",
+    "metrics",
+    "artifactGC",
+];
+
+/// Why the controller, in reference mode (`templateReferencing: Strict` or `Secure`), errors
+/// this Workflow (`operator.go` `setExecWorkflow`, `util.ValidateUserOverrides`): it does
+/// not reference a WorkflowTemplate, or it sets a field outside [`USER_OVERRIDE_FIELDS`]
+/// (named as Argo names them, by their Go names) or one of `artifactGC`'s pod fields.
+fn restricted(emu: &Emulator, spec: &Value) -> Option<String> {
+    let mode = emu.template_referencing.as_deref()?;
+    if mode != "Strict" && mode != "Secure" {
+        return None;
+    }
+    if spec.get("workflowTemplateRef").is_none() {
+        return Some(
+            "workflows must use workflowTemplateRef to be executed when the controller is in reference mode"
+                .to_owned(),
+        );
+    }
+    // Set means not Go's zero value: null, "", false and 0 are unset; `{}` and `[]` are set.
+    let set = |v: &Value| {
+        !matches!(v, Value::Null | Value::Bool(false)) && *v != json!("") && *v != json!(0)
+    };
+    let mut violations: Vec<String> = spec
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, value)| !USER_OVERRIDE_FIELDS.contains(&key.as_str()) && set(value))
+        .map(|(key, _)| go_field_name(key))
+        .collect();
+    if let Some(gc) = spec.get("artifactGC") {
+        for (key, go) in [
+            ("podSpecPatch", "ArtifactGC.PodSpecPatch"),
+            ("serviceAccountName", "ArtifactGC.ServiceAccountName"),
+            ("podMetadata", "ArtifactGC.PodMetadata"),
+        ] {
+            if gc.get(key).is_some_and(set) {
+                violations.push(go.to_owned());
+            }
+        }
+    }
+    if violations.is_empty() {
+        return None;
+    }
+    violations.sort();
+    Some(format!(
+        "fields [{}] are not permitted when using workflowTemplateRef with templateReferencing restriction",
+        violations.join(" ")
+    ))
+}
+
+/// A WorkflowSpec field's Go name, from its JSON name.
+fn go_field_name(json_name: &str) -> String {
+    match json_name {
+        "ttlStrategy" => "TTLStrategy".to_owned(),
+        "dnsPolicy" => "DNSPolicy".to_owned(),
+        "dnsConfig" => "DNSConfig".to_owned(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        }
+    }
 }
 
 /// The spec that runs: a `workflowTemplateRef`'s spec with the Workflow's fields on top.

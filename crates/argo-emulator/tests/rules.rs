@@ -719,3 +719,53 @@ spec:
     );
     Ok(())
 }
+
+/// Argo's `templateReferencing: Strict` and `Secure` (review finding M6 relies on them): a
+/// Workflow carrying its own templates, or overriding a pod field of the template it
+/// references, ends in Error without running anything; a plain reference runs; without the
+/// restriction, inline templates run.
+#[test]
+fn reference_mode_runs_only_workflows_that_reference_a_template() -> Result {
+    let dir = tempfile::tempdir()?;
+    let inline = workflow(
+        "inline",
+        "container: {command: [sh, -c, 'echo ran > /dev/stderr']}",
+    );
+    let reference = |extra: &str| {
+        yaml(&format!(
+            "metadata: {{name: by-reference}}\nspec:\n  workflowTemplateRef: {{name: outpost-demo}}\n  arguments: {{parameters: [{{name: connection, value: pg}}]}}\n  workflowMetadata: {{labels: {{a: b}}}}\n{extra}"
+        ))
+    };
+    for mode in ["Strict", "Secure"] {
+        let mut emu = emulator(dir.path()).template_referencing(mode);
+        emu.install_template(template_with_parameters());
+        let run = emu.run(&inline)?;
+        assert_eq!(run.phase, Phase::Error, "{mode}");
+        assert_eq!(
+            run.message,
+            "workflows must use workflowTemplateRef to be executed when the controller is in reference mode"
+        );
+        assert!(run.nodes.is_empty(), "nothing ran");
+
+        let run = emu.run(&reference(""))?;
+        assert_eq!(run.phase, Phase::Succeeded, "{mode}: {}", run.message);
+
+        let run = emu.run(&reference(
+            "  serviceAccountName: admin\n  podSpecPatch: '{}'\n  ttlStrategy: {secondsAfterSuccess: 60}\n",
+        ))?;
+        assert_eq!(run.phase, Phase::Error, "{mode}");
+        assert_eq!(
+            run.message,
+            "fields [PodSpecPatch ServiceAccountName] are not permitted when using workflowTemplateRef with templateReferencing restriction"
+        );
+        assert!(run.nodes.is_empty(), "nothing ran");
+    }
+    // Any other value, or none, is not reference mode.
+    for emu in [
+        emulator(dir.path()),
+        emulator(dir.path()).template_referencing("strict"),
+    ] {
+        assert_eq!(emu.run(&inline)?.phase, Phase::Succeeded);
+    }
+    Ok(())
+}

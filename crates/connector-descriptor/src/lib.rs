@@ -31,6 +31,11 @@ pub use validate::{ValidatedDescriptor, ValueError};
 /// (`workflow/validate`: names are used as label values): 63 - 8 - 17 = 38.
 pub const MAX_CONNECTOR_NAME_LEN: usize = 63 - "outpost-".len() - 17;
 
+/// The key of a connection's Secret (and file of its folder) holding the CA certificates its
+/// source's TLS is verified against, instead of the agent's bundle (the Kubernetes TLS Secret
+/// convention).
+pub const CONNECTION_CA_KEY: &str = "ca.crt";
+
 /// Compiler-owned workflow parameters that a descriptor may not declare.
 pub const RESERVED_PARAMETERS: &[&str] = &["connection", "job-id", "run-id", "transfer-mode"];
 

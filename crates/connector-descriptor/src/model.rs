@@ -187,6 +187,38 @@ pub struct Parameter {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub values: Option<Spanned<Vec<String>>>,
+    /// Who sets it: `job` (default: a job may choose it, like a filter) or `connection`
+    /// (fixed per connection, in the connection's Secret under a key named after the
+    /// parameter, like the host a password may be sent to). A job that sets a
+    /// `connection` parameter is rejected.
+    #[serde(default)]
+    pub scope: ParameterScope,
+    /// What a `string` holds beyond its pattern: `regex` values are compiled when checked
+    /// (at admission, not only at extraction).
+    #[serde(default)]
+    pub format: Option<StringFormat>,
+}
+
+/// Who sets a parameter's value.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParameterScope {
+    /// A job may set it (filters, options that cannot redirect credentials).
+    #[default]
+    Job,
+    /// Fixed by the connection's Secret: everything that says where the connection's
+    /// credentials may go (host, port, database, user, TLS mode).
+    Connection,
+}
+
+/// The format of a `string` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StringFormat {
+    /// A regular expression (Rust `regex` syntax).
+    Regex,
 }
 
 /// A secret the connector needs, delivered as a mounted file.

@@ -156,11 +156,28 @@ impl Parameter {
                 "values may not contain `{{` or `}}` (Argo would evaluate them)".to_owned(),
             );
         }
+        // A control character (a newline above all) in an argument could smuggle a second
+        // line into a log, a file path or a connection string.
+        if let Some(text) = value.as_str()
+            && let Some(c) = text.chars().find(|c| c.is_control())
+        {
+            return fail(format!(
+                "values may not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ));
+        }
         match self.kind.value {
             ParameterType::String => {
                 let Some(text) = value.as_str() else {
                     return fail(format!("expected a string, found {value}"));
                 };
+                if self.format == Some(crate::StringFormat::Regex)
+                    && let Err(error) = Regex::new(text)
+                {
+                    let message = error.to_string();
+                    let last = message.lines().last().unwrap_or(&message).trim().to_owned();
+                    return fail(format!("{value} is not a regular expression: {last}"));
+                }
                 let max = self
                     .max_length
                     .as_ref()
@@ -468,6 +485,9 @@ fn check_parameters(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
         {
             misplaced(check, max_length.referenced, "maxLength", "`string`");
         }
+        if p.format.is_some() && kind != ParameterType::String {
+            misplaced(check, name.referenced, "format", "`string`");
+        }
         for (field, bound) in [("minimum", &p.minimum), ("maximum", &p.maximum)] {
             if let Some(bound) = bound
                 && kind != ParameterType::Integer
@@ -652,6 +672,17 @@ fn check_egress(check: &mut Checker<'_>, d: &ConnectorDescriptor) {
                     ),
                 );
             }
+            // Where the credentials go is the connection's to say, never a job's.
+            Some(p) if p.scope != crate::ParameterScope::Connection => {
+                check.at(
+                    p.name.referenced,
+                    field,
+                    format!(
+                        "parameter `{}` names where credentials are sent: it must have `scope: connection`",
+                        reference.value
+                    ),
+                );
+            }
             Some(_) => {}
         }
     }
@@ -666,6 +697,24 @@ impl ValidatedDescriptor {
     pub fn resolve_parameters(
         &self,
         raw: &[(String, String)],
+    ) -> Result<BTreeMap<String, Value>, Vec<String>> {
+        self.resolve(raw, false)
+    }
+
+    /// [`Self::resolve_parameters`] for what a job may set: `scope: connection` parameters
+    /// are refused (the connection's Secret fixes them), and only `scope: job` ones are
+    /// resolved.
+    pub fn resolve_job_parameters(
+        &self,
+        raw: &[(String, String)],
+    ) -> Result<BTreeMap<String, Value>, Vec<String>> {
+        self.resolve(raw, true)
+    }
+
+    fn resolve(
+        &self,
+        raw: &[(String, String)],
+        job_only: bool,
     ) -> Result<BTreeMap<String, Value>, Vec<String>> {
         let mut problems = Vec::new();
         let mut given: BTreeMap<&str, &str> = BTreeMap::new();
@@ -685,6 +734,12 @@ impl ValidatedDescriptor {
                 problems.push(problem);
                 continue;
             };
+            if job_only && parameter.scope == crate::ParameterScope::Connection {
+                problems.push(format!(
+                    "parameter `{name}` is fixed by the connection (key `{name}` of its Secret): a job may not set it"
+                ));
+                continue;
+            }
             if given
                 .insert(parameter.name.value.as_str(), value.as_str())
                 .is_some()
@@ -695,6 +750,9 @@ impl ValidatedDescriptor {
         let mut resolved = BTreeMap::new();
         for parameter in &self.descriptor.parameters {
             let name = parameter.name.value.as_str();
+            if job_only && parameter.scope == crate::ParameterScope::Connection {
+                continue;
+            }
             let value = match given.get(name).filter(|v| !v.is_empty()) {
                 Some(text) => match typed_value(parameter.kind.value, text) {
                     Ok(value) => value,
@@ -704,7 +762,12 @@ impl ValidatedDescriptor {
                     }
                 },
                 None if parameter.required => {
-                    problems.push(format!("parameter `{name}` is required"));
+                    problems.push(match parameter.scope {
+                        crate::ParameterScope::Job => format!("parameter `{name}` is required"),
+                        crate::ParameterScope::Connection => format!(
+                            "parameter `{name}` is required: the connection's Secret must hold key `{name}`"
+                        ),
+                    });
                     continue;
                 }
                 None => match &parameter.default {

@@ -104,3 +104,8 @@ fn committed_json_schema_is_current() {
 fn name_too_long_for_workflow_names() {
     check("name-too-long-for-workflow-names.yaml");
 }
+
+#[test]
+fn egress_parameters_a_job_could_set() {
+    check("egress-parameters-a-job-could-set.yaml");
+}

@@ -11,6 +11,10 @@ pub use delivery::direct::UploadUrl;
 /// The API version this crate speaks; every agent path starts with `/v1`.
 pub const API_VERSION: &str = "v1";
 
+/// The header naming who reports or uploads: the claimant holding the job's lease. A run's
+/// own steps (an exit handler, an upload step) send none.
+pub const CLAIMANT_HEADER: &str = "Outpost-Claimant";
+
 /// The OpenAPI 3.1 document, as shipped.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 
@@ -252,7 +256,8 @@ pub struct ErrorAnswer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
-    /// Stable code (`leased`, `not-pending`, `not-found` …).
+    /// Stable code (`leased`, `not-pending`, `not-found`, `final` …; `openapi.yaml` lists
+    /// them all).
     pub code: String,
     /// For people.
     pub message: String,

@@ -3,6 +3,13 @@
 //! CA bundle given (or `SSL_CERT_FILE`) beside the system roots, and retries what may pass:
 //! transport errors, timeouts, 429 and 5xx. Every operation of the API is idempotent (claims
 //! per claimant, forward-only status, replace-on-write logs), so a retry never does harm.
+//!
+//! Every answer is bounded: one attempt has a total deadline (`timeout`, 30 s by default,
+//! body included); an error answer's body is read for at most 16 KiB and 10 s; a success
+//! answer is read whole only up to a cap per operation (1 MiB, more for upload URLs in
+//! proportion to the paths asked for); and the job list is read as a stream, keeping at
+//! most the page asked for (see `joblist`), so a hostile or broken control plane cannot
+//! make the agent hold a 300 MB answer.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,10 +21,20 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::{
-    ClaimRequest, ErrorAnswer, Heartbeat, JobList, JobStatus, Lease, StatusReport,
+    CLAIMANT_HEADER, ClaimRequest, ErrorAnswer, Heartbeat, JobStatus, Lease, StatusReport,
     UploadUrlRequest, UploadUrls,
 };
 use crate::error::ControlPlaneError;
+use crate::joblist::{self, Feed, JobPage, Left, ListLimits, Scanner};
+
+/// Largest success answer read, for every operation but the job list and upload URLs: a
+/// lease or a job status is well under 1 KiB (a status message at most 16 KiB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// Bytes allowed per requested path in an upload-URL answer: a pre-signed URL is about
+/// 1.5 KiB.
+const UPLOAD_URL_ANSWER_BYTES_PER_PATH: usize = 16 << 10;
+/// Bytes of an error answer read: the documented error JSON is a few hundred bytes.
+const MAX_ERROR_BYTES: usize = 16 << 10;
 
 /// How the client reaches the control plane.
 #[derive(Clone, Debug)]
@@ -69,6 +86,7 @@ pub enum Claim {
 pub struct ControlPlaneClient {
     config: ClientConfig,
     http: reqwest::Client,
+    claimant: Option<String>,
 }
 
 impl ControlPlaneClient {
@@ -85,7 +103,22 @@ impl ControlPlaneClient {
         delivery::install_crypto_provider();
         let http = delivery::direct::http_client(config.ca_bundle.as_deref())
             .map_err(|e| ControlPlaneError::Config(e.to_string()))?;
-        Ok(Self { config, http })
+        Ok(Self {
+            config,
+            http,
+            claimant: None,
+        })
+    }
+
+    /// This client, reporting and uploading as `claimant`, the holder of the jobs' leases
+    /// (the `Outpost-Claimant` header on status reports, upload-URL requests and logs). An
+    /// orchestrator tick and a local runner use it; a run's exit handler and upload step,
+    /// which do not hold the lease, do not.
+    pub fn with_claimant(&self, claimant: &str) -> Self {
+        Self {
+            claimant: Some(claimant.to_owned()),
+            ..self.clone()
+        }
     }
 
     /// The base URL.
@@ -93,15 +126,55 @@ impl ControlPlaneClient {
         &self.config.base_url
     }
 
-    /// Pending jobs, oldest first, raw (admit each before acting on it).
+    /// Pending jobs, oldest first, raw (admit each before acting on it): at most `limit`,
+    /// read as a stream. Jobs beyond the page, over the size limits, or past the bytes read
+    /// are left for the next poll, and logged.
     pub async fn pending_jobs(&self, limit: u32) -> Result<Vec<Value>, ControlPlaneError> {
         let mut url = self.url(&["v1", "jobs"]);
         url.query_pairs_mut()
             .append_pair("limit", &limit.to_string());
-        let list: JobList = self
-            .call("listPendingJobs", reqwest::Method::GET, url, Body::None)
+        let limits = ListLimits {
+            max_jobs: usize::try_from(limit).unwrap_or(usize::MAX).max(1),
+            max_job_bytes: joblist::MAX_JOB_BYTES,
+            max_kept_bytes: joblist::MAX_KEPT_BYTES,
+            max_read_bytes: joblist::MAX_READ_BYTES,
+        };
+        let page = self
+            .exchange(
+                "listPendingJobs",
+                reqwest::Method::GET,
+                url,
+                Body::None,
+                move |response| read_job_list(response, limits),
+            )
             .await?;
-        Ok(list.jobs)
+        for (position, bytes) in &page.skipped {
+            tracing::warn!(
+                position = position + 1,
+                bytes,
+                limit = limits.max_job_bytes,
+                "a listed job is over the size limit and was skipped; it stays pending on the control plane"
+            );
+        }
+        match page.left {
+            Some(Left::PageFull) => tracing::warn!(
+                kept = page.jobs.len(),
+                asked = limit,
+                "the control plane listed more jobs than asked for; the rest are left for the next poll"
+            ),
+            Some(Left::KeptBytes) => tracing::info!(
+                kept = page.jobs.len(),
+                bytes = limits.max_kept_bytes,
+                "the listed jobs are large; those beyond the first ones are left for the next poll"
+            ),
+            Some(Left::ReadBytes) => tracing::warn!(
+                kept = page.jobs.len(),
+                bytes = limits.max_read_bytes,
+                "the job list answer is longer than allowed; the jobs after the first ones are left for the next poll"
+            ),
+            None => {}
+        }
+        Ok(page.jobs)
     }
 
     /// Claims `job_id` for `claimant` for `lease`.
@@ -158,12 +231,15 @@ impl ControlPlaneClient {
         let body = UploadUrlRequest {
             paths: paths.to_vec(),
         };
+        let cap = MAX_ANSWER_BYTES
+            .saturating_add(paths.len().saturating_mul(UPLOAD_URL_ANSWER_BYTES_PER_PATH));
         let answer: UploadUrls = self
-            .call(
+            .call_capped(
                 "requestUploadUrls",
                 reqwest::Method::POST,
                 url,
                 Body::json(&body)?,
+                cap,
             )
             .await?;
         Ok(answer.urls)
@@ -228,11 +304,24 @@ impl ControlPlaneClient {
         url: url::Url,
         body: Body,
     ) -> Result<T, ControlPlaneError> {
-        let bytes = self.send(operation, method, url, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ControlPlaneError::Protocol {
-            operation,
-            message: format!("answer is not the documented JSON: {e}"),
+        self.call_capped(operation, method, url, body, MAX_ANSWER_BYTES)
+            .await
+    }
+
+    async fn call_capped<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Body,
+        cap: usize,
+    ) -> Result<T, ControlPlaneError> {
+        self.exchange(operation, method, url, body, move |response| async move {
+            let bytes = read_answer(response, cap).await?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Read::Invalid(format!("answer is not the documented JSON: {e}")))
         })
+        .await
     }
 
     async fn call_empty(
@@ -242,19 +331,35 @@ impl ControlPlaneClient {
         url: url::Url,
         body: Body,
     ) -> Result<(), ControlPlaneError> {
-        self.send(operation, method, url, body).await.map(drop)
+        self.exchange(operation, method, url, body, |response| async move {
+            read_answer(response, MAX_ANSWER_BYTES).await.map(drop)
+        })
+        .await
     }
 
-    async fn send(
+    /// One operation with retries; `read` reads a success answer.
+    async fn exchange<T, F, Fut>(
         &self,
         operation: &'static str,
         method: reqwest::Method,
         url: url::Url,
         body: Body,
-    ) -> Result<bytes::Bytes, ControlPlaneError> {
+        read: F,
+    ) -> Result<T, ControlPlaneError>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Read>>,
+    {
         let attempts = self.config.attempts.max(1);
         let mut backoff = self.config.initial_backoff;
         let mut last_problem = String::new();
+        // Only the operations a lease holder's claimant governs carry it.
+        let claimant = self.claimant.as_deref().filter(|_| {
+            matches!(
+                operation,
+                "reportStatus" | "requestUploadUrls" | "uploadRunLogs"
+            )
+        });
         for attempt in 1..=attempts {
             if attempt > 1 {
                 tokio::time::sleep(jitter(backoff)).await;
@@ -266,6 +371,9 @@ impl ControlPlaneClient {
                 .request(method.clone(), url.clone())
                 .bearer_auth(token)
                 .timeout(self.config.timeout);
+            if let Some(claimant) = claimant {
+                request = request.header(CLAIMANT_HEADER, claimant);
+            }
             request = match &body {
                 Body::None => request,
                 Body::Json(bytes) => request
@@ -284,16 +392,24 @@ impl ControlPlaneClient {
                 }
             };
             let status = response.status();
-            let bytes = match response.bytes().await {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    last_problem = describe(&error);
-                    continue;
-                }
-            };
             if status.is_success() {
-                return Ok(bytes);
+                match read(response).await {
+                    Ok(value) => return Ok(value),
+                    Err(Read::Transient(problem)) => {
+                        last_problem = problem;
+                        continue;
+                    }
+                    Err(Read::Invalid(message)) => {
+                        return Err(ControlPlaneError::Protocol { operation, message });
+                    }
+                }
             }
+            let bytes = delivery::bounded::body_prefix(
+                response,
+                MAX_ERROR_BYTES,
+                delivery::bounded::ERROR_BODY_WAIT,
+            )
+            .await;
             let (code, message) = match serde_json::from_slice::<ErrorAnswer>(&bytes) {
                 Ok(answer) => (answer.error.code, answer.error.message),
                 Err(_) => (
@@ -327,6 +443,45 @@ impl ControlPlaneClient {
             problem: last_problem,
         })
     }
+}
+
+/// Why a success answer could not be read.
+enum Read {
+    /// The transfer failed; the call is retried.
+    Transient(String),
+    /// The answer is not what the API defines.
+    Invalid(String),
+}
+
+/// A success answer, whole, if it is at most `cap` bytes.
+async fn read_answer(response: reqwest::Response, cap: usize) -> Result<bytes::Bytes, Read> {
+    delivery::bounded::body_capped(response, cap)
+        .await
+        .map_err(|e| match e {
+            delivery::bounded::CappedError::TooLarge(cap) => {
+                Read::Invalid(format!("the answer is over {cap} bytes"))
+            }
+            delivery::bounded::CappedError::Transport(e) => Read::Transient(describe(&e)),
+        })
+}
+
+/// The job list, scanned as it arrives; reading stops once the page is full.
+async fn read_job_list(
+    mut response: reqwest::Response,
+    limits: ListLimits,
+) -> Result<JobPage, Read> {
+    let mut scanner = Scanner::new(limits);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Read::Transient(describe(&e)))?
+    {
+        if scanner.feed(&chunk).map_err(Read::Invalid)? == Feed::Stop {
+            // The rest is never read: dropping the response closes the connection.
+            break;
+        }
+    }
+    scanner.finish().map_err(Read::Invalid)
 }
 
 enum Body {

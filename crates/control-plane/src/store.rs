@@ -38,6 +38,20 @@ pub enum StoreError {
     /// A job with this id exists (409 `conflict`).
     #[error("a job `{0}` already exists")]
     Exists(String),
+    /// The job reached a final state; nothing more is taken for it (409 `final`).
+    #[error("job `{job}` is {state}: a finished job takes no more reports, logs or uploads")]
+    Final {
+        /// The job.
+        job: String,
+        /// Its final state.
+        state: &'static str,
+    },
+    /// Nobody claimed the job, so nothing can run it yet (409 `not-claimed`).
+    #[error("job `{0}` has not been claimed; claim it before reporting or uploading")]
+    NotClaimed(String),
+    /// Another claimant holds the job's lease (409 `leased`).
+    #[error("job `{0}` is leased to another claimant; only the lease holder may report or upload")]
+    NotLeaseHolder(String),
     /// The request is malformed (400 `invalid`).
     #[error("{0}")]
     Invalid(String),
@@ -71,7 +85,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     workflow TEXT,
     message TEXT,
     claims INTEGER NOT NULL DEFAULT 0,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    lapses INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_agent_state ON jobs (agent_id, state, seq);
 CREATE TABLE IF NOT EXISTS events (
@@ -94,6 +109,7 @@ CREATE TABLE IF NOT EXISTS heartbeats (
     agent_id TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS heartbeats_by_agent ON heartbeats (agent_id, seq);
 ";
 
 fn millis(time: SystemTime) -> i64 {
@@ -117,6 +133,14 @@ impl Store {
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
+        // Databases made before `lapses` existed get the column (0: no lapse counted yet).
+        let has_lapses = connection
+            .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'lapses'")?
+            .exists([])?;
+        if !has_lapses {
+            connection
+                .execute_batch("ALTER TABLE jobs ADD COLUMN lapses INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -234,15 +258,18 @@ pub fn enqueue(
     event(tx, &id, JobState::Pending, None, None, now)
 }
 
-/// Up to `limit` jobs of `agent` that are pending, or claimed with a lapsed lease.
+/// Up to `limit` jobs of `agent` that may be claimed: pending, or claimed or running with a
+/// lapsed lease (a `running` job keeps its runner's lease, so a runner that died leaves a
+/// lapsed lease and the job is offered again).
 pub fn pending(
     tx: &rusqlite::Transaction<'_>,
     agent: &str,
     limit: u32,
     now: SystemTime,
 ) -> Result<Vec<Value>, StoreError> {
+    fail_abandoned(tx, agent, now)?;
     let mut statement = tx.prepare_cached(
-        "SELECT body FROM jobs WHERE agent_id = ?1 AND (state = 'pending' OR (state = 'claimed' AND lease_until <= ?2)) ORDER BY seq LIMIT ?3",
+        "SELECT body FROM jobs WHERE agent_id = ?1 AND (state = 'pending' OR (state IN ('claimed', 'running') AND lease_until IS NOT NULL AND lease_until <= ?2)) ORDER BY seq LIMIT ?3",
     )?;
     let rows = statement.query_map(params![agent, millis(now), limit], |row| {
         row.get::<_, String>(0)
@@ -254,8 +281,84 @@ pub fn pending(
     Ok(jobs)
 }
 
+/// Fails the running jobs of `agent` whose runner's lease lapsed once more after
+/// [`MAX_RUNNING_LEASE_LAPSES`] take-overs: a job whose runners keep dying (out of memory,
+/// killed) is run a bounded number of times, then failed with the reason, not offered
+/// forever.
+///
+/// [`MAX_RUNNING_LEASE_LAPSES`]: crate::limits::MAX_RUNNING_LEASE_LAPSES
+fn fail_abandoned(
+    tx: &rusqlite::Transaction<'_>,
+    agent: &str,
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    let now = millis(now);
+    let abandoned: Vec<(String, Option<String>, u32)> = {
+        let mut statement = tx.prepare_cached(
+            "SELECT id, claimant, lapses FROM jobs WHERE agent_id = ?1 AND state = 'running' AND lease_until IS NOT NULL AND lease_until <= ?2 AND lapses >= ?3",
+        )?;
+        let rows = statement.query_map(
+            params![agent, now, crate::limits::MAX_RUNNING_LEASE_LAPSES],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (job, runner, lapses) in abandoned {
+        let message = format!(
+            "the runner's lease lapsed {} times while the job was running (last runner: {}); failed rather than run again",
+            lapses + 1,
+            runner.unwrap_or_default()
+        );
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', message = ?1, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
+            params![message, now, job],
+        )?;
+        event(tx, &job, JobState::Failed, None, Some(&message), now)?;
+    }
+    Ok(())
+}
+
+/// What reports, claims and uploads are checked against.
+struct JobRow {
+    state: JobState,
+    run_id: String,
+    claimant: Option<String>,
+    lease_until: Option<i64>,
+    lapses: u32,
+}
+
+fn job_row(
+    tx: &rusqlite::Transaction<'_>,
+    agent: &str,
+    job: &str,
+) -> Result<Option<JobRow>, StoreError> {
+    /// state, run id, claimant, lease end, lapses.
+    type Raw = (String, String, Option<String>, Option<i64>, u32);
+    let row: Option<Raw> = tx
+        .query_row(
+            "SELECT state, run_id, claimant, lease_until, lapses FROM jobs WHERE id = ?1 AND agent_id = ?2",
+            params![job, agent],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+        )
+        .optional()?;
+    row.map(|(state, run_id, claimant, lease_until, lapses)| {
+        Ok(JobRow {
+            state: state_of(&state)?,
+            run_id,
+            claimant,
+            lease_until,
+            lapses,
+        })
+    })
+    .transpose()
+}
+
 /// Leases `job` to `claimant`: granted when pending, when the lease lapsed, or again to the
-/// claimant already holding it (which extends it).
+/// claimant already holding it (which extends it). A `running` job can be leased again only
+/// once its runner's lease lapsed; after [`MAX_RUNNING_LEASE_LAPSES`] such lapses the job is
+/// failed instead of offered again.
+///
+/// [`MAX_RUNNING_LEASE_LAPSES`]: crate::limits::MAX_RUNNING_LEASE_LAPSES
 pub fn claim(
     tx: &rusqlite::Transaction<'_>,
     agent: &str,
@@ -264,39 +367,69 @@ pub fn claim(
     lease: Duration,
     now: SystemTime,
 ) -> Result<Lease, StoreError> {
-    let row: Option<(String, Option<String>, Option<i64>)> = tx
-        .query_row(
-            "SELECT state, claimant, lease_until FROM jobs WHERE id = ?1 AND agent_id = ?2",
-            params![job, agent],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
-    let (state, holder, until) = row.ok_or_else(|| StoreError::NotFound(job.to_owned()))?;
-    let state = state_of(&state)?;
+    let row = job_row(tx, agent, job)?.ok_or_else(|| StoreError::NotFound(job.to_owned()))?;
     let now_ms = millis(now);
     let expires = millis(now + lease);
-    match state {
+    let granted = Lease {
+        job_id: job.to_owned(),
+        claimant: claimant.to_owned(),
+        expires_at: rfc3339(time_of(expires)),
+    };
+    let live = row.lease_until.is_some_and(|u| u > now_ms);
+    let same = row.claimant.as_deref() == Some(claimant);
+    match row.state {
         JobState::Pending => {}
-        JobState::Claimed => {
-            let live = until.is_some_and(|u| u > now_ms);
-            let same = holder.as_deref() == Some(claimant);
-            if live && !same {
-                return Err(StoreError::Leased {
+        JobState::Claimed | JobState::Running if live && !same => {
+            return Err(StoreError::Leased {
+                job: job.to_owned(),
+                until: rfc3339(time_of(row.lease_until.unwrap_or(0))),
+            });
+        }
+        // The holder renews (a local runner does while its job runs; a runner whose lease
+        // lapsed with nobody else taking the job over is still its runner).
+        JobState::Claimed if live && same => {
+            tx.execute(
+                "UPDATE jobs SET lease_until = ?1 WHERE id = ?2",
+                params![expires, job],
+            )?;
+            return Ok(granted);
+        }
+        JobState::Running if same && row.lease_until.is_some() => {
+            tx.execute(
+                "UPDATE jobs SET lease_until = ?1 WHERE id = ?2",
+                params![expires, job],
+            )?;
+            return Ok(granted);
+        }
+        JobState::Claimed => {}
+        // The runner's lease lapsed: it died (or lost the control plane for a whole
+        // lease). Another runner takes the job over, under the same run id, which delivery
+        // treats as a no-op or a clean replacement; the state stays `running`, since status
+        // never moves back.
+        JobState::Running if row.lease_until.is_some() => {
+            let previous = row.claimant.unwrap_or_default();
+            if row.lapses >= crate::limits::MAX_RUNNING_LEASE_LAPSES {
+                // Not offered again: the next listing fails it (see `pending`).
+                return Err(StoreError::NotPending {
                     job: job.to_owned(),
-                    until: rfc3339(time_of(until.unwrap_or(0))),
+                    state: JobState::Running.as_str(),
                 });
             }
-            if live && same {
-                tx.execute(
-                    "UPDATE jobs SET lease_until = ?1 WHERE id = ?2",
-                    params![expires, job],
-                )?;
-                return Ok(Lease {
-                    job_id: job.to_owned(),
-                    claimant: claimant.to_owned(),
-                    expires_at: rfc3339(time_of(expires)),
-                });
-            }
+            tx.execute(
+                "UPDATE jobs SET claimant = ?1, lease_until = ?2, claims = claims + 1, lapses = lapses + 1, updated_at = ?3 WHERE id = ?4",
+                params![claimant, expires, now_ms, job],
+            )?;
+            event(
+                tx,
+                job,
+                JobState::Running,
+                None,
+                Some(&format!(
+                    "the lease of runner {previous} lapsed while running; leased to {claimant}"
+                )),
+                now_ms,
+            )?;
+            return Ok(granted);
         }
         other => {
             return Err(StoreError::NotPending {
@@ -317,26 +450,49 @@ pub fn claim(
         Some(&format!("leased to {claimant}")),
         now_ms,
     )?;
-    Ok(Lease {
-        job_id: job.to_owned(),
-        claimant: claimant.to_owned(),
-        expires_at: rfc3339(time_of(expires)),
-    })
+    Ok(granted)
+}
+
+/// Who reports or uploads: the claimant holding the lease (`Some`), or one of a run's own
+/// steps (`None`: an exit handler or an upload step, which act for a Workflow that only a
+/// lease holder could have submitted and do not know who that was).
+fn check_open(row: &JobRow, job: &str, claimant: Option<&str>) -> Result<(), StoreError> {
+    if row.state.is_final() {
+        return Err(StoreError::Final {
+            job: job.to_owned(),
+            state: row.state.as_str(),
+        });
+    }
+    if row.state == JobState::Pending {
+        return Err(StoreError::NotClaimed(job.to_owned()));
+    }
+    match claimant {
+        Some(claimant) if row.claimant.as_deref() != Some(claimant) => {
+            Err(StoreError::NotLeaseHolder(job.to_owned()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Applies a status report if it moves the job forward; answers the status afterwards.
+///
+/// `claimant` is the reporter's `Outpost-Claimant`: `submitted`, `rejected` and `running`
+/// are the lease holder's decisions and need it; `succeeded` and `failed` may also come
+/// from the run's exit handler, without one. After a final state only the same final
+/// report is answered (a retry whose answer was lost); anything else is refused.
 pub fn report(
     tx: &rusqlite::Transaction<'_>,
     agent: &str,
     job: &str,
     report: &StatusReport,
+    claimant: Option<&str>,
     now: SystemTime,
 ) -> Result<JobStatus, StoreError> {
-    let current = job_status(tx, agent, job)?;
-    if current.run_id != report.run_id {
+    let row = job_row(tx, agent, job)?.ok_or_else(|| StoreError::NotFound(job.to_owned()))?;
+    if row.run_id != report.run_id {
         return Err(StoreError::Invalid(format!(
             "job `{job}` has run `{}`, not `{}`",
-            current.run_id, report.run_id
+            row.run_id, report.run_id
         )));
     }
     if matches!(report.state, JobState::Pending | JobState::Claimed) {
@@ -345,12 +501,30 @@ pub fn report(
             report.state.as_str()
         )));
     }
-    if current.state.is_final() || report.state.rank() <= current.state.rank() {
-        return Ok(current);
+    if row.state.is_final() && report.state == row.state {
+        return job_status(tx, agent, job);
+    }
+    check_open(&row, job, claimant)?;
+    if claimant.is_none()
+        && matches!(
+            report.state,
+            JobState::Submitted | JobState::Rejected | JobState::Running
+        )
+    {
+        return Err(StoreError::Invalid(format!(
+            "reporting `{}` needs the Outpost-Claimant header: only the claimant holding the lease may",
+            report.state.as_str()
+        )));
+    }
+    if report.state.rank() <= row.state.rank() {
+        return job_status(tx, agent, job);
     }
     let now = millis(now);
+    // A running job keeps its runner's lease: if the runner dies the lease lapses and the
+    // job is offered again. Every other state ends the lease (a submitted job belongs to
+    // its Workflow, a final one to nobody).
     tx.execute(
-        "UPDATE jobs SET state = ?1, workflow = COALESCE(?2, workflow), message = COALESCE(?3, message), updated_at = ?4, lease_until = NULL WHERE id = ?5",
+        "UPDATE jobs SET state = ?1, workflow = COALESCE(?2, workflow), message = COALESCE(?3, message), updated_at = ?4, lease_until = CASE WHEN ?1 = 'running' THEN lease_until ELSE NULL END WHERE id = ?5",
         params![report.state.as_str(), report.workflow, report.message, now, job],
     )?;
     event(
@@ -364,43 +538,57 @@ pub fn report(
     job_status(tx, agent, job)
 }
 
+/// Checks that `job`'s run `run` belongs to `agent` and still takes uploads from
+/// `claimant` (see [`report`]); answers the job as queued.
+fn open_run(
+    tx: &rusqlite::Transaction<'_>,
+    agent: &str,
+    job: &str,
+    run: &str,
+    claimant: Option<&str>,
+) -> Result<Value, StoreError> {
+    let not_found = || StoreError::NotFound(format!("{job}/{run}"));
+    let row = job_row(tx, agent, job)?.ok_or_else(not_found)?;
+    if row.run_id != run {
+        return Err(not_found());
+    }
+    check_open(&row, job, claimant)?;
+    let body: String = tx.query_row(
+        "SELECT body FROM jobs WHERE id = ?1 AND agent_id = ?2",
+        params![job, agent],
+        |row| row.get(0),
+    )?;
+    serde_json::from_str(&body).map_err(|e| StoreError::Database(e.to_string()))
+}
+
 /// The connection a job names, for signing its upload URLs; checks job and run belong to
-/// `agent`.
+/// `agent` and the run still takes uploads from `claimant`.
 pub fn run_connection(
     tx: &rusqlite::Transaction<'_>,
     agent: &str,
     job: &str,
     run: &str,
+    claimant: Option<&str>,
 ) -> Result<String, StoreError> {
-    let body: String = tx
-        .query_row(
-            "SELECT body FROM jobs WHERE id = ?1 AND agent_id = ?2 AND run_id = ?3",
-            params![job, agent, run],
-            |row| row.get(0),
-        )
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("{job}/{run}")))?;
-    let body: Value =
-        serde_json::from_str(&body).map_err(|e| StoreError::Database(e.to_string()))?;
-    body.get("connection")
+    open_run(tx, agent, job, run, claimant)?
+        .get("connection")
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| StoreError::Invalid(format!("job `{job}` names no connection")))
 }
 
-/// Stores a run's logs, replacing earlier ones.
+/// Stores a run's logs, replacing earlier ones, while the run takes uploads from
+/// `claimant`.
 pub fn put_logs(
     tx: &rusqlite::Transaction<'_>,
     agent: &str,
     job: &str,
     run: &str,
+    claimant: Option<&str>,
     logs: &str,
     now: SystemTime,
 ) -> Result<(), StoreError> {
-    run_connection(tx, agent, job, run).or_else(|e| match e {
-        StoreError::Invalid(_) => Ok(String::new()),
-        other => Err(other),
-    })?;
+    open_run(tx, agent, job, run, claimant)?;
     tx.execute(
         "INSERT INTO logs (job_id, run_id, body, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (job_id, run_id) DO UPDATE SET body = excluded.body, received_at = excluded.received_at",
         params![job, run, logs, millis(now)],
@@ -419,16 +607,21 @@ pub fn logs(tx: &rusqlite::Transaction<'_>, job: &str, run: &str) -> Result<Stri
     .ok_or_else(|| StoreError::NotFound(format!("logs of {job}/{run}")))
 }
 
-/// Records a heartbeat.
+/// Records a heartbeat of `agent`, keeping only its newest `keep` heartbeats.
 pub fn heartbeat(
     tx: &rusqlite::Transaction<'_>,
     agent: &str,
     heartbeat: &Heartbeat,
+    keep: usize,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_string(heartbeat).map_err(|e| StoreError::Database(e.to_string()))?;
     tx.execute(
         "INSERT INTO heartbeats (agent_id, body) VALUES (?1, ?2)",
         params![agent, body],
+    )?;
+    tx.execute(
+        "DELETE FROM heartbeats WHERE agent_id = ?1 AND seq NOT IN (SELECT seq FROM heartbeats WHERE agent_id = ?1 ORDER BY seq DESC LIMIT ?2)",
+        params![agent, i64::try_from(keep).unwrap_or(i64::MAX)],
     )?;
     Ok(())
 }

@@ -191,15 +191,16 @@ async fn client_and_server_follow_the_openapi_document() {
     let scratch = tempfile::tempdir().expect("dir");
     let bucket = std::sync::Arc::new(signing_bucket(scratch.path()));
     let server = TestServer::start(|config| {
-        config.signing_key = Some(signing.clone());
+        config.signing_key = Some(control_plane::server::JobSigner::new(signing.clone()));
         config.ingest_bucket = Some(bucket);
     })
     .await;
-    let client = server.client();
+    // The lease holder reports and uploads (its `Outpost-Claimant` is `tick-a`).
+    let client = server.client().with_claimant("tick-a");
 
     let job = json!({
         "id": "job-1", "runId": "run-1", "connector": "postgres", "connection": "pg-prod",
-        "transferMode": "direct-ingestion", "parameters": { "host": "db", "database": "app", "user": "reader" }
+        "transferMode": "direct-ingestion", "parameters": { "include-schemas": "^app$" }
     });
     server.enqueue(job.clone()).await;
     let (status, _) = server
@@ -226,6 +227,26 @@ async fn client_and_server_follow_the_openapi_document() {
             &signature,
         )
         .expect("signature verifies");
+    // Signed for the queue's agent, for a while, once (security issue 13, M1): the agent's
+    // own checks accept it for that agent only.
+    assert_eq!(pending[0]["agentId"], support::AGENT);
+    let nonce = orchestrator::signing::nonce_of(&pending[0]).expect("a nonce and notAfter");
+    let lifetime = nonce
+        .not_after
+        .duration_since(std::time::SystemTime::now())
+        .expect("in the future");
+    assert!(
+        lifetime <= control_plane::server::DEFAULT_JOB_LIFETIME,
+        "{lifetime:?}"
+    );
+    let now = std::time::SystemTime::now();
+    let policy =
+        |agent: &str| orchestrator::SigningPolicy::new(signing.verifying_key(), agent, now);
+    assert_eq!(
+        policy(support::AGENT).check(&pending[0]),
+        Vec::<String>::new()
+    );
+    assert_eq!(policy("agent-2").check(&pending[0]).len(), 1);
 
     let lease = Duration::from_secs(60);
     assert!(matches!(
@@ -357,6 +378,11 @@ async fn client_and_server_follow_the_openapi_document() {
         .report_status("job-1", &finished)
         .await
         .expect("final");
+    // After the final state, nothing but the same final report is taken (409 `final`).
+    assert!(matches!(
+        client.upload_logs("job-1", "run-1", "late").await,
+        Err(ControlPlaneError::Answer { status: 409, .. })
+    ));
     let records = server.records().await;
     let states: Vec<JobState> = records.jobs[0].history.iter().map(|e| e.state).collect();
     assert_eq!(

@@ -205,6 +205,7 @@ impl Bucket {
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(&url.bucket)
                     .with_client_options(client_options(settings)?)
+                    .with_http_connector(BoundedErrorBodies)
                     .with_retry(retry_config(settings))
                     // The store checks each request body against this digest.
                     .with_checksum_algorithm(Checksum::SHA256);
@@ -242,6 +243,7 @@ impl Bucket {
                 let mut builder = MicrosoftAzureBuilder::from_env()
                     .with_container_name(&url.bucket)
                     .with_client_options(client_options(settings)?)
+                    .with_http_connector(BoundedErrorBodies)
                     .with_retry(retry_config(settings));
                 if let Some(account) = settings
                     .azure_account
@@ -285,6 +287,7 @@ impl Bucket {
                 let mut builder = GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(&url.bucket)
                     .with_client_options(client_options(settings)?)
+                    .with_http_connector(BoundedErrorBodies)
                     .with_retry(retry_config(settings));
                 let key = files.get("service-account.json");
                 if let Some(key) = &key {
@@ -308,13 +311,16 @@ impl Bucket {
                 }
                 let inner = Arc::new(builder.build().map_err(config)?);
                 let http = crate::direct::http_client(settings.ca_bundle.as_deref())?;
-                let store = Arc::new(crate::gcs::GcsStore::new(
-                    inner.clone(),
-                    http,
-                    &base_url,
-                    &url.bucket,
-                    settings.retry_timeout.unwrap_or(Duration::from_secs(180)),
-                ));
+                let store = Arc::new(
+                    crate::gcs::GcsStore::new(
+                        inner.clone(),
+                        http,
+                        &base_url,
+                        &url.bucket,
+                        settings.retry_timeout.unwrap_or(Duration::from_secs(180)),
+                    )
+                    .with_request_timeout(request_timeout(settings)),
+                );
                 (store, Some(inner))
             }
         };
@@ -351,7 +357,7 @@ fn client_options(settings: &StoreSettings) -> Result<ClientOptions, DeliveryErr
             env!("CARGO_PKG_VERSION")
         )))
         .with_connect_timeout(Duration::from_secs(10))
-        .with_timeout(settings.request_timeout.unwrap_or(Duration::from_secs(300)));
+        .with_timeout(request_timeout(settings));
     if settings
         .endpoint
         .as_deref()
@@ -363,6 +369,65 @@ fn client_options(settings: &StoreSettings) -> Result<ClientOptions, DeliveryErr
         options = options.with_root_certificate(certificate);
     }
     Ok(options)
+}
+
+/// Longest time one request may take, answer included: the settings' value, else 5
+/// minutes (a 64 MiB part at 256 KB/s).
+fn request_timeout(settings: &StoreSettings) -> Duration {
+    settings.request_timeout.unwrap_or(Duration::from_secs(300))
+}
+
+/// `object_store`'s reqwest client, with every error answer's body read within
+/// [`crate::bounded`]'s bounds before `object_store` sees it: `object_store` reads an error
+/// body whole, for its message, under the request's timeout only, so a store that answers
+/// 403 and trickles its body would otherwise hold every upload for the whole timeout.
+#[derive(Debug, Default)]
+struct BoundedErrorBodies;
+
+impl object_store::client::HttpConnector for BoundedErrorBodies {
+    fn connect(
+        &self,
+        options: &ClientOptions,
+    ) -> object_store::Result<object_store::client::HttpClient> {
+        let inner = object_store::client::ReqwestConnector::default().connect(options)?;
+        Ok(object_store::client::HttpClient::new(BoundedErrors(inner)))
+    }
+}
+
+#[derive(Debug)]
+struct BoundedErrors(object_store::client::HttpClient);
+
+#[async_trait::async_trait]
+impl object_store::client::HttpService for BoundedErrors {
+    async fn call(
+        &self,
+        request: object_store::client::HttpRequest,
+    ) -> Result<object_store::client::HttpResponse, object_store::client::HttpError> {
+        use futures_util::StreamExt as _;
+        let response = self.0.execute(request).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let (parts, body) = response.into_parts();
+        let mut stream = body.bytes_stream();
+        let deadline = tokio::time::Instant::now() + crate::bounded::ERROR_BODY_WAIT;
+        let mut kept = Vec::new();
+        while kept.len() < crate::bounded::ERROR_BODY_BYTES {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    let take = (crate::bounded::ERROR_BODY_BYTES - kept.len()).min(chunk.len());
+                    kept.extend_from_slice(&chunk[..take]);
+                }
+                _ => break,
+            }
+        }
+        // `object_store` parses the body as text: keep it valid UTF-8 where it was cut.
+        let text = String::from_utf8_lossy(&kept).into_owned();
+        Ok(object_store::client::HttpResponse::from_parts(
+            parts,
+            text.into(),
+        ))
+    }
 }
 
 /// The CA bundle named by the settings or `SSL_CERT_FILE`, added to the system's roots.

@@ -12,6 +12,10 @@
 //! - Every URL is checked before the first byte is sent: a missing or already-expired URL
 //!   fails the delivery with nothing uploaded.
 //! - The manifest goes up only after every data file succeeded.
+//! - Every attempt is bounded in time, answer included ([`DirectLimits::attempt_timeout`]
+//!   plus the file's bytes at [`DirectLimits::min_throughput`]), and an error answer's body
+//!   is read for at most 16 KiB and 10 s ([`crate::bounded`]): a host that answers 403 and
+//!   then trickles its body cannot hold the upload.
 //!
 //! A pre-signed URL's query string is a credential: it is never logged or put in an error;
 //! messages name `scheme://host/path` only.
@@ -195,6 +199,20 @@ pub struct DirectLimits {
     /// Bytes of file content held in memory at once. Each file is sent whole (a pre-signed
     /// URL takes one PUT), so a file larger than the budget is sent alone.
     pub memory_budget: usize,
+    /// Time one PUT may take beyond its bytes at `min_throughput`, answer included; past it
+    /// the attempt fails as a timeout (transient, so retried within `retry_budget`).
+    pub attempt_timeout: Duration,
+    /// Slowest upload allowed, in bytes per second: a 64 MiB part may take 17 minutes at the
+    /// default 64 KiB/s, on top of `attempt_timeout`.
+    pub min_throughput: u64,
+}
+
+impl DirectLimits {
+    /// The deadline of one attempt sending `bytes`.
+    pub fn attempt_deadline(&self, bytes: usize) -> Duration {
+        let transfer = bytes as f64 / self.min_throughput.max(1) as f64;
+        self.attempt_timeout + Duration::from_secs_f64(transfer)
+    }
 }
 
 impl Default for DirectLimits {
@@ -206,6 +224,8 @@ impl Default for DirectLimits {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             memory_budget: 16 << 20,
+            attempt_timeout: Duration::from_secs(60),
+            min_throughput: 64 << 10,
         }
     }
 }
@@ -217,6 +237,10 @@ pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Clien
         .user_agent(concat!("outpost/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
+        // A backstop for requests that set no deadline of their own (every upload and
+        // control-plane call does): the read timeout alone lets a peer that sends one byte
+        // a minute hold a request forever.
+        .timeout(Duration::from_secs(30 * 60))
         .redirect(reqwest::redirect::Policy::none());
     let path = ca_bundle.map(PathBuf::from).or_else(|| {
         std::env::var_os("SSL_CERT_FILE")
@@ -395,7 +419,7 @@ async fn put_with_retries(
     let mut refreshed = false;
     let mut backoff = limits.initial_backoff;
     loop {
-        match attempt(client, &url, content.clone()).await {
+        match attempt(client, &url, content.clone(), &limits).await {
             Outcome::Done => return Ok(()),
             Outcome::Rejected { status, detail } => {
                 if refreshed {
@@ -448,8 +472,14 @@ async fn put_with_retries(
     }
 }
 
-async fn attempt(client: &reqwest::Client, url: &UploadUrl, content: bytes::Bytes) -> Outcome {
-    let mut request = client.put(url.url.clone()).body(content);
+async fn attempt(
+    client: &reqwest::Client,
+    url: &UploadUrl,
+    content: bytes::Bytes,
+    limits: &DirectLimits,
+) -> Outcome {
+    let deadline = limits.attempt_deadline(content.len());
+    let mut request = client.put(url.url.clone()).timeout(deadline).body(content);
     for (name, value) in &url.headers {
         request = request.header(name, value);
     }
@@ -462,7 +492,8 @@ async fn attempt(client: &reqwest::Client, url: &UploadUrl, content: bytes::Byte
     if status.is_success() {
         return Outcome::Done;
     }
-    let text = response.text().await.unwrap_or_default();
+    // Only the error code is wanted: read a bounded prefix, for a bounded time.
+    let text = crate::bounded::error_text(response).await;
     let code = error_code(&text);
     let expired = code.as_deref().is_some_and(|c| {
         matches!(

@@ -180,11 +180,14 @@ fn chain(error: &dyn std::error::Error) -> String {
 pub fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(start) = rest.find("http") {
+    // Schemes are case-insensitive (`HTTPS://…?X-Amz-Signature=…` is as live as lowercase);
+    // ASCII lowercasing keeps byte offsets, so positions found in the copy hold in `rest`.
+    while let Some(start) = rest.to_ascii_lowercase().find("http") {
         let (before, from) = rest.split_at(start);
         out.push_str(before);
-        if !(from.starts_with("http://") || from.starts_with("https://")) {
-            out.push_str("http");
+        let lower = from.get(..8).unwrap_or(from).to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            out.push_str(&from[..4]);
             rest = &from[4..];
             continue;
         }

@@ -47,6 +47,22 @@ struct JsonUploads {
     bucket: String,
     inner: Arc<GoogleCloudStorage>,
     retry_timeout: Duration,
+    /// Longest time one request may take, answer included.
+    request_timeout: Duration,
+}
+
+/// Largest success answer read (an object resource is about 1 KiB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// A success answer's JSON, read within [`MAX_ANSWER_BYTES`].
+async fn answer_json(response: reqwest::Response) -> Result<serde_json::Value, String> {
+    let bytes = crate::bounded::body_capped(response, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::bounded::CappedError::TooLarge(cap) => format!("answer over {cap} bytes"),
+            crate::bounded::CappedError::Transport(e) => e.without_url().to_string(),
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("answer is not JSON: {e}"))
 }
 
 impl GcsStore {
@@ -65,9 +81,19 @@ impl GcsStore {
                 bucket: bucket.to_owned(),
                 inner: inner.clone(),
                 retry_timeout,
+                request_timeout: Duration::from_secs(300),
             }),
             inner,
         }
+    }
+
+    /// Bounds each upload request (body and answer included) to `timeout`; default 5
+    /// minutes, like the store's other requests.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(uploads) = Arc::get_mut(&mut self.uploads) {
+            uploads.request_timeout = timeout;
+        }
+        self
     }
 }
 
@@ -161,7 +187,7 @@ impl JsonUploads {
             Ok(None) => request,
             Err(e) => return Err(Failure::Permanent(e)),
         };
-        match request.send().await {
+        match request.timeout(self.request_timeout).send().await {
             Ok(response) => Ok(response),
             Err(e) => Err(Failure::Transient(e.without_url().to_string())),
         }
@@ -169,7 +195,9 @@ impl JsonUploads {
 
     async fn classify(response: reqwest::Response, location: &str) -> Failure {
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        // Within bounds: a store that trickles an endless error body must not hold the
+        // upload.
+        let body = crate::bounded::error_text(response).await;
         let excerpt: String = body.chars().take(300).collect();
         if status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
@@ -238,10 +266,7 @@ impl JsonUploads {
                     if !response.status().is_success() {
                         return Err(Self::classify(response, name).await);
                     }
-                    response
-                        .json()
-                        .await
-                        .map_err(|e| Failure::Transient(e.without_url().to_string()))
+                    answer_json(response).await.map_err(Failure::Transient)
                 }
             })
             .await?;
@@ -317,7 +342,9 @@ impl JsonUploads {
         };
         match response.status().as_u16() {
             200 | 201 => Ok(Some(
-                response.json().await.unwrap_or(serde_json::Value::Null),
+                answer_json(response)
+                    .await
+                    .unwrap_or(serde_json::Value::Null),
             )),
             308 if total.is_none() => Ok(None),
             _ => match Self::classify(response, name).await {

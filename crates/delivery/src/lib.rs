@@ -9,10 +9,12 @@
 //! Both upload `manifest.json` last, after every data file succeeded and matched the
 //! manifest's SHA-256, so a reader that sees a manifest sees a complete run.
 
+pub mod bounded;
 pub mod bucket;
 pub mod direct;
 mod error;
 pub mod gcs;
+pub mod ingest;
 pub mod presign;
 pub mod relay;
 pub mod run;

@@ -134,6 +134,62 @@ fn read_secrets(
     Ok(secrets)
 }
 
+/// The parameters plus the connection's own values: each `scope: connection` parameter from
+/// the file named after it in the secrets folder (the connection's Secret), and the
+/// connection's CA bundle (`ca.crt`) when there is one. A value given both ways is an error:
+/// which one wins must never be a surprise.
+fn with_connection_values(request: &ExtractRequest<'_>) -> Result<WithConnection, ExtractError> {
+    let mut raw = request.parameters.clone();
+    let Some(dir) = &request.secrets_dir else {
+        return Ok(WithConnection {
+            parameters: raw,
+            ca_bundle: None,
+        });
+    };
+    for parameter in request
+        .descriptor
+        .parameters
+        .iter()
+        .filter(|p| p.scope == connector_descriptor::ParameterScope::Connection)
+    {
+        let name = &parameter.name.value;
+        let path = dir.join(name);
+        let value = match std::fs::read_to_string(&path) {
+            Ok(value) => value.trim_end_matches(['\n', '\r']).to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ExtractError::Secret {
+                    name: name.clone(),
+                    path,
+                    hint: String::new(),
+                    source,
+                });
+            }
+        };
+        if raw.iter().any(|(given, _)| given == name) {
+            return Err(ExtractError::Parameters {
+                connector: request.descriptor.name().to_owned(),
+                problems: vec![format!(
+                    "parameter `{name}` is given twice: as --param and by the connection ({})",
+                    path.display()
+                )],
+            });
+        }
+        raw.push((name.clone(), value));
+    }
+    let ca = dir.join(connector_descriptor::CONNECTION_CA_KEY);
+    Ok(WithConnection {
+        parameters: raw,
+        ca_bundle: ca.is_file().then_some(ca),
+    })
+}
+
+/// The raw parameters with the connection's own values, and the connection's CA bundle.
+struct WithConnection {
+    parameters: Vec<(String, String)>,
+    ca_bundle: Option<PathBuf>,
+}
+
 fn string(parameters: &BTreeMap<String, Value>, name: &str) -> Option<String> {
     parameters
         .get(name)
@@ -182,25 +238,37 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<Manifest, ExtractError> {
     let connector = request.descriptor.name().to_owned();
-    let parameters = request
-        .descriptor
-        .resolve_parameters(&request.parameters)
-        .map_err(|problems| ExtractError::Parameters {
-            connector: connector.clone(),
-            problems,
-        })?;
+    let WithConnection {
+        parameters: raw,
+        ca_bundle: connection_ca,
+    } = with_connection_values(&request)?;
+    let parameters = match request.descriptor.resolve_parameters(&raw) {
+        Ok(parameters) => parameters,
+        Err(problems) => {
+            // A connection whose Secret is missing altogether lacks its values too: name the
+            // Secret, the cause (exit 78), rather than each value it would have held.
+            if request.secrets_dir.is_some() {
+                read_secrets(&request)?;
+            }
+            return Err(ExtractError::Parameters {
+                connector: connector.clone(),
+                problems,
+            });
+        }
+    };
+    let mut secrets = read_secrets(&request)?;
     let filters = filter::Filters::from_parameters(&parameters).map_err(|problems| {
         ExtractError::Parameters {
             connector: connector.clone(),
             problems,
         }
     })?;
-    let mut secrets = read_secrets(&request)?;
     let bad = |problem: String| ExtractError::Parameters {
         connector: connector.clone(),
         problems: vec![problem],
     };
-    let ca_bundle = request.ca_bundle.clone();
+    // A connection's own CA pins its source: the agent's bundle and public roots do not count.
+    let ca_bundle = connection_ca.or_else(|| request.ca_bundle.clone());
     let source = match connector.as_str() {
         "postgres" => Source::Postgres(sources::postgres::PostgresConfig {
             database: string(&parameters, "database").unwrap_or_else(|| "postgres".into()),

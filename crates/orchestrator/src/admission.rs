@@ -14,17 +14,17 @@
 //!   taken for a number), within its pattern, bounds and length, and free of `{{`/`}}`;
 //! - the whole job is at most [`MAX_JOB_BYTES`];
 //! - when the agent pins a public key, the job carries a valid Ed25519 signature over its
-//!   canonical form (see [`canonical_bytes`]).
+//!   canonical form (see [`canonical_bytes`]), is for this agent, unexpired, and carries a
+//!   nonce ([`crate::signing`]).
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use connector_descriptor::{ParameterType, TransferMode};
 use connector_descriptor::{RESERVED_PARAMETERS, ValidatedDescriptor};
 use serde_json::Value;
 
 /// The fields a job may have.
-pub const JOB_FIELDS: [&str; 7] = [
+pub const JOB_FIELDS: [&str; 10] = [
     "id",
     "runId",
     "connector",
@@ -32,6 +32,9 @@ pub const JOB_FIELDS: [&str; 7] = [
     "transferMode",
     "parameters",
     "signature",
+    "agentId",
+    "notAfter",
+    "nonce",
 ];
 
 /// Largest accepted job, serialized.
@@ -42,8 +45,9 @@ pub const MAX_JOB_BYTES: usize = 64 * 1024;
 pub struct AdmissionPolicy {
     /// Whether a relay bucket is configured (else bucket relay cannot be served).
     pub relay_configured: bool,
-    /// When set, every job must be signed with the matching private key.
-    pub signing_key: Option<ed25519_dalek::VerifyingKey>,
+    /// When set, every job must be signed with the matching private key, for this agent,
+    /// unexpired, with a nonce.
+    pub signing: Option<crate::signing::SigningPolicy>,
     /// Whether jobs run on this machine (`outpost run --control-plane`) rather than in a
     /// cluster: only then are `localOnly` connectors (SQLite) admitted.
     pub local: bool,
@@ -119,10 +123,8 @@ pub fn admit(
             ));
         }
     }
-    if let Some(key) = &policy.signing_key
-        && let Err(problem) = verify_signature(job, key)
-    {
-        reasons.push(problem);
+    if let Some(signing) = &policy.signing {
+        reasons.extend(signing.check(job));
     }
 
     let text = |name: &str| -> Result<String, String> {
@@ -273,7 +275,7 @@ fn parameters(
         };
         raw.push((name.clone(), text));
     }
-    match descriptor.resolve_parameters(&raw) {
+    match descriptor.resolve_job_parameters(&raw) {
         Ok(resolved) => (reasons.len() == before).then(|| {
             resolved
                 .into_iter()
@@ -335,42 +337,4 @@ fn dns_label(value: String) -> Result<String, String> {
     }
 }
 
-/// The bytes a job's signature covers: the job without `signature`, as JSON with object keys
-/// sorted and no whitespace (so key order and formatting in transit do not matter).
-pub fn canonical_bytes(job: &Value) -> Vec<u8> {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                let mut out = serde_json::Map::new();
-                for key in keys {
-                    out.insert(key.clone(), sorted(&map[key]));
-                }
-                Value::Object(out)
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    let mut unsigned = job.clone();
-    if let Some(map) = unsigned.as_object_mut() {
-        map.remove("signature");
-    }
-    serde_json::to_vec(&sorted(&unsigned)).unwrap_or_default()
-}
-
-fn verify_signature(job: &Value, key: &ed25519_dalek::VerifyingKey) -> Result<(), String> {
-    let Some(encoded) = job.get("signature").and_then(Value::as_str) else {
-        return Err("the job is not signed, and this agent accepts only signed jobs".to_owned());
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| "`signature` is not base64".to_owned())?;
-    let bytes: [u8; 64] = bytes
-        .try_into()
-        .map_err(|_| "`signature` is not an Ed25519 signature (64 bytes)".to_owned())?;
-    let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-    key.verify_strict(&canonical_bytes(job), &signature)
-        .map_err(|_| "the signature does not match the pinned control-plane key".to_owned())
-}
+pub use crate::signing::canonical_bytes;

@@ -5,7 +5,9 @@
 //! pure and tested.
 
 pub mod admission;
+pub mod signing;
 pub mod workflow;
 
 pub use admission::{AdmissionPolicy, AdmittedJob, Rejection, admit};
+pub use signing::SigningPolicy;
 pub use workflow::{workflow_for, workflow_name};

@@ -3,9 +3,7 @@
 
 use base64::Engine as _;
 use connector_descriptor::ValidatedDescriptor;
-use ed25519_dalek::Signer as _;
-use orchestrator::admission::canonical_bytes;
-use orchestrator::{AdmissionPolicy, admit, workflow_for, workflow_name};
+use orchestrator::{AdmissionPolicy, SigningPolicy, admit, workflow_for, workflow_name};
 use serde_json::{Value, json};
 use workflow_compiler::argo_schema::ArgoSchema;
 
@@ -21,7 +19,8 @@ fn good_job() -> Value {
         "connector": "postgres",
         "connection": "pg-prod",
         "transferMode": "direct-ingestion",
-        "parameters": {"host": "db.internal", "port": 5432, "database": "app", "user": "catalog_reader"}
+        // Only what a job may choose: where the credentials go is the connection's.
+        "parameters": {"include-schemas": "^(app|billing)$", "exclude-tables": "^tmp_"}
     })
 }
 
@@ -35,22 +34,44 @@ fn signing_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
 }
 
+/// The agent the signed jobs here are for.
+const AGENT: &str = "agent-a";
+
+/// `job` signed by `key` for [`AGENT`], valid for an hour, with a fresh nonce.
 fn signed(mut job: Value, key: &ed25519_dalek::SigningKey) -> Value {
-    let signature = key.sign(&canonical_bytes(&job));
-    job["signature"] = base64::engine::general_purpose::STANDARD
-        .encode(signature.to_bytes())
-        .into();
+    let not_after = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let nonce = orchestrator::signing::new_nonce();
+    orchestrator::signing::sign(&mut job, key, AGENT, not_after, &nonce);
     job
+}
+
+/// Admission requiring signatures by `key`, for [`AGENT`], now.
+fn signing_policy(key: &ed25519_dalek::SigningKey) -> AdmissionPolicy {
+    AdmissionPolicy {
+        relay_configured: false,
+        signing: Some(SigningPolicy::new(
+            key.verifying_key(),
+            AGENT,
+            std::time::SystemTime::now(),
+        )),
+        local: false,
+    }
 }
 
 #[test]
 fn a_good_job_becomes_a_workflow_that_only_references_its_template() {
     let job = admit(&good_job(), &descriptors(), &AdmissionPolicy::default()).expect("admitted");
+    assert_eq!(job.arguments["include-schemas"], "^(app|billing)$");
     assert_eq!(
-        job.arguments["ssl-mode"], "verify-full",
+        job.arguments["exclude-schemas"], "",
         "defaults are filled in"
     );
-    assert_eq!(job.arguments["port"], "5432");
+    for bound in ["host", "port", "database", "user", "ssl-mode"] {
+        assert!(
+            !job.arguments.contains_key(bound),
+            "the connection's `{bound}` is no Workflow argument"
+        );
+    }
     let workflow = serde_json::to_value(workflow_for(&job, "outpost")).expect("json");
     let spec = workflow["spec"].as_object().expect("spec");
     let keys: Vec<&str> = spec.keys().map(String::as_str).collect();
@@ -95,13 +116,8 @@ fn a_good_job_becomes_a_workflow_that_only_references_its_template() {
 fn malicious_and_malformed_jobs_are_rejected_with_their_reason() {
     let descriptors = descriptors();
     let key = signing_key();
-    let signing = AdmissionPolicy {
-        relay_configured: false,
-        signing_key: Some(key.verifying_key()),
-        local: false,
-    };
+    let signing = signing_policy(&key);
     let open = AdmissionPolicy::default();
-    let long = "a".repeat(300);
     let cases: Vec<(&str, Value, &AdmissionPolicy, &str)> = vec![
         (
             "image override",
@@ -147,7 +163,7 @@ fn malicious_and_malformed_jobs_are_rejected_with_their_reason() {
         ),
         (
             "Argo expression in a value",
-            with(|j| j["parameters"]["database"] = "{{workflow.serviceAccountName}}".into()),
+            with(|j| j["parameters"]["include-tables"] = "{{workflow.serviceAccountName}}".into()),
             &open,
             "`{{`",
         ),
@@ -189,9 +205,9 @@ fn malicious_and_malformed_jobs_are_rejected_with_their_reason() {
         ),
         (
             "oversize string",
-            with(|j| j["parameters"]["database"] = long.clone().into()),
+            with(|j| j["parameters"]["include-schemas"] = "x".repeat(4097).into()),
             &open,
-            "longer than 63",
+            "longer than 4096",
         ),
         (
             "oversize job",
@@ -236,15 +252,10 @@ fn malicious_and_malformed_jobs_are_rejected_with_their_reason() {
             "unknown connector",
         ),
         (
-            "missing required parameter",
-            with(|j| {
-                j["parameters"]
-                    .as_object_mut()
-                    .expect("object")
-                    .remove("host");
-            }),
+            "a connection's own parameter",
+            with(|j| j["parameters"]["host"] = "db.internal".into()),
             &open,
-            "parameter `host` is required",
+            "parameter `host` is fixed by the connection",
         ),
         (
             "relay without a bucket",
@@ -290,7 +301,7 @@ fn malicious_and_malformed_jobs_are_rejected_with_their_reason() {
             "signed, then tampered",
             {
                 let mut job = signed(good_job(), &key);
-                job["parameters"]["host"] = "attacker.example".into();
+                job["parameters"]["include-schemas"] = ".*".into();
                 job
             },
             &signing,
@@ -356,17 +367,14 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn a_correctly_signed_job_is_admitted() {
     let key = signing_key();
-    let policy = AdmissionPolicy {
-        relay_configured: false,
-        signing_key: Some(key.verifying_key()),
-        local: false,
-    };
+    let policy = signing_policy(&key);
     // Key order in transit does not matter: the signature covers the canonical form.
     let job = signed(good_job(), &key);
     let reordered: Value = serde_json::from_str(
         &serde_json::to_string(&json!({
-            "signature": job["signature"], "parameters": job["parameters"], "transferMode": job["transferMode"],
-            "connection": job["connection"], "connector": job["connector"], "runId": job["runId"], "id": job["id"]
+            "signature": job["signature"], "nonce": job["nonce"], "parameters": job["parameters"], "transferMode": job["transferMode"],
+            "notAfter": job["notAfter"], "connection": job["connection"], "connector": job["connector"], "runId": job["runId"],
+            "agentId": job["agentId"], "id": job["id"]
         }))
         .expect("json"),
     )
@@ -391,7 +399,7 @@ fn the_longest_connector_name_gives_a_workflow_name_argo_accepts() {
 fn a_local_only_connector_is_rejected_in_a_cluster_and_admitted_locally() {
     let job = json!({
         "id": "job-1", "runId": "r1", "connector": "sqlite", "connection": "local-db",
-        "transferMode": "direct-ingestion", "parameters": { "path": "/srv/app.db" }
+        "transferMode": "direct-ingestion", "parameters": {}
     });
     let cluster = AdmissionPolicy::default();
     let rejection = admit(&job, &descriptors(), &cluster).expect_err("rejected in a cluster");

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent::argo_config::ControllerConfigMap;
 use agent::kubernetes::Namespace;
 use agent::tick::{TickConfig, TickError};
 use base64::Engine as _;
@@ -26,17 +27,66 @@ pub struct ControlPlaneFlags {
     /// Extra CA bundle (PEM) trusted beside the system roots (also `SSL_CERT_FILE`).
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+    /// Allow a plain-http control-plane URL that is not loopback: the bearer token then
+    /// crosses the network in clear text. Logged as a warning on every run.
+    #[arg(long)]
+    pub insecure_plain_http: bool,
+}
+
+/// The control plane's base URL: https, or http to loopback only (the token would otherwise
+/// cross a network in clear text), unless `insecure_plain_http` says otherwise, loudly.
+pub fn control_plane_base(
+    url: &str,
+    insecure_plain_http: bool,
+) -> Result<url::Url, ControlPlaneError> {
+    let base = url::Url::parse(url)
+        .map_err(|e| ControlPlaneError::Config(format!("control-plane URL `{url}`: {e}")))?;
+    let loopback = match base.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match base.scheme() {
+        "https" => Ok(base),
+        "http" if loopback => Ok(base),
+        "http" if insecure_plain_http => {
+            tracing::warn!(
+                url = %base,
+                "INSECURE: the control plane is reached over plain http (--insecure-plain-http): the agent's token crosses the network in clear text"
+            );
+            Ok(base)
+        }
+        "http" => Err(ControlPlaneError::Config(format!(
+            "control-plane URL `{url}` is plain http: the agent's token would cross the network in clear text; use https:// (or, knowingly, --insecure-plain-http)"
+        ))),
+        other => Err(ControlPlaneError::Config(format!(
+            "control-plane URL `{url}`: scheme `{other}` is not https"
+        ))),
+    }
+}
+
+/// Job signing is required: without a key, only `--insecure-unsigned-jobs` lets jobs run,
+/// and then every tick says so.
+pub fn require_job_signing(key: Option<&str>, insecure_unsigned_jobs: bool) -> Result<(), String> {
+    match (key, insecure_unsigned_jobs) {
+        (Some(_), _) => Ok(()),
+        (None, true) => {
+            tracing::warn!(
+                "INSECURE: jobs are admitted without a signature (--insecure-unsigned-jobs): whoever controls the control plane, or its token, chooses what runs within the descriptors"
+            );
+            Ok(())
+        }
+        (None, false) => Err(
+            "job signing is required: pass --job-signing-key (agent option controlPlane.jobSigningKey: the control plane's Ed25519 public key), or, knowingly, --insecure-unsigned-jobs (controlPlane.insecureUnsignedJobs: true)".to_owned(),
+        ),
+    }
 }
 
 impl ControlPlaneFlags {
     /// The client these flags describe.
     pub fn client(&self) -> Result<ControlPlaneClient, ControlPlaneError> {
-        let base = url::Url::parse(&self.control_plane_url).map_err(|e| {
-            ControlPlaneError::Config(format!(
-                "control-plane URL `{}`: {e}",
-                self.control_plane_url
-            ))
-        })?;
+        let base = control_plane_base(&self.control_plane_url, self.insecure_plain_http)?;
         let mut config = ClientConfig::new(base, &self.token_file);
         config.ca_bundle = self.ca_bundle.clone();
         ControlPlaneClient::new(config)
@@ -59,12 +109,43 @@ pub struct OrchestrateArgs {
     /// How long a claim keeps other ticks off a job, as a duration (`10m`).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     lease: Duration,
-    /// Accept only jobs signed with this Ed25519 public key (base64 of its 32 bytes).
+    /// Accept only jobs signed with this Ed25519 public key (base64 of its 32 bytes), for
+    /// --agent-id, unexpired, and whose nonce is on no Workflow of another job.
     #[arg(long, value_name = "BASE64", env = "OUTPOST_JOB_SIGNING_KEY")]
     job_signing_key: Option<String>,
+    /// Admit unsigned jobs when no --job-signing-key is given (refused otherwise). Logged as a
+    /// warning on every tick.
+    #[arg(long)]
+    insecure_unsigned_jobs: bool,
+    /// This agent's id: a signed job must be signed for it. Default: the namespace (as
+    /// `outpost heartbeat` reports it).
+    #[arg(long, env = "OUTPOST_AGENT_ID")]
+    agent_id: Option<String>,
+    /// Furthest ahead a signed job's `notAfter` may lie, as a duration (`24h`). A job's
+    /// nonce is remembered on its Workflow, so this must not exceed how long finished
+    /// Workflows are kept (the rendered template passes the shorter TTL).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    max_job_lifetime: Duration,
     /// Admit jobs against the descriptors in this folder instead of the ones built in.
     #[arg(long, value_name = "DIR")]
     connectors: Option<PathBuf>,
+    #[command(flatten)]
+    argo: ArgoFlags,
+}
+
+/// Argo's workflow controller, which must run only Workflows that reference a
+/// WorkflowTemplate (security review finding M6).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ArgoFlags {
+    /// The workflow controller's ConfigMap, whose `workflowRestrictions.templateReferencing`
+    /// must be `Strict` or `Secure` (read before every tick; the heartbeat logs it).
+    #[arg(long, value_name = "NAMESPACE/NAME", default_value_t = ControllerConfigMap::default())]
+    argo_controller_config_map: ControllerConfigMap,
+    /// Run even when Argo does not enforce that, or its ConfigMap cannot be read: a
+    /// compromised orchestrator could then run pods of any image. Insecure; logged as a
+    /// warning on every tick and heartbeat.
+    #[arg(long)]
+    insecure_allow_unrestricted_templates: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,6 +158,8 @@ pub struct HeartbeatArgs {
     /// The agent's id in heartbeats; default: the namespace.
     #[arg(long, env = "OUTPOST_AGENT_ID")]
     agent_id: Option<String>,
+    #[command(flatten)]
+    argo: ArgoFlags,
 }
 
 #[derive(clap::Args, Debug)]
@@ -219,8 +302,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     admin_token_file: PathBuf,
     /// Sign queued jobs with this Ed25519 private key (base64 of its 32-byte seed, in a file).
+    /// Each job is signed for its queue's agent (`agentId`), with a fresh `nonce` and a
+    /// `notAfter`.
     #[arg(long, value_name = "FILE")]
     signing_key: Option<PathBuf>,
+    /// With --signing-key: how long a signed job stays valid, unless the queued job gives its
+    /// own `notAfter`. Agents accept at most 24 hours by default.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    job_lifetime: Duration,
     /// Bucket that direct-ingestion URLs are signed for (`s3://bucket/prefix` …).
     #[arg(long, value_name = "URL")]
     ingest_bucket: Option<String>,
@@ -287,6 +376,11 @@ pub fn orchestrate(args: OrchestrateArgs) -> ExitCode {
         Ok(d) => Arc::new(d),
         Err(e) => return fail(format!("{e:#}"), exit::CONFIG),
     };
+    if let Err(e) =
+        require_job_signing(args.job_signing_key.as_deref(), args.insecure_unsigned_jobs)
+    {
+        return fail(e, exit::CONFIG);
+    }
     let signing_key = match signing_key(args.job_signing_key.as_deref()) {
         Ok(key) => key,
         Err(e) => return fail(e, exit::CONFIG),
@@ -305,6 +399,11 @@ pub fn orchestrate(args: OrchestrateArgs) -> ExitCode {
         config.concurrency = args.concurrency;
         config.lease = args.lease;
         config.signing_key = signing_key;
+        config.agent_id = args.agent_id.clone();
+        config.max_job_lifetime = args.max_job_lifetime;
+        config.argo_config_map = args.argo.argo_controller_config_map.clone();
+        config.insecure_allow_unrestricted_templates =
+            args.argo.insecure_allow_unrestricted_templates;
         match agent::tick::tick(&client, &namespace, &config).await {
             Ok(summary) => {
                 tracing::info!(
@@ -329,6 +428,8 @@ pub fn orchestrate(args: OrchestrateArgs) -> ExitCode {
             }
             Err(TickError::ControlPlane(e)) => fail(&e, e.exit_code()),
             Err(e @ TickError::Kubernetes { .. }) => fail(e, exit::TEMPORARY),
+            // Argo would run inline templates (M6): fixed by configuration, not by retrying.
+            Err(e @ TickError::UnrestrictedTemplates(_)) => fail(e, exit::CONFIG),
         }
     })
 }
@@ -353,12 +454,21 @@ pub fn heartbeat(args: HeartbeatArgs) -> ExitCode {
             Err(e) => return fail(e, exit::CONFIG),
         };
         let namespace = Namespace::new(kube, &args.namespace);
-        match agent::heartbeat::send(&client, &namespace, &agent_id).await {
-            Ok(beat) => {
+        let config = agent::heartbeat::HeartbeatConfig {
+            agent_id: agent_id.clone(),
+            argo_config_map: args.argo.argo_controller_config_map.clone(),
+            insecure_allow_unrestricted_templates: args.argo.insecure_allow_unrestricted_templates,
+        };
+        match agent::heartbeat::send(&client, &namespace, &config).await {
+            Ok(observed) => {
+                let beat = &observed.heartbeat;
+                // Whether Argo restricts Workflows to WorkflowTemplate references is logged
+                // here, not sent: the heartbeat's document has no field for it.
                 tracing::info!(
                     kubernetes = beat.kubernetes_reachable,
                     argo = beat.argo_reachable,
                     running = ?beat.running_workflows,
+                    argo_restricts_templates = observed.argo_restricts_templates(),
                     "heartbeat sent"
                 );
                 ExitCode::SUCCESS
@@ -442,7 +552,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     let signing_key = match &args.signing_key {
         None => None,
         Some(path) => match read_signing_key(path) {
-            Ok(key) => Some(key),
+            Ok(key) => Some(control_plane::server::JobSigner {
+                key,
+                lifetime: args.job_lifetime,
+            }),
             Err(e) => return fail(e, exit::CONFIG),
         },
     };
@@ -473,7 +586,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         signing_key,
         ingest_bucket,
         url_lifetime: args.url_lifetime,
+        limits: control_plane::server::Limits::default(),
     };
+    // A broken tokens file (a comment read as a token, a short token) stops the server here,
+    // naming the file and the line.
+    if let Err(e) = config.check_tokens() {
+        return fail(e, exit::CONFIG);
+    }
+    let limits = config.limits.clone();
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(&args.listen).await {
             Ok(listener) => listener,
@@ -494,7 +614,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        match control_plane::server::serve(listener, router, shutdown).await {
+        match control_plane::server::serve(listener, router, &limits, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(format!("server stopped: {e}"), exit::TEMPORARY),
         }

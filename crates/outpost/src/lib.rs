@@ -13,6 +13,7 @@ use std::process::ExitCode;
 mod agent;
 mod extract;
 mod local_agent;
+mod nonce_store;
 mod outcome;
 mod run;
 mod upload;
@@ -98,10 +99,14 @@ enum Command {
     /// with every reason, never submitted. Workflow names derive from job and run ids, so a
     /// job is submitted once however ticks overlap or crash. Exit codes: 0 every job
     /// handled, 75 the control plane or the API server did not answer, or some jobs are
-    /// left for the next tick, 77 the token was refused, 78 bad configuration.
+    /// left for the next tick, 77 the token was refused, 78 bad configuration, or Argo's
+    /// workflow controller would run Workflows with inline templates (its ConfigMap sets no
+    /// `workflowRestrictions.templateReferencing: Strict` or `Secure`, or cannot be read):
+    /// nothing is claimed then, unless --insecure-allow-unrestricted-templates.
     Orchestrate(agent::OrchestrateArgs),
     /// Tell the control plane the agent is alive: version, Kubernetes and Argo
-    /// reachability, running Workflows, the last successful poll.
+    /// reachability, running Workflows, the last successful poll. Also logs whether Argo runs
+    /// only Workflows that reference a WorkflowTemplate (a warning when not).
     ///
     /// Exit codes: 0 sent, 75 the control plane did not answer, 77 the token was refused,
     /// 78 bad configuration.

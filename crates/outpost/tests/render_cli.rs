@@ -1,5 +1,9 @@
 //! `outpost render` and `outpost render --check` as CI and users run them.
 
+mod support;
+
+use support::scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,14 +24,6 @@ fn outpost(args: &[&str], cwd: &Path) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("outpost-render-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
 }
 
 #[test]
@@ -105,7 +101,6 @@ fn render_check_fails_with_a_diff_when_stale_and_render_fixes_it() {
         first,
         "byte-identical"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -137,7 +132,6 @@ fn a_bad_descriptor_is_reported_with_file_line_and_field_and_nothing_is_written(
         !dir.join("workflow-templates").exists(),
         "nothing written on error"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -186,7 +180,6 @@ fn options_and_overlays_are_read_from_files() {
         "{}",
         text(&typo.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1,16 +1,13 @@
 //! `outpost run`: the README's first command, and local mode's terminal manners.
 
+mod support;
+
+use support::scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use metadata_extract::{EntityKind, Manifest};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("outpost-run-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch");
-    dir
-}
 
 fn outpost(cwd: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_outpost"))

@@ -1,16 +1,12 @@
 //! `outpost upload` as the WorkflowTemplate runs it: extract, then deliver; arguments,
 //! exit codes, and no secret in any message.
 
+mod support;
+
+use support::scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("outpost-upload-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch");
-    dir
-}
 
 fn outpost(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_outpost"))

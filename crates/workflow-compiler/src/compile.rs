@@ -30,9 +30,9 @@ use argo_workflows::{
     Arguments, Backoff, ContainerNode, ContainerSetTemplate, CronWorkflow, CronWorkflowSpec,
     ExecutorConfig, Metadata, ObjectMeta, Parameter, PodGc, RetryStrategy, SemaphoreRef,
     Synchronization, Template, TtlStrategy, WorkflowMetadata, WorkflowSpec, WorkflowTemplate,
-    int_or_string,
+    WorkflowTemplateRef, int_or_string,
 };
-use connector_descriptor::{ParameterType, TransferMode, ValidatedDescriptor};
+use connector_descriptor::{ParameterScope, ParameterType, TransferMode, ValidatedDescriptor};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
@@ -49,8 +49,10 @@ pub const EXIT_TEMPORARY_FAILURE: u8 = 75;
 
 /// Where extract writes and upload reads, inside the connector pod.
 pub const OUTPUT_DIR: &str = "/outpost/output";
-/// Where a connection's source secrets are mounted, one file per declared secret.
+/// Where a connection's source secrets are mounted, one file per declared secret and per
+/// `scope: connection` parameter.
 pub const SOURCE_SECRETS_DIR: &str = "/var/run/secrets/outpost/source";
+pub use connector_descriptor::CONNECTION_CA_KEY;
 /// Where the control-plane token is mounted (file `token`).
 pub const CONTROL_PLANE_TOKEN_DIR: &str = "/var/run/secrets/outpost/control-plane";
 /// Where static relay-bucket credentials are mounted, when configured.
@@ -205,18 +207,33 @@ fn secret_volume(name: &str, secret: &str, items: Option<Vec<KeyToPath>>) -> Vol
     }
 }
 
-/// The connection's Secret `outpost-source-<connection>`, projecting only the declared keys, so
-/// a Secret holding more keys exposes no more. The source is optional even for required keys:
+/// The connection's Secret `outpost-source-<connection>`, projecting only the declared keys
+/// (the secrets, the `scope: connection` parameters and the connection's CA, `ca.crt`), so a
+/// Secret holding more keys exposes no more. The source is optional even for required keys:
 /// a missing Secret or key then fails `outpost extract` at once with exit 78 (not retried),
 /// where a required one would leave the pod Pending until its deadline (Kubernetes retries
 /// the mount forever) and hold its connector's concurrency slot meanwhile.
 fn source_secrets_volume(descriptor: &ValidatedDescriptor) -> Volume {
-    let items: Vec<KeyToPath> = descriptor
+    let mut keys: Vec<&str> = descriptor
         .secrets
         .iter()
-        .map(|s| KeyToPath {
-            key: s.name.value.clone(),
-            path: s.name.value.clone(),
+        .map(|s| s.name.value.as_str())
+        .collect();
+    let bound: Vec<&str> = descriptor
+        .parameters
+        .iter()
+        .filter(|p| p.scope == ParameterScope::Connection)
+        .map(|p| p.name.value.as_str())
+        .collect();
+    if !bound.is_empty() {
+        keys.extend(bound);
+        keys.push(CONNECTION_CA_KEY);
+    }
+    let items: Vec<KeyToPath> = keys
+        .into_iter()
+        .map(|key| KeyToPath {
+            key: key.to_owned(),
+            path: key.to_owned(),
             mode: None,
         })
         .collect();
@@ -445,6 +462,19 @@ fn workflow_parameter(name: &str) -> String {
     format!("{{{{workflow.parameters.{name}}}}}")
 }
 
+/// How a step reaches the control plane: its URL, the token's file and, only when the
+/// options say so, the loud `--insecure-plain-http`.
+fn control_plane_args(options: &AgentOptions) -> Vec<String> {
+    let mut args = vec![
+        format!("--control-plane-url={}", options.control_plane.url),
+        format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
+    ];
+    if options.control_plane.insecure_plain_http {
+        args.push("--insecure-plain-http".to_owned());
+    }
+    args
+}
+
 /// The transfer modes a connector can use on this agent: bucket relay needs a relay bucket.
 pub fn usable_transfer_modes(
     descriptor: &ValidatedDescriptor,
@@ -497,7 +527,13 @@ pub fn connector_template(
         ..argument("transfer-mode", "How the metadata leaves the cluster.")
     });
     let mut extract_args = vec![format!("--connector={connector}")];
-    for p in &descriptor.parameters {
+    // A connection's own parameters (where its credentials may go) are not the Workflow's to
+    // set: they reach extract as files of the connection's Secret, never as arguments.
+    for p in descriptor
+        .parameters
+        .iter()
+        .filter(|p| p.scope == ParameterScope::Job)
+    {
         let name = &p.name.value;
         let mut parameter = argument(name, p.description.trim());
         if !p.required {
@@ -549,7 +585,12 @@ pub fn connector_template(
         .connector_resources
         .clone()
         .or_else(|| resources(&descriptor_resources.requests, &descriptor_resources.limits));
-    if !descriptor.secrets.is_empty() {
+    if !descriptor.secrets.is_empty()
+        || descriptor
+            .parameters
+            .iter()
+            .any(|p| p.scope == ParameterScope::Connection)
+    {
         volumes.push(source_secrets_volume(descriptor));
         extract.volume_mounts = Some(vec![mount("source-secrets", SOURCE_SECRETS_DIR, true)]);
     }
@@ -561,8 +602,19 @@ pub fn connector_template(
         format!("--connector={connector}"),
     ];
     upload_args.extend(run_ids.iter().cloned());
-    upload_args.push(format!("--control-plane-url={}", options.control_plane.url));
-    upload_args.push(format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"));
+    upload_args.extend(control_plane_args(options));
+    // The upload URLs the control plane hands out are checked against the agent's own
+    // allow-list (security issue 13, M2).
+    upload_args.extend(
+        options
+            .control_plane
+            .ingest_hosts
+            .iter()
+            .map(|host| format!("--ingest-host={host}")),
+    );
+    if options.control_plane.allow_loopback_ingest {
+        upload_args.push("--allow-loopback-ingest".to_owned());
+    }
     volumes.push(token_volume(options));
     let mut upload_mounts = vec![mount("control-plane-token", CONTROL_PLANE_TOKEN_DIR, true)];
     let relay = relay_access(options);
@@ -754,9 +806,9 @@ fn report_template(
         "--workflow={{workflow.name}}".to_owned(),
         "--status={{workflow.status}}".to_owned(),
         format!("--transfer-mode={}", workflow_parameter("transfer-mode")),
-        format!("--control-plane-url={}", options.control_plane.url),
-        format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
     ];
+    let mut args = args;
+    args.extend(control_plane_args(options));
     // In bucket-relay mode the run's logs go to the relay bucket beside its metadata.
     agent_step(
         "report",
@@ -871,17 +923,40 @@ struct AgentCron<'a> {
     service_account: &'a str,
 }
 
-fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> CronWorkflow {
+/// The WorkflowTemplate holding one of the agent's own steps, and the CronWorkflow that only
+/// references it. Argo's `templateReferencing: Strict`, which the orchestrator requires (M6),
+/// runs no Workflow that carries its own templates, the ones a CronWorkflow creates included.
+fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> (WorkflowTemplate, CronWorkflow) {
     let labels = labels(options, cron.component, None);
-    let mut args = vec![
-        format!("--namespace={}", options.namespace),
-        format!("--control-plane-url={}", options.control_plane.url),
-        format!("--token-file={CONTROL_PLANE_TOKEN_DIR}/token"),
-    ];
+    let mut args = vec![format!("--namespace={}", options.namespace)];
+    args.extend(control_plane_args(options));
+    if let Some(id) = &options.control_plane.agent_id {
+        args.push(format!("--agent-id={id}"));
+    }
+    // Both check that Argo runs only Workflows referencing a WorkflowTemplate (M6): the
+    // orchestrator refuses to tick without it, the heartbeat reports it.
+    let argo_config = &options.argo.controller_config_map;
+    args.push(format!(
+        "--argo-controller-config-map={}/{}",
+        argo_config.namespace, argo_config.name
+    ));
+    if options.argo.insecure_allow_unrestricted_templates {
+        args.push("--insecure-allow-unrestricted-templates".to_owned());
+    }
+    if cron.subcommand == "orchestrate"
+        && options.control_plane.job_signing_key.is_none()
+        && options.control_plane.insecure_unsigned_jobs
+    {
+        args.push("--insecure-unsigned-jobs".to_owned());
+    }
     if cron.subcommand == "orchestrate"
         && let Some(key) = &options.control_plane.job_signing_key
     {
         args.push(format!("--job-signing-key={key}"));
+        args.push(format!(
+            "--max-job-lifetime={}s",
+            max_job_lifetime_seconds(options)
+        ));
     }
     let mut step = agent_step(
         cron.subcommand,
@@ -898,7 +973,29 @@ fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> CronWorkflow {
     let mut spec = workflow_spec(options, &labels, cron.service_account, true, Some(240));
     spec.entrypoint = Some(cron.subcommand.to_owned());
     spec.templates = Some(vec![step]);
-    CronWorkflow::new(
+    let template = WorkflowTemplate::new(
+        object_meta(
+            cron.name.to_owned(),
+            options,
+            labels.clone(),
+            cron.description,
+        ),
+        spec,
+    );
+    // Only fields Argo lets a Workflow set over its WorkflowTemplate under `Strict`: the
+    // reference, and the labels the heartbeat finds the orchestrator's Workflows by.
+    let reference = WorkflowSpec {
+        workflow_template_ref: Some(WorkflowTemplateRef {
+            name: Some(cron.name.to_owned()),
+            ..Default::default()
+        }),
+        workflow_metadata: Some(WorkflowMetadata {
+            labels: Some(labels.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let cron = CronWorkflow::new(
         object_meta(cron.name.to_owned(), options, labels, cron.description),
         CronWorkflowSpec {
             schedules: vec![cron.schedule.to_owned()],
@@ -907,16 +1004,48 @@ fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> CronWorkflow {
             starting_deadline_seconds: Some(120),
             successful_jobs_history_limit: Some(1),
             failed_jobs_history_limit: Some(3),
-            workflow_spec: spec,
+            workflow_spec: reference,
             ..Default::default()
         },
-    )
+    );
+    (template, cron)
 }
 
-/// The orchestrator's CronWorkflow: polls the control plane and submits Workflows.
+/// How far ahead a signed job's `notAfter` may lie: the orchestrator remembers a job's nonce
+/// on its Workflow, which Argo deletes after the TTL, so no job may outlive the shorter TTL
+/// (nor 24 hours, the agent's default).
+fn max_job_lifetime_seconds(options: &AgentOptions) -> u64 {
+    [
+        options.ttl.seconds_after_success,
+        options.ttl.seconds_after_failure,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|seconds| u64::try_from(seconds).unwrap_or(0))
+    .fold(24 * 3600, u64::min)
+}
+
+/// The agent's own WorkflowTemplates (and CronWorkflows), named like a connector's
+/// (`outpost-<name>`): no connector may take these names.
+pub const AGENT_TEMPLATES: [&str; 2] = [ORCHESTRATOR_TEMPLATE, HEARTBEAT_TEMPLATE];
+/// The orchestrator's WorkflowTemplate and CronWorkflow.
+pub const ORCHESTRATOR_TEMPLATE: &str = "outpost-orchestrator";
+/// The heartbeat's WorkflowTemplate and CronWorkflow.
+pub const HEARTBEAT_TEMPLATE: &str = "outpost-heartbeat";
+
+/// The orchestrator's CronWorkflow, which references [`orchestrator_template`].
 pub fn orchestrator_cron(options: &AgentOptions) -> CronWorkflow {
+    orchestrator(options).1
+}
+
+/// The orchestrator's WorkflowTemplate: polls the control plane and submits Workflows.
+pub fn orchestrator_template(options: &AgentOptions) -> WorkflowTemplate {
+    orchestrator(options).0
+}
+
+fn orchestrator(options: &AgentOptions) -> (WorkflowTemplate, CronWorkflow) {
     let cron = AgentCron {
-        name: "outpost-orchestrator",
+        name: ORCHESTRATOR_TEMPLATE,
         component: "orchestrator",
         schedule: &options.schedules.orchestrator,
         description: "Polls the control plane for jobs, validates each against its connector descriptor and submits a Workflow that references the connector's WorkflowTemplate.",
@@ -926,10 +1055,19 @@ pub fn orchestrator_cron(options: &AgentOptions) -> CronWorkflow {
     cron_workflow(&cron, options)
 }
 
-/// The heartbeat's CronWorkflow: tells the control plane the agent is alive.
+/// The heartbeat's CronWorkflow, which references [`heartbeat_template`].
 pub fn heartbeat_cron(options: &AgentOptions) -> CronWorkflow {
+    heartbeat(options).1
+}
+
+/// The heartbeat's WorkflowTemplate: tells the control plane the agent is alive.
+pub fn heartbeat_template(options: &AgentOptions) -> WorkflowTemplate {
+    heartbeat(options).0
+}
+
+fn heartbeat(options: &AgentOptions) -> (WorkflowTemplate, CronWorkflow) {
     let cron = AgentCron {
-        name: "outpost-heartbeat",
+        name: HEARTBEAT_TEMPLATE,
         component: "heartbeat",
         schedule: &options.schedules.heartbeat,
         description: "Reports to the control plane that the agent is alive: its version, Argo and Kubernetes reachability, running workflows.",

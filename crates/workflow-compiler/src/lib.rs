@@ -1,6 +1,7 @@
 //! Compiles Outpost connector descriptors and agent options into Argo objects: one
-//! WorkflowTemplate per connector, the orchestrator's and the heartbeat's CronWorkflows, and
-//! the ConfigMap of per-connector concurrency limits.
+//! WorkflowTemplate per connector, the orchestrator's and the heartbeat's WorkflowTemplates
+//! and the CronWorkflows that only reference them (as Argo's `templateReferencing: Strict`
+//! requires), and the ConfigMap of per-connector concurrency limits.
 //!
 //! [`render`] is a pure function of its inputs: same descriptors, options and overlays, same
 //! bytes. Reading inputs from disk and writing `workflow-templates/` live in [`files`], at
@@ -45,6 +46,19 @@ pub enum CompileError {
         first: String,
         /// The second descriptor.
         second: String,
+    },
+    /// A connector's WorkflowTemplate would take the name of one of the agent's own
+    /// (`outpost-orchestrator`, `outpost-heartbeat`).
+    #[error(
+        "{file}: connector `{connector}` would compile to WorkflowTemplate `{template}`, the agent's own; rename the connector"
+    )]
+    ReservedConnectorName {
+        /// The connector.
+        connector: String,
+        /// Its descriptor.
+        file: String,
+        /// The WorkflowTemplate name it would take.
+        template: String,
     },
     /// A connector supports no transfer mode this agent can use.
     #[error(
@@ -203,6 +217,16 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
     let options_input = format!("agent options ({options_source})");
     let mut generated: Vec<Generated> = Vec::new();
     for descriptor in &sorted {
+        let template = connector_template_name(descriptor.name());
+        if AGENT_TEMPLATES.contains(&template.as_str()) {
+            return Err(CompileError::ReservedConnectorName {
+                connector: descriptor.name().to_owned(),
+                file: descriptor.file().to_owned(),
+                template,
+            });
+        }
+    }
+    for descriptor in &sorted {
         if usable_transfer_modes(descriptor, options).is_empty() {
             return Err(CompileError::NoTransferMode {
                 connector: descriptor.name().to_owned(),
@@ -218,6 +242,10 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         Typed::Workflow(template).generated(inputs)
     });
     generated.extend(templates);
+    for template in [orchestrator_template(options), heartbeat_template(options)] {
+        let template = Typed::Workflow(AnyWorkflowObject::WorkflowTemplate(Box::new(template)));
+        generated.push(template.generated(vec![options_input.clone()]));
+    }
     for cron in [orchestrator_cron(options), heartbeat_cron(options)] {
         let cron = Typed::Workflow(AnyWorkflowObject::CronWorkflow(Box::new(cron)));
         generated.push(cron.generated(vec![options_input.clone()]));
@@ -459,6 +487,19 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
             format!("`{}` is not a DNS label", options.namespace),
         );
     }
+    let argo_config = &options.argo.controller_config_map;
+    if !is_dns_label(&argo_config.namespace) {
+        problem(
+            "argo.controllerConfigMap.namespace",
+            format!("`{}` is not a DNS label", argo_config.namespace),
+        );
+    }
+    if !is_object_name(&argo_config.name) {
+        problem(
+            "argo.controllerConfigMap.name",
+            format!("`{}` is not a ConfigMap name", argo_config.name),
+        );
+    }
     for (field, schedule) in [
         ("schedules.orchestrator", &options.schedules.orchestrator),
         ("schedules.heartbeat", &options.schedules.heartbeat),
@@ -552,15 +593,15 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
     match control_plane_host(url) {
         None => problem("controlPlane.url", format!("`{url}` is not an http(s) URL")),
         Some(host) if url.starts_with("http://") => {
-            // The bearer token must not cross a network in clear text: plain HTTP only to an
-            // in-cluster service or loopback.
-            let in_cluster = !host.contains('.')
-                || host.ends_with(".svc")
-                || host.ends_with(".svc.cluster.local");
-            if !(in_cluster || host == "localhost" || host == "127.0.0.1" || host == "[::1]") {
+            // The bearer token must not cross a network in clear text, in-cluster ones
+            // included (security review L9): plain HTTP only to loopback, or knowingly.
+            let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+            if !(loopback || options.control_plane.insecure_plain_http) {
                 problem(
                     "controlPlane.url",
-                    format!("`{url}` would send the agent's token in clear text; use https://"),
+                    format!(
+                        "`{url}` would send the agent's token in clear text; use https://, or set controlPlane.insecurePlainHttp: true knowingly"
+                    ),
                 );
             }
         }
@@ -582,6 +623,21 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
                 "must be an Ed25519 public key as base64 of its 32 bytes (44 characters)"
                     .to_owned(),
             );
+        }
+    }
+    if let Some(id) = &options.control_plane.agent_id
+        && (id.is_empty()
+            || id.len() > 253
+            || id.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        problem(
+            "controlPlane.agentId",
+            format!("`{id}` must be 1-253 characters without whitespace"),
+        );
+    }
+    for host in &options.control_plane.ingest_hosts {
+        if let Err(reason) = connector_descriptor::ids::ingest_host_pattern(host) {
+            problem("controlPlane.ingestHosts", format!("`{host}`: {reason}"));
         }
     }
     if let Some(relay) = &options.relay
@@ -765,6 +821,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_argo_controller_config_map_is_checked() {
+        let mut options = AgentOptions::default();
+        options.argo.controller_config_map = options::ArgoConfigMap {
+            namespace: "Argo_System".to_owned(),
+            name: "not/a-name".to_owned(),
+        };
+        let error = validate_options(&options, "values.yaml")
+            .expect_err("invalid")
+            .to_string();
+        for field in [
+            "argo.controllerConfigMap.namespace",
+            "argo.controllerConfigMap.name",
+        ] {
+            assert!(error.contains(field), "{field} missing from: {error}");
+        }
+    }
+
+    /// A connector named `orchestrator` would compile to the orchestrator's own
+    /// WorkflowTemplate, `outpost-orchestrator`: one would replace the other.
+    #[test]
+    fn no_connector_takes_the_name_of_an_agent_template() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../connectors/postgres/connector.yaml"),
+        )
+        .expect("descriptor");
+        for name in ["orchestrator", "heartbeat"] {
+            let renamed = text.replacen("name: postgres", &format!("name: {name}"), 1);
+            let descriptor = connector_descriptor::parse("renamed.yaml", &renamed).expect("valid");
+            let error = render(RenderInput {
+                descriptors: &[descriptor],
+                options: &AgentOptions::default(),
+                options_source: "defaults",
+                overlays: &[],
+            })
+            .expect_err("refused");
+            assert!(
+                matches!(error, CompileError::ReservedConnectorName { .. }),
+                "{error}"
+            );
+            assert!(
+                error.to_string().contains(&format!("outpost-{name}")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn relay_settings_are_checked_all_at_once() {
         let mut options = AgentOptions::default();
         options.relay = Some(options::RelayOptions {
@@ -785,6 +889,34 @@ mod tests {
             "relay.sseKmsKeyId",
         ] {
             assert!(error.contains(field), "{field} missing from: {error}");
+        }
+    }
+
+    #[test]
+    fn ingest_hosts_and_the_agent_id_are_checked() {
+        let mut options = AgentOptions::default();
+        options.control_plane.ingest_hosts = vec![
+            "*.blob.core.windows.net".to_owned(),
+            "storage.googleapis.com".to_owned(),
+        ];
+        options.control_plane.agent_id = Some("outpost-prod-eu".to_owned());
+        validate_options(&options, "values.yaml").expect("valid");
+        options.control_plane.ingest_hosts = vec![
+            "10.0.0.1".to_owned(),
+            "*.com".to_owned(),
+            "https://s3.amazonaws.com".to_owned(),
+        ];
+        options.control_plane.agent_id = Some("two words".to_owned());
+        let error = validate_options(&options, "values.yaml")
+            .expect_err("invalid")
+            .to_string();
+        for part in [
+            "`10.0.0.1`: an IP address",
+            "`*.com` would allow a whole top-level domain",
+            "`https://s3.amazonaws.com`: not a host name",
+            "controlPlane.agentId",
+        ] {
+            assert!(error.contains(part), "{part} missing from: {error}");
         }
     }
 }

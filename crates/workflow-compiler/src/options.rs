@@ -45,6 +45,9 @@ pub struct AgentOptions {
     pub service_accounts: ServiceAccounts,
     /// The SaaS control plane.
     pub control_plane: ControlPlaneOptions,
+    /// Argo's workflow controller: where its configuration is, which the orchestrator checks
+    /// restricts Workflows to WorkflowTemplate references.
+    pub argo: ArgoOptions,
     /// Where bucket relay writes. Default: none (only direct ingestion can run).
     pub relay: Option<RelayOptions>,
     /// Schedules of the agent's own CronWorkflows.
@@ -69,6 +72,7 @@ impl Default for AgentOptions {
             concurrency: ConcurrencyOptions::default(),
             service_accounts: ServiceAccounts::default(),
             control_plane: ControlPlaneOptions::default(),
+            argo: ArgoOptions::default(),
             relay: None,
             schedules: Schedules::default(),
             labels: BTreeMap::new(),
@@ -257,8 +261,9 @@ impl Default for ServiceAccounts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ControlPlaneOptions {
-    /// Base URL (`https://catalog.example.com/outpost/v1`). Default:
-    /// `http://outpost-control-plane:8080` (the reference server in the same namespace).
+    /// Base URL (`https://catalog.example.com/outpost/v1`): https, or http to loopback only,
+    /// unless `insecurePlainHttp`. Default: `https://outpost-control-plane:8443` (a control
+    /// plane served in the same namespace).
     pub url: String,
     /// Secret holding the agent's bearer token under the key `token`, mounted as a file
     /// and re-read on every request. Default: `outpost-control-plane-token`.
@@ -266,15 +271,43 @@ pub struct ControlPlaneOptions {
     /// Ed25519 public key (base64 of its 32 bytes) the control plane signs jobs with. When
     /// set, the orchestrator admits only jobs carrying a valid signature by it. Default:
     /// none (jobs are still checked against the descriptors, but not for a signature).
+    /// A signed job must also be signed for this agent (`agentId`), unexpired (`notAfter`,
+    /// plus 5 minutes of clock skew, at most the shorter of the two `ttl`s and 24 hours
+    /// ahead) and carry a nonce no Workflow of another job carries.
     pub job_signing_key: Option<String>,
+    /// This agent's id at the control plane: what heartbeats report, and the `agentId` a
+    /// signed job must carry (`outpost-prod-eu`). Default: none (the namespace).
+    pub agent_id: Option<String>,
+    /// Hosts that direct-ingestion upload URLs may point at: exact names
+    /// (`storage.googleapis.com`) or `*.` and a suffix of at least two labels
+    /// (`*.blob.core.windows.net`, `*.s3.eu-central-1.amazonaws.com`). Only https URLs to
+    /// these hosts are used, never an IP address, and the control plane may not set
+    /// `Authorization`, `Cookie`, `Host` or other non-store headers. Default: none, which
+    /// refuses every upload URL: direct ingestion needs it.
+    pub ingest_hosts: Vec<String>,
+    /// Also accept loopback upload URLs (`127.0.0.0/8`, `::1`, `localhost`), over http too.
+    /// For tests and local use only; a connector pod's loopback serves nothing. Logged as a
+    /// warning by every upload. Default: `false`.
+    pub allow_loopback_ingest: bool,
+    /// Allow a plain-http `url` that is not loopback: the agent's token then crosses the
+    /// network in clear text. Every step logs a warning. Default: `false`.
+    pub insecure_plain_http: bool,
+    /// Admit unsigned jobs when `jobSigningKey` is not set (the orchestrator refuses to run
+    /// otherwise). Every tick logs a warning. Default: `false`.
+    pub insecure_unsigned_jobs: bool,
 }
 
 impl Default for ControlPlaneOptions {
     fn default() -> Self {
         Self {
-            url: "http://outpost-control-plane:8080".to_owned(),
+            url: "https://outpost-control-plane:8443".to_owned(),
             token_secret: "outpost-control-plane-token".to_owned(),
             job_signing_key: None,
+            agent_id: None,
+            ingest_hosts: Vec::new(),
+            allow_loopback_ingest: false,
+            insecure_plain_http: false,
+            insecure_unsigned_jobs: false,
         }
     }
 }
@@ -318,6 +351,50 @@ impl Default for Schedules {
         Self {
             orchestrator: "*/5 * * * *".to_owned(),
             heartbeat: "*/5 * * * *".to_owned(),
+        }
+    }
+}
+
+/// Argo's workflow controller, as the agent relies on it.
+///
+/// The orchestrator's account may create Workflows; only Argo's
+/// `workflowRestrictions.templateReferencing: Strict` (or `Secure`) makes the controller run
+/// nothing but Workflows that reference a WorkflowTemplate. So the orchestrator reads the
+/// controller's configuration before every tick and refuses to run without it, and the
+/// heartbeat reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArgoOptions {
+    /// The workflow controller's ConfigMap (its `--configmap`). The chart lets the
+    /// orchestrator and heartbeat `get` this one ConfigMap. Default: `{namespace: argo, name:
+    /// workflow-controller-configmap}`, as Argo's install manifests name it.
+    pub controller_config_map: ArgoConfigMap,
+    /// Run ticks even when the controller does not enforce `templateReferencing: Strict` or
+    /// `Secure` (or its configuration cannot be read): a compromised orchestrator could then
+    /// run pods of any image. Every tick and heartbeat logs a warning. Default: `false`.
+    pub insecure_allow_unrestricted_templates: bool,
+}
+
+/// A ConfigMap of Argo's workflow controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArgoConfigMap {
+    /// Namespace of the controller. Default: `argo`.
+    pub namespace: String,
+    /// Name of the ConfigMap. Default: `workflow-controller-configmap`.
+    pub name: String,
+}
+
+/// Namespace of Argo's workflow controller in Argo's install manifests.
+pub const ARGO_CONTROLLER_NAMESPACE: &str = "argo";
+/// Name of the workflow controller's ConfigMap in Argo's install manifests.
+pub const ARGO_CONTROLLER_CONFIG_MAP: &str = "workflow-controller-configmap";
+
+impl Default for ArgoConfigMap {
+    fn default() -> Self {
+        Self {
+            namespace: ARGO_CONTROLLER_NAMESPACE.to_owned(),
+            name: ARGO_CONTROLLER_CONFIG_MAP.to_owned(),
         }
     }
 }

@@ -70,39 +70,43 @@ struct Target {
 
 const ANY: &[&str] = &["WorkflowTemplate", "CronWorkflow", "ConfigMap"];
 const WORKFLOWS: &[&str] = &["WorkflowTemplate", "CronWorkflow"];
+const TEMPLATES: &[&str] = &["WorkflowTemplate"];
 const CRON: &[&str] = &["CronWorkflow"];
 const CONFIG_MAP: &[&str] = &["ConfigMap"];
 
 /// Paths an overlay may change (JSON pointers; `*` matches any one key or index), and the
 /// kinds each applies to. A change is allowed when its path starts with an entry for its
 /// object's kind. `{spec}` stands for `/spec` and, in a CronWorkflow, `/spec/workflowSpec`.
+/// A CronWorkflow's Workflow only references the agent's WorkflowTemplate, and under Argo's
+/// `templateReferencing: Strict` may set only a few fields over it (`ValidateUserOverrides`):
+/// pod settings go on the WorkflowTemplate.
 const ALLOWED: &[(&[&str], &str)] = &[
     (ANY, "/metadata/labels"),
     (ANY, "/metadata/annotations"),
-    (WORKFLOWS, "{spec}/podMetadata"),
+    (TEMPLATES, "{spec}/podMetadata"),
     (WORKFLOWS, "{spec}/workflowMetadata"),
-    (WORKFLOWS, "{spec}/nodeSelector"),
-    (WORKFLOWS, "{spec}/tolerations"),
-    (WORKFLOWS, "{spec}/affinity"),
+    (TEMPLATES, "{spec}/nodeSelector"),
+    (TEMPLATES, "{spec}/tolerations"),
+    (TEMPLATES, "{spec}/affinity"),
     (WORKFLOWS, "{spec}/priority"),
-    (WORKFLOWS, "{spec}/podPriorityClassName"),
-    (WORKFLOWS, "{spec}/schedulerName"),
+    (TEMPLATES, "{spec}/podPriorityClassName"),
+    (TEMPLATES, "{spec}/schedulerName"),
     (WORKFLOWS, "{spec}/activeDeadlineSeconds"),
     (WORKFLOWS, "{spec}/podGC"),
     (WORKFLOWS, "{spec}/ttlStrategy"),
-    (WORKFLOWS, "{spec}/parallelism"),
-    (WORKFLOWS, "{spec}/templates/*/metadata"),
-    (WORKFLOWS, "{spec}/templates/*/nodeSelector"),
-    (WORKFLOWS, "{spec}/templates/*/tolerations"),
-    (WORKFLOWS, "{spec}/templates/*/affinity"),
-    (WORKFLOWS, "{spec}/templates/*/priorityClassName"),
-    (WORKFLOWS, "{spec}/templates/*/schedulerName"),
-    (WORKFLOWS, "{spec}/templates/*/retryStrategy"),
-    (WORKFLOWS, "{spec}/templates/*/activeDeadlineSeconds"),
-    (WORKFLOWS, "{spec}/templates/*/timeout"),
-    (WORKFLOWS, "{spec}/templates/*/container/resources"),
+    (TEMPLATES, "{spec}/parallelism"),
+    (TEMPLATES, "{spec}/templates/*/metadata"),
+    (TEMPLATES, "{spec}/templates/*/nodeSelector"),
+    (TEMPLATES, "{spec}/templates/*/tolerations"),
+    (TEMPLATES, "{spec}/templates/*/affinity"),
+    (TEMPLATES, "{spec}/templates/*/priorityClassName"),
+    (TEMPLATES, "{spec}/templates/*/schedulerName"),
+    (TEMPLATES, "{spec}/templates/*/retryStrategy"),
+    (TEMPLATES, "{spec}/templates/*/activeDeadlineSeconds"),
+    (TEMPLATES, "{spec}/templates/*/timeout"),
+    (TEMPLATES, "{spec}/templates/*/container/resources"),
     (
-        WORKFLOWS,
+        TEMPLATES,
         "{spec}/templates/*/containerSet/containers/*/resources",
     ),
     (CRON, "/spec/schedules"),

@@ -39,8 +39,8 @@ fn default_render_validates_against_both_argo_schemas() {
     let checked = assert_valid("defaults", &support::render(&AgentOptions::default(), &[]));
     assert_eq!(
         checked,
-        2 * 4,
-        "2 WorkflowTemplates (sqlite is localOnly) + 2 CronWorkflows, against 2 releases"
+        2 * 6,
+        "4 WorkflowTemplates (2 connectors, sqlite is localOnly; the orchestrator's and the heartbeat's) + 2 CronWorkflows, against 2 releases"
     );
 }
 
@@ -50,7 +50,7 @@ fn render_with_every_option_validates_against_both_argo_schemas() {
         "every option",
         &support::render(&support::every_option(), &[]),
     );
-    assert_eq!(checked, 2 * 4);
+    assert_eq!(checked, 2 * 6);
 }
 
 #[test]
@@ -79,8 +79,8 @@ fn committed_workflow_templates_validate_against_both_argo_schemas() {
     println!("workflow-templates/: {checked} object-schema pairs checked, 0 errors");
     assert_eq!(
         checked,
-        2 * 4,
-        "2 WorkflowTemplates (sqlite is localOnly) + 2 CronWorkflows expected"
+        2 * 6,
+        "4 WorkflowTemplates (2 connectors, sqlite is localOnly; the orchestrator's and the heartbeat's) + 2 CronWorkflows expected"
     );
 }
 

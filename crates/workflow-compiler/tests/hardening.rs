@@ -21,8 +21,9 @@ fn all_objects() -> Vec<(String, Value)> {
 #[test]
 fn every_generated_pod_and_container_meets_the_baseline() {
     let objects = all_objects();
-    // postgres and mysql (sqlite is localOnly) and the two CronWorkflows, × 2 renders.
-    assert_eq!(objects.len(), 8);
+    // postgres and mysql (sqlite is localOnly), the orchestrator's and heartbeat's
+    // WorkflowTemplates and their two CronWorkflows, × 2 renders.
+    assert_eq!(objects.len(), 12);
     let mut containers = 0;
     for (name, object) in &objects {
         let problems = hardening::check(object);
@@ -30,16 +31,19 @@ fn every_generated_pod_and_container_meets_the_baseline() {
         let text = object.to_string();
         containers += text.matches("\"readOnlyRootFilesystem\":true").count();
     }
-    // extract + upload + report per connector (2 × 3), one per CronWorkflow (2), × 2 renders.
+    // extract + upload + report per connector (2 × 3), one per agent WorkflowTemplate (2; the
+    // CronWorkflows only reference them), × 2 renders.
     assert_eq!(containers, 2 * (2 * 3 + 2), "every container was looked at");
 }
 
 #[test]
 fn connector_pods_mount_no_token_and_name_the_executor_account() {
+    let mut checked = 0;
     for (name, object) in all_objects() {
-        if object["kind"] != "WorkflowTemplate" {
+        if !is_connector_template(&object) {
             continue;
         }
+        checked += 1;
         let run = &object["spec"]["templates"][0];
         assert_eq!(run["automountServiceAccountToken"], json!(false), "{name}");
         assert!(
@@ -54,6 +58,8 @@ fn connector_pods_mount_no_token_and_name_the_executor_account() {
             "{name}"
         );
     }
+    // postgres and mysql, × 2 renders: the filter above did not skip them all.
+    assert_eq!(checked, 4);
 }
 
 #[test]
@@ -80,7 +86,7 @@ fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
             assert!(!text.contains(shell), "{name}: {shell} found");
         }
         assert!(!text.contains("\"script\""), "{name}: a script template");
-        if object["kind"] == "WorkflowTemplate" {
+        if is_connector_template(&object) {
             let declared: Vec<String> = object["spec"]["arguments"]["parameters"]
                 .as_array()
                 .expect("parameters")
@@ -106,9 +112,15 @@ fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
     }
 }
 
-/// The orchestrator CronWorkflow with one value replaced, checked against the baseline.
+/// A connector's WorkflowTemplate (not the orchestrator's or the heartbeat's).
+fn is_connector_template(object: &Value) -> bool {
+    object["kind"] == "WorkflowTemplate"
+        && object["metadata"]["labels"]["app.kubernetes.io/component"] == "connector"
+}
+
+/// The orchestrator's WorkflowTemplate with one value replaced, checked against the baseline.
 fn weakened(pointer: &str, value: Value) -> Vec<String> {
-    let mut object = serde_json::to_value(workflow_compiler::orchestrator_cron(
+    let mut object = serde_json::to_value(workflow_compiler::orchestrator_template(
         &AgentOptions::default(),
     ))
     .expect("json");
@@ -122,7 +134,7 @@ fn weakened(pointer: &str, value: Value) -> Vec<String> {
 
 #[test]
 fn the_baseline_check_catches_each_weakening() {
-    let pod = "/spec/workflowSpec/templates/0";
+    let pod = "/spec/templates/0";
     let context = format!("{pod}/container/securityContext");
     let cases = [
         ("root user", format!("{context}/runAsUser"), json!(0)),

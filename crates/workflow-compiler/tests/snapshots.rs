@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use support::{ARGO_SCHEMAS, is_argo_kind};
 use workflow_compiler::options::{
-    CaBundle, CaBundleSource, ConcurrencyOptions, ControlPlaneOptions, ImageOptions, PodGcOptions,
-    ProxyOptions, RelayOptions, RetryOptions, Schedules, ServiceAccounts, TtlOptions,
+    ArgoConfigMap, ArgoOptions, CaBundle, CaBundleSource, ConcurrencyOptions, ControlPlaneOptions,
+    ImageOptions, PodGcOptions, ProxyOptions, RelayOptions, RetryOptions, Schedules,
+    ServiceAccounts, TtlOptions,
 };
 use workflow_compiler::{AgentOptions, RenderedFile};
 
@@ -42,8 +43,11 @@ fn snapshot(case: &str, options: &AgentOptions, files_wanted: &[&str]) {
 }
 
 const POSTGRES: &str = "workflowtemplate-outpost-postgres.yaml";
-const ORCHESTRATOR: &str = "cronworkflow-outpost-orchestrator.yaml";
-const HEARTBEAT: &str = "cronworkflow-outpost-heartbeat.yaml";
+/// The orchestrator's and heartbeat's steps; their CronWorkflows only reference these.
+const ORCHESTRATOR: &str = "workflowtemplate-outpost-orchestrator.yaml";
+const HEARTBEAT: &str = "workflowtemplate-outpost-heartbeat.yaml";
+const ORCHESTRATOR_CRON: &str = "cronworkflow-outpost-orchestrator.yaml";
+const HEARTBEAT_CRON: &str = "cronworkflow-outpost-heartbeat.yaml";
 const CONCURRENCY: &str = "configmap-outpost-concurrency.yaml";
 
 fn with(change: impl FnOnce(&mut AgentOptions)) -> AgentOptions {
@@ -217,9 +221,37 @@ fn option_control_plane() {
             url: "https://catalog.example.com/outpost/v1".into(),
             token_secret: "catalog-token".into(),
             job_signing_key: None,
+            agent_id: Some("outpost-prod-eu".into()),
+            ingest_hosts: vec![
+                "ingest.catalog.example.com".into(),
+                "*.blob.core.windows.net".into(),
+            ],
+            allow_loopback_ingest: false,
+            insecure_plain_http: false,
+            // Shown in the orchestrator's snapshot as `--insecure-unsigned-jobs`.
+            insecure_unsigned_jobs: true,
         }
     });
-    snapshot("control-plane", &options, &[ORCHESTRATOR]);
+    snapshot(
+        "control-plane",
+        &options,
+        &[POSTGRES, ORCHESTRATOR, HEARTBEAT],
+    );
+}
+
+#[test]
+fn option_argo() {
+    let options = with(|o| {
+        o.argo = ArgoOptions {
+            controller_config_map: ArgoConfigMap {
+                namespace: "argo-system".into(),
+                name: "argo-workflows-controller-config".into(),
+            },
+            // Shown in both snapshots as `--insecure-allow-unrestricted-templates`.
+            insecure_allow_unrestricted_templates: true,
+        }
+    });
+    snapshot("argo", &options, &[ORCHESTRATOR, HEARTBEAT]);
 }
 
 #[test]
@@ -245,7 +277,7 @@ fn option_schedules() {
             heartbeat: "*/2 * * * *".into(),
         }
     });
-    snapshot("schedules", &options, &[ORCHESTRATOR, HEARTBEAT]);
+    snapshot("schedules", &options, &[ORCHESTRATOR_CRON, HEARTBEAT_CRON]);
 }
 
 #[test]

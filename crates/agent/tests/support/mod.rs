@@ -16,3 +16,14 @@ pub fn committed_template(connector: &str) -> serde_json::Value {
     ));
     serde_saphyr::from_str(&std::fs::read_to_string(path).expect("template")).expect("yaml")
 }
+
+/// Argo's controller ConfigMap where the agent looks for it by default, with
+/// `workflowRestrictions.templateReferencing: Strict`: without it the orchestrator refuses
+/// to tick (security review finding M6).
+pub fn restrict_templates(fake: &argo_emulator::kube_api::FakeKube) {
+    fake.put_config_map(
+        "argo",
+        "workflow-controller-configmap",
+        &[("workflowRestrictions", "templateReferencing: Strict\n")],
+    );
+}

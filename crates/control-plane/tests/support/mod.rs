@@ -78,8 +78,10 @@ impl TestServer {
             signing_key: None,
             ingest_bucket: None,
             url_lifetime: std::time::Duration::from_secs(900),
+            limits: control_plane::server::Limits::default(),
         };
         configure(&mut config);
+        let limits = config.limits.clone();
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&exchanges);
         let faults = Arc::new(Mutex::new(Faults::default()));
@@ -98,7 +100,7 @@ impl TestServer {
             .expect("url");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            serve(listener, app, async {
+            serve(listener, app, &limits, async {
                 let _ = rx.await;
             })
             .await

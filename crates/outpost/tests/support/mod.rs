@@ -19,12 +19,37 @@ pub fn outpost() -> Command {
     Command::new(env!("CARGO_BIN_EXE_outpost"))
 }
 
-/// A scratch folder, removed when dropped.
-pub fn scratch(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("outpost-{prefix}-"))
-        .tempdir()
-        .expect("scratch folder")
+/// A scratch folder, removed when dropped (a failing test's too); usable as a `Path`.
+pub struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh scratch folder named after the test (`outpost-<prefix>-…` in the temp folder).
+pub fn scratch(prefix: &str) -> Scratch {
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&format!("outpost-{prefix}-"))
+            .tempdir()
+            .expect("scratch folder"),
+    )
 }
 
 /// The reference control plane, `outpost control-plane serve`, as a process.
@@ -64,6 +89,23 @@ pub fn serve_on(dir: &Path, listen: &str) -> Server {
         env("OUTPOST_TEST_S3_SECRET_KEY"),
     )
     .expect("secret");
+    let mut ingest = vec![
+        format!(
+            "--ingest-bucket=s3://{}/ingest-{}",
+            env("OUTPOST_TEST_S3_BUCKET"),
+            std::process::id()
+        ),
+        format!("--ingest-endpoint={}", env("OUTPOST_TEST_S3_ENDPOINT")),
+        "--ingest-region=us-east-1".to_owned(),
+        "--ingest-credentials-dir".to_owned(),
+    ];
+    ingest.push(credentials.display().to_string());
+    serve_with(dir, listen, &ingest)
+}
+
+/// Serves the reference control plane from `dir` on `listen` with `extra` arguments (no
+/// ingestion bucket unless they name one; no test server needed).
+pub fn serve_with(dir: &Path, listen: &str, extra: &[String]) -> Server {
     std::fs::write(dir.join("tokens"), format!("{AGENT_ID} {AGENT_TOKEN}\n")).expect("tokens");
     std::fs::write(dir.join("admin-token"), "admin-token-abcdef0123\n").expect("admin");
     std::fs::write(dir.join("agent-token"), format!("{AGENT_TOKEN}\n")).expect("agent token");
@@ -75,18 +117,7 @@ pub fn serve_on(dir: &Path, listen: &str) -> Server {
         .arg(dir.join("admin-token"))
         .arg("--database")
         .arg(&database)
-        .arg(format!(
-            "--ingest-bucket=s3://{}/ingest-{}",
-            env("OUTPOST_TEST_S3_BUCKET"),
-            std::process::id()
-        ))
-        .arg(format!(
-            "--ingest-endpoint={}",
-            env("OUTPOST_TEST_S3_ENDPOINT")
-        ))
-        .arg("--ingest-region=us-east-1")
-        .arg("--ingest-credentials-dir")
-        .arg(&credentials)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -147,6 +178,11 @@ impl Server {
 
     /// Queues `job` for [`AGENT_ID`] with `outpost control-plane enqueue`.
     pub fn enqueue(&self, name: &str, job: &serde_json::Value) {
+        self.enqueue_for(AGENT_ID, name, job);
+    }
+
+    /// Queues `job` for `agent` with `outpost control-plane enqueue`.
+    pub fn enqueue_for(&self, agent: &str, name: &str, job: &serde_json::Value) {
         let file = self.dir.join(format!("{name}.json"));
         std::fs::write(&file, job.to_string()).expect("job file");
         let out = outpost()
@@ -156,7 +192,7 @@ impl Server {
                 "--url",
                 &self.url,
                 "--agent-id",
-                AGENT_ID,
+                agent,
             ])
             .arg("--admin-token-file")
             .arg(self.dir.join("admin-token"))
@@ -168,6 +204,17 @@ impl Server {
             "enqueue: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The job `id` as the control plane hands it out (signed, when it signs).
+    pub fn job(&self, id: &str) -> serde_json::Value {
+        let connection = rusqlite::Connection::open(&self.database).expect("open");
+        let body: String = connection
+            .query_row("SELECT body FROM jobs WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .unwrap_or_else(|e| panic!("no job `{id}`: {e}"));
+        serde_json::from_str(&body).expect("JSON job")
     }
 
     /// Every job's (id, state, message), read from the database.
