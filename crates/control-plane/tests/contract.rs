@@ -480,7 +480,6 @@ async fn the_document_is_valid_openapi_3_1_shape() {
         .expect("schemas")
         .keys()
     {
-        check(&doc, &format!("/components/schemas/{name}"), &Value::Null).ok();
         jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .build(&{
