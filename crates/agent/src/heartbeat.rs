@@ -2,10 +2,11 @@
 //! orchestrator last polled successfully (the newest succeeded orchestrator Workflow).
 //!
 //! It also reads whether Argo's workflow controller runs only Workflows that reference a
-//! WorkflowTemplate ([`crate::argo_config`], security review finding M6). The heartbeat's
-//! document (`openapi.yaml`, `Heartbeat`) has no field for it, and no free-form one, so
-//! that is logged, not sent: as a warning when the restriction is not enforced (the
-//! orchestrator refuses to tick then), and loudly when the insecure override is on.
+//! WorkflowTemplate ([`crate::argo_config`], security review finding M6), and sends it
+//! (`argoRestrictsTemplates`) with the agent's `insecure…` options (`insecureOptions`), so
+//! the control plane's operators see a weakened agent; the log says it too: a warning when
+//! the restriction is not enforced (the orchestrator refuses to tick then), and loudly when
+//! the insecure override is on.
 
 use std::time::SystemTime;
 
@@ -32,6 +33,9 @@ pub struct HeartbeatConfig {
     pub argo_config_map: ControllerConfigMap,
     /// The orchestrator runs even without Argo's restriction (insecure): warned about.
     pub insecure_allow_unrestricted_templates: bool,
+    /// The agent's other `insecure…` options (`insecureUnsignedJobs`, `insecurePlainHttp`),
+    /// reported in every heartbeat.
+    pub insecure_options: Vec<String>,
 }
 
 impl HeartbeatConfig {
@@ -41,6 +45,7 @@ impl HeartbeatConfig {
             agent_id: agent_id.to_owned(),
             argo_config_map: ControllerConfigMap::default(),
             insecure_allow_unrestricted_templates: false,
+            insecure_options: Vec::new(),
         }
     }
 }
@@ -51,7 +56,7 @@ pub struct Observation {
     /// What the control plane receives.
     pub heartbeat: Heartbeat,
     /// Whether Argo runs only Workflows that reference a WorkflowTemplate, or why that is
-    /// unknown (the API server did not answer). Logged, not sent.
+    /// unknown (the API server did not answer). Logged, and sent as `argoRestrictsTemplates`.
     pub argo_restrictions: Result<Restrictions, String>,
     /// What was logged as a warning.
     pub warnings: Vec<String>,
@@ -77,10 +82,17 @@ impl Observation {
 
 /// What the agent sees of its cluster now; warnings are logged as they are found.
 pub async fn observe(namespace: &Namespace, config: &HeartbeatConfig) -> Observation {
-    let heartbeat = observe_heartbeat(namespace, &config.agent_id).await;
+    let mut heartbeat = observe_heartbeat(namespace, &config.agent_id).await;
     let argo_restrictions = argo_config::read(namespace.client(), &config.argo_config_map)
         .await
         .map_err(|e| format!("reading Argo's ConfigMap {}: {e}", config.argo_config_map));
+    // The control plane's operators see what weakens this agent, not only its own log.
+    heartbeat.insecure_options = config.insecure_options.clone();
+    if config.insecure_allow_unrestricted_templates {
+        heartbeat
+            .insecure_options
+            .push("insecureAllowUnrestrictedTemplates".to_owned());
+    }
     let mut warnings = Vec::new();
     if config.insecure_allow_unrestricted_templates {
         warnings.push(match &argo_restrictions {
@@ -104,11 +116,18 @@ pub async fn observe(namespace: &Namespace, config: &HeartbeatConfig) -> Observa
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    Observation {
+    let mut observation = Observation {
         heartbeat,
         argo_restrictions,
         warnings,
-    }
+    };
+    // One reading of the finding, for the log and for the control plane alike.
+    observation.heartbeat.argo_restricts_templates = match observation.argo_restricts_templates() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    };
+    observation
 }
 
 /// The heartbeat's own fields.
@@ -137,6 +156,8 @@ async fn observe_heartbeat(namespace: &Namespace, agent_id: &str) -> Heartbeat {
         running_workflows,
         last_successful_poll,
         sent_at: rfc3339(SystemTime::now()),
+        argo_restricts_templates: None,
+        insecure_options: Vec::new(),
     }
 }
 

@@ -278,10 +278,13 @@ async fn m6_the_heartbeat_reports_whether_argo_enforces_template_referencing() {
     )])))
     .await;
     assert_eq!(enforced.argo_restricts_templates(), "true");
+    // …and the control plane is told, not only the log.
+    assert_eq!(enforced.heartbeat.argo_restricts_templates, Some(true));
     assert!(enforced.warnings.is_empty(), "{:?}", enforced.warnings);
 
     let open = beat(fake(Some(&[("parallelism", "10")]))).await;
     assert_eq!(open.argo_restricts_templates(), "false");
+    assert_eq!(open.heartbeat.argo_restricts_templates, Some(false));
     assert_eq!(open.warnings.len(), 1);
     assert!(
         open.warnings[0].contains("runs any Workflow")
@@ -294,6 +297,7 @@ async fn m6_the_heartbeat_reports_whether_argo_enforces_template_referencing() {
     forbidden.forbid_config_map(ARGO, CONFIG_MAP);
     let unknown = beat(forbidden).await;
     assert_eq!(unknown.argo_restricts_templates(), "unknown");
+    assert_eq!(unknown.heartbeat.argo_restricts_templates, None);
     assert_eq!(unknown.warnings.len(), 1);
     server.stop().await;
 }

@@ -185,6 +185,15 @@ pub struct Heartbeat {
     pub last_successful_poll: Option<String>,
     /// When this heartbeat was sent (RFC 3339).
     pub sent_at: String,
+    /// Whether Argo's workflow controller runs only Workflows that reference a
+    /// WorkflowTemplate (`templateReferencing: Strict` or `Secure`); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argo_restricts_templates: Option<bool>,
+    /// The `insecure…` options the agent runs with, each weakening a guarantee of
+    /// SECURITY.md (`insecureUnsignedJobs`, `insecurePlainHttp`,
+    /// `insecureAllowUnrestrictedTemplates`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_options: Vec<String>,
 }
 
 /// `POST /admin/v1/jobs` (reference server only).

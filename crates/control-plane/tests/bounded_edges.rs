@@ -130,6 +130,8 @@ fn beat(agent: &str, sent_at: SystemTime) -> Heartbeat {
         running_workflows: Some(0),
         last_successful_poll: None,
         sent_at: rfc3339(sent_at),
+        argo_restricts_templates: None,
+        insecure_options: Vec::new(),
     }
 }
 

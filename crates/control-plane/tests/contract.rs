@@ -363,6 +363,9 @@ async fn client_and_server_follow_the_openapi_document() {
         running_workflows: Some(1),
         last_successful_poll: Some(rfc3339(std::time::SystemTime::now())),
         sent_at: rfc3339(std::time::SystemTime::now()),
+        // Both new fields on the wire, so the document's schema for them is exercised.
+        argo_restricts_templates: Some(true),
+        insecure_options: vec!["insecureUnsignedJobs".to_owned()],
     };
     client.heartbeat(&beat).await.expect("heartbeat");
     let (status, _) = server

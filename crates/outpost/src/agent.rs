@@ -160,6 +160,23 @@ pub struct HeartbeatArgs {
     agent_id: Option<String>,
     #[command(flatten)]
     argo: ArgoFlags,
+    /// The orchestrator admits unsigned jobs (its own flag): reported in every heartbeat, so
+    /// the control plane's operators see it.
+    #[arg(long)]
+    insecure_unsigned_jobs: bool,
+}
+
+/// The `insecure…` options a heartbeat reports (`insecureAllowUnrestrictedTemplates` is
+/// added by the heartbeat itself).
+pub fn insecure_options(unsigned_jobs: bool, plain_http: bool) -> Vec<String> {
+    [
+        (unsigned_jobs, "insecureUnsignedJobs"),
+        (plain_http, "insecurePlainHttp"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_owned())
+    .collect()
 }
 
 #[derive(clap::Args, Debug)]
@@ -458,12 +475,16 @@ pub fn heartbeat(args: HeartbeatArgs) -> ExitCode {
             agent_id: agent_id.clone(),
             argo_config_map: args.argo.argo_controller_config_map.clone(),
             insecure_allow_unrestricted_templates: args.argo.insecure_allow_unrestricted_templates,
+            insecure_options: insecure_options(
+                args.insecure_unsigned_jobs,
+                args.control_plane.insecure_plain_http,
+            ),
         };
         match agent::heartbeat::send(&client, &namespace, &config).await {
             Ok(observed) => {
                 let beat = &observed.heartbeat;
-                // Whether Argo restricts Workflows to WorkflowTemplate references is logged
-                // here, not sent: the heartbeat's document has no field for it.
+                // Whether Argo restricts Workflows to WorkflowTemplate references is in the
+                // heartbeat sent, and logged here too.
                 tracing::info!(
                     kubernetes = beat.kubernetes_reachable,
                     argo = beat.argo_reachable,

@@ -37,6 +37,8 @@ pub struct LocalAgent {
     pub secrets_root: Option<PathBuf>,
     pub delivery: DeliveryFlags,
     pub agent_id: String,
+    /// The `insecure…` options this runner was started with, reported in its heartbeats.
+    pub insecure_options: Vec<String>,
     pub claimant: String,
     pub lease: Duration,
 }
@@ -65,6 +67,9 @@ impl LocalAgent {
                 running_workflows: None,
                 last_successful_poll: last_poll.map(rfc3339),
                 sent_at: rfc3339(SystemTime::now()),
+                // No Argo here: nothing could run an inline template.
+                argo_restricts_templates: None,
+                insecure_options: self.insecure_options.clone(),
             })
             .await?;
         let mut summary = PollSummary::default();

@@ -318,6 +318,10 @@ async fn poll_control_plane(mut args: RunArgs, quiet: bool) -> ExitCode {
         secrets_root: args.secrets_root.clone(),
         delivery: args.delivery.clone(),
         agent_id: args.agent_id.clone(),
+        insecure_options: crate::agent::insecure_options(
+            args.insecure_unsigned_jobs,
+            args.delivery.insecure_plain_http,
+        ),
         claimant,
         lease: std::time::Duration::from_secs(3600),
     };

@@ -175,3 +175,50 @@ fn l9_the_orchestrator_refuses_unsigned_jobs_unless_told_otherwise() {
     );
     assert!(connections.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
+
+/// "That option is loud in logs and in the heartbeat": a runner started with
+/// `--insecure-unsigned-jobs` says so in every heartbeat the control plane stores.
+#[test]
+fn l9_insecure_options_are_reported_in_the_heartbeat() {
+    let dir = support::scratch("insecure-heartbeat");
+    let server = support::serve(dir.path());
+    let run = |insecure: bool| {
+        let mut command = outpost();
+        command
+            .args(["run", "--once", "--control-plane", &server.url])
+            .arg("--token-file")
+            .arg(server.agent_token())
+            .env("OUTPOST_AGENT_ID", support::AGENT_ID)
+            .env("XDG_STATE_HOME", dir.path().join("state"));
+        if insecure {
+            command.arg("--insecure-unsigned-jobs");
+        } else {
+            command.arg("--job-signing-key=5zDD7HtpQnKpmnv9eMi0zpN0EtNs2Pid/ntIGOIU6U0=");
+        }
+        let out = command.output().expect("runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    let heartbeats = || -> Vec<String> {
+        let connection = rusqlite::Connection::open(&server.database).expect("open");
+        let mut statement = connection
+            .prepare("SELECT body FROM heartbeats ORDER BY seq")
+            .expect("query");
+        statement
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .map(|row| row.expect("row"))
+            .collect()
+    };
+    run(false);
+    let signed = heartbeats();
+    assert_eq!(signed.len(), 1, "{signed:?}");
+    assert!(!signed[0].contains("insecure"), "{}", signed[0]);
+    run(true);
+    let all = heartbeats();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all[1].contains(r#""insecureOptions":["insecureUnsignedJobs"]"#),
+        "{}",
+        all[1]
+    );
+}

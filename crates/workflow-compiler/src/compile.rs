@@ -943,8 +943,8 @@ fn cron_workflow(cron: &AgentCron<'_>, options: &AgentOptions) -> (WorkflowTempl
     if options.argo.insecure_allow_unrestricted_templates {
         args.push("--insecure-allow-unrestricted-templates".to_owned());
     }
-    if cron.subcommand == "orchestrate"
-        && options.control_plane.job_signing_key.is_none()
+    // The orchestrator acts on it; the heartbeat reports it to the control plane.
+    if options.control_plane.job_signing_key.is_none()
         && options.control_plane.insecure_unsigned_jobs
     {
         args.push("--insecure-unsigned-jobs".to_owned());
