@@ -802,6 +802,34 @@ async fn m5_a_running_job_whose_runners_keep_dying_is_failed_after_a_bound() {
 /// `length`, and that many bytes of `fill` (or until the client goes away); counts the
 /// bytes it got to send.
 async fn flooding_server(status: u16, length: u64, fill: u8) -> (url::Url, Arc<AtomicU64>) {
+    raw_server(move |mut stream, counter| async move {
+        let answer = format!(
+            "HTTP/1.1 {status} Whatever\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+        );
+        if stream.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = vec![fill; 64 << 10];
+        let mut left = length;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if stream.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+            left -= n as u64;
+        }
+    })
+    .await
+}
+
+/// A loopback server that reads each request's head, then lets `answer` write whatever it
+/// likes, counting the body bytes it got out in the counter it is given.
+async fn raw_server<F, Fut>(answer: F) -> (url::Url, Arc<AtomicU64>)
+where
+    F: Fn(tokio::net::TcpStream, Arc<AtomicU64>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -811,7 +839,7 @@ async fn flooding_server(status: u16, length: u64, fill: u8) -> (url::Url, Arc<A
     let counter = Arc::clone(&sent);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
+            let (counter, answer) = (Arc::clone(&counter), answer.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
@@ -821,22 +849,7 @@ async fn flooding_server(status: u16, length: u64, fill: u8) -> (url::Url, Arc<A
                     }
                     head.push(byte[0]);
                 }
-                let answer = format!(
-                    "HTTP/1.1 {status} Whatever\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
-                );
-                if stream.write_all(answer.as_bytes()).await.is_err() {
-                    return;
-                }
-                let chunk = vec![fill; 64 << 10];
-                let mut left = length;
-                while left > 0 {
-                    let n = left.min(chunk.len() as u64) as usize;
-                    if stream.write_all(&chunk[..n]).await.is_err() {
-                        return;
-                    }
-                    counter.fetch_add(n as u64, Ordering::Relaxed);
-                    left -= n as u64;
-                }
+                answer(stream, counter).await;
             });
         }
     });
@@ -895,63 +908,43 @@ async fn m4_success_answers_over_their_cap_are_refused_unread() {
 /// A loopback server answering `GET /v1/jobs` with `{"jobs": [...]}` of `jobs` jobs
 /// (`pad` bytes of padding each) and counting the bytes it got out.
 async fn job_list_server(jobs: u64, pad: usize) -> (url::Url, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url =
-        url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
-    let sent = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&sent);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
+    raw_server(move |mut stream, counter| async move {
+        let padding = "p".repeat(pad);
+        let job = |i: u64| {
+            format!(
+                "{{\"id\":\"job-{i:08}\",\"runId\":\"run-{i:08}\",\"connector\":\"postgres\",\"pad\":\"{padding}\"}}"
+            )
+        };
+        let mut body_len = 10 + 1; // `{"jobs":[` and `]}` less the first comma
+        for i in 0..jobs {
+            body_len += job(i).len() as u64 + 1;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{{\"jobs\":[",
+            body_len - 1
+        );
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut buffer = String::new();
+        for i in 0..jobs {
+            if i > 0 {
+                buffer.push(',');
+            }
+            buffer.push_str(&job(i));
+            if buffer.len() >= 64 << 10 || i + 1 == jobs {
+                if i + 1 == jobs {
+                    buffer.push_str("]}");
                 }
-                let padding = "p".repeat(pad);
-                let job = |i: u64| {
-                    format!(
-                        "{{\"id\":\"job-{i:08}\",\"runId\":\"run-{i:08}\",\"connector\":\"postgres\",\"pad\":\"{padding}\"}}"
-                    )
-                };
-                let mut body_len = 10 + 1; // `{"jobs":[` and `]}` less the first comma
-                for i in 0..jobs {
-                    body_len += job(i).len() as u64 + 1;
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{{\"jobs\":[",
-                    body_len - 1
-                );
-                if stream.write_all(head.as_bytes()).await.is_err() {
+                if stream.write_all(buffer.as_bytes()).await.is_err() {
                     return;
                 }
-                let mut buffer = String::new();
-                for i in 0..jobs {
-                    if i > 0 {
-                        buffer.push(',');
-                    }
-                    buffer.push_str(&job(i));
-                    if buffer.len() >= 64 << 10 || i + 1 == jobs {
-                        if i + 1 == jobs {
-                            buffer.push_str("]}");
-                        }
-                        if stream.write_all(buffer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);
-                        buffer.clear();
-                    }
-                }
-            });
+                counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);
+                buffer.clear();
+            }
         }
-    });
-    (url, sent)
+    })
+    .await
 }
 
 #[tokio::test]

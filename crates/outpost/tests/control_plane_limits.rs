@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -59,14 +59,9 @@ fn serve(dir: &Path) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .expect("server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let address = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
+    let address = support::listening_url(&mut child)
+        .strip_prefix("http://")
+        .expect("an http URL")
         .to_owned();
     Serve { child, address }
 }

@@ -122,21 +122,25 @@ pub fn serve_with(dir: &Path, listen: &str, extra: &[String]) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
-        .to_owned();
+    let url = listening_url(&mut child);
     Server {
         child,
         url,
         database,
         dir: dir.to_owned(),
     }
+}
+
+/// The URL `outpost control-plane serve` prints first (`listening on http://…`).
+pub fn listening_url(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
+        .to_owned()
 }
 
 /// [`serve_on`] any free port.
