@@ -22,7 +22,6 @@
 //! second controller (another `instanceID`) that would also run this namespace's Workflows.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use kube::api::Api;
 use serde_json::Value;
@@ -30,52 +29,7 @@ use serde_json::Value;
 /// The key under which Argo reads the whole configuration as one YAML document.
 const CONFIG_KEY: &str = "config";
 
-/// A ConfigMap of Argo's workflow controller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ControllerConfigMap {
-    /// The controller's namespace.
-    pub namespace: String,
-    /// The ConfigMap's name.
-    pub name: String,
-}
-
-impl Default for ControllerConfigMap {
-    /// `argo/workflow-controller-configmap`, as Argo's install manifests name it.
-    fn default() -> Self {
-        let defaults = workflow_compiler::options::ArgoConfigMap::default();
-        Self {
-            namespace: defaults.namespace,
-            name: defaults.name,
-        }
-    }
-}
-
-impl fmt::Display for ControllerConfigMap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-impl std::str::FromStr for ControllerConfigMap {
-    type Err = String;
-
-    /// `<namespace>/<name>`.
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text.split_once('/') {
-            Some((namespace, name))
-                if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
-            {
-                Ok(Self {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                })
-            }
-            _ => Err(format!(
-                "`{text}` is not <namespace>/<name> (`argo/workflow-controller-configmap`)"
-            )),
-        }
-    }
-}
+pub use argo_workflows::ControllerConfigMap;
 
 /// What the controller's ConfigMap says about template referencing.
 #[derive(Clone, Debug, PartialEq, Eq)]

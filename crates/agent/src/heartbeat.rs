@@ -171,3 +171,17 @@ pub async fn send(
     control_plane.heartbeat(&observation.heartbeat).await?;
     Ok(observation)
 }
+
+/// The `insecure…` options an agent reports in its heartbeats, besides
+/// `insecureAllowUnrestrictedTemplates` (which [`send`] adds itself): admitting unsigned
+/// jobs, and reaching the control plane over plain http.
+pub fn insecure_options(unsigned_jobs: bool, plain_http: bool) -> Vec<String> {
+    [
+        (unsigned_jobs, "insecureUnsignedJobs"),
+        (plain_http, "insecurePlainHttp"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_owned())
+    .collect()
+}

@@ -1,13 +1,19 @@
-//! The agent's recurring work, with I/O: one orchestrator [`tick`], the [`heartbeat`], the
-//! exit handler's [`report`], and [`redact`]ion of everything shipped. What may run is
-//! decided by the pure `orchestrator` crate; this crate only carries it out against the
-//! Kubernetes API ([`kubernetes`]) and the control plane (`control-plane`).
+//! The agent's recurring work, with I/O: one [`tick`] (one loop over the control plane's
+//! jobs, whose admitted jobs the cluster submits as Workflows and local mode runs in-process,
+//! [`local`], keeping its [`nonce_store`]), the [`heartbeat`], the exit handler's [`report`],
+//! and redaction (`outpost_core::redact`) of everything shipped. What may run is decided by
+//! the pure `orchestrator` crate; this crate only carries it out against the Kubernetes API
+//! ([`kubernetes`]) and the control plane (`control-plane`).
 
 pub mod argo_config;
+mod cluster;
+pub mod context;
 pub mod heartbeat;
 pub mod kubernetes;
-pub mod redact;
+pub mod local;
+pub mod nonce_store;
 pub mod report;
+pub mod steps;
 pub mod tick;
 
 /// This agent's version and commit, as heartbeats report it.

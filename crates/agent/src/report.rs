@@ -6,10 +6,12 @@
 use control_plane::api::{JobState, StatusReport};
 use control_plane::{ControlPlaneClient, ControlPlaneError};
 use object_store::ObjectStoreExt as _;
+use outpost_core::ExitCode;
+use outpost_core::run::RunIdentity;
 use serde_json::Value;
 
 use crate::kubernetes::Namespace;
-use crate::redact::redact;
+use outpost_core::redact::redact;
 
 /// Most log bytes kept per container (the end of the log, where failures are).
 pub const LOG_BYTES_PER_CONTAINER: usize = 1 << 20;
@@ -70,7 +72,7 @@ pub enum ReportError {
 
 impl ReportError {
     /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::ControlPlane(e) => e.exit_code(),
             Self::Bucket(e) => e.exit_code(),
@@ -130,10 +132,11 @@ pub async fn report(
     let shipped = ship_logs(
         control_plane,
         destination,
-        RunIds {
-            connection: &run.connection,
-            job_id: &run.job_id,
-            run_id: &run.run_id,
+        &RunIdentity {
+            connector: String::new(),
+            connection: Some(run.connection.clone()),
+            job_id: Some(run.job_id.clone()),
+            run_id: Some(run.run_id.clone()),
         },
         &run.workflow,
         logs.clone(),
@@ -168,35 +171,23 @@ pub async fn report(
     })
 }
 
-/// Which run logs belong to.
-#[derive(Clone, Copy, Debug)]
-pub struct RunIds<'a> {
-    /// The connection.
-    pub connection: &'a str,
-    /// The control plane's job id.
-    pub job_id: &'a str,
-    /// The run id.
-    pub run_id: &'a str,
-}
-
 /// Ships a run's logs (already redacted) to `destination`; in the bucket they are
 /// `<log_folder>/<name>.log`. Answers where they went.
 pub async fn ship_logs(
     control_plane: &ControlPlaneClient,
     destination: &LogDestination,
-    run: RunIds<'_>,
+    run: &RunIdentity,
     name: &str,
     logs: String,
 ) -> Result<String, ReportError> {
+    let (connection, job_id, run_id) = run.ids().map_err(delivery::DeliveryError::from)?;
     match destination {
         LogDestination::ControlPlane => {
-            control_plane
-                .upload_logs(run.job_id, run.run_id, &logs)
-                .await?;
+            control_plane.upload_logs(job_id, run_id, &logs).await?;
             Ok("control plane".to_owned())
         }
         LogDestination::Bucket(bucket) => {
-            let folder = log_folder(run.connection, run.job_id, run.run_id);
+            let folder = log_folder(connection, job_id, run_id);
             let location = bucket.location(&folder, &format!("{name}.log"))?;
             bucket
                 .store

@@ -1,21 +1,44 @@
-//! One orchestrator tick: poll the control plane, and for each pending job claim it, admit
-//! it against the descriptors ([`orchestrator::admit`]), submit the Workflow that only
-//! references its connector's WorkflowTemplate, and report what happened.
+//! One tick: poll the control plane, and for each pending job claim it, admit it against
+//! the descriptors ([`orchestrator::admit`]), refuse a replayed nonce, hand it to an
+//! executor, and report what happened.
 //!
-//! Preflight, before anything is claimed: the API server answers, and Argo's workflow
-//! controller runs only Workflows that reference a WorkflowTemplate
+//! One loop, two executors. Jobs run in two places: in Kubernetes, where the orchestrator
+//! submits a Workflow that only references its connector's WorkflowTemplate ([`tick`]), and
+//! in local mode (`outpost run --control-plane`), where the job runs in this process
+//! ([`crate::local`]). They used to be two copies of this loop, and copies drift: a check
+//! added to one is missing from the other. So what decides whether and how a job may run is
+//! here, once: paging through pending jobs, claiming (the lease), the admission policy's
+//! common part (the signing policy: this agent's id, now, the longest job lifetime),
+//! admission, the nonce replay check, rejecting with a redacted reason, and the
+//! [`TickSummary`]. What differs is behind [`Executor`], and each executor owns it:
+//! - the placement half of the admission policy: whether bucket relay is configured and
+//!   whether jobs run locally (`localOnly` connectors are admitted only then). The cluster
+//!   reads the first from the installed WorkflowTemplate (cached per tick); local mode from
+//!   whether a relay bucket is configured;
+//! - the nonce record: the cluster's is on its Workflows, local mode's a file in its state
+//!   folder ([`crate::nonce_store`]);
+//! - executing an admitted job: the cluster creates the Workflow and reports `submitted`;
+//!   local mode reports `running`, runs the job while renewing its lease, ships the run's
+//!   redacted logs and reports `succeeded` or `failed`.
+//!
+//! Preflight (the cluster's), before anything is claimed: the API server answers, and Argo's
+//! workflow controller runs only Workflows that reference a WorkflowTemplate
 //! ([`crate::argo_config`], security review finding M6). Otherwise the orchestrator's
 //! account, which may create Workflows, could run any pod: the tick refuses
 //! ([`TickError::UnrestrictedTemplates`]) unless
 //! [`TickConfig::insecure_allow_unrestricted_templates`] says to run anyway, which every tick
-//! logs as a warning.
+//! logs as a warning. Local mode runs no pods; it sends its heartbeat before polling.
 //!
 //! Exactly once: the Workflow's name is derived from the job and run ids, so the API server
 //! itself refuses a second one (`AlreadyExists`, counted as submitted, after checking the
 //! existing Workflow is this job's). Leases keep overlapping ticks off each other's jobs; a
 //! tick that crashes after submitting and before reporting leaves a lapsed lease, and the
 //! next tick finds the Workflow and reports it. Status reports only move forward, so a
-//! repeated report changes nothing.
+//! repeated report changes nothing. In local mode the lease is renewed while the job runs;
+//! a runner that dies mid-job leaves a lapsed lease, and the job runs again under the same
+//! run id, which delivery treats as a no-op or a clean replacement. A job that fails on the
+//! way (a claim, a lookup or a report that did not go through) is left for a later tick,
+//! its lease lapsing, and listed in [`TickSummary::failures`].
 //!
 //! Replays: with a signing key, every job names this agent, expires and carries a nonce
 //! ([`orchestrator::signing`]). The nonces seen are kept on the Workflows themselves: each
@@ -27,9 +50,12 @@
 //! ([`TickConfig::max_job_lifetime`]); a Workflow deleted by hand takes its record with it.
 //! Looking a nonce up and creating the Workflow are two calls, so two jobs carrying the same
 //! nonce in one tick are told apart in memory, and ticks do not overlap (the CronWorkflow's
-//! `concurrencyPolicy: Forbid`).
+//! `concurrencyPolicy: Forbid`). Local mode records a nonce in its state folder before the
+//! job runs and marks it finished once the final status was reported: a nonce of another
+//! job, or of a job that finished, is rejected; a job that started and never finished runs
+//! again under the same run id.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,14 +63,14 @@ use connector_descriptor::ValidatedDescriptor;
 use control_plane::api::{JobState, StatusReport};
 use control_plane::{Claim, ControlPlaneClient, ControlPlaneError};
 use futures_util::StreamExt as _;
-use orchestrator::signing::{self, SigningPolicy};
-use orchestrator::{AdmissionPolicy, Rejection, admit, workflow_for, workflow_name};
+use orchestrator::signing::{self, JobNonce, SigningPolicy};
+use orchestrator::{AdmissionPolicy, AdmittedJob, Rejection, admit};
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 use crate::argo_config::{self, ControllerConfigMap, Restrictions};
-use crate::kubernetes::{Created, Namespace};
-use crate::redact::redact;
+use crate::cluster::ClusterExecutor;
+use crate::kubernetes::Namespace;
+use outpost_core::redact::redact;
 
 /// How a tick behaves.
 #[derive(Clone)]
@@ -94,13 +120,18 @@ impl TickConfig {
     }
 }
 
-/// What a tick did.
+/// What a tick did, with either executor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TickSummary {
-    /// Workflows created.
+    /// Workflows created (cluster).
     pub submitted: usize,
-    /// Jobs whose Workflow existed already (an earlier tick submitted and did not report).
+    /// Jobs whose Workflow existed already (an earlier tick submitted and did not report;
+    /// cluster).
     pub already_submitted: usize,
+    /// Jobs run here that succeeded, reported so (local mode).
+    pub succeeded: usize,
+    /// Jobs run here that failed, reported so with their problem (local mode).
+    pub failed: usize,
     /// Jobs refused, each reported with its reasons.
     pub rejected: usize,
     /// Jobs another claimant holds, or that moved on meanwhile.
@@ -109,6 +140,20 @@ pub struct TickSummary {
     pub failures: Vec<String>,
     /// What the tick ran despite, each also logged as a warning (the insecure override).
     pub warnings: Vec<String>,
+}
+
+impl TickSummary {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Submitted => self.submitted += 1,
+            Outcome::AlreadySubmitted => self.already_submitted += 1,
+            Outcome::Succeeded => self.succeeded += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Left(problem) => self.failures.push(problem),
+        }
+    }
 }
 
 /// Why a tick could not start. Nothing was submitted.
@@ -132,14 +177,21 @@ pub enum TickError {
     UnrestrictedTemplates(Box<Restrictions>),
 }
 
-/// Per tick: each connector's WorkflowTemplate, fetched once.
-type Templates = Mutex<BTreeMap<String, Result<Option<Value>, String>>>;
+impl TickError {
+    /// The process exit code: an API server that did not answer may answer next time (75);
+    /// an Argo that would run inline templates is fixed by configuration, not by retrying
+    /// (78).
+    pub fn exit_code(&self) -> outpost_core::ExitCode {
+        match self {
+            Self::ControlPlane(e) => e.exit_code(),
+            Self::Kubernetes { .. } => outpost_core::ExitCode::Temporary,
+            Self::UnrestrictedTemplates(_) => outpost_core::ExitCode::Config,
+        }
+    }
+}
 
-/// Per tick: the nonces of the signed jobs handled so far, with their job and run ids, so
-/// two jobs carrying one nonce are told apart even before either Workflow exists.
-type Nonces = Mutex<HashMap<String, (String, String)>>;
-
-/// Runs one tick.
+/// Runs one tick of the orchestrator: the cluster's preflight, then the loop with the
+/// cluster's executor.
 pub async fn tick(
     control_plane: &ControlPlaneClient,
     namespace: &Namespace,
@@ -183,37 +235,186 @@ pub async fn tick(
 
     // Reports are the lease holder's: the control plane refuses `submitted` and `rejected`
     // from anyone but the claimant holding the job's lease.
-    let control_plane = &control_plane.with_claimant(&config.claimant);
-    let templates: Templates = Mutex::new(BTreeMap::new());
-    let nonces: Nonces = Mutex::new(HashMap::new());
-    let mut seen = HashSet::new();
-    // Each page holds jobs still pending; handled jobs leave the list (submitted, rejected,
-    // or leased to us), so polling stops when a page brings nothing new.
-    for _page in 0..1000 {
-        let jobs = control_plane.pending_jobs(config.page_size).await?;
-        let fresh: Vec<Value> = jobs
-            .into_iter()
-            .filter(|job| seen.insert(job_key(job)))
-            .collect();
-        if fresh.is_empty() {
-            break;
-        }
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(fresh)
-            .map(|job| handle(control_plane, namespace, config, &templates, &nonces, job))
-            .buffer_unordered(config.concurrency.max(1))
-            .collect()
-            .await;
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Submitted => summary.submitted += 1,
-                Outcome::AlreadySubmitted => summary.already_submitted += 1,
-                Outcome::Rejected => summary.rejected += 1,
-                Outcome::Skipped => summary.skipped += 1,
-                Outcome::Failed(problem) => summary.failures.push(problem),
+    let jobs = Jobs {
+        control_plane: &control_plane.with_claimant(&config.claimant),
+        claimant: &config.claimant,
+        lease: config.lease,
+        concurrency: config.concurrency,
+        page_size: config.page_size,
+        descriptors: &config.descriptors,
+        signing_key: config.signing_key,
+        agent_id: config.agent_id.as_deref().unwrap_or(namespace.name()),
+        max_job_lifetime: config.max_job_lifetime,
+    };
+    jobs.run(
+        &ClusterExecutor::new(namespace, &config.descriptors),
+        &mut summary,
+    )
+    .await?;
+    Ok(summary)
+}
+
+/// What happened to one job.
+pub(crate) enum Outcome {
+    /// Its Workflow was created and reported (cluster).
+    Submitted,
+    /// Its Workflow existed already, and was reported (cluster).
+    AlreadySubmitted,
+    /// It ran here and succeeded, and was reported so (local).
+    Succeeded,
+    /// It ran here and failed, and was reported so (local).
+    Failed,
+    /// It was refused, and reported so.
+    Rejected,
+    /// Another claimant holds it, or it moved on.
+    Skipped,
+    /// Something failed on the way: left for a later tick, its lease lapsing.
+    Left(String),
+}
+
+/// What differs between running jobs in a cluster and in this process; the loop
+/// ([`Jobs::run`]) does the rest, the same for both.
+pub(crate) trait Executor: Sync {
+    /// The admission policy's `local`: whether jobs run on this machine rather than in a
+    /// cluster.
+    const LOCAL: bool;
+
+    /// The admission policy's `relay_configured`: whether bucket relay can serve `job`
+    /// (not yet admitted: its connector may be missing or unknown). An error leaves the job
+    /// for a later tick.
+    async fn relay_configured(&self, job: &Value) -> Result<bool, String>;
+
+    /// Checks `nonce` against the record: answers why `job` replays it, else records it as
+    /// `job`'s (now, or when the job is executed). An error leaves the job for a later tick.
+    async fn seen_nonce(
+        &self,
+        job: &AdmittedJob,
+        nonce: &JobNonce,
+    ) -> Result<Option<String>, String>;
+
+    /// Executes an admitted job (with its nonce, when signed) and reports it to
+    /// `control_plane`, as the lease holder.
+    async fn execute(
+        &self,
+        control_plane: &ControlPlaneClient,
+        job: &AdmittedJob,
+        nonce: Option<&JobNonce>,
+    ) -> Outcome;
+}
+
+/// The loop, whichever executor runs the jobs.
+pub(crate) struct Jobs<'a> {
+    /// The control plane, as the claimant: reports are the lease holder's.
+    pub control_plane: &'a ControlPlaneClient,
+    /// Who claims.
+    pub claimant: &'a str,
+    /// How long a claim holds off other ticks.
+    pub lease: Duration,
+    /// Jobs handled at once.
+    pub concurrency: usize,
+    /// Jobs asked for per poll.
+    pub page_size: u32,
+    /// The descriptors jobs are admitted against.
+    pub descriptors: &'a [ValidatedDescriptor],
+    /// When set, only jobs signed with the matching key are admitted.
+    pub signing_key: Option<ed25519_dalek::VerifyingKey>,
+    /// The agent a signed job must be signed for.
+    pub agent_id: &'a str,
+    /// Furthest ahead a signed job's `notAfter` may lie.
+    pub max_job_lifetime: Duration,
+}
+
+impl Jobs<'_> {
+    /// Handles every pending job with `executor`, counting them in `summary`. Fails only
+    /// when the control plane cannot be polled.
+    pub(crate) async fn run<E: Executor>(
+        &self,
+        executor: &E,
+        summary: &mut TickSummary,
+    ) -> Result<(), ControlPlaneError> {
+        let mut seen = HashSet::new();
+        // Each page holds jobs still pending; handled jobs leave the list (submitted,
+        // rejected, or leased to us), so polling stops when a page brings nothing new.
+        for _page in 0..1000 {
+            let jobs = self.control_plane.pending_jobs(self.page_size).await?;
+            let fresh: Vec<Value> = jobs
+                .into_iter()
+                .filter(|job| seen.insert(job_key(job)))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let outcomes: Vec<Outcome> = futures_util::stream::iter(fresh)
+                .map(|job| self.handle(executor, job))
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+            for outcome in outcomes {
+                summary.count(outcome);
             }
         }
+        Ok(())
     }
-    Ok(summary)
+
+    async fn handle<E: Executor>(&self, executor: &E, job: Value) -> Outcome {
+        let control_plane = self.control_plane;
+        let Some(id) = job.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            return Outcome::Left(
+                "a job without a string id cannot be claimed or answered".to_owned(),
+            );
+        };
+        let run_id = job
+            .get("runId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match control_plane.claim(&id, self.claimant, self.lease).await {
+            Ok(Claim::Granted(_)) => {}
+            Ok(Claim::Refused { .. }) => return Outcome::Skipped,
+            Err(e) => return Outcome::Left(format!("job {id}: claim: {e}")),
+        }
+
+        let relay_configured = match executor.relay_configured(&job).await {
+            Ok(configured) => configured,
+            Err(problem) => return Outcome::Left(format!("job {id}: {problem}")),
+        };
+        let policy = AdmissionPolicy {
+            relay_configured,
+            signing: self.signing_key.map(|key| {
+                let mut signing = SigningPolicy::new(key, self.agent_id, SystemTime::now());
+                signing.max_lifetime = self.max_job_lifetime;
+                signing
+            }),
+            local: E::LOCAL,
+        };
+        let admitted = match admit(&job, self.descriptors, &policy) {
+            Ok(admitted) => admitted,
+            Err(rejection) => return reject(control_plane, &id, run_id, &rejection).await,
+        };
+
+        // A signed job's nonce: refused when another job or run used it, else recorded.
+        // (Admission made sure a signed job has a well-formed one.)
+        let nonce = policy
+            .signing
+            .as_ref()
+            .and_then(|_| signing::nonce_of(&job));
+        if let Some(nonce) = &nonce {
+            match executor.seen_nonce(&admitted, nonce).await {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    let rejection = Rejection {
+                        job_id: Some(id.clone()),
+                        reasons: vec![reason],
+                    };
+                    return reject(control_plane, &id, run_id, &rejection).await;
+                }
+                Err(problem) => return Outcome::Left(format!("job {id}: {problem}")),
+            }
+        }
+        executor
+            .execute(control_plane, &admitted, nonce.as_ref())
+            .await
+    }
 }
 
 fn job_key(job: &Value) -> String {
@@ -223,97 +424,7 @@ fn job_key(job: &Value) -> String {
     }
 }
 
-enum Outcome {
-    Submitted,
-    AlreadySubmitted,
-    Rejected,
-    Skipped,
-    Failed(String),
-}
-
-async fn handle(
-    control_plane: &ControlPlaneClient,
-    namespace: &Namespace,
-    config: &TickConfig,
-    templates: &Templates,
-    nonces: &Nonces,
-    job: Value,
-) -> Outcome {
-    let Some(id) = job.get("id").and_then(Value::as_str).map(str::to_owned) else {
-        return Outcome::Failed(
-            "a job without a string id cannot be claimed or answered".to_owned(),
-        );
-    };
-    let run_id = job
-        .get("runId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    match control_plane
-        .claim(&id, &config.claimant, config.lease)
-        .await
-    {
-        Ok(Claim::Granted(_)) => {}
-        Ok(Claim::Refused { .. }) => return Outcome::Skipped,
-        Err(e) => return Outcome::Failed(format!("job {id}: claim: {e}")),
-    }
-
-    let policy = match policy_for(namespace, config, templates, &job).await {
-        Ok(policy) => policy,
-        Err(problem) => return Outcome::Failed(format!("job {id}: {problem}")),
-    };
-    let admitted = match admit(&job, &config.descriptors, &policy) {
-        Ok(admitted) => admitted,
-        Err(rejection) => return reject(control_plane, &id, run_id, &rejection).await,
-    };
-
-    let mut workflow = workflow_for(&admitted, namespace.name());
-    // A signed job's nonce: refused when another job or run used it, else recorded on the
-    // Workflow. (Admission made sure a signed job has a well-formed one.)
-    let nonce = policy
-        .signing
-        .as_ref()
-        .and_then(|_| signing::nonce_of(&job));
-    if let Some(nonce) = &nonce {
-        let replay = match seen_nonce(namespace, nonces, &admitted, nonce).await {
-            Ok(replay) => replay,
-            Err(problem) => return Outcome::Failed(format!("job {id}: {problem}")),
-        };
-        if let Some(reason) = replay {
-            let rejection = Rejection {
-                job_id: Some(id.clone()),
-                reasons: vec![reason],
-            };
-            return reject(control_plane, &id, run_id, &rejection).await;
-        }
-        signing::mark_workflow(&mut workflow, nonce);
-    }
-    let name = workflow_name(&admitted);
-    let outcome = match namespace.create_workflow(&workflow).await {
-        Ok(Created::New) => Outcome::Submitted,
-        Ok(Created::Existed) => match same_job(namespace, &name, &admitted).await {
-            Ok(()) => Outcome::AlreadySubmitted,
-            Err(problem) => return Outcome::Failed(format!("job {id}: {problem}")),
-        },
-        Err(e) => return Outcome::Failed(format!("job {id}: creating Workflow {name}: {e}")),
-    };
-    let report = StatusReport {
-        run_id: admitted.run_id.clone(),
-        state: JobState::Submitted,
-        workflow: Some(name.clone()),
-        message: None,
-    };
-    match control_plane.report_status(&id, &report).await {
-        Ok(_) => {
-            tracing::info!(job = %id, workflow = %name, "submitted");
-            outcome
-        }
-        // The Workflow exists; the next tick finds it and reports again.
-        Err(e) => Outcome::Failed(format!("job {id}: reporting Workflow {name}: {e}")),
-    }
-}
-
-/// Reports `rejection` as the job's final status.
+/// Reports `rejection` as the job's final status, redacted.
 async fn reject(
     control_plane: &ControlPlaneClient,
     id: &str,
@@ -329,122 +440,6 @@ async fn reject(
     };
     match control_plane.report_status(id, &report).await {
         Ok(_) => Outcome::Rejected,
-        Err(e) => Outcome::Failed(format!("job {id}: reporting its rejection: {e}")),
-    }
-}
-
-/// Whether `nonce` was used by another job or run: in this tick, or on a Workflow in the
-/// namespace (found by the nonce's label). Answers the reason to reject the job.
-async fn seen_nonce(
-    namespace: &Namespace,
-    nonces: &Nonces,
-    job: &orchestrator::AdmittedJob,
-    nonce: &signing::JobNonce,
-) -> Result<Option<String>, String> {
-    {
-        let mut seen = nonces.lock().await;
-        let ids = (job.id.clone(), job.run_id.clone());
-        match seen.get(&nonce.nonce) {
-            Some(other) if *other != ids => {
-                return Ok(Some(format!(
-                    "replayed nonce: job `{}` run `{}` carries the same nonce in this poll; a nonce is accepted once",
-                    other.0, other.1
-                )));
-            }
-            Some(_) => {}
-            None => {
-                seen.insert(nonce.nonce.clone(), ids);
-            }
-        }
-    }
-    let existing = namespace
-        .workflows_labelled(&signing::nonce_selector(nonce))
-        .await
-        .map_err(|e| format!("looking up Workflows by the job's nonce: {e}"))?;
-    Ok(signing::replay_conflict(&existing, job, nonce))
-}
-
-/// The admission policy for `job`'s connector: bucket relay is possible when the installed
-/// WorkflowTemplate offers it (the compiler lists `bucket-relay` only when a relay bucket is
-/// configured). Templates are fetched only for connectors the agent has descriptors for, so
-/// a job cannot make the agent look up arbitrary names.
-async fn policy_for(
-    namespace: &Namespace,
-    config: &TickConfig,
-    templates: &Templates,
-    job: &Value,
-) -> Result<AdmissionPolicy, String> {
-    let mut policy = AdmissionPolicy {
-        relay_configured: false,
-        signing: config.signing_key.map(|key| {
-            let agent_id = config.agent_id.as_deref().unwrap_or(namespace.name());
-            let mut signing = SigningPolicy::new(key, agent_id, SystemTime::now());
-            signing.max_lifetime = config.max_job_lifetime;
-            signing
-        }),
-        local: false,
-    };
-    let Some(connector) = job.get("connector").and_then(Value::as_str) else {
-        return Ok(policy);
-    };
-    if !config.descriptors.iter().any(|d| d.name() == connector) {
-        return Ok(policy);
-    }
-    let template = {
-        let mut cache = templates.lock().await;
-        if !cache.contains_key(connector) {
-            let name = workflow_compiler::connector_template_name(connector);
-            let fetched = namespace
-                .workflow_template(&name)
-                .await
-                .map_err(|e| format!("reading WorkflowTemplate {name}: {e}"));
-            cache.insert(connector.to_owned(), fetched);
-        }
-        cache.get(connector).cloned().unwrap_or(Ok(None))?
-    };
-    policy.relay_configured = template
-        .as_ref()
-        .and_then(|t| t.pointer("/spec/arguments/parameters"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|p| p.get("name").and_then(Value::as_str) == Some("transfer-mode"))
-        .filter_map(|p| p.get("enum").and_then(Value::as_array))
-        .flatten()
-        .any(|mode| mode.as_str() == Some("bucket-relay"));
-    if template.is_none() {
-        return Err(format!(
-            "WorkflowTemplate {} is not installed in namespace {}",
-            workflow_compiler::connector_template_name(connector),
-            namespace.name()
-        ));
-    }
-    Ok(policy)
-}
-
-/// Checks that the existing Workflow `name` was submitted for this job and run.
-async fn same_job(
-    namespace: &Namespace,
-    name: &str,
-    job: &orchestrator::AdmittedJob,
-) -> Result<(), String> {
-    let existing = namespace
-        .workflow(name)
-        .await
-        .map_err(|e| format!("reading existing Workflow {name}: {e}"))?;
-    let annotation = |key: &str| {
-        existing
-            .pointer(&format!("/metadata/annotations/{}", key.replace('/', "~1")))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    if annotation("outpost.dev/job-id").as_deref() == Some(job.id.as_str())
-        && annotation("outpost.dev/run-id").as_deref() == Some(job.run_id.as_str())
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "Workflow {name} exists but belongs to another job; refusing to count it as this one"
-        ))
+        Err(e) => Outcome::Left(format!("job {id}: reporting its rejection: {e}")),
     }
 }

@@ -5,8 +5,6 @@
 //! handler reports, with crashes too. Measured: Workflows created, duplicates, final
 //! statuses.
 
-#[path = "../../control-plane/tests/support/mod.rs"]
-mod control_plane_support;
 mod support;
 
 use std::collections::BTreeMap;
@@ -17,6 +15,7 @@ use agent::kubernetes::Namespace;
 use agent::report::{LogDestination, RunReport, report};
 use agent::tick::{TickConfig, tick};
 use control_plane::api::JobState;
+use control_plane::test_support::TestServer;
 use serde_json::json;
 use support::fake_kube::FakeKube;
 
@@ -26,7 +25,7 @@ const LEASE: Duration = Duration::from_secs(2);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults() {
     let started = Instant::now();
-    let server = control_plane_support::TestServer::start_with_faults(|_| {}, 0.05).await;
+    let server = TestServer::start_with_faults(|_| {}, 0.05).await;
     let mut fake = FakeKube::default();
     fake.failure_rate = 0.05;
     fake.install_template(support::committed_template("postgres"));

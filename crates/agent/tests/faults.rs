@@ -2,28 +2,19 @@
 //! timeouts, a name conflict with another job's Workflow; and the heartbeat and the exit
 //! handler against a reachable and an unreachable API server.
 
-#[path = "../../control-plane/tests/support/mod.rs"]
-mod control_plane_support;
 mod support;
 
 use std::time::Duration;
 
 use agent::heartbeat::HeartbeatConfig;
 use agent::kubernetes::Namespace;
-use agent::report::{LogDestination, RunReport, report};
+use agent::report::{LogDestination, Reported, RunReport, report};
 use agent::tick::{TickConfig, TickError, tick};
 use control_plane::api::JobState;
+use control_plane::test_support::{TestServer, job};
 use control_plane::{ClientConfig, ControlPlaneClient, ControlPlaneError};
 use serde_json::{Value, json};
 use support::fake_kube::FakeKube;
-
-fn job(id: &str) -> Value {
-    json!({
-        "id": id, "runId": "run-1", "connector": "postgres", "connection": "pg-prod",
-        "transferMode": "direct-ingestion",
-        "parameters": { "include-schemas": "^app$" }
-    })
-}
 
 fn fake() -> FakeKube {
     let fake = FakeKube::default();
@@ -32,10 +23,7 @@ fn fake() -> FakeKube {
     fake
 }
 
-fn quick_client(
-    server: &control_plane_support::TestServer,
-    timeout: Duration,
-) -> ControlPlaneClient {
+fn quick_client(server: &TestServer, timeout: Duration) -> ControlPlaneClient {
     let mut config = ClientConfig::new(server.url.clone(), server.agent_token_file());
     config.attempts = 2;
     config.initial_backoff = Duration::from_millis(10);
@@ -45,7 +33,7 @@ fn quick_client(
 
 #[tokio::test]
 async fn a_crash_between_submit_and_report_is_healed_by_the_next_tick() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
+    let server = TestServer::start(|_| {}).await;
     server.enqueue(job("job-1")).await;
     let fake = fake();
     // First tick: the Workflow is created, then every status report fails — as if the pod
@@ -92,7 +80,7 @@ async fn a_crash_between_submit_and_report_is_healed_by_the_next_tick() {
 
 #[tokio::test]
 async fn a_control_plane_that_times_out_gets_nothing_submitted() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
+    let server = TestServer::start(|_| {}).await;
     server.enqueue(job("job-1")).await;
     server.faults.lock().expect("lock").delay = Duration::from_millis(500);
     let fake = fake();
@@ -105,7 +93,7 @@ async fn a_control_plane_that_times_out_gets_nothing_submitted() {
     .await;
     match result {
         Err(TickError::ControlPlane(e @ ControlPlaneError::Unreachable { .. })) => {
-            assert_eq!(e.exit_code(), 75);
+            assert_eq!(e.exit_code(), outpost_core::ExitCode::Temporary);
             assert!(e.to_string().contains("timed out"), "{e}");
         }
         other => panic!("expected a timeout, got {other:?}"),
@@ -116,7 +104,7 @@ async fn a_control_plane_that_times_out_gets_nothing_submitted() {
 
 #[tokio::test]
 async fn a_workflow_of_the_same_name_from_another_job_is_not_taken_for_ours() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
+    let server = TestServer::start(|_| {}).await;
     server.enqueue(job("job-1")).await;
     let fake = fake();
     let config = TickConfig::new("tick-1", support::descriptors());
@@ -158,7 +146,7 @@ async fn a_workflow_of_the_same_name_from_another_job_is_not_taken_for_ours() {
 
 #[tokio::test]
 async fn heartbeats_say_what_the_agent_can_reach() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
+    let server = TestServer::start(|_| {}).await;
     let fake = fake();
     for (name, component, phase, finished) in [
         ("outpost-postgres-1", "connector", "Running", None),
@@ -216,36 +204,56 @@ async fn heartbeats_say_what_the_agent_can_reach() {
     assert_eq!(observed.argo_restricts_templates(), "unknown");
     assert_eq!(observed.warnings.len(), 1, "{:?}", observed.warnings);
     assert_eq!(beat.running_workflows, None);
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "admin/v1/heartbeats", None)
-        .await;
-    assert_eq!(status, 200);
-    let stored: Value = serde_json::from_slice(&body).expect("json");
-    assert_eq!(stored["heartbeats"].as_array().map(Vec::len), Some(2));
+    assert_eq!(server.heartbeats().await.len(), 2);
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
-    server.enqueue(job("job-1")).await;
-    // The orchestrator claimed the job before it submitted the Workflow being reported.
-    server
-        .client()
-        .claim("job-1", "tick-a", Duration::from_secs(60))
-        .await
-        .expect("claim");
+/// What the exit handler finds: job-1 claimed (the orchestrator claimed it before it
+/// submitted the Workflow being reported), its Workflow `outpost-postgres-abc` with `status`,
+/// and one pod of it whose containers logged `logs`.
+async fn finished_run(status: Value, logs: &[(&str, &str)]) -> (TestServer, FakeKube) {
+    let server = TestServer::start(|_| {}).await;
+    server.enqueue_claimed(job("job-1"), "tick-a").await;
     let fake = fake();
     fake.seed_workflow(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
         "metadata": { "name": "outpost-postgres-abc", "namespace": "outpost" },
-        "status": { "phase": "Failed", "message": "child 'outpost-postgres-abc-1' failed",
-            "nodes": { "n1": { "type": "Pod", "phase": "Failed", "displayName": "run(0)",
-                "message": "exit code 77: login refused for postgres://reader:CANARY-S3CRET@db/app" } } }
+        "status": status
     }));
-    fake.add_pod(
-        "outpost-postgres-abc",
-        "outpost-postgres-abc-run-1",
+    fake.add_pod("outpost-postgres-abc", "outpost-postgres-abc-run-1", logs);
+    (server, fake)
+}
+
+/// The exit handler's report of that run, ended `argo_status`, its logs to `destination`.
+async fn report_run(
+    server: &TestServer,
+    fake: &FakeKube,
+    argo_status: &str,
+    destination: &LogDestination,
+) -> Reported {
+    let run = RunReport {
+        connection: "pg-prod".to_owned(),
+        job_id: "job-1".to_owned(),
+        run_id: "run-1".to_owned(),
+        workflow: "outpost-postgres-abc".to_owned(),
+        argo_status: argo_status.to_owned(),
+    };
+    report(
+        &server.client(),
+        &Namespace::new(fake.client("outpost"), "outpost"),
+        &run,
+        destination,
+    )
+    .await
+    .expect("reported")
+}
+
+#[tokio::test]
+async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
+    let (server, fake) = finished_run(
+        json!({ "phase": "Failed", "message": "child 'outpost-postgres-abc-1' failed",
+            "nodes": { "n1": { "type": "Pod", "phase": "Failed", "displayName": "run(0)",
+                "message": "exit code 77: login refused for postgres://reader:CANARY-S3CRET@db/app" } } }),
         &[
             (
                 "extract",
@@ -256,30 +264,11 @@ async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
                 "uploading to https://bucket.s3.amazonaws.com/x?X-Amz-Signature=CANARY-SIG\n",
             ),
         ],
-    );
-    let run = RunReport {
-        connection: "pg-prod".to_owned(),
-        job_id: "job-1".to_owned(),
-        run_id: "run-1".to_owned(),
-        workflow: "outpost-postgres-abc".to_owned(),
-        argo_status: "Failed".to_owned(),
-    };
-    let reported = report(
-        &server.client(),
-        &Namespace::new(fake.client("outpost"), "outpost"),
-        &run,
-        &LogDestination::ControlPlane,
     )
-    .await
-    .expect("reported");
+    .await;
+    let reported = report_run(&server, &fake, "Failed", &LogDestination::ControlPlane).await;
     assert_eq!(reported.state, JobState::Failed);
-    let (status, logs) = server
-        .admin(
-            reqwest::Method::GET,
-            "admin/v1/jobs/job-1/runs/run-1/logs",
-            None,
-        )
-        .await;
+    let (status, logs) = server.logs("job-1", "run-1").await;
     assert_eq!(status, 200);
     let logs = String::from_utf8(logs).expect("utf-8");
     assert!(
@@ -305,46 +294,18 @@ async fn the_exit_handler_ships_redacted_logs_then_the_final_status() {
 #[tokio::test]
 async fn in_bucket_relay_mode_the_logs_go_to_the_relay_bucket() {
     delivery::install_crypto_provider();
-    let server = control_plane_support::TestServer::start(|_| {}).await;
-    server.enqueue(job("job-1")).await;
-    // The orchestrator claimed the job before it submitted the Workflow being reported.
-    server
-        .client()
-        .claim("job-1", "tick-a", Duration::from_secs(60))
-        .await
-        .expect("claim");
-    let fake = fake();
-    fake.seed_workflow(json!({
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-        "metadata": { "name": "outpost-postgres-abc", "namespace": "outpost" },
-        "status": { "phase": "Succeeded" }
-    }));
-    fake.add_pod(
-        "outpost-postgres-abc",
-        "outpost-postgres-abc-run-1",
+    let (server, fake) = finished_run(
+        json!({ "phase": "Succeeded" }),
         &[("extract", "extracted 3 tables; token=CANARY-T0KEN\n")],
-    );
+    )
+    .await;
     let folder = tempfile::tempdir().expect("dir");
     let url =
         delivery::bucket::BucketUrl::parse(&format!("file://{}/relay", folder.path().display()))
             .expect("url");
     let bucket = delivery::bucket::Bucket::open(&url, &delivery::bucket::StoreSettings::default())
         .expect("bucket");
-    let run = RunReport {
-        connection: "pg-prod".to_owned(),
-        job_id: "job-1".to_owned(),
-        run_id: "run-1".to_owned(),
-        workflow: "outpost-postgres-abc".to_owned(),
-        argo_status: "Succeeded".to_owned(),
-    };
-    let reported = report(
-        &server.client(),
-        &Namespace::new(fake.client("outpost"), "outpost"),
-        &run,
-        &LogDestination::Bucket(bucket),
-    )
-    .await
-    .expect("reported");
+    let reported = report_run(&server, &fake, "Succeeded", &LogDestination::Bucket(bucket)).await;
     assert_eq!(reported.state, JobState::Succeeded);
     let file = folder
         .path()
@@ -355,13 +316,7 @@ async fn in_bucket_relay_mode_the_logs_go_to_the_relay_bucket() {
         "{logs}"
     );
     // The control plane got the status, not the logs.
-    let (status, _) = server
-        .admin(
-            reqwest::Method::GET,
-            "admin/v1/jobs/job-1/runs/run-1/logs",
-            None,
-        )
-        .await;
+    let (status, _) = server.logs("job-1", "run-1").await;
     assert_eq!(status, 404);
     assert_eq!(
         server.records().await.jobs[0].status.state,

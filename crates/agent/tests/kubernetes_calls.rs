@@ -3,13 +3,12 @@
 //! and body, and answered as the real API server would. The control plane is the real
 //! reference server.
 
-#[path = "../../control-plane/tests/support/mod.rs"]
-mod control_plane_support;
 mod support;
 
 use agent::kubernetes::Namespace;
-use agent::tick::{TickConfig, TickError, tick};
+use agent::tick::{TickConfig, TickError, TickSummary, tick};
 use control_plane::api::JobState;
+use control_plane::test_support::{TestServer, job};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use kube::client::Body;
@@ -54,14 +53,6 @@ async fn expect(
     (body, send)
 }
 
-fn job(id: &str) -> Value {
-    json!({
-        "id": id, "runId": "run-1", "connector": "postgres", "connection": "pg-prod",
-        "transferMode": "direct-ingestion",
-        "parameters": { "include-schemas": "^app$" }
-    })
-}
-
 const LIST: &str = "/apis/argoproj.io/v1alpha1/namespaces/outpost/workflows";
 /// Argo's workflow controller ConfigMap, where Argo's install manifests put it.
 const ARGO_CONFIG: &str = "/api/v1/namespaces/argo/configmaps/workflow-controller-configmap";
@@ -78,21 +69,17 @@ async fn strict_argo_config(handle: &mut ApiHandle) {
     ));
 }
 
-#[tokio::test]
-async fn a_tick_submits_a_workflow_that_only_references_the_template() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
-    server.enqueue(job("job-1")).await;
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let namespace = Namespace::new(kube::Client::new(service, "outpost"), "outpost");
-    let client = server.client();
-    let config = TickConfig::new("tick-a", support::descriptors());
-    let tick = tokio::spawn(async move { tick(&client, &namespace, &config).await });
-
-    let (_, send) = expect(&mut handle, Method::GET, LIST, Some("labelSelector=")).await;
+/// The first call of every tick: the Workflows in the namespace, answered with none.
+async fn no_workflows(handle: &mut ApiHandle, query_contains: Option<&str>) {
+    let (_, send) = expect(handle, Method::GET, LIST, query_contains).await;
     send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
-    strict_argo_config(&mut handle).await;
+}
+
+/// After the Workflows and Argo's configuration: the job's WorkflowTemplate, answered with
+/// the committed one, then the Workflow's creation, answered by the caller.
+async fn template_then_create(handle: &mut ApiHandle) -> (Value, SendResponse<Response<Body>>) {
     let (_, send) = expect(
-        &mut handle,
+        handle,
         Method::GET,
         "/apis/argoproj.io/v1alpha1/namespaces/outpost/workflowtemplates/outpost-postgres",
         None,
@@ -102,7 +89,36 @@ async fn a_tick_submits_a_workflow_that_only_references_the_template() {
         StatusCode::OK,
         &support::committed_template("postgres"),
     ));
-    let (body, send) = expect(&mut handle, Method::POST, LIST, None).await;
+    expect(handle, Method::POST, LIST, None).await
+}
+
+/// The reference control plane with `job` queued, and a tick by `claimant` against it and
+/// the scripted API service, running.
+async fn ticking(
+    job: Value,
+    claimant: &str,
+) -> (
+    TestServer,
+    ApiHandle,
+    tokio::task::JoinHandle<Result<TickSummary, TickError>>,
+) {
+    let server = TestServer::start(|_| {}).await;
+    server.enqueue(job).await;
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let namespace = Namespace::new(kube::Client::new(service, "outpost"), "outpost");
+    let client = server.client();
+    let config = TickConfig::new(claimant, support::descriptors());
+    let tick = tokio::spawn(async move { tick(&client, &namespace, &config).await });
+    (server, handle, tick)
+}
+
+#[tokio::test]
+async fn a_tick_submits_a_workflow_that_only_references_the_template() {
+    let (server, mut handle, tick) = ticking(job("job-1"), "tick-a").await;
+
+    no_workflows(&mut handle, Some("labelSelector=")).await;
+    strict_argo_config(&mut handle).await;
+    let (body, send) = template_then_create(&mut handle).await;
     // The body: a Workflow with a workflowTemplateRef and arguments, nothing else that runs.
     assert_eq!(body["kind"], "Workflow");
     let spec = body["spec"].as_object().expect("spec");
@@ -153,29 +169,11 @@ async fn a_tick_submits_a_workflow_that_only_references_the_template() {
 
 #[tokio::test]
 async fn already_exists_counts_as_submitted_after_checking_whose_it_is() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
-    server.enqueue(job("job-2")).await;
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let namespace = Namespace::new(kube::Client::new(service, "outpost"), "outpost");
-    let client = server.client();
-    let config = TickConfig::new("tick-b", support::descriptors());
-    let tick = tokio::spawn(async move { tick(&client, &namespace, &config).await });
+    let (server, mut handle, tick) = ticking(job("job-2"), "tick-b").await;
 
-    let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
-    send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
+    no_workflows(&mut handle, None).await;
     strict_argo_config(&mut handle).await;
-    let (_, send) = expect(
-        &mut handle,
-        Method::GET,
-        "/apis/argoproj.io/v1alpha1/namespaces/outpost/workflowtemplates/outpost-postgres",
-        None,
-    )
-    .await;
-    send.send_response(json_response(
-        StatusCode::OK,
-        &support::committed_template("postgres"),
-    ));
-    let (body, send) = expect(&mut handle, Method::POST, LIST, None).await;
+    let (body, send) = template_then_create(&mut handle).await;
     let name = body["metadata"]["name"].as_str().expect("name").to_owned();
     send.send_response(json_response(
         StatusCode::CONFLICT,
@@ -200,13 +198,7 @@ async fn already_exists_counts_as_submitted_after_checking_whose_it_is() {
 
 #[tokio::test]
 async fn an_unreachable_api_server_means_nothing_is_claimed_or_submitted() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
-    server.enqueue(job("job-3")).await;
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let namespace = Namespace::new(kube::Client::new(service, "outpost"), "outpost");
-    let client = server.client();
-    let config = TickConfig::new("tick-c", support::descriptors());
-    let tick = tokio::spawn(async move { tick(&client, &namespace, &config).await });
+    let (server, mut handle, tick) = ticking(job("job-3"), "tick-c").await;
     let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
     send.send_response(json_response(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -240,12 +232,13 @@ async fn an_unreachable_control_plane_means_nothing_is_submitted() {
     let client = control_plane::ControlPlaneClient::new(config).expect("client");
     let tick_config = TickConfig::new("tick-d", support::descriptors());
     let tick = tokio::spawn(async move { tick(&client, &namespace, &tick_config).await });
-    let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
-    send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
+    no_workflows(&mut handle, None).await;
     strict_argo_config(&mut handle).await;
     let result = tick.await.expect("join");
     match result {
-        Err(TickError::ControlPlane(e)) => assert_eq!(e.exit_code(), 75, "{e}"),
+        Err(TickError::ControlPlane(e)) => {
+            assert_eq!(e.exit_code(), outpost_core::ExitCode::Temporary, "{e}")
+        }
         other => panic!("expected a control-plane failure, got {other:?}"),
     }
     // The tick ended without any further Kubernetes call (an unanswered call would have
@@ -261,15 +254,8 @@ async fn an_unreachable_control_plane_means_nothing_is_submitted() {
 /// read, nothing submitted.
 #[tokio::test]
 async fn m6_an_unreadable_argo_config_means_nothing_is_claimed_or_submitted() {
-    let server = control_plane_support::TestServer::start(|_| {}).await;
-    server.enqueue(job("job-5")).await;
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let namespace = Namespace::new(kube::Client::new(service, "outpost"), "outpost");
-    let client = server.client();
-    let config = TickConfig::new("tick-e", support::descriptors());
-    let tick = tokio::spawn(async move { tick(&client, &namespace, &config).await });
-    let (_, send) = expect(&mut handle, Method::GET, LIST, None).await;
-    send.send_response(json_response(StatusCode::OK, &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowList", "metadata": {}, "items": []})));
+    let (server, mut handle, tick) = ticking(job("job-5"), "tick-e").await;
+    no_workflows(&mut handle, None).await;
     let (_, send) = expect(&mut handle, Method::GET, ARGO_CONFIG, None).await;
     send.send_response(json_response(
         StatusCode::FORBIDDEN,

@@ -7,8 +7,6 @@
 //! reported to the control plane that handed it out, and no Workflow created. Each has a
 //! control case showing a properly signed job for this agent still runs.
 
-#[path = "../../control-plane/tests/support/mod.rs"]
-mod control_plane_support;
 mod support;
 
 use std::time::{Duration, SystemTime};
@@ -17,7 +15,7 @@ use agent::kubernetes::Namespace;
 use agent::tick::{TickConfig, tick};
 use control_plane::api::JobState;
 use control_plane::server::JobSigner;
-use control_plane_support::{AGENT, TestServer};
+use control_plane::test_support::{AGENT, TestServer};
 use serde_json::{Value, json};
 use support::fake_kube::FakeKube;
 

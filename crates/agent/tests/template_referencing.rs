@@ -8,8 +8,6 @@
 //! Against the fake Kubernetes API (ConfigMaps per namespace, `Forbidden` on demand) and the
 //! reference control plane.
 
-#[path = "../../control-plane/tests/support/mod.rs"]
-mod control_plane_support;
 mod support;
 
 use agent::argo_config::ControllerConfigMap;
@@ -17,8 +15,7 @@ use agent::heartbeat::HeartbeatConfig;
 use agent::kubernetes::Namespace;
 use agent::tick::{TickConfig, TickError, tick};
 use control_plane::api::JobState;
-use control_plane_support::TestServer;
-use serde_json::{Value, json};
+use control_plane::test_support::{TestServer, job};
 use support::fake_kube::FakeKube;
 
 /// A ConfigMap's keys and values.
@@ -26,14 +23,6 @@ type ConfigData<'a> = &'a [(&'a str, &'a str)];
 
 const ARGO: &str = "argo";
 const CONFIG_MAP: &str = "workflow-controller-configmap";
-
-fn job(id: &str) -> Value {
-    json!({
-        "id": id, "runId": "run-1", "connector": "postgres", "connection": "pg-prod",
-        "transferMode": "direct-ingestion",
-        "parameters": { "include-schemas": "^app$" }
-    })
-}
 
 /// A fake API server with the postgres template and, when given, Argo's ConfigMap.
 fn fake(argo_config: Option<&[(&str, &str)]>) -> FakeKube {

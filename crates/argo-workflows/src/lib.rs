@@ -26,6 +26,54 @@ use serde::{Deserialize, Serialize};
 /// The API version of every Argo Workflows object.
 pub const API_VERSION: &str = "argoproj.io/v1alpha1";
 
+/// A ConfigMap of Argo's workflow controller (its `--configmap`), written
+/// `<namespace>/<name>` on command lines. Default: `argo/workflow-controller-configmap`, as
+/// Argo's install manifests name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControllerConfigMap {
+    /// Namespace of the controller. Default: `argo`.
+    pub namespace: String,
+    /// Name of the ConfigMap. Default: `workflow-controller-configmap`.
+    pub name: String,
+}
+
+impl Default for ControllerConfigMap {
+    fn default() -> Self {
+        Self {
+            namespace: "argo".to_owned(),
+            name: "workflow-controller-configmap".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ControllerConfigMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl std::str::FromStr for ControllerConfigMap {
+    type Err = String;
+
+    /// `<namespace>/<name>`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.split_once('/') {
+            Some((namespace, name))
+                if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(Self {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })
+            }
+            _ => Err(format!(
+                "`{text}` is not <namespace>/<name> (`argo/workflow-controller-configmap`)"
+            )),
+        }
+    }
+}
+
 /// Fields of an object that this model does not type, kept verbatim (sorted by name).
 pub type OtherFields = BTreeMap<String, serde_json::Value>;
 

@@ -8,7 +8,8 @@
 //! orchestrator checks every job against it. Nothing outside a descriptor can reach a
 //! connector's container.
 //!
-//! This crate does no I/O: text in, a [`ValidatedDescriptor`] or every problem found out.
+//! Text in, a [`ValidatedDescriptor`] or every problem found out. The one module that reads
+//! files is [`load`]: the built-in descriptors, or a folder of them.
 //!
 //! ```
 //! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../connectors/sqlite/connector.yaml")).unwrap();
@@ -17,8 +18,9 @@
 //! ```
 
 mod error;
-pub mod ids;
+pub mod load;
 mod model;
+pub mod parallel;
 mod validate;
 pub mod yaml;
 
@@ -30,6 +32,12 @@ pub use validate::{ValidatedDescriptor, ValueError};
 /// (`orchestrator::workflow_name`), and Argo rejects Workflow names over 63 characters
 /// (`workflow/validate`: names are used as label values): 63 - 8 - 17 = 38.
 pub const MAX_CONNECTOR_NAME_LEN: usize = 63 - "outpost-".len() - 17;
+
+/// The name of a connector's WorkflowTemplate: the compiler names it so, and the orchestrator
+/// references it by this name.
+pub fn template_name(connector: &str) -> String {
+    format!("outpost-{connector}")
+}
 
 /// The key of a connection's Secret (and file of its folder) holding the CA certificates its
 /// source's TLS is verified against, instead of the agent's bundle (the Kubernetes TLS Secret

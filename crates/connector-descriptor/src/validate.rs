@@ -36,8 +36,6 @@ static TAG: LazyLock<Regex> = LazyLock::new(|| regex(r"^[A-Za-z0-9_][A-Za-z0-9_.
 static DIGEST: LazyLock<Regex> = LazyLock::new(|| regex(r"^sha256:[0-9a-f]{64}$"));
 static QUANTITY: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"));
-static GO_DURATION: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"));
 
 /// Programs that run code given to them as text: shells, launchers that exec another
 /// program, and script interpreters. None may appear anywhere in an extract command.
@@ -319,7 +317,7 @@ impl ConnectorDescriptor {
                 ("retries.backoffDuration", &retries.value.backoff_duration),
                 ("retries.backoffCap", &retries.value.backoff_cap),
             ] {
-                if !GO_DURATION.is_match(duration) {
+                if !outpost_core::ids::is_go_duration(duration) {
                     check.at(
                         retries.referenced,
                         field,

@@ -65,6 +65,85 @@ impl ClientConfig {
             initial_backoff: Duration::from_millis(250),
         }
     }
+
+    /// The configuration for `url`, which must be https, or http to loopback only: the
+    /// bearer token would otherwise cross a network in clear text. `insecure_plain_http`
+    /// allows plain http anywhere, and says so in a warning.
+    pub fn checked(
+        url: &str,
+        token_file: impl Into<PathBuf>,
+        insecure_plain_http: bool,
+    ) -> Result<Self, ControlPlaneError> {
+        let base = url::Url::parse(url)
+            .map_err(|e| ControlPlaneError::Config(format!("control-plane URL `{url}`: {e}")))?;
+        let loopback = match base.host() {
+            Some(url::Host::Domain(host)) => host == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        match base.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" if insecure_plain_http => tracing::warn!(
+                url = %base,
+                "INSECURE: the control plane is reached over plain http (--insecure-plain-http): the agent's token crosses the network in clear text"
+            ),
+            "http" => {
+                return Err(ControlPlaneError::Config(format!(
+                    "control-plane URL `{url}` is plain http: the agent's token would cross the network in clear text; use https:// (or, knowingly, --insecure-plain-http)"
+                )));
+            }
+            other => {
+                return Err(ControlPlaneError::Config(format!(
+                    "control-plane URL `{url}`: scheme `{other}` is not https"
+                )));
+            }
+        }
+        Ok(Self::new(base, token_file))
+    }
+}
+
+/// The operator's side of the reference control plane (`/admin/v1`): queues `job` for
+/// `agent_id`, and answers the queued job as the server returns it.
+pub async fn enqueue(
+    base_url: &url::Url,
+    admin_token_file: &Path,
+    agent_id: &str,
+    job: &Value,
+) -> Result<String, ControlPlaneError> {
+    let token = read_token(admin_token_file)?;
+    let endpoint = base_url
+        .join("admin/v1/jobs")
+        .map_err(|e| ControlPlaneError::Config(format!("`{base_url}`: {e}")))?;
+    delivery::install_crypto_provider();
+    let http = delivery::direct::http_client(None)
+        .map_err(|e| ControlPlaneError::Config(e.to_string()))?;
+    let unreachable = |problem: String| ControlPlaneError::Unreachable {
+        url: base_url.to_string(),
+        operation: "enqueueJob",
+        attempts: 1,
+        problem,
+    };
+    let response = http
+        .post(endpoint)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "agentId": agent_id, "job": job }))
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        Ok(text)
+    } else {
+        Err(ControlPlaneError::Answer {
+            operation: "enqueueJob",
+            status: status.as_u16(),
+            code: String::new(),
+            message: text,
+        })
+    }
 }
 
 /// What a claim came to.
@@ -417,7 +496,7 @@ impl ControlPlaneClient {
                     String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
                 ),
             };
-            let message = delivery::redact_urls(&message);
+            let message = outpost_core::redact::redact_urls(&message);
             if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
                 last_problem = format!("HTTP {} {code}: {message}", status.as_u16());
                 tracing::debug!(operation, attempt, problem = %last_problem, "control plane busy");
@@ -437,7 +516,7 @@ impl ControlPlaneClient {
             });
         }
         Err(ControlPlaneError::Unreachable {
-            url: delivery::redact_urls(self.config.base_url.as_str()),
+            url: outpost_core::redact::redact_urls(self.config.base_url.as_str()),
             operation,
             attempts,
             problem: last_problem,
@@ -529,7 +608,7 @@ fn describe(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    delivery::redact_urls(&text)
+    outpost_core::redact::redact_urls(&text)
 }
 
 /// `base` scaled by a random factor in [0.5, 1.5), so many agents do not retry in step.

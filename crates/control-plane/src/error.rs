@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use delivery::DeliveryError;
-use delivery::exit;
+use outpost_core::ExitCode;
 
 /// A failed control-plane call.
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +63,13 @@ pub enum ControlPlaneError {
 
 impl ControlPlaneError {
     /// The process exit code (the same table as every other entrypoint).
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Token { .. } | Self::Config(_) => exit::CONFIG,
-            Self::Unreachable { .. } => exit::TEMPORARY,
-            Self::Unauthorized { .. } => exit::NO_PERMISSION,
-            Self::Answer { .. } => exit::DATA,
-            Self::Protocol { .. } => exit::PROTOCOL,
+            Self::Token { .. } | Self::Config(_) => ExitCode::Config,
+            Self::Unreachable { .. } => ExitCode::Temporary,
+            Self::Unauthorized { .. } => ExitCode::NoPermission,
+            Self::Answer { .. } => ExitCode::Data,
+            Self::Protocol { .. } => ExitCode::Protocol,
         }
     }
 

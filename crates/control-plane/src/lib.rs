@@ -8,8 +8,11 @@ pub mod client;
 mod error;
 mod joblist;
 pub mod limits;
+pub mod run;
 pub mod server;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod tokens;
 
 pub use client::{Claim, ClientConfig, ControlPlaneClient};

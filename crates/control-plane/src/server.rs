@@ -27,8 +27,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use delivery::bucket::Bucket;
-use delivery::run::RunKey;
 use http_body_util::BodyExt as _;
+use outpost_core::run::RunIdentity;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -721,8 +721,11 @@ async fn upload_urls(
     };
     // Errors below name the job's own values at most: the bucket and its prefix are the
     // server's business (its log has them), not the agent's.
-    let key = match RunKey::new(&connection, &job, &run) {
-        Ok(key) => key,
+    // The connector is no part of the folder, so it is left unknown.
+    let (key, folder) = match RunIdentity::new("", &connection, &job, &run)
+        .and_then(|key| key.folder().map(|folder| (key, folder)))
+    {
+        Ok(found) => found,
         Err(_) => {
             return problem(
                 StatusCode::BAD_REQUEST,
@@ -735,7 +738,7 @@ async fn upload_urls(
     if let Some(path) = request
         .paths
         .iter()
-        .find(|path| bucket.location(&key.relative(), path).is_err())
+        .find(|path| bucket.location(&folder, path).is_err())
     {
         return problem(
             StatusCode::BAD_REQUEST,

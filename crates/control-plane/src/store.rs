@@ -239,7 +239,7 @@ pub fn enqueue(
 ) -> Result<(), StoreError> {
     let segment = |field: &str| -> Result<String, StoreError> {
         match job.get(field).and_then(Value::as_str) {
-            Some(v) if connector_descriptor::ids::is_path_segment(v) => Ok(v.to_owned()),
+            Some(v) if outpost_core::ids::is_path_segment(v) => Ok(v.to_owned()),
             _ => Err(StoreError::Invalid(format!(
                 "a queued job needs `{field}`: letters, digits, `.`, `_`, `-`, at most 128"
             ))),

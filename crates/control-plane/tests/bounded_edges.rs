@@ -6,18 +6,16 @@
 //! limits (M3) are tested against the `outpost control-plane serve` process in
 //! `crates/outpost/tests/control_plane_limits.rs`.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use control_plane::api::{
-    CLAIMANT_HEADER, ErrorAnswer, Heartbeat, Heartbeats, JobState, StatusReport, rfc3339,
+    CLAIMANT_HEADER, ErrorAnswer, Heartbeat, JobState, StatusReport, rfc3339,
 };
+use control_plane::test_support::{self, AGENT, AGENT_TOKEN, TestServer, raw_http_server};
 use control_plane::{Claim, ClientConfig, ControlPlaneClient, ControlPlaneError};
 use serde_json::{Value, json};
-use support::{AGENT, AGENT_TOKEN, TestServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// One raw agent call: status, content type and body.
@@ -47,6 +45,11 @@ async fn call(
         .unwrap_or("")
         .to_owned();
     (status, kind, response.bytes().await.expect("body").to_vec())
+}
+
+/// `GET /v1/jobs` with `token`: status, content type and body.
+async fn list_jobs(server: &TestServer, token: &str) -> (u16, String, Vec<u8>) {
+    call(server, reqwest::Method::GET, "v1/jobs", token, &[], None).await
 }
 
 /// One request over a raw connection, for bodies the server refuses before reading them
@@ -121,6 +124,46 @@ fn report(id: &str, state: JobState) -> StatusReport {
     }
 }
 
+/// `client`'s report of `state` for job `id`, its answer dropped.
+async fn reported(
+    client: &ControlPlaneClient,
+    id: &str,
+    state: JobState,
+) -> Result<(), ControlPlaneError> {
+    client.report_status(id, &report(id, state)).await.map(drop)
+}
+
+/// Each of `answers` is a 409 with `code`; otherwise it was taken `when`.
+fn assert_conflicts(
+    answers: impl IntoIterator<Item = Result<(), ControlPlaneError>>,
+    code: &str,
+    when: &str,
+) {
+    for answer in answers {
+        match answer {
+            Err(ControlPlaneError::Answer {
+                status: 409,
+                code: refused,
+                ..
+            }) => assert_eq!(refused, code),
+            other => panic!("taken {when}: {other:?}"),
+        }
+    }
+}
+
+/// The jobs offered to [`AGENT`] (ten at the most).
+async fn offered(server: &TestServer) -> Vec<Value> {
+    server.client().pending_jobs(10).await.expect("list")
+}
+
+/// `claim` was refused with `code`.
+fn assert_claim_refused(claim: Claim, code: &str) {
+    match claim {
+        Claim::Refused { code: refused, .. } => assert_eq!(refused, code),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn beat(agent: &str, sent_at: SystemTime) -> Heartbeat {
     Heartbeat {
         agent_id: agent.to_owned(),
@@ -148,16 +191,6 @@ fn add_agent_b(server: &TestServer) -> ControlPlaneClient {
     ControlPlaneClient::new(config).expect("client")
 }
 
-async fn heartbeats(server: &TestServer) -> Vec<Heartbeat> {
-    let (status, body) = server
-        .admin(reqwest::Method::GET, "admin/v1/heartbeats", None)
-        .await;
-    assert_eq!(status, 200);
-    serde_json::from_slice::<Heartbeats>(&body)
-        .expect("heartbeats")
-        .heartbeats
-}
-
 #[tokio::test]
 async fn l1_a_heartbeat_for_another_agent_is_refused() {
     let server = TestServer::start(|_| {}).await;
@@ -181,7 +214,8 @@ async fn l1_a_heartbeat_for_another_agent_is_refused() {
         .heartbeat(&beat(AGENT, SystemTime::now()))
         .await
         .expect("agent-1 as itself");
-    let recorded: Vec<String> = heartbeats(&server)
+    let recorded: Vec<String> = server
+        .heartbeats()
         .await
         .into_iter()
         .map(|b| b.agent_id)
@@ -224,7 +258,7 @@ async fn l1_a_heartbeat_sent_far_from_the_servers_clock_is_refused() {
             .await
             .expect("within the skew");
     }
-    assert_eq!(heartbeats(&server).await.len(), 2);
+    assert_eq!(server.heartbeats().await.len(), 2);
     server.stop().await;
 }
 
@@ -244,7 +278,7 @@ async fn l1_heartbeats_are_pruned_to_the_newest_per_agent() {
         client.heartbeat(&heartbeat).await.expect("heartbeat");
         sent.push(heartbeat);
     }
-    let kept = heartbeats(&server).await;
+    let kept = server.heartbeats().await;
     // agent-b's one heartbeat is not pruned by agent-1's; agent-1 keeps its newest three.
     assert_eq!(kept.len(), 4, "{kept:?}");
     assert_eq!(kept[0].agent_id, "agent-b");
@@ -268,46 +302,21 @@ async fn l2_a_comment_in_the_tokens_file_is_not_a_token() {
     )
     .expect("tokens");
     for token in ["# disabled until onboarding", "#"] {
-        let (status, kind, body) =
-            call(&server, reqwest::Method::GET, "v1/jobs", token, &[], None).await;
+        let (status, kind, body) = list_jobs(&server, token).await;
         assert_ne!(status, 200, "`{token}` was taken as a token");
         assert_eq!(error_code(status, &kind, &body), "unavailable");
     }
     // The broken line breaks the file: nobody is let in on a guess until it is fixed.
-    let (status, _, _) = call(
-        &server,
-        reqwest::Method::GET,
-        "v1/jobs",
-        AGENT_TOKEN,
-        &[],
-        None,
-    )
-    .await;
+    let (status, _, _) = list_jobs(&server, AGENT_TOKEN).await;
     assert_eq!(status, 503);
     std::fs::write(
         server.dir.path().join("tokens"),
         format!("{AGENT} {AGENT_TOKEN}\n# agent-c is disabled until onboarding\n"),
     )
     .expect("tokens");
-    let (status, _, _) = call(
-        &server,
-        reqwest::Method::GET,
-        "v1/jobs",
-        AGENT_TOKEN,
-        &[],
-        None,
-    )
-    .await;
+    let (status, _, _) = list_jobs(&server, AGENT_TOKEN).await;
     assert_eq!(status, 200);
-    let (status, kind, body) = call(
-        &server,
-        reqwest::Method::GET,
-        "v1/jobs",
-        "# agent-c is disabled until onboarding",
-        &[],
-        None,
-    )
-    .await;
+    let (status, kind, body) = list_jobs(&server, "# agent-c is disabled until onboarding").await;
     assert_eq!(error_code(status, &kind, &body), "unauthorized");
     server.stop().await;
 }
@@ -317,7 +326,7 @@ async fn l2_a_short_token_in_the_tokens_file_is_refused_naming_the_file_and_line
     let server = TestServer::start(|_| {}).await;
     let tokens = server.dir.path().join("tokens");
     std::fs::write(&tokens, format!("{AGENT} {AGENT_TOKEN}\n\nagent-d short\n")).expect("tokens");
-    let (status, _, _) = call(&server, reqwest::Method::GET, "v1/jobs", "short", &[], None).await;
+    let (status, _, _) = list_jobs(&server, "short").await;
     assert_eq!(status, 503, "a five-character token was taken");
     let config = control_plane::server::ServerConfig {
         tokens_file: tokens.clone(),
@@ -350,12 +359,10 @@ async fn l3_reports_logs_and_upload_urls_are_refused_after_a_final_state() {
             .expect("claim"),
         Claim::Granted(_)
     ));
-    client
-        .report_status("job-1", &report("job-1", JobState::Running))
+    reported(&client, "job-1", JobState::Running)
         .await
         .expect("running");
-    client
-        .report_status("job-1", &report("job-1", JobState::Succeeded))
+    reported(&client, "job-1", JobState::Succeeded)
         .await
         .expect("succeeded");
     // A retried final report (its answer lost) is answered with the status, as before.
@@ -366,14 +373,8 @@ async fn l3_reports_logs_and_upload_urls_are_refused_after_a_final_state() {
     assert_eq!(again.state, JobState::Succeeded);
     // The reproduction: after the final state, everything else was still taken.
     let refusals = [
-        client
-            .report_status("job-1", &report("job-1", JobState::Failed))
-            .await
-            .map(drop),
-        client
-            .report_status("job-1", &report("job-1", JobState::Running))
-            .await
-            .map(drop),
+        reported(&client, "job-1", JobState::Failed).await,
+        reported(&client, "job-1", JobState::Running).await,
         client.upload_logs("job-1", "run-job-1", "late logs").await,
         client
             .upload_urls("job-1", "run-job-1", &["manifest.json".to_owned()])
@@ -385,14 +386,7 @@ async fn l3_reports_logs_and_upload_urls_are_refused_after_a_final_state() {
             .upload_logs("job-1", "run-job-1", "late logs")
             .await,
     ];
-    for refused in refusals {
-        match refused {
-            Err(ControlPlaneError::Answer {
-                status: 409, code, ..
-            }) => assert_eq!(code, "final"),
-            other => panic!("taken after the final state: {other:?}"),
-        }
-    }
+    assert_conflicts(refusals, "final", "after the final state");
     let record = &server.records().await.jobs[0];
     assert_eq!(record.status.state, JobState::Succeeded);
     let states: Vec<JobState> = record.history.iter().map(|e| e.state).collect();
@@ -417,46 +411,29 @@ async fn l3_only_the_claimant_holding_the_lease_may_report_or_upload() {
     let other = server.client().with_claimant("tick-b");
     let run = server.client();
     // Nobody claimed job-2: nothing may report on it, a run's step included.
-    for refused in [
-        other
-            .report_status("job-2", &report("job-2", JobState::Submitted))
-            .await
-            .map(drop),
-        run.report_status("job-2", &report("job-2", JobState::Succeeded))
-            .await
-            .map(drop),
-        run.upload_logs("job-2", "run-job-2", "logs").await,
-    ] {
-        match refused {
-            Err(ControlPlaneError::Answer {
-                status: 409, code, ..
-            }) => assert_eq!(code, "not-claimed"),
-            other => panic!("taken for an unclaimed job: {other:?}"),
-        }
-    }
+    assert_conflicts(
+        [
+            reported(&other, "job-2", JobState::Submitted).await,
+            reported(&run, "job-2", JobState::Succeeded).await,
+            run.upload_logs("job-2", "run-job-2", "logs").await,
+        ],
+        "not-claimed",
+        "for an unclaimed job",
+    );
     holder
         .claim("job-1", "tick-a", Duration::from_secs(60))
         .await
         .expect("claim");
     // The reproduction: another claimant reports on a job it does not hold.
-    for refused in [
-        other
-            .report_status("job-1", &report("job-1", JobState::Submitted))
-            .await
-            .map(drop),
-        other
-            .report_status("job-1", &report("job-1", JobState::Failed))
-            .await
-            .map(drop),
-        other.upload_logs("job-1", "run-job-1", "logs").await,
-    ] {
-        match refused {
-            Err(ControlPlaneError::Answer {
-                status: 409, code, ..
-            }) => assert_eq!(code, "leased"),
-            other => panic!("taken from a claimant without the lease: {other:?}"),
-        }
-    }
+    assert_conflicts(
+        [
+            reported(&other, "job-1", JobState::Submitted).await,
+            reported(&other, "job-1", JobState::Failed).await,
+            other.upload_logs("job-1", "run-job-1", "logs").await,
+        ],
+        "leased",
+        "from a claimant without the lease",
+    );
     // The lease holder's decisions need the claimant: without one they are refused.
     assert!(matches!(
         run.report_status("job-1", &report("job-1", JobState::Submitted))
@@ -481,23 +458,9 @@ async fn l3_only_the_claimant_holding_the_lease_may_report_or_upload() {
     server.stop().await;
 }
 
-/// An S3 bucket that signs URLs offline (signing needs no connection), named so that a
-/// leak is easy to spot.
+/// An S3 bucket that signs URLs offline, named so that a leak is easy to spot.
 fn signing_bucket(dir: &std::path::Path) -> delivery::bucket::Bucket {
-    delivery::install_crypto_provider();
-    let credentials = dir.join("ingest-credentials");
-    std::fs::create_dir_all(&credentials).expect("dir");
-    std::fs::write(credentials.join("access-key-id"), "l7-test-key").expect("key");
-    std::fs::write(credentials.join("secret-access-key"), "l7-test-secret").expect("secret");
-    let url =
-        delivery::bucket::BucketUrl::parse("s3://secret-ingest-bucket/hidden-prefix").expect("url");
-    let settings = delivery::bucket::StoreSettings {
-        endpoint: Some("http://127.0.0.1:9".to_owned()),
-        region: Some("us-east-1".to_owned()),
-        credentials_dir: Some(credentials),
-        ..Default::default()
-    };
-    delivery::bucket::Bucket::open(&url, &settings).expect("bucket")
+    test_support::signing_bucket(dir, "s3://secret-ingest-bucket/hidden-prefix")
 }
 
 #[tokio::test]
@@ -505,12 +468,7 @@ async fn l7_every_error_is_the_documented_json_and_names_no_bucket() {
     let scratch = tempfile::tempdir().expect("dir");
     let bucket = Arc::new(signing_bucket(scratch.path()));
     let server = TestServer::start(|config| config.ingest_bucket = Some(bucket)).await;
-    server.enqueue(job("job-1")).await;
-    server
-        .client()
-        .claim("job-1", "tick-a", Duration::from_secs(60))
-        .await
-        .expect("claim");
+    server.enqueue_claimed(job("job-1"), "tick-a").await;
     let json = |value: Value| Some(serde_json::to_vec(&value).expect("json"));
     let claimant = [(CLAIMANT_HEADER, "tick-a")];
     /// Method, path, headers, body, expected status and code.
@@ -667,7 +625,7 @@ async fn m5_a_running_job_whose_runner_died_is_offered_again() {
             .expect("claim"),
         Claim::Granted(_)
     ));
-    dead.report_status("job-1", &report("job-1", JobState::Running))
+    reported(&dead, "job-1", JobState::Running)
         .await
         .expect("running");
     // Its runner renews the lease while the job runs, by claiming again.
@@ -678,26 +636,18 @@ async fn m5_a_running_job_whose_runner_died_is_offered_again() {
         Claim::Granted(_)
     ));
     // While its lease is live, the running job is nobody else's.
-    assert!(
-        server
-            .client()
-            .pending_jobs(10)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(offered(&server).await.is_empty());
     let alive = server.client().with_claimant("runner-alive");
-    match alive
-        .claim("job-1", "runner-alive", lease)
-        .await
-        .expect("claim")
-    {
-        Claim::Refused { code, .. } => assert_eq!(code, "leased"),
-        other => panic!("{other:?}"),
-    }
+    assert_claim_refused(
+        alive
+            .claim("job-1", "runner-alive", lease)
+            .await
+            .expect("claim"),
+        "leased",
+    );
     // The reproduction: the runner dies; before, the job stayed `running` forever.
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
-    let offered = server.client().pending_jobs(10).await.expect("list");
+    let offered = offered(&server).await;
     assert_eq!(
         offered.len(),
         1,
@@ -713,21 +663,15 @@ async fn m5_a_running_job_whose_runner_died_is_offered_again() {
     ));
     // Exactly once: the dead runner, should it come back, can no longer report; the new
     // one finishes the job.
-    match dead
-        .report_status("job-1", &report("job-1", JobState::Succeeded))
-        .await
-    {
-        Err(ControlPlaneError::Answer {
-            status: 409, code, ..
-        }) => assert_eq!(code, "leased"),
-        other => panic!("the lapsed runner reported: {other:?}"),
-    }
-    alive
-        .report_status("job-1", &report("job-1", JobState::Running))
+    assert_conflicts(
+        [reported(&dead, "job-1", JobState::Succeeded).await],
+        "leased",
+        "from the lapsed runner",
+    );
+    reported(&alive, "job-1", JobState::Running)
         .await
         .expect("running again");
-    alive
-        .report_status("job-1", &report("job-1", JobState::Succeeded))
+    reported(&alive, "job-1", JobState::Succeeded)
         .await
         .expect("succeeded");
     let record = &server.records().await.jobs[0];
@@ -760,30 +704,21 @@ async fn m5_a_running_job_whose_runners_keep_dying_is_failed_after_a_bound() {
             ),
             "{name}"
         );
-        client
-            .report_status("job-1", &report("job-1", JobState::Running))
+        reported(&client, "job-1", JobState::Running)
             .await
             .expect("running");
         tokio::time::sleep(lease + Duration::from_millis(200)).await;
     }
     // One more lapse than allowed: the job is failed instead of offered again.
-    assert!(
+    assert!(offered(&server).await.is_empty());
+    assert_claim_refused(
         server
             .client()
-            .pending_jobs(10)
+            .claim("job-1", "runner-last", lease)
             .await
-            .expect("list")
-            .is_empty()
+            .expect("claim"),
+        "not-pending",
     );
-    match server
-        .client()
-        .claim("job-1", "runner-last", lease)
-        .await
-        .expect("claim")
-    {
-        Claim::Refused { code, .. } => assert_eq!(code, "not-pending"),
-        other => panic!("{other:?}"),
-    }
     let record = &server.records().await.jobs[0];
     assert_eq!(record.status.state, JobState::Failed);
     assert!(
@@ -830,29 +765,10 @@ where
     F: Fn(tokio::net::TcpStream, Arc<AtomicU64>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url =
-        url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
     let sent = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&sent);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let (counter, answer) = (Arc::clone(&counter), answer.clone());
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                answer(stream, counter).await;
-            });
-        }
-    });
+    let address = raw_http_server(move |stream, _head| answer(stream, Arc::clone(&counter))).await;
+    let url = url::Url::parse(&format!("http://{address}/")).expect("url");
     (url, sent)
 }
 

@@ -3,16 +3,14 @@
 //! answers), and every request the client sent and every answer the server gave must
 //! validate against the document's schema for that path, method, status and content type.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine as _;
 use control_plane::api::{Heartbeat, JobState, StatusReport, rfc3339};
+use control_plane::test_support::{self, Exchange, TestServer};
 use control_plane::{Claim, ControlPlaneError};
 use serde_json::{Value, json};
-use support::{Exchange, TestServer};
 
 fn document() -> Value {
     let yaml: Value =
@@ -163,33 +161,15 @@ fn all_operations(doc: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// An S3 bucket that signs URLs offline (signing needs no connection).
-fn signing_bucket(dir: &std::path::Path) -> delivery::bucket::Bucket {
-    delivery::install_crypto_provider();
-    let credentials = dir.join("ingest-credentials");
-    std::fs::create_dir_all(&credentials).expect("dir");
-    std::fs::write(credentials.join("access-key-id"), "contract-test-key").expect("key");
-    std::fs::write(
-        credentials.join("secret-access-key"),
-        "contract-test-secret",
-    )
-    .expect("secret");
-    let url = delivery::bucket::BucketUrl::parse("s3://ingest/outpost").expect("url");
-    let settings = delivery::bucket::StoreSettings {
-        endpoint: Some("http://127.0.0.1:9".to_owned()),
-        region: Some("us-east-1".to_owned()),
-        credentials_dir: Some(credentials),
-        ..Default::default()
-    };
-    delivery::bucket::Bucket::open(&url, &settings).expect("bucket")
-}
-
 #[tokio::test]
 async fn client_and_server_follow_the_openapi_document() {
     let doc = document();
     let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     let scratch = tempfile::tempdir().expect("dir");
-    let bucket = std::sync::Arc::new(signing_bucket(scratch.path()));
+    let bucket = std::sync::Arc::new(test_support::signing_bucket(
+        scratch.path(),
+        "s3://ingest/outpost",
+    ));
     let server = TestServer::start(|config| {
         config.signing_key = Some(control_plane::server::JobSigner::new(signing.clone()));
         config.ingest_bucket = Some(bucket);
@@ -207,7 +187,7 @@ async fn client_and_server_follow_the_openapi_document() {
         .admin(
             reqwest::Method::POST,
             "admin/v1/jobs",
-            Some(json!({ "agentId": support::AGENT, "job": job })),
+            Some(json!({ "agentId": test_support::AGENT, "job": job })),
         )
         .await;
     assert_eq!(status, 409, "a second job with the same id is refused");
@@ -229,7 +209,7 @@ async fn client_and_server_follow_the_openapi_document() {
         .expect("signature verifies");
     // Signed for the queue's agent, for a while, once (security issue 13, M1): the agent's
     // own checks accept it for that agent only.
-    assert_eq!(pending[0]["agentId"], support::AGENT);
+    assert_eq!(pending[0]["agentId"], test_support::AGENT);
     let nonce = orchestrator::signing::nonce_of(&pending[0]).expect("a nonce and notAfter");
     let lifetime = nonce
         .not_after
@@ -243,7 +223,7 @@ async fn client_and_server_follow_the_openapi_document() {
     let policy =
         |agent: &str| orchestrator::SigningPolicy::new(signing.verifying_key(), agent, now);
     assert_eq!(
-        policy(support::AGENT).check(&pending[0]),
+        policy(test_support::AGENT).check(&pending[0]),
         Vec::<String>::new()
     );
     assert_eq!(policy("agent-2").check(&pending[0]).len(), 1);
@@ -343,13 +323,7 @@ async fn client_and_server_follow_the_openapi_document() {
         .upload_logs("job-1", "run-1", "line one\nline two\n")
         .await
         .expect("logs");
-    let (status, logs) = server
-        .admin(
-            reqwest::Method::GET,
-            "admin/v1/jobs/job-1/runs/run-1/logs",
-            None,
-        )
-        .await;
+    let (status, logs) = server.logs("job-1", "run-1").await;
     assert_eq!(
         (status, logs.as_slice()),
         (200, b"line one\nline two\n".as_slice())
@@ -409,7 +383,7 @@ async fn client_and_server_follow_the_openapi_document() {
     // The token is re-read on every request: rotating it back works at once.
     std::fs::write(
         server.agent_token_file(),
-        format!("{}\n", support::AGENT_TOKEN),
+        format!("{}\n", test_support::AGENT_TOKEN),
     )
     .expect("rotate");
     client.pending_jobs(10).await.expect("rotated token works");

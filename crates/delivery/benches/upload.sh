@@ -22,13 +22,23 @@ aws="$(scripts/install-awscli.sh)"
 cargo build --release --locked -q -p outpost
 outpost="$root/target/release/outpost"
 
-work="$(mktemp -d)"
+# Everything the run writes (1 GiB of payload, the store, logs) is in one folder, removed on
+# any exit: success, failure, Ctrl-C or kill.
+work="$(mktemp -d "${TMPDIR:-/tmp}/outpost-bench-upload.XXXXXX")"
 s3s_pid=""
 cleanup() {
-  [ -n "$s3s_pid" ] && kill "$s3s_pid" 2>/dev/null && wait "$s3s_pid" 2>/dev/null
+  # Each step may fail (the server already gone) without skipping the next: under `set -e`
+  # a failing `wait` at the end of an `&&` list would end the trap before the `rm`.
+  if [ -n "$s3s_pid" ]; then
+    kill "$s3s_pid" 2>/dev/null || true
+    wait "$s3s_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 mkdir -p "$work/store/bench"
 "$tools_bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key "$key_id" --secret-key "$secret" \
   "$work/store" >"$work/s3s-fs.log" 2>&1 &

@@ -28,7 +28,6 @@ use futures_util::StreamExt;
 use rand::RngExt;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::relay::DeliveryReport;
@@ -74,7 +73,7 @@ mod rfc3339 {
 impl UploadUrl {
     /// `scheme://host/path`: the URL without its query (which carries the signature).
     pub fn redacted(&self) -> String {
-        redact(&self.url)
+        outpost_core::redact::redact_url(&self.url)
     }
 
     fn check(&self, path: &str) -> Result<(), DeliveryError> {
@@ -112,16 +111,6 @@ impl UploadUrl {
         }
         Ok(())
     }
-}
-
-/// `scheme://host[:port]/path` of a URL, never its query or user info.
-pub fn redact(url: &url::Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or("?"));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
-    shown.push_str(url.path());
-    shown
 }
 
 /// A run's upload URLs: run-relative path (`tables/part-00000.ndjson.zst`, `manifest.json`)
@@ -383,7 +372,7 @@ impl Body {
                         path: path.clone(),
                         source,
                     })?;
-                let digest = metadata_extract::writer::hex(&Sha256::digest(&buffer));
+                let digest = outpost_core::output::sha256_hex(&buffer);
                 if buffer.len() as u64 != *bytes || digest != *sha256 {
                     return Err(DeliveryError::Inconsistent {
                         path: path.clone(),
@@ -533,16 +522,6 @@ fn error_code(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction_drops_the_signature() {
-        let url = url::Url::parse(
-            "https://user:pw@bucket.s3.amazonaws.com:8443/a/b.zst?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA",
-        )
-        .expect("valid");
-        let shown = redact(&url);
-        assert_eq!(shown, "https://bucket.s3.amazonaws.com:8443/a/b.zst");
-    }
 
     #[test]
     fn url_files_parse_with_either_expiry_spelling() {

@@ -2,24 +2,9 @@
 
 use std::path::PathBuf;
 
-/// Exit codes of `outpost upload` (sysexits.h), read by the WorkflowTemplate's retry policy:
-/// only [`exit::TEMPORARY`] is retried.
-pub mod exit {
-    /// Bad arguments: an unknown bucket scheme, an invalid run id.
-    pub const USAGE: u8 = 64;
-    /// The output folder is inconsistent: a file differs from its manifest entry.
-    pub const DATA: u8 = 65;
-    /// The output folder has no manifest: extraction did not finish.
-    pub const NO_INPUT: u8 = 66;
-    /// An answer the protocol does not define (a control plane off its API document).
-    pub const PROTOCOL: u8 = 76;
-    /// A failure a retry may cure: the store kept answering 5xx, timing out, dropping.
-    pub const TEMPORARY: u8 = 75;
-    /// The store or a pre-signed URL refused the request (403, expired, tampered).
-    pub const NO_PERMISSION: u8 = 77;
-    /// Configuration that cannot work: missing credentials, an unreadable CA bundle.
-    pub const CONFIG: u8 = 78;
-}
+use outpost_core::ExitCode;
+use outpost_core::redact::redact_urls;
+use outpost_core::run::{RunIdError, RunIdMismatch};
 
 /// Why a delivery failed. No variant carries a credential or a pre-signed URL's query string.
 #[derive(Debug, thiserror::Error)]
@@ -135,22 +120,24 @@ fn detail_suffix(detail: &Option<String>) -> String {
 }
 
 impl DeliveryError {
-    /// The process exit code for this failure (see [`exit`]).
-    pub fn exit_code(&self) -> u8 {
+    /// The process exit code for this failure: only [`ExitCode::Temporary`] is retried.
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Destination { .. } | Self::RunId { .. } | Self::WrongRun { .. } => exit::USAGE,
-            Self::Inconsistent { .. } => exit::DATA,
-            Self::NoManifest { .. } | Self::Read { .. } => exit::NO_INPUT,
-            Self::Config(_) | Self::Urls(_) => exit::CONFIG,
-            Self::Refused { .. } | Self::UrlRejected { .. } => exit::NO_PERMISSION,
-            Self::Store { .. } | Self::UrlRetriesExhausted { .. } => exit::TEMPORARY,
+            Self::Destination { .. } | Self::RunId { .. } | Self::WrongRun { .. } => {
+                ExitCode::Usage
+            }
+            Self::Inconsistent { .. } => ExitCode::Data,
+            Self::NoManifest { .. } | Self::Read { .. } => ExitCode::NoInput,
+            Self::Config(_) | Self::Urls(_) => ExitCode::Config,
+            Self::Refused { .. } | Self::UrlRejected { .. } => ExitCode::NoPermission,
+            Self::Store { .. } | Self::UrlRetriesExhausted { .. } => ExitCode::Temporary,
         }
     }
 
     /// Classifies an object-store error for `location`.
     pub fn from_store(location: impl Into<String>, error: object_store::Error) -> Self {
         let location = location.into();
-        let detail = redact_urls(&chain(&error));
+        let detail = redact_urls(&outpost_core::redact::error_chain(&error));
         match &error {
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => Self::Refused { location, detail },
@@ -160,52 +147,24 @@ impl DeliveryError {
     }
 }
 
-/// An error and its causes, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
+impl From<RunIdError> for DeliveryError {
+    fn from(e: RunIdError) -> Self {
+        Self::RunId {
+            field: e.field,
+            value: e.value,
+            reason: e.reason,
         }
-        source = cause.source();
     }
-    text
 }
 
-/// Removes the query string of every `http(s)://` URL in `text`: a SAS token or a pre-signed
-/// URL's signature is a credential, and stores' error messages quote request URLs.
-pub fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    // Schemes are case-insensitive (`HTTPS://…?X-Amz-Signature=…` is as live as lowercase);
-    // ASCII lowercasing keeps byte offsets, so positions found in the copy hold in `rest`.
-    while let Some(start) = rest.to_ascii_lowercase().find("http") {
-        let (before, from) = rest.split_at(start);
-        out.push_str(before);
-        let lower = from.get(..8).unwrap_or(from).to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            out.push_str(&from[..4]);
-            rest = &from[4..];
-            continue;
+impl From<RunIdMismatch> for DeliveryError {
+    fn from(e: RunIdMismatch) -> Self {
+        Self::WrongRun {
+            field: e.field,
+            expected: e.expected,
+            found: e.found,
         }
-        let end = from
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')'))
-            .unwrap_or(from.len());
-        let url = &from[..end];
-        match url.find('?') {
-            Some(q) => {
-                out.push_str(&url[..q]);
-                out.push_str("?<redacted>");
-            }
-            None => out.push_str(url),
-        }
-        rest = &from[end..];
     }
-    out.push_str(rest);
-    out
 }
 
 /// Object stores report some 403s as generic errors; the text is the only clue.
@@ -216,22 +175,4 @@ fn is_refusal(text: &str) -> bool {
         || text.contains("SignatureDoesNotMatch")
         || text.contains("AuthenticationFailed")
         || text.contains("InvalidAccessKeyId")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_strings_are_cut_from_quoted_urls() {
-        let text = "Error performing PUT https://acct.blob.core.windows.net/c/x?sv=2022&sig=SECRET in 1s: 'http://h:1/p?X-Amz-Signature=SECRET2' then http://plain/path";
-        let shown = redact_urls(text);
-        assert!(!shown.contains("SECRET"), "{shown}");
-        assert!(
-            shown.contains("https://acct.blob.core.windows.net/c/x?<redacted> in 1s"),
-            "{shown}"
-        );
-        assert!(shown.contains("http://plain/path"), "{shown}");
-        assert_eq!(redact_urls("no urls, just httpd"), "no urls, just httpd");
-    }
 }

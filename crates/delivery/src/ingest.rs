@@ -225,7 +225,7 @@ impl UrlSource for CheckedSource {
 }
 
 fn parse_pattern(entry: &str) -> Result<HostPattern, String> {
-    let (wildcard, name) = connector_descriptor::ids::ingest_host_pattern(entry)?;
+    let (wildcard, name) = outpost_core::ids::ingest_host_pattern(entry)?;
     Ok(if wildcard {
         HostPattern::Suffix(format!(".{name}"))
     } else {

@@ -11,6 +11,7 @@
 
 pub mod bounded;
 pub mod bucket;
+pub mod deliver;
 pub mod direct;
 mod error;
 pub mod gcs;
@@ -19,10 +20,14 @@ pub mod presign;
 pub mod relay;
 pub mod run;
 
-pub use error::{DeliveryError, exit, redact_urls};
+pub use error::DeliveryError;
 
 /// Told about each file as it finishes.
 pub trait Progress: Sync {
+    /// A delivery of `total` bytes (manifest included) starts.
+    fn start(&self, total: u64) {
+        let _ = total;
+    }
     /// `relative` (run-relative path) is stored, `bytes` long.
     fn file_done(&self, relative: &str, bytes: u64);
 }

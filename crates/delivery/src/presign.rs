@@ -4,16 +4,17 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use outpost_core::run::RunIdentity;
+
 use crate::DeliveryError;
 use crate::bucket::{Bucket, StoreKind};
 use crate::direct::{UploadUrl, UrlSet};
-use crate::run::RunKey;
 
 /// Signs a PUT URL, valid for `expires_in`, for each of `paths` (run-relative) under
 /// `<prefix>/<connection>/<job>/<run>/`.
 pub async fn presign_run(
     bucket: &Bucket,
-    key: &RunKey,
+    identity: &RunIdentity,
     paths: &[String],
     expires_in: Duration,
 ) -> Result<UrlSet, DeliveryError> {
@@ -27,9 +28,10 @@ pub async fn presign_run(
         StoreKind::Azure => BTreeMap::from([("x-ms-blob-type".to_owned(), "BlockBlob".to_owned())]),
         _ => BTreeMap::new(),
     };
+    let folder = identity.folder()?;
     let mut urls = UrlSet::new();
     for path in paths {
-        let location = bucket.location(&key.relative(), path)?;
+        let location = bucket.location(&folder, path)?;
         let url = signer
             .signed_url(reqwest::Method::PUT, &location, expires_in)
             .await

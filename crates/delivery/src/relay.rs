@@ -26,7 +26,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::bucket::Bucket;
-use crate::run::{LocalRun, MANIFEST, RunFile, RunKey};
+use outpost_core::run::RunIdentity;
+
+use crate::run::{LocalRun, MANIFEST, RunFile};
 use crate::{DeliveryError, Progress};
 
 /// Limits of one delivery.
@@ -85,14 +87,14 @@ pub struct DeliveryReport {
 /// Delivers `run` into `bucket` under `<prefix>/<connection>/<job>/<run>/`.
 pub async fn relay(
     bucket: &Bucket,
-    key: &RunKey,
+    identity: &RunIdentity,
     run: &LocalRun,
     limits: UploadLimits,
     progress: &dyn Progress,
 ) -> Result<DeliveryReport, DeliveryError> {
     let started = Instant::now();
     let limits = limits.checked();
-    let run_folder = key.relative();
+    let run_folder = identity.folder()?;
     let manifest_location = bucket.location(&run_folder, MANIFEST)?;
     let manifest_url = format!("{}/{}", bucket.url, strip(bucket, &manifest_location));
     let store = &bucket.store;
@@ -448,7 +450,7 @@ fn check_digest(file: &RunFile, hasher: Sha256, read: u64) -> Result<(), Deliver
             problem: format!("{read} bytes read, the manifest says {}", file.bytes),
         });
     }
-    let digest = metadata_extract::writer::hex(&hasher.finalize());
+    let digest = outpost_core::output::hex(&hasher.finalize());
     if digest != file.sha256 {
         return Err(DeliveryError::Inconsistent {
             path: file.path.clone(),

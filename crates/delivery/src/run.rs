@@ -2,81 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use metadata_extract::writer::Manifest;
+pub use outpost_core::output::MANIFEST;
+use outpost_core::output::Manifest;
+use outpost_core::run::RunIdentity;
 
 use crate::DeliveryError;
-
-/// The name of the file that commits a run: written last, everywhere.
-pub const MANIFEST: &str = "manifest.json";
-
-/// Which run a delivery belongs to; each part becomes one path segment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunKey {
-    connection: String,
-    job_id: String,
-    run_id: String,
-}
-
-impl RunKey {
-    /// Checks each identifier. `connection` must be a DNS label (it also names the
-    /// connection's Secret); job and run ids may use letters, digits, `.`, `_` and `-`
-    /// (UUIDs, timestamps), up to 128 characters, and never `.` or `..`.
-    pub fn new(connection: &str, job_id: &str, run_id: &str) -> Result<Self, DeliveryError> {
-        check_dns_label("connection", connection)?;
-        check_segment("job-id", job_id)?;
-        check_segment("run-id", run_id)?;
-        Ok(Self {
-            connection: connection.to_owned(),
-            job_id: job_id.to_owned(),
-            run_id: run_id.to_owned(),
-        })
-    }
-
-    /// The connection id.
-    pub fn connection(&self) -> &str {
-        &self.connection
-    }
-
-    /// The job id.
-    pub fn job_id(&self) -> &str {
-        &self.job_id
-    }
-
-    /// The run id.
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
-    /// `<connection>/<job>/<run>`: the run's folder below a destination's prefix.
-    pub fn relative(&self) -> String {
-        format!("{}/{}/{}", self.connection, self.job_id, self.run_id)
-    }
-}
-
-fn check_dns_label(field: &'static str, value: &str) -> Result<(), DeliveryError> {
-    if connector_descriptor::ids::is_dns_label(value) {
-        Ok(())
-    } else {
-        Err(DeliveryError::RunId {
-            field,
-            value: value.to_owned(),
-            reason: "must be a DNS label: 1-63 lowercase letters, digits or `-`, starting and ending with a letter or digit".to_owned(),
-        })
-    }
-}
-
-fn check_segment(field: &'static str, value: &str) -> Result<(), DeliveryError> {
-    if connector_descriptor::ids::is_path_segment(value) {
-        Ok(())
-    } else {
-        Err(DeliveryError::RunId {
-            field,
-            value: value.to_owned(),
-            reason: "must be 1-128 letters, digits, `.`, `_` or `-`, and not `.` or `..`"
-                .to_owned(),
-        })
-    }
-}
 
 /// One data file of a run, as its manifest lists it.
 #[derive(Clone, Debug)]
@@ -189,32 +119,10 @@ impl LocalRun {
         self.files.iter().map(|f| f.bytes).sum()
     }
 
-    /// Refuses a manifest written for another run than `key` (or another connector), so a
-    /// mixed-up volume can never be delivered under the wrong name.
-    pub fn check_identity(&self, connector: &str, key: &RunKey) -> Result<(), DeliveryError> {
-        let identity = &self.manifest.identity;
-        let pairs: [(&'static str, &str, Option<&str>); 4] = [
-            ("connector", connector, Some(identity.connector.as_str())),
-            (
-                "connection",
-                key.connection(),
-                identity.connection.as_deref(),
-            ),
-            ("job-id", key.job_id(), identity.job_id.as_deref()),
-            ("run-id", key.run_id(), identity.run_id.as_deref()),
-        ];
-        for (field, expected, found) in pairs {
-            if let Some(found) = found
-                && found != expected
-            {
-                return Err(DeliveryError::WrongRun {
-                    field,
-                    expected: expected.to_owned(),
-                    found: found.to_owned(),
-                });
-            }
-        }
-        Ok(())
+    /// Refuses a manifest written for another run than `expected` (or another connector), so
+    /// a mixed-up volume can never be delivered under the wrong name.
+    pub fn check_identity(&self, expected: &RunIdentity) -> Result<(), DeliveryError> {
+        Ok(expected.check_matches(&self.manifest.identity)?)
     }
 }
 
@@ -232,25 +140,6 @@ fn is_safe_relative(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn run_ids_are_checked_as_path_segments() {
-        assert!(RunKey::new("pg-prod", "6f1c2d3e-aaaa", "20261126T040000Z.1").is_ok());
-        for (connection, job, run) in [
-            ("PG", "j", "r"),
-            ("-pg", "j", "r"),
-            ("pg", "..", "r"),
-            ("pg", "j", "a/b"),
-            ("pg", "j", ""),
-            ("pg", "{{workflow.name}}", "r"),
-            ("pg", "j", &"x".repeat(129)),
-        ] {
-            assert!(
-                RunKey::new(connection, job, run).is_err(),
-                "{connection}/{job}/{run} accepted"
-            );
-        }
-    }
 
     #[test]
     fn manifest_paths_must_stay_inside_the_run() {

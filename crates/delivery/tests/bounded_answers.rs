@@ -10,13 +10,14 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use control_plane::test_support::raw_http_server;
 use delivery::NoProgress;
 use delivery::bucket::{Bucket, BucketUrl, StoreSettings};
 use delivery::direct::{DirectLimits, UploadUrl, UrlFile, UrlSet, deliver_direct, http_client};
 use delivery::relay::{UploadLimits, relay};
 use delivery::run::LocalRun;
 use support::{key, small_files, write_run};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 /// How long the store trickles before it gives up: far beyond any bound under test.
 const TRICKLE_FOR: Duration = Duration::from_secs(600);
@@ -26,40 +27,24 @@ const BOUND: Duration = Duration::from_secs(60);
 /// A loopback "store" answering every request `403 AccessDenied` with a 100,000-byte body
 /// of which it sends the first line at once and then one byte every 2 s.
 async fn trickling_store() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let start = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>";
-                let answer = format!(
-                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: 100000\r\n\r\n{}",
-                    String::from_utf8_lossy(start)
-                );
-                if stream.write_all(answer.as_bytes()).await.is_err() {
-                    return;
-                }
-                let started = Instant::now();
-                while started.elapsed() < TRICKLE_FOR {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    if stream.write_all(b"x").await.is_err() {
-                        return;
-                    }
-                }
-            });
+    raw_http_server(|mut stream, _head| async move {
+        let start = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>";
+        let answer = format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: 100000\r\n\r\n{}",
+            String::from_utf8_lossy(start)
+        );
+        if stream.write_all(answer.as_bytes()).await.is_err() {
+            return;
         }
-    });
-    address
+        let started = Instant::now();
+        while started.elapsed() < TRICKLE_FOR {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if stream.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -146,7 +146,9 @@ fn listing(kind: StoreKind) {
             .await
             .expect("delivered");
         // One level down: the stream folders and the manifest, nothing else.
-        let prefix = bucket.location(&key.relative(), "").expect("path");
+        let prefix = bucket
+            .location(&key.folder().expect("ids"), "")
+            .expect("path");
         let listed = bucket
             .store
             .list_with_delimiter(Some(&prefix))
@@ -176,7 +178,11 @@ fn listing(kind: StoreKind) {
         for (relative, content) in &files {
             let meta = bucket
                 .store
-                .head(&bucket.location(&key.relative(), relative).expect("path"))
+                .head(
+                    &bucket
+                        .location(&key.folder().expect("ids"), relative)
+                        .expect("path"),
+                )
                 .await
                 .expect("head");
             assert_eq!(meta.size, content.len() as u64, "{relative}");
@@ -233,7 +239,7 @@ fn idempotent_rerun(kind: StoreKind) {
         let error = relay(&bucket, &key, &run, UploadLimits::default(), &NoProgress)
             .await
             .expect_err("a changed file is refused");
-        assert_eq!(error.exit_code(), delivery::exit::DATA, "{error}");
+        assert_eq!(error.exit_code(), outpost_core::ExitCode::Data, "{error}");
         let partial = read_back(&bucket, &key).await;
         assert!(
             !partial.contains_key("manifest.json"),
@@ -270,7 +276,7 @@ fn unfinished_run_is_refused(kind: StoreKind) {
     let dir = write_run(&work.path().join("run"), &key, &small_files(3, 6));
     std::fs::remove_file(dir.join("manifest.json")).expect("remove");
     let error = LocalRun::open(&dir).expect_err("no manifest");
-    assert_eq!(error.exit_code(), delivery::exit::NO_INPUT);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::NoInput);
     runtime().block_on(async {
         assert!(read_back(&backend.bucket(), &key).await.is_empty());
     });

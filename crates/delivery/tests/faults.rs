@@ -4,14 +4,15 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use delivery::NoProgress;
 use delivery::bucket::{Bucket, BucketUrl, StoreKind, StoreSettings};
 use delivery::direct::{DirectLimits, UrlFile, deliver_direct, http_client};
 use delivery::presign::presign_run;
-use delivery::relay::{UploadLimits, relay};
+use delivery::relay::{DeliveryReport, UploadLimits, relay};
 use delivery::run::LocalRun;
+use delivery::{DeliveryError, NoProgress};
 use support::fault_proxy::{Exchange, Fault, FaultPlan, FaultProxy};
 use support::*;
 
@@ -37,6 +38,56 @@ fn two_hundred_files(large: usize) -> Vec<(String, Vec<u8>)> {
         ));
     }
     files
+}
+
+/// A run folder of [`two_hundred_files`] (`large` of them large) in a temporary folder:
+/// that folder (removed when dropped), the run's folder and its files.
+fn run_of_two_hundred_files(large: usize) -> (tempfile::TempDir, PathBuf, Vec<(String, Vec<u8>)>) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let files = two_hundred_files(large);
+    let dir = write_run(&work.path().join("run"), &key(), &files);
+    (work, dir, files)
+}
+
+/// After a delivery of such a run through `proxy` that reported `delivered` files: faults
+/// were injected, and the store holds the run (read back straight from it, not through the
+/// proxy).
+async fn assert_delivered_despite_faults(
+    delivered: usize,
+    proxy: &FaultProxy,
+    backend: &Backend,
+    dir: &Path,
+) {
+    assert_eq!(delivered, 200);
+    assert_faults_happened(proxy);
+    assert_delivered(&read_back(&backend.bucket(), &key()).await, dir);
+}
+
+/// A run of 200 files (4 of them large) delivered to S3 by `deliver` through a proxy that
+/// injects the faults of `plan(seed)`: nothing is lost, and the manifest is the last write the
+/// store accepted. `deliver` gets the bucket as reached through the proxy, the run, its files
+/// and a folder for files of its own.
+fn s3_loses_nothing_under_faults(
+    test: &str,
+    seed: u64,
+    deliver: impl AsyncFnOnce(
+        Bucket,
+        &LocalRun,
+        &[(String, Vec<u8>)],
+        &Path,
+    ) -> Result<DeliveryReport, DeliveryError>,
+) {
+    let backend = Backend::open(StoreKind::S3, test);
+    let (work, dir, files) = run_of_two_hundred_files(4);
+    runtime().block_on(async {
+        let proxy = FaultProxy::start(&env("OUTPOST_TEST_S3_ENDPOINT"), plan(seed)).await;
+        let run = LocalRun::open(&dir).expect("run");
+        let report = deliver(through(&backend, &proxy), &run, &files, work.path())
+            .await
+            .expect("delivered despite faults");
+        assert_manifest_committed_last(&proxy.log());
+        assert_delivered_despite_faults(report.files, &proxy, &backend, &dir).await;
+    });
 }
 
 /// The S3 bucket of `backend`, reached through `proxy`.
@@ -76,28 +127,8 @@ fn assert_faults_happened(proxy: &FaultProxy) {
 
 #[test]
 fn relay_loses_nothing_under_faults() {
-    let backend = Backend::open(StoreKind::S3, "faults-relay");
-    let work = tempfile::tempdir().expect("tempdir");
-    let key = key();
-    let files = two_hundred_files(4);
-    let dir = write_run(&work.path().join("run"), &key, &files);
-    runtime().block_on(async {
-        let proxy = FaultProxy::start(&env("OUTPOST_TEST_S3_ENDPOINT"), plan(7)).await;
-        let run = LocalRun::open(&dir).expect("run");
-        let report = relay(
-            &through(&backend, &proxy),
-            &key,
-            &run,
-            UploadLimits::default(),
-            &NoProgress,
-        )
-        .await
-        .expect("delivered despite faults");
-        assert_eq!(report.files, 200);
-        assert_faults_happened(&proxy);
-        assert_manifest_committed_last(&proxy.log());
-        // Read back straight from the store, not through the proxy.
-        assert_delivered(&read_back(&backend.bucket(), &key).await, &dir);
+    s3_loses_nothing_under_faults("faults-relay", 7, async |bucket, run, _, _| {
+        relay(&bucket, &key(), run, UploadLimits::default(), &NoProgress).await
     });
 }
 
@@ -106,11 +137,9 @@ fn relay_loses_nothing_under_faults() {
 #[test]
 fn gcs_relay_loses_nothing_under_faults() {
     let backend = Backend::open(StoreKind::Gcs, "faults-gcs");
-    let work = tempfile::tempdir().expect("tempdir");
     let key = key();
     // Enough resumable sessions (two chunks each) that faults hit them.
-    let files = two_hundred_files(16);
-    let dir = write_run(&work.path().join("run"), &key, &files);
+    let (_work, dir, _) = run_of_two_hundred_files(16);
     runtime().block_on(async {
         let proxy = FaultProxy::start(
             &env("OUTPOST_TEST_GCS_ENDPOINT"),
@@ -125,8 +154,6 @@ fn gcs_relay_loses_nothing_under_faults() {
         let report = relay(&bucket, &key, &run, UploadLimits::default(), &NoProgress)
             .await
             .expect("delivered despite faults");
-        assert_eq!(report.files, 200);
-        assert_faults_happened(&proxy);
         let session_faults = proxy
             .log()
             .iter()
@@ -139,50 +166,33 @@ fn gcs_relay_loses_nothing_under_faults() {
         let writes = writes.lock().expect("log").clone();
         assert_eq!(writes.len(), 201, "each object acknowledged once");
         assert!(writes.last().expect("writes").ends_with("/manifest.json"));
-        assert_delivered(&read_back(&backend.bucket(), &key).await, &dir);
+        assert_delivered_despite_faults(report.files, &proxy, &backend, &dir).await;
     });
 }
 
 #[test]
 fn direct_ingestion_loses_nothing_under_faults() {
-    let backend = Backend::open(StoreKind::S3, "faults-direct");
-    let work = tempfile::tempdir().expect("tempdir");
-    let key = key();
-    let files = two_hundred_files(4);
-    let dir = write_run(&work.path().join("run"), &key, &files);
-    runtime().block_on(async {
-        let proxy = FaultProxy::start(&env("OUTPOST_TEST_S3_ENDPOINT"), plan(13)).await;
-        let run = LocalRun::open(&dir).expect("run");
+    s3_loses_nothing_under_faults("faults-direct", 13, async |bucket, run, files, work| {
         // URLs signed for the proxy's address, as a SaaS signs them for its own host.
         let mut paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
         paths.push("manifest.json".to_owned());
-        let urls = presign_run(
-            &through(&backend, &proxy),
-            &key,
-            &paths,
-            Duration::from_secs(900),
-        )
-        .await
-        .expect("signed");
-        let url_file = work.path().join("urls.json");
+        let urls = presign_run(&bucket, &key(), &paths, Duration::from_secs(900))
+            .await
+            .expect("signed");
+        let url_file = work.join("urls.json");
         std::fs::write(&url_file, serde_json::to_vec(&urls).expect("json")).expect("write");
         let limits = DirectLimits {
             initial_backoff: Duration::from_millis(20),
             ..DirectLimits::default()
         };
-        let report = deliver_direct(
+        deliver_direct(
             &http_client(None).expect("client"),
             &UrlFile::new(&url_file),
-            &run,
+            run,
             limits,
             &NoProgress,
         )
         .await
-        .expect("delivered despite faults");
-        assert_eq!(report.files, 200);
-        assert_faults_happened(&proxy);
-        assert_manifest_committed_last(&proxy.log());
-        assert_delivered(&read_back(&backend.bucket(), &key).await, &dir);
     });
 }
 
@@ -217,7 +227,11 @@ fn a_store_that_never_recovers_fails_with_the_retry_exit_code() {
         let error = relay(&bucket, &key, &run, UploadLimits::default(), &NoProgress)
             .await
             .expect_err("the store is down");
-        assert_eq!(error.exit_code(), delivery::exit::TEMPORARY, "{error}");
+        assert_eq!(
+            error.exit_code(),
+            outpost_core::ExitCode::Temporary,
+            "{error}"
+        );
         assert!(read_back(&backend.bucket(), &key).await.is_empty());
     });
 }

@@ -234,7 +234,11 @@ async fn m2_private_and_loopback_ingest_urls_are_refused() {
             false,
         );
         let error = deliver(&source, &run.run).await.expect_err(base);
-        assert_eq!(error.exit_code(), 78, "{base}: {error}");
+        assert_eq!(
+            error.exit_code(),
+            outpost_core::ExitCode::Config,
+            "{base}: {error}"
+        );
         let text = error.to_string();
         assert!(text.contains(why), "{base}: expected `{why}` in: {text}");
         assert!(text.contains("nothing was uploaded"), "{text}");

@@ -13,8 +13,9 @@ use delivery::direct::{
     DirectLimits, UploadUrl, UrlFile, UrlSet, UrlSource, deliver_direct, http_client,
 };
 use delivery::presign::presign_run;
-use delivery::run::{LocalRun, RunKey};
+use delivery::run::LocalRun;
 use delivery::{DeliveryError, NoProgress};
+use outpost_core::run::RunIdentity;
 use support::*;
 
 struct Case {
@@ -22,7 +23,7 @@ struct Case {
     bucket: Bucket,
     signer: Bucket,
     work: tempfile::TempDir,
-    key: RunKey,
+    key: RunIdentity,
     files: Vec<(String, Vec<u8>)>,
     run: LocalRun,
 }
@@ -84,6 +85,22 @@ impl Case {
 
     async fn stored(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
         read_back(&self.bucket, &self.key).await
+    }
+
+    /// Delivers through `urls`, whose URL for `victim` was `spoiled` ("tampered"…): the
+    /// store refuses it, the upload is not stored and the run never becomes visible.
+    async fn assert_refused(&self, urls: &UrlSet, victim: &str, spoiled: &str) {
+        let error = self.deliver(&self.url_file(urls)).await.expect_err(spoiled);
+        assert_rejected(&error);
+        let stored = self.stored().await;
+        assert!(
+            !stored.contains_key(victim),
+            "the {spoiled} upload was stored"
+        );
+        assert!(
+            !stored.contains_key("manifest.json"),
+            "the run became visible"
+        );
     }
 }
 
@@ -155,20 +172,7 @@ fn tampered(kind: StoreKind) {
         let mut bytes = query.into_bytes();
         bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
         url.set_query(Some(&String::from_utf8(bytes).expect("ascii")));
-        let error = case
-            .deliver(&case.url_file(&urls))
-            .await
-            .expect_err("tampered");
-        assert_rejected(&error);
-        let stored = case.stored().await;
-        assert!(
-            !stored.contains_key(&victim),
-            "the tampered upload was stored"
-        );
-        assert!(
-            !stored.contains_key("manifest.json"),
-            "the run became visible"
-        );
+        case.assert_refused(&urls, &victim, "tampered").await;
     });
 }
 
@@ -182,20 +186,7 @@ fn retargeted(kind: StoreKind) {
         let path_b = urls[&b].url.path().to_owned();
         for_a.set_path(&path_b);
         urls.get_mut(&b).expect("url").url = for_a;
-        let error = case
-            .deliver(&case.url_file(&urls))
-            .await
-            .expect_err("re-targeted");
-        assert_rejected(&error);
-        let stored = case.stored().await;
-        assert!(
-            !stored.contains_key(&b),
-            "the re-targeted upload was stored"
-        );
-        assert!(
-            !stored.contains_key("manifest.json"),
-            "the run became visible"
-        );
+        case.assert_refused(&urls, &b, "re-targeted").await;
     });
 }
 
@@ -226,7 +217,7 @@ fn assert_rejected(error: &DeliveryError) {
         matches!(error, DeliveryError::UrlRejected { status: 403, .. }),
         "expected a 403 rejection, got: {error}"
     );
-    assert_eq!(error.exit_code(), delivery::exit::NO_PERMISSION);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::NoPermission);
     let text = error.to_string();
     assert!(
         !text.contains("X-Amz-") && !text.contains("sig=") && !text.contains('?'),

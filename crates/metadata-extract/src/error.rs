@@ -2,27 +2,12 @@
 
 use std::path::PathBuf;
 
+use outpost_core::ExitCode;
+
 use crate::writer::WriteError;
 
 /// A boxed source error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Exit codes of `outpost extract` (sysexits.h), read by the WorkflowTemplate's retry policy:
-/// only [`exit::TEMPORARY`] is retried.
-pub mod exit {
-    /// Bad parameters or an unknown connector.
-    pub const USAGE: u8 = 64;
-    /// A failure a retry may cure: the source is unreachable, the connection dropped.
-    pub const TEMPORARY: u8 = 75;
-    /// The source refused the credentials or a privilege.
-    pub const NO_PERMISSION: u8 = 77;
-    /// Configuration that cannot work: a missing secret, TLS required or refused.
-    pub const CONFIG: u8 = 78;
-    /// The output could not be written.
-    pub const IO: u8 = 74;
-    /// The source answered something unexpected (a bug or an unsupported version).
-    pub const SOFTWARE: u8 = 70;
-}
 
 /// Why an extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,24 +98,24 @@ pub enum ExtractError {
 }
 
 impl ExtractError {
-    /// The process exit code for this failure.
-    pub fn exit_code(&self) -> u8 {
+    /// The process exit code for this failure: only [`ExitCode::Temporary`] is retried.
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Parameters { .. } | Self::UnsupportedConnector { .. } => exit::USAGE,
-            Self::Secret { .. } | Self::TlsRequired { .. } | Self::Tls { .. } => exit::CONFIG,
-            Self::Unreachable { .. } => exit::TEMPORARY,
-            Self::Authentication { .. } => exit::NO_PERMISSION,
+            Self::Parameters { .. } | Self::UnsupportedConnector { .. } => ExitCode::Usage,
+            Self::Secret { .. } | Self::TlsRequired { .. } | Self::Tls { .. } => ExitCode::Config,
+            Self::Unreachable { .. } => ExitCode::Temporary,
+            Self::Authentication { .. } => ExitCode::NoPermission,
             Self::Query {
                 connection_lost: true,
                 ..
-            } => exit::TEMPORARY,
-            Self::Query { .. } => exit::SOFTWARE,
-            Self::Write(_) => exit::IO,
+            } => ExitCode::Temporary,
+            Self::Query { .. } => ExitCode::Software,
+            Self::Write(_) => ExitCode::Io,
         }
     }
 
     /// Whether a retry may help.
     pub fn is_temporary(&self) -> bool {
-        self.exit_code() == exit::TEMPORARY
+        self.exit_code() == ExitCode::Temporary
     }
 }

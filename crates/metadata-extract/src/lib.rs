@@ -1,5 +1,6 @@
-//! Outpost's metadata extraction: one module per source, one output model, and a streaming
-//! writer that produces the documented, checksummed output format.
+//! Outpost's metadata extraction: one module per source and a streaming writer that produces
+//! the documented, checksummed output format (its model is `outpost_core::output`, re-exported
+//! here as [`record`] and [`writer`]).
 //!
 //! The output of one run is a folder: one stream per entity kind (`tables/part-00000.ndjson.zst`
 //! …), newline-delimited JSON compressed with zstd, split into parts of bounded size, and a
@@ -8,7 +9,9 @@
 
 pub mod error;
 pub mod filter;
+pub mod outcome;
 pub mod record;
+pub mod sample;
 pub mod sources;
 pub mod tls;
 pub mod writer;
@@ -20,7 +23,7 @@ use std::time::Duration;
 use connector_descriptor::ValidatedDescriptor;
 use serde_json::Value;
 
-pub use error::{ExtractError, exit};
+pub use error::ExtractError;
 pub use record::*;
 pub use writer::{FileEntry, Manifest, OutputWriter, RunIdentity, Skipped, WriteError};
 
@@ -201,24 +204,53 @@ fn string(parameters: &BTreeMap<String, Value>, name: &str) -> Option<String> {
 /// Longest wait for a connection to a source.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The server, login and TLS policy of a network source, from its parameters and secrets.
+/// A resolved parameter's value: the descriptor applied its default or required it, so a
+/// missing one means a descriptor that does not declare what its source needs.
+fn required(parameters: &BTreeMap<String, Value>, name: &str) -> Result<Value, String> {
+    parameters
+        .get(name)
+        .filter(|v| v.as_str() != Some(""))
+        .cloned()
+        .ok_or_else(|| {
+            format!("parameter `{name}` has no value, and the descriptor gives it no default")
+        })
+}
+
+/// The server's address and login. Where the source is comes from the parameters the
+/// descriptor's `egress` names (`hostParameter`, `portParameter`): the same ones the egress
+/// policy and connection binding are built on, so the credentials go where the descriptor
+/// says the source is. Every default is the descriptor's.
 fn server_config(
+    descriptor: &ValidatedDescriptor,
     parameters: &BTreeMap<String, Value>,
     secrets: &mut BTreeMap<String, SourceSecret>,
-    default_port: u16,
     ca_bundle: Option<PathBuf>,
 ) -> Result<sources::ServerConfig, String> {
-    let ssl_mode = string(parameters, "ssl-mode").unwrap_or_else(|| "verify-full".into());
+    let egress = &descriptor.egress;
+    let named = |name: Option<String>, what: &str| {
+        name.ok_or_else(|| format!("the descriptor declares no `egress.{what}`"))
+    };
+    let host_name = named(
+        egress.host_parameter.as_ref().map(|n| n.value.clone()),
+        "hostParameter",
+    )?;
+    let host = required(parameters, &host_name)?;
+    let port_name = named(
+        egress.port_parameter.as_ref().map(|n| n.value.clone()),
+        "portParameter",
+    )?;
+    let port = required(parameters, &port_name)?;
+    let ssl_mode = required(parameters, "ssl-mode")?;
+    let ssl_mode = ssl_mode.as_str().unwrap_or_default();
     Ok(sources::ServerConfig {
-        host: string(parameters, "host").ok_or("parameter `host` is required")?,
-        port: parameters
-            .get("port")
-            .and_then(Value::as_u64)
+        host: host.as_str().unwrap_or_default().to_owned(),
+        port: port
+            .as_u64()
             .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(default_port),
+            .ok_or_else(|| format!("parameter `{port_name}` is not a TCP port"))?,
         user: string(parameters, "user").ok_or("parameter `user` is required")?,
         password: secrets.remove("password"),
-        ssl_mode: tls::SslMode::parse(&ssl_mode).ok_or(format!("unknown ssl-mode `{ssl_mode}`"))?,
+        ssl_mode: tls::SslMode::parse(ssl_mode).ok_or(format!("unknown ssl-mode `{ssl_mode}`"))?,
         ca_bundle,
         connect_timeout: CONNECT_TIMEOUT,
     })
@@ -271,12 +303,14 @@ pub async fn run(
     let ca_bundle = connection_ca.or_else(|| request.ca_bundle.clone());
     let source = match connector.as_str() {
         "postgres" => Source::Postgres(sources::postgres::PostgresConfig {
-            database: string(&parameters, "database").unwrap_or_else(|| "postgres".into()),
-            server: server_config(&parameters, &mut secrets, 5432, ca_bundle).map_err(bad)?,
+            database: string(&parameters, "database")
+                .ok_or_else(|| bad("parameter `database` is required".into()))?,
+            server: server_config(request.descriptor, &parameters, &mut secrets, ca_bundle)
+                .map_err(bad)?,
         }),
-        "mysql" => {
-            Source::Mysql(server_config(&parameters, &mut secrets, 3306, ca_bundle).map_err(bad)?)
-        }
+        "mysql" => Source::Mysql(
+            server_config(request.descriptor, &parameters, &mut secrets, ca_bundle).map_err(bad)?,
+        ),
         "sqlite" => Source::Sqlite(PathBuf::from(
             string(&parameters, "path")
                 .ok_or_else(|| bad("parameter `path` is required".into()))?,

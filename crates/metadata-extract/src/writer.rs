@@ -11,14 +11,12 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::record::{EntityKind, FORMAT_VERSION, Record};
 
-/// Name of the manifest, written last.
-pub const MANIFEST: &str = "manifest.json";
+// The manifest's model is `outpost_core::output`; re-exported so these paths keep working.
+pub use outpost_core::output::{FileEntry, MANIFEST, Manifest, RunIdentity, Skipped, hex};
 /// Default largest uncompressed size of one part (64 MiB).
 pub const DEFAULT_PART_BYTES: u64 = 64 * 1024 * 1024;
 /// Fast compression: metadata compresses ~10x even at level 1, and extraction time matters
@@ -52,71 +50,6 @@ pub enum WriteError {
         #[source]
         source: serde_json::Error,
     },
-}
-
-/// Who produced the output, recorded in the manifest.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RunIdentity {
-    /// The connector (`postgres`).
-    pub connector: String,
-    /// The connection id, if the run belongs to one.
-    pub connection: Option<String>,
-    /// The control-plane job id, if any.
-    pub job_id: Option<String>,
-    /// The run id, if any.
-    pub run_id: Option<String>,
-}
-
-/// One output file, as listed in the manifest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FileEntry {
-    /// Path relative to the output folder, with `/` separators (`tables/part-00000.ndjson.zst`).
-    pub path: String,
-    /// The kind of the records inside.
-    pub kind: EntityKind,
-    /// SHA-256 of the file's bytes, lowercase hex.
-    pub sha256: String,
-    /// Size of the file in bytes.
-    pub bytes: u64,
-    /// Number of records (lines) inside.
-    pub records: u64,
-}
-
-/// Something visible in the catalog that was not extracted, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Skipped {
-    /// The kind of thing skipped.
-    pub kind: EntityKind,
-    /// Its qualified name (`sales.secret`).
-    pub name: String,
-    /// Why (`no USAGE privilege on schema`).
-    pub reason: String,
-}
-
-/// `manifest.json`: written last; its presence means the output is complete.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    /// Output format version ([`FORMAT_VERSION`]).
-    pub format_version: String,
-    /// Version of the Outpost that wrote it.
-    pub outpost_version: String,
-    /// Who produced it.
-    #[serde(flatten)]
-    pub identity: RunIdentity,
-    /// When extraction started (RFC 3339, UTC).
-    pub started_at: String,
-    /// When the last file was closed (RFC 3339, UTC).
-    pub finished_at: String,
-    /// Every data file, in stream then part order.
-    pub files: Vec<FileEntry>,
-    /// Records per entity kind (every kind listed, zero included).
-    pub totals: BTreeMap<EntityKind, u64>,
-    /// What was visible but not extracted, and why.
-    pub skipped: Vec<Skipped>,
 }
 
 /// A writer that hashes and counts the bytes passing through it.
@@ -331,17 +264,6 @@ fn close(part: Part, kind: EntityKind) -> Result<FileEntry, WriteError> {
     })
 }
 
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// Reads back every record of one stream (all parts, in order), for tests and tools.
 pub fn read_stream(
     dir: &Path,
@@ -371,7 +293,7 @@ pub fn verify(dir: &Path, manifest: &Manifest) -> Result<(), String> {
                 file.bytes
             ));
         }
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = outpost_core::output::sha256_hex(&bytes);
         if digest != file.sha256 {
             return Err(format!(
                 "{}: sha256 {digest}, manifest says {}",

@@ -2,34 +2,24 @@
 //! `scripts/services.sh`). The server's address comes from `OUTPOST_TEST_MYSQL_*`; without
 //! them the tests fail with a message saying how to start it, never pass silently.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use metadata_extract::writer::{read_stream, verify};
-use metadata_extract::{EntityKind, ExtractError, ExtractRequest, Manifest, RunIdentity, Silent};
+use metadata_extract::{EntityKind, ExtractError, Manifest};
 use mysql_async::prelude::Queryable;
 use serde_json::{Value, json};
+use support::{env, find, runtime, scratch};
 
 const CANARY_ROW: &str = "CANARY-ROW-mysql-0c4e";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need a MariaDB server; run scripts/test.sh, or `eval \"$(scripts/services.sh start)\"` first")
-    })
-}
 
 struct Fixture {
     prefix: String,
     reader: String,
     password: String,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 async fn admin() -> mysql_async::Conn {
@@ -98,28 +88,9 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn descriptor() -> connector_descriptor::ValidatedDescriptor {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors/mysql/connector.yaml");
-    connector_descriptor::parse(
-        "connectors/mysql/connector.yaml",
-        &std::fs::read_to_string(path).expect("read"),
-    )
-    .expect("valid")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("outpost-mysql-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn extract(out: &Path, extra: &[(&str, &str)], password: &str) -> Result<Manifest, ExtractError> {
     let fixture = fixture();
-    let secrets = scratch("secrets");
-    std::fs::create_dir_all(&secrets).expect("mkdir");
-    std::fs::write(secrets.join("password"), password).expect("write");
+    let secrets = support::secrets(password);
     let mut parameters = vec![
         ("host".to_owned(), env("OUTPOST_TEST_MYSQL_HOST")),
         ("port".to_owned(), env("OUTPOST_TEST_MYSQL_PORT")),
@@ -131,27 +102,10 @@ fn extract(out: &Path, extra: &[(&str, &str)], password: &str) -> Result<Manifes
         parameters.retain(|(n, _)| n != name);
         parameters.push(((*name).to_owned(), (*value).to_owned()));
     }
-    let descriptor = descriptor();
-    let request = ExtractRequest {
-        descriptor: &descriptor,
-        parameters,
-        secrets_dir: Some(secrets),
-        ca_bundle: None,
-        out: out.to_owned(),
-        identity: RunIdentity {
-            connector: "mysql".into(),
-            ..Default::default()
-        },
-        part_bytes: 64 * 1024 * 1024,
-    };
-    runtime().block_on(metadata_extract::run(request, &Silent))
-}
-
-fn find<'a>(records: &'a [Value], fields: &[(&str, &str)]) -> &'a Value {
-    records
-        .iter()
-        .find(|r| fields.iter().all(|(k, v)| r[*k] == *v))
-        .unwrap_or_else(|| panic!("no record with {fields:?}"))
+    support::extract("mysql", out, parameters, |request| {
+        request.secrets_dir = Some(secrets.path().to_owned());
+        request.part_bytes = 64 * 1024 * 1024;
+    })
 }
 
 /// The server's own counts over the schemas the reader may see, by the administrator.
@@ -201,9 +155,10 @@ fn catalog_counts() -> BTreeMap<EntityKind, u64> {
 
 #[test]
 fn counts_equal_the_servers_own_counts_and_records_follow_the_schemas() {
-    let out = scratch("counts");
-    let manifest = extract(&out, &[], &fixture().password).unwrap_or_else(|e| panic!("{e:?}"));
-    verify(&out, &manifest).expect("checksums");
+    let scratch = scratch("mysql-counts");
+    let out = scratch.path();
+    let manifest = extract(out, &[], &fixture().password).unwrap_or_else(|e| panic!("{e:?}"));
+    verify(out, &manifest).expect("checksums");
     let mut expected = catalog_counts();
     // View texts the server hides from this user are listed as skipped, not written empty.
     let hidden = manifest
@@ -218,7 +173,7 @@ fn counts_equal_the_servers_own_counts_and_records_follow_the_schemas() {
         assert_eq!(manifest.totals[kind], *count, "{kind:?}");
     }
     assert!(
-        !read_stream(&out, &manifest, EntityKind::Schema)
+        !read_stream(out, &manifest, EntityKind::Schema)
             .expect("read")
             .iter()
             .any(|s| s["name"].as_str().is_some_and(|n| n.ends_with("secret")))
@@ -227,7 +182,7 @@ fn counts_equal_the_servers_own_counts_and_records_follow_the_schemas() {
         let validator =
             jsonschema::draft202012::new(&serde_json::from_str::<Value>(&text).expect("schema"))
                 .expect("compiles");
-        for record in read_stream(&out, &manifest, *kind).expect("read") {
+        for record in read_stream(out, &manifest, *kind).expect("read") {
             assert!(
                 validator.is_valid(&record),
                 "{kind:?} record {record} breaks {name}"
@@ -239,11 +194,12 @@ fn counts_equal_the_servers_own_counts_and_records_follow_the_schemas() {
 
 #[test]
 fn mysql_oddities_are_extracted_exactly() {
-    let out = scratch("oddities");
-    let manifest = extract(&out, &[], &fixture().password).expect("extract");
+    let scratch = scratch("mysql-oddities");
+    let out = scratch.path();
+    let manifest = extract(out, &[], &fixture().password).expect("extract");
     let p = fixture().prefix.clone();
     let shop = format!("{p}shop");
-    let stream = |kind| read_stream(&out, &manifest, kind).expect("read");
+    let stream = |kind| read_stream(out, &manifest, kind).expect("read");
     let tables = stream(EntityKind::Table);
     assert_eq!(
         find(&tables, &[("schema", &shop), ("name", "customer_orders")])["kind"],
@@ -343,9 +299,10 @@ fn mysql_oddities_are_extracted_exactly() {
 #[test]
 fn no_row_data_or_secret_reaches_the_output_and_runs_repeat_exactly() {
     let fixture = fixture();
-    let (first_out, second_out) = (scratch("canary-1"), scratch("canary-2"));
-    let first = extract(&first_out, &[], &fixture.password).expect("extract");
-    let second = extract(&second_out, &[], &fixture.password).expect("extract");
+    let (first_scratch, second_scratch) = (scratch("mysql-canary"), scratch("mysql-canary"));
+    let (first_out, second_out) = (first_scratch.path(), second_scratch.path());
+    let first = extract(first_out, &[], &fixture.password).expect("extract");
+    let second = extract(second_out, &[], &fixture.password).expect("extract");
     for entry in &first.files {
         let text = String::from_utf8(
             zstd::decode_all(std::fs::File::open(first_out.join(&entry.path)).expect("open"))
@@ -362,8 +319,8 @@ fn no_row_data_or_secret_reaches_the_output_and_runs_repeat_exactly() {
     }
     for kind in EntityKind::ALL {
         assert_eq!(
-            read_stream(&first_out, &first, kind).expect("read"),
-            read_stream(&second_out, &second, kind).expect("read"),
+            read_stream(first_out, &first, kind).expect("read"),
+            read_stream(second_out, &second, kind).expect("read"),
             "{kind:?}"
         );
     }
@@ -371,18 +328,20 @@ fn no_row_data_or_secret_reaches_the_output_and_runs_repeat_exactly() {
 
 #[test]
 fn a_wrong_password_is_refused_and_an_unreachable_server_is_temporary() {
-    let error = extract(&scratch("wrong"), &[], "not-the-password").expect_err("refused");
+    let error =
+        extract(scratch("mysql-wrong").path(), &[], "not-the-password").expect_err("refused");
     assert!(
         matches!(error, ExtractError::Authentication { .. }),
         "{error:?}"
     );
-    assert_eq!(error.exit_code(), metadata_extract::exit::NO_PERMISSION);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::NoPermission);
     assert!(!format!("{error}").contains("not-the-password"));
-    let out = scratch("unreachable");
-    let error = extract(&out, &[("port", "1")], &fixture().password).expect_err("unreachable");
+    let scratch = scratch("mysql-unreachable");
+    let out = scratch.path();
+    let error = extract(out, &[("port", "1")], &fixture().password).expect_err("unreachable");
     assert_eq!(
         error.exit_code(),
-        metadata_extract::exit::TEMPORARY,
+        outpost_core::ExitCode::Temporary,
         "{error:?}"
     );
     assert!(!out.join("manifest.json").exists());
@@ -395,50 +354,33 @@ fn extract_tls(
     ssl_mode: &str,
     ca_bundle: Option<PathBuf>,
 ) -> Result<Manifest, ExtractError> {
-    let secrets = scratch("tls-secrets");
-    std::fs::create_dir_all(&secrets).expect("mkdir");
-    std::fs::write(secrets.join("password"), "outpost-tls-only").expect("write");
-    let descriptor = descriptor();
-    let request = ExtractRequest {
-        descriptor: &descriptor,
-        parameters: vec![
-            ("host".to_owned(), env("OUTPOST_TEST_MYSQL_HOST")),
-            ("port".to_owned(), env("OUTPOST_TEST_MYSQL_PORT")),
-            ("user".to_owned(), "outpost_tls_only".to_owned()),
-            ("ssl-mode".to_owned(), ssl_mode.to_owned()),
-        ],
-        secrets_dir: Some(secrets),
-        ca_bundle,
-        out: scratch(name),
-        identity: RunIdentity {
-            connector: "mysql".into(),
-            ..Default::default()
-        },
-        part_bytes: 1024 * 1024,
-    };
-    runtime().block_on(metadata_extract::run(request, &Silent))
+    let secrets = support::secrets("outpost-tls-only");
+    let out = scratch(&format!("mysql-{name}"));
+    let parameters = vec![
+        ("host".to_owned(), env("OUTPOST_TEST_MYSQL_HOST")),
+        ("port".to_owned(), env("OUTPOST_TEST_MYSQL_PORT")),
+        ("user".to_owned(), "outpost_tls_only".to_owned()),
+        ("ssl-mode".to_owned(), ssl_mode.to_owned()),
+    ];
+    support::extract("mysql", out.path(), parameters, |request| {
+        request.secrets_dir = Some(secrets.path().to_owned());
+        request.ca_bundle = ca_bundle;
+    })
 }
 
 #[test]
 fn mysql_tls_modes_verify_what_they_promise() {
-    let ca = PathBuf::from(env("OUTPOST_TEST_PG_CA"));
-    extract_tls("tls-require", "require", None).unwrap_or_else(|e| panic!("require: {e:?}"));
-    extract_tls("tls-verify-full", "verify-full", Some(ca.clone()))
-        .unwrap_or_else(|e| panic!("verify-full: {e:?}"));
-    extract_tls("tls-verify-ca", "verify-ca", Some(ca))
-        .unwrap_or_else(|e| panic!("verify-ca: {e:?}"));
-    let error =
-        extract_tls("tls-untrusted", "verify-full", None).expect_err("untrusted certificate");
+    let error = support::untrusted_after_tls_modes(extract_tls);
     assert_eq!(
         error.exit_code(),
-        metadata_extract::exit::CONFIG,
+        outpost_core::ExitCode::Config,
         "{error:?}"
     );
     // Without TLS the server refuses this user; MariaDB reports it as a refused login.
     let error = extract_tls("tls-disabled", "disable", None).expect_err("TLS-only user");
     assert_ne!(
         error.exit_code(),
-        metadata_extract::exit::TEMPORARY,
+        outpost_core::ExitCode::Temporary,
         "never retried: {error:?}"
     );
 }

@@ -1,6 +1,8 @@
 //! The committed JSON Schemas of the output format are current, and the writer's output
 //! follows them (the per-record checks against real catalogs are in the source tests).
 
+mod support;
+
 use std::path::Path;
 
 use metadata_extract::writer::{read_stream, verify};
@@ -37,10 +39,10 @@ fn table(i: usize) -> Table {
 
 #[test]
 fn parts_roll_over_at_the_size_bound_and_the_manifest_lists_every_file() {
-    let dir = std::env::temp_dir().join(format!("outpost-format-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = support::scratch("format");
+    let dir = scratch.path();
     let mut writer = OutputWriter::create(
-        &dir,
+        dir,
         RunIdentity {
             connector: "test".into(),
             ..Default::default()
@@ -95,8 +97,8 @@ fn parts_roll_over_at_the_size_bound_and_the_manifest_lists_every_file() {
         0,
         "every kind is listed"
     );
-    verify(&dir, &manifest).expect("checksums");
-    let tables = read_stream(&dir, &manifest, EntityKind::Table).expect("read");
+    verify(dir, &manifest).expect("checksums");
+    let tables = read_stream(dir, &manifest, EntityKind::Table).expect("read");
     assert_eq!(tables.len(), 500);
     assert_eq!(tables[499]["name"], "t00499", "order is kept across parts");
 
@@ -127,32 +129,28 @@ fn parts_roll_over_at_the_size_bound_and_the_manifest_lists_every_file() {
     // Tampering is detected.
     let first = &manifest.files[0];
     std::fs::write(dir.join(&first.path), b"tampered").expect("tamper");
-    assert!(verify(&dir, &manifest).is_err());
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(verify(dir, &manifest).is_err());
 }
 
 #[test]
 fn a_folder_with_files_is_refused() {
-    let dir = std::env::temp_dir().join(format!("outpost-format-busy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let scratch = support::scratch("format-busy");
+    let dir = scratch.path();
     std::fs::write(dir.join("leftover"), b"x").expect("write");
-    assert!(OutputWriter::create(&dir, RunIdentity::default(), 1024).is_err());
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(OutputWriter::create(dir, RunIdentity::default(), 1024).is_err());
 }
 
 /// A run that stops before `finish` (an error, a cancellation, a crash) leaves data files but
 /// never a manifest, so its output can never be mistaken for a complete one.
 #[test]
 fn an_unfinished_run_has_no_manifest() {
-    let dir =
-        std::env::temp_dir().join(format!("outpost-format-unfinished-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut writer = OutputWriter::create(&dir, RunIdentity::default(), 1024).expect("create");
+    let scratch = support::scratch("format-unfinished");
+    let dir = scratch.path();
+    let mut writer = OutputWriter::create(dir, RunIdentity::default(), 1024).expect("create");
     for i in 0..100 {
         writer.write(&table(i)).expect("write");
     }
     drop(writer);
     assert!(dir.join("tables").exists(), "data was written");
     assert!(!dir.join("manifest.json").exists() && !dir.join(".manifest.json.partial").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,22 +4,19 @@
 //! The server's address comes from `OUTPOST_TEST_PG_*`; without them the tests fail with a
 //! message saying how to start the server, never pass silently.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use connector_descriptor::ValidatedDescriptor;
 use metadata_extract::writer::{read_stream, verify};
-use metadata_extract::{EntityKind, ExtractError, ExtractRequest, Manifest, RunIdentity, Silent};
+use metadata_extract::{EntityKind, ExtractError, Manifest, RunIdentity};
 use serde_json::{Value, json};
+use support::{env, find, runtime, scratch};
+use tempfile::TempDir;
 
 const CANARY_ROW: &str = "CANARY-ROW-4b1d9c";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need a PostgreSQL server; run scripts/test.sh, or `eval \"$(scripts/services.sh start)\"` first")
-    })
-}
 
 struct Fixture {
     database: String,
@@ -46,13 +43,6 @@ async fn superuser(database: &str) -> tokio_postgres::Client {
         .expect("superuser connects");
     tokio::spawn(connection);
     client
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// Creates the fixture databases once per test binary.
@@ -105,32 +95,10 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn descriptor() -> ValidatedDescriptor {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors/postgres/connector.yaml");
-    connector_descriptor::parse(
-        "connectors/postgres/connector.yaml",
-        &std::fs::read_to_string(path).expect("descriptor"),
-    )
-    .expect("valid")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("outpost-pg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn secrets_dir(password: &str) -> PathBuf {
-    // Tests run in parallel: every call gets its own folder.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = scratch(&format!(
-        "secrets-{}",
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("secrets dir");
-    std::fs::write(dir.join("password"), format!("{password}\n")).expect("password file");
-    dir
+/// A secrets folder with `password`, a newline after it as `kubectl create secret
+/// --from-file` leaves one.
+fn secrets_dir(password: &str) -> TempDir {
+    support::secrets(&format!("{password}\n"))
 }
 
 fn parameters(fixture: &Fixture, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -157,29 +125,29 @@ fn extract(
     parameters: Vec<(String, String)>,
     password: &str,
 ) -> Result<Manifest, ExtractError> {
-    let descriptor = descriptor();
-    let request = ExtractRequest {
-        descriptor: &descriptor,
-        parameters,
-        secrets_dir: Some(secrets_dir(password)),
-        ca_bundle: None,
-        out: out.to_owned(),
-        identity: RunIdentity {
+    let secrets = secrets_dir(password);
+    support::extract("postgres", out, parameters, |request| {
+        request.secrets_dir = Some(secrets.path().to_owned());
+        request.identity = RunIdentity {
             connector: "postgres".into(),
             connection: Some("fixture".into()),
             job_id: Some("job-1".into()),
             run_id: Some("run-1".into()),
-        },
-        part_bytes: 64 * 1024 * 1024,
-    };
-    runtime().block_on(metadata_extract::run(request, &Silent))
+        };
+        request.part_bytes = 64 * 1024 * 1024;
+    })
 }
 
-fn extract_fixture(name: &str) -> (PathBuf, Manifest) {
+/// An extraction of the fixture into a scratch folder: the folder and the manifest.
+fn extract_fixture(name: &str) -> (TempDir, Manifest) {
     let fixture = fixture();
-    let out = scratch(name);
-    let manifest = extract(&out, parameters(fixture, &[]), &fixture.reader_password)
-        .unwrap_or_else(|e| panic!("extract failed: {e:?}"));
+    let out = scratch(&format!("pg-{name}"));
+    let manifest = extract(
+        out.path(),
+        parameters(fixture, &[]),
+        &fixture.reader_password,
+    )
+    .unwrap_or_else(|e| panic!("extract failed: {e:?}"));
     (out, manifest)
 }
 
@@ -237,17 +205,10 @@ fn records(out: &Path, manifest: &Manifest, kind: EntityKind) -> Vec<Value> {
     read_stream(out, manifest, kind).expect("read stream")
 }
 
-fn find<'a>(records: &'a [Value], fields: &[(&str, &str)]) -> &'a Value {
-    records
-        .iter()
-        .find(|r| fields.iter().all(|(k, v)| r[*k] == *v))
-        .unwrap_or_else(|| panic!("no record with {fields:?}"))
-}
-
 #[test]
 fn counts_equal_the_catalogs_own_counts() {
     let (out, manifest) = extract_fixture("counts");
-    verify(&out, &manifest).expect("every checksum matches");
+    verify(out.path(), &manifest).expect("every checksum matches");
     let expected = catalog_counts(&fixture().database);
     for (kind, count) in &expected {
         assert_eq!(
@@ -270,9 +231,10 @@ fn counts_equal_the_catalogs_own_counts() {
 
 #[test]
 fn oddities_are_extracted_exactly() {
-    let (out, manifest) = extract_fixture("oddities");
+    let (scratch, manifest) = extract_fixture("oddities");
+    let out = scratch.path();
     let db = fixture().database.as_str();
-    let schemas = records(&out, &manifest, EntityKind::Schema);
+    let schemas = records(out, &manifest, EntityKind::Schema);
     for name in [
         "public",
         "MixedCase",
@@ -287,7 +249,7 @@ fn oddities_are_extracted_exactly() {
         "Nothing here yet"
     );
 
-    let tables = records(&out, &manifest, EntityKind::Table);
+    let tables = records(out, &manifest, EntityKind::Table);
     let kind = |schema: &str, name: &str| {
         find(&tables, &[("schema", schema), ("name", name)])["kind"].clone()
     };
@@ -320,7 +282,7 @@ fn oddities_are_extracted_exactly() {
         "an unusable schema is not extracted"
     );
 
-    let columns = records(&out, &manifest, EntityKind::Column);
+    let columns = records(out, &manifest, EntityKind::Column);
     let column =
         |table: &str, name: &str| find(&columns, &[("table", table), ("name", name)]).clone();
     assert_eq!(column("customers", "id")["generated"], "identityAlways");
@@ -350,7 +312,7 @@ fn oddities_are_extracted_exactly() {
         "ordinals skip dropped columns"
     );
 
-    let constraints = records(&out, &manifest, EntityKind::Constraint);
+    let constraints = records(out, &manifest, EntityKind::Constraint);
     let composite = find(&constraints, &[("name", "order_notes_order_fk")]);
     assert_eq!(composite["kind"], "foreignKey");
     assert_eq!(composite["columns"], json!(["order_id", "order_line"]));
@@ -381,7 +343,7 @@ fn oddities_are_extracted_exactly() {
         .expect("pk");
     assert_eq!(primary["columns"], json!(["id", "line"]));
 
-    let indexes = records(&out, &manifest, EntityKind::Index);
+    let indexes = records(out, &manifest, EntityKind::Index);
     let partial = find(&indexes, &[("name", "orders_big_amount_idx")]);
     assert_eq!(partial["predicate"], "amount > 100::numeric");
     assert_eq!(
@@ -389,14 +351,14 @@ fn oddities_are_extracted_exactly() {
         json!(["lower(email::text)"])
     );
 
-    let lineage = records(&out, &manifest, EntityKind::Lineage);
+    let lineage = records(out, &manifest, EntityKind::Lineage);
     for source in ["customers", "orders"] {
         lineage
             .iter()
             .find(|l| l["view"]["name"] == "customer_orders" && l["source"]["name"] == source)
             .unwrap_or_else(|| panic!("customer_orders reads {source}"));
     }
-    let views = records(&out, &manifest, EntityKind::ViewDefinition);
+    let views = records(out, &manifest, EntityKind::ViewDefinition);
     assert!(
         find(&views, &[("view", "order_totals")])["definition"]
             .as_str()
@@ -417,7 +379,8 @@ fn oddities_are_extracted_exactly() {
 
 #[test]
 fn no_row_data_and_no_secret_ever_reaches_the_output() {
-    let (out, manifest) = extract_fixture("canary");
+    let (scratch, manifest) = extract_fixture("canary");
+    let out = scratch.path();
     let mut scanned = 0;
     for entry in &manifest.files {
         let bytes = zstd::decode_all(std::fs::File::open(out.join(&entry.path)).expect("open"))
@@ -452,8 +415,8 @@ fn the_same_catalog_gives_the_same_records_in_the_same_order() {
     let (second_out, second) = extract_fixture("same-2");
     for kind in EntityKind::ALL {
         assert_eq!(
-            records(&first_out, &first, kind),
-            records(&second_out, &second, kind),
+            records(first_out.path(), &first, kind),
+            records(second_out.path(), &second, kind),
             "{kind:?}"
         );
     }
@@ -469,10 +432,11 @@ fn the_same_catalog_gives_the_same_records_in_the_same_order() {
 #[test]
 fn every_database_is_extracted_unless_filtered() {
     let fixture = fixture();
-    let out = scratch("all-dbs");
+    let scratch = scratch("pg-all-dbs");
+    let out = scratch.path();
     let include = format!("^{}(_b)?$", fixture.database);
     let manifest = extract(
-        &out,
+        out,
         parameters(
             fixture,
             &[
@@ -484,7 +448,7 @@ fn every_database_is_extracted_unless_filtered() {
     )
     .expect("extract");
     assert_eq!(manifest.totals[&EntityKind::Database], 2);
-    let tables = records(&out, &manifest, EntityKind::Table);
+    let tables = records(out, &manifest, EntityKind::Table);
     find(
         &tables,
         &[
@@ -498,7 +462,7 @@ fn every_database_is_extracted_unless_filtered() {
             .any(|t| t["name"] == "customers" || t["name"] == "orders"),
         "excluded tables are gone"
     );
-    let columns = records(&out, &manifest, EntityKind::Column);
+    let columns = records(out, &manifest, EntityKind::Column);
     assert!(
         !columns.iter().any(|c| c["table"] == "customers"),
         "and so are their columns"
@@ -508,13 +472,14 @@ fn every_database_is_extracted_unless_filtered() {
 #[test]
 fn a_wrong_password_is_refused_and_not_retried() {
     let fixture = fixture();
-    let out = scratch("wrong-password");
-    let error = extract(&out, parameters(fixture, &[]), "not-the-password").expect_err("refused");
+    let scratch = scratch("pg-wrong-password");
+    let out = scratch.path();
+    let error = extract(out, parameters(fixture, &[]), "not-the-password").expect_err("refused");
     assert!(
         matches!(error, ExtractError::Authentication { .. }),
         "{error:?}"
     );
-    assert_eq!(error.exit_code(), metadata_extract::exit::NO_PERMISSION);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::NoPermission);
     assert!(!out.join("manifest.json").exists());
     let message = format!("{error}");
     assert!(
@@ -526,9 +491,10 @@ fn a_wrong_password_is_refused_and_not_retried() {
 #[test]
 fn an_unreachable_server_is_a_temporary_failure() {
     let fixture = fixture();
-    let out = scratch("unreachable");
+    let scratch = scratch("pg-unreachable");
+    let out = scratch.path();
     let error = extract(
-        &out,
+        out,
         parameters(fixture, &[("port", "1")]),
         &fixture.reader_password,
     )
@@ -537,7 +503,7 @@ fn an_unreachable_server_is_a_temporary_failure() {
         matches!(error, ExtractError::Unreachable { .. }),
         "{error:?}"
     );
-    assert_eq!(error.exit_code(), metadata_extract::exit::TEMPORARY);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::Temporary);
     assert!(
         !out.join("manifest.json").exists(),
         "a failed run leaves no manifest"
@@ -547,20 +513,21 @@ fn an_unreachable_server_is_a_temporary_failure() {
 #[test]
 fn tls_to_a_server_without_tls_fails_clearly() {
     let fixture = fixture();
-    let out = scratch("tls");
+    let scratch = scratch("pg-tls");
+    let out = scratch.path();
     let error = extract(
-        &out,
+        out,
         parameters(fixture, &[("ssl-mode", "verify-full")]),
         &fixture.reader_password,
     )
     .expect_err("no TLS on the server");
     assert_eq!(
         error.exit_code(),
-        metadata_extract::exit::CONFIG,
+        outpost_core::ExitCode::Config,
         "{error:?}"
     );
     let prefer = extract(
-        &scratch("tls-prefer"),
+        support::scratch("pg-tls-prefer").path(),
         parameters(fixture, &[("ssl-mode", "prefer")]),
         &fixture.reader_password,
     );
@@ -573,9 +540,10 @@ fn tls_to_a_server_without_tls_fails_clearly() {
 #[test]
 fn bad_parameters_are_all_reported_and_not_retried() {
     let fixture = fixture();
-    let out = scratch("bad-parameters");
+    let scratch = scratch("pg-bad-parameters");
+    let out = scratch.path();
     let error = extract(
-        &out,
+        out,
         parameters(
             fixture,
             &[
@@ -596,7 +564,7 @@ fn bad_parameters_are_all_reported_and_not_retried() {
         problems.iter().any(|p| p.contains("did you mean `host`")),
         "{problems:?}"
     );
-    assert_eq!(error.exit_code(), metadata_extract::exit::USAGE);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::Usage);
     assert!(!out.exists() || !out.join("manifest.json").exists());
 }
 
@@ -607,7 +575,6 @@ fn extract_tls(
     ssl_mode: &str,
     ca_bundle: Option<PathBuf>,
 ) -> Result<Manifest, ExtractError> {
-    let descriptor = descriptor();
     let parameters = vec![
         ("host".to_owned(), env("OUTPOST_TEST_PG_HOST")),
         ("port".to_owned(), env("OUTPOST_TEST_PG_PORT")),
@@ -616,19 +583,12 @@ fn extract_tls(
         ("ssl-mode".to_owned(), ssl_mode.to_owned()),
         ("include-databases".to_owned(), "^postgres$".to_owned()),
     ];
-    let request = ExtractRequest {
-        descriptor: &descriptor,
-        parameters,
-        secrets_dir: Some(secrets_dir(&env("OUTPOST_TEST_PG_TLS_PASSWORD"))),
-        ca_bundle,
-        out: scratch(name),
-        identity: RunIdentity {
-            connector: "postgres".into(),
-            ..Default::default()
-        },
-        part_bytes: 1024 * 1024,
-    };
-    runtime().block_on(metadata_extract::run(request, &Silent))
+    let secrets = secrets_dir(&env("OUTPOST_TEST_PG_TLS_PASSWORD"));
+    let out = scratch(&format!("pg-{name}"));
+    support::extract("postgres", out.path(), parameters, |request| {
+        request.secrets_dir = Some(secrets.path().to_owned());
+        request.ca_bundle = ca_bundle;
+    })
 }
 
 #[test]
@@ -639,23 +599,13 @@ fn a_server_that_requires_tls_is_reported_as_such() {
         matches!(error, ExtractError::TlsRequired { .. }),
         "{error:?}"
     );
-    assert_eq!(error.exit_code(), metadata_extract::exit::CONFIG);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::Config);
     assert!(error.to_string().contains("requires TLS"), "{error}");
 }
 
 #[test]
 fn tls_modes_verify_what_they_promise() {
-    let ca = PathBuf::from(env("OUTPOST_TEST_PG_CA"));
-    // require: encrypted, certificate not checked.
-    extract_tls("tls-require", "require", None).unwrap_or_else(|e| panic!("require: {e:?}"));
-    // verify-full with the custom CA bundle: chain and name (127.0.0.1) verified.
-    extract_tls("tls-verify-full", "verify-full", Some(ca.clone()))
-        .unwrap_or_else(|e| panic!("verify-full: {e:?}"));
-    extract_tls("tls-verify-ca", "verify-ca", Some(ca))
-        .unwrap_or_else(|e| panic!("verify-ca: {e:?}"));
-    // verify-full without it: the self-signed certificate is not trusted.
-    let error =
-        extract_tls("tls-untrusted", "verify-full", None).expect_err("untrusted certificate");
+    let error = support::untrusted_after_tls_modes(extract_tls);
     assert!(matches!(error, ExtractError::Tls { .. }), "{error:?}");
-    assert_eq!(error.exit_code(), metadata_extract::exit::CONFIG);
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::Config);
 }

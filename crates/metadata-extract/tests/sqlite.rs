@@ -1,19 +1,15 @@
 //! Extraction from a real SQLite file built by the test.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use metadata_extract::writer::{read_stream, verify};
-use metadata_extract::{EntityKind, ExtractError, ExtractRequest, Manifest, RunIdentity, Silent};
-use serde_json::{Value, json};
+use metadata_extract::{EntityKind, ExtractError, Manifest};
+use serde_json::json;
+use support::{find, scratch};
 
 const CANARY: &str = "CANARY-ROW-sqlite-51e0";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("outpost-sqlite-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch");
-    dir
-}
 
 fn fixture(dir: &Path) -> PathBuf {
     let path = dir.join("shop.db");
@@ -43,52 +39,21 @@ fn fixture(dir: &Path) -> PathBuf {
     path
 }
 
-fn descriptor() -> connector_descriptor::ValidatedDescriptor {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors/sqlite/connector.yaml");
-    connector_descriptor::parse(
-        "connectors/sqlite/connector.yaml",
-        &std::fs::read_to_string(path).expect("read"),
-    )
-    .expect("valid")
-}
-
 fn extract(db: &Path, out: &Path, extra: &[(&str, &str)]) -> Result<Manifest, ExtractError> {
-    let descriptor = descriptor();
     let mut parameters = vec![("path".to_owned(), db.display().to_string())];
     parameters.extend(
         extra
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let request = ExtractRequest {
-        descriptor: &descriptor,
-        parameters,
-        secrets_dir: None,
-        ca_bundle: None,
-        out: out.to_owned(),
-        identity: RunIdentity {
-            connector: "sqlite".into(),
-            ..Default::default()
-        },
-        part_bytes: 1024 * 1024,
-    };
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-        .block_on(metadata_extract::run(request, &Silent))
-}
-
-fn find<'a>(records: &'a [Value], fields: &[(&str, &str)]) -> &'a Value {
-    records
-        .iter()
-        .find(|r| fields.iter().all(|(k, v)| r[*k] == *v))
-        .unwrap_or_else(|| panic!("no record with {fields:?} in {records:?}"))
+    support::extract("sqlite", out, parameters, |_| {})
 }
 
 #[test]
 fn sqlite_catalog_is_extracted_exactly_and_without_row_data() {
-    let dir = scratch("exact");
-    let db = fixture(&dir);
+    let scratch = scratch("sqlite-exact");
+    let dir = scratch.path();
+    let db = fixture(dir);
     let out = dir.join("out");
     let manifest = extract(&db, &out, &[]).expect("extract");
     verify(&out, &manifest).expect("checksums");
@@ -185,8 +150,9 @@ fn sqlite_catalog_is_extracted_exactly_and_without_row_data() {
 
 #[test]
 fn table_filters_apply_to_every_stream() {
-    let dir = scratch("filters");
-    let db = fixture(&dir);
+    let scratch = scratch("sqlite-filters");
+    let dir = scratch.path();
+    let db = fixture(dir);
     let out = dir.join("out");
     let manifest = extract(&db, &out, &[("exclude-tables", "^main\\.orders$")]).expect("extract");
     for kind in [
@@ -207,7 +173,8 @@ fn table_filters_apply_to_every_stream() {
 
 #[test]
 fn a_missing_or_invalid_file_fails_clearly_without_a_manifest() {
-    let dir = scratch("missing");
+    let scratch = scratch("sqlite-missing");
+    let dir = scratch.path();
     let out = dir.join("out");
     let error = extract(&dir.join("nope.db"), &out, &[]).expect_err("missing file");
     assert!(error.to_string().contains("nope.db"), "{error}");

@@ -316,7 +316,7 @@ fn truncate(text: &str) -> String {
 }
 
 fn segment(field: &str, value: String) -> Result<String, String> {
-    if connector_descriptor::ids::is_path_segment(&value) {
+    if outpost_core::ids::is_path_segment(&value) {
         Ok(value)
     } else {
         Err(format!(
@@ -327,7 +327,7 @@ fn segment(field: &str, value: String) -> Result<String, String> {
 }
 
 fn dns_label(value: String) -> Result<String, String> {
-    if connector_descriptor::ids::is_dns_label(&value) {
+    if outpost_core::ids::is_dns_label(&value) {
         Ok(value)
     } else {
         Err(format!(

@@ -169,11 +169,7 @@ impl JobNonce {
 
     /// The nonce's digest as a label value: 32 lowercase hex characters.
     pub fn label_value(&self) -> String {
-        Sha256::digest(self.nonce.as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        outpost_core::output::hex(&Sha256::digest(self.nonce.as_bytes())[..16])
     }
 }
 
@@ -399,3 +395,83 @@ mod tests {
         assert!(value.bytes().all(|b| b.is_ascii_hexdigit()), "{value}");
     }
 }
+
+/// The key codec: keys travel as base64 of their 32 bytes (a verifying key in agent options
+/// and flags, a signing key's seed in a file).
+pub mod keys {
+    use base64::Engine as _;
+
+    const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    /// A job-signing public key (base64 of 32 bytes); `None` for an absent or blank text.
+    pub fn parse_verifying_key(
+        text: Option<&str>,
+    ) -> Result<Option<ed25519_dalek::VerifyingKey>, String> {
+        let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let bytes = BASE64
+            .decode(text)
+            .map_err(|e| format!("job-signing key is not base64: {e}"))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "job-signing key must be 32 bytes (an Ed25519 public key)".to_owned())?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| format!("job-signing key: {e}"))
+    }
+
+    /// A signing key from the text of its seed file (base64 of 32 bytes); `file` names it in
+    /// errors.
+    pub fn parse_signing_key(file: &str, text: &str) -> Result<ed25519_dalek::SigningKey, String> {
+        let bytes = BASE64
+            .decode(text.trim())
+            .map_err(|e| format!("{file}: not base64: {e}"))?;
+        let seed: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("{file}: an Ed25519 seed is 32 bytes"))?;
+        Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// A fresh key pair: the seed's text (for the private key file) and the public key's text
+    /// (for `controlPlane.jobSigningKey`).
+    pub fn generate() -> (String, String) {
+        let seed: [u8; 32] = rand::random();
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        (
+            BASE64.encode(seed),
+            BASE64.encode(key.verifying_key().to_bytes()),
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_generated_pair_parses_back_and_matches() {
+            let (seed, public) = generate();
+            let signing = parse_signing_key("key", &format!("{seed}\n")).expect("seed");
+            let verifying = parse_verifying_key(Some(&public))
+                .expect("public")
+                .expect("some");
+            assert_eq!(signing.verifying_key(), verifying);
+            assert_eq!(parse_verifying_key(Some("  ")), Ok(None));
+            assert!(parse_verifying_key(Some("AAAA")).is_err());
+            assert!(parse_signing_key("key", "not base64!").is_err());
+        }
+    }
+}
+
+/// Job signing is required: without a key, only `insecure_unsigned_jobs` lets jobs run, and
+/// then it is logged as a warning by the caller. The error names both ways out.
+pub fn require_signing(has_key: bool, insecure_unsigned_jobs: bool) -> Result<(), String> {
+    if has_key || insecure_unsigned_jobs {
+        Ok(())
+    } else {
+        Err("job signing is required: pass --job-signing-key (agent option controlPlane.jobSigningKey: the control plane's Ed25519 public key), or, knowingly, --insecure-unsigned-jobs (controlPlane.insecureUnsignedJobs: true)".to_owned())
+    }
+}
+
+/// What an agent that admits unsigned jobs logs.
+pub const INSECURE_UNSIGNED: &str = "INSECURE: jobs are admitted without a signature (--insecure-unsigned-jobs): whoever controls the control plane, or its token, chooses what runs within the descriptors";

@@ -16,7 +16,7 @@ use crate::admission::AdmittedJob;
 /// answered `AlreadyExists` by the API server and counts as "already submitted".
 pub fn workflow_name(job: &AdmittedJob) -> String {
     let digest = Sha256::digest(format!("{}/{}", job.id, job.run_id));
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex = outpost_core::output::hex(&digest[..8]);
     // `outpost-<connector>-<16 hex>`: at most 8 + 63 + 17 characters, a valid object name.
     format!("outpost-{}-{hex}", job.connector)
 }
@@ -73,7 +73,7 @@ pub fn workflow_for(job: &AdmittedJob, namespace: &str) -> Workflow {
     );
     let spec = WorkflowSpec {
         workflow_template_ref: Some(WorkflowTemplateRef {
-            name: Some(workflow_compiler::connector_template_name(&job.connector)),
+            name: Some(connector_descriptor::template_name(&job.connector)),
             ..Default::default()
         }),
         arguments: Some(Arguments {

@@ -9,7 +9,7 @@ use workflow_compiler::argo_schema::ArgoSchema;
 
 fn descriptors() -> Vec<ValidatedDescriptor> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors");
-    workflow_compiler::files::read_connectors(&dir).expect("the shipped connectors")
+    connector_descriptor::load::read_dir(&dir).expect("the shipped connectors")
 }
 
 fn good_job() -> Value {
@@ -391,7 +391,7 @@ fn the_longest_connector_name_gives_a_workflow_name_argo_accepts() {
     job.connector = "c".repeat(connector_descriptor::MAX_CONNECTOR_NAME_LEN);
     let name = workflow_name(&job);
     assert_eq!(name.len(), 63, "{name}");
-    assert!(connector_descriptor::ids::is_dns_label(&name), "{name}");
+    assert!(outpost_core::ids::is_dns_label(&name), "{name}");
 }
 
 /// SQLite reads a file on one machine: its jobs run in local mode only.

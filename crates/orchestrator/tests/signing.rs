@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 fn descriptors() -> Vec<ValidatedDescriptor> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors");
-    workflow_compiler::files::read_connectors(&dir).expect("the shipped connectors")
+    connector_descriptor::load::read_dir(&dir).expect("the shipped connectors")
 }
 
 fn key() -> ed25519_dalek::SigningKey {

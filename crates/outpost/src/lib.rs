@@ -4,30 +4,29 @@
 //! A library so that tests parse argument vectors with the very parser the binary uses
 //! ([`Cli`]): every argv a rendered WorkflowTemplate passes must be one it accepts.
 //!
-//! Raw arguments → validated inputs → run → a deliberate exit code (Argo's retry policy and
-//! CI read it). Errors are printed with their whole cause chain.
+//! Thin by rule: each subcommand parses its flags into the owning library's settings, calls
+//! one library function, and maps the library's typed error to a [`Failure`]; [`execute`]
+//! prints that once, redacted, with its cause chain, and exits with its code.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::error::Error;
+use std::process::ExitCode as ProcessExit;
+
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use outpost_core::ExitCode;
 
 mod agent;
+mod control_plane;
 mod extract;
-mod local_agent;
-mod nonce_store;
-mod outcome;
+mod flags;
+mod progress;
+mod render;
 mod run;
 mod upload;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use workflow_compiler::{AgentOptions, RenderInput};
-use workflow_compiler::{chart, files};
-
-/// Exit code for a usage or input error (bad descriptor, bad options, stale output): a retry
-/// cannot help.
-const EXIT_INPUT: u8 = 2;
-/// Exit code when `render --check` finds the committed output stale.
-const EXIT_STALE: u8 = 1;
+/// The exit-code table of a subcommand's `--help`, from the one definition.
+fn exit_codes(codes: &[ExitCode]) -> String {
+    format!("Exit codes:\n{}", outpost_core::exit::help_table(codes))
+}
 
 /// The command line of `outpost`: every subcommand and its flags.
 #[derive(Parser, Debug)]
@@ -62,15 +61,18 @@ enum LogFormat {
     Json,
 }
 
+use ExitCode::{
+    Config, Data, Input, Io, NoInput, NoPermission, Protocol, Software, Stale, Temporary, Usage,
+};
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Extract a source's metadata into an output folder (the connector pod's first step).
     ///
     /// Parameters are checked against the connector's descriptor; secrets are read from
     /// files named after them in --secrets-dir. The folder gets one zstd-compressed NDJSON
-    /// stream per entity kind and, last, manifest.json. Exit codes: 0 success, 64 bad
-    /// parameters, 74 output not writable, 75 source unreachable (a retry may help),
-    /// 77 login refused, 78 secret missing or TLS misconfigured.
+    /// stream per entity kind and, last, manifest.json.
+    #[command(after_help = exit_codes(&[Usage, Software, Io, Temporary, NoPermission, Config]))]
     Extract(extract::ExtractArgs),
     /// Deliver an extracted run (the connector pod's second step): bucket relay or direct
     /// ingestion, manifest.json last.
@@ -78,18 +80,18 @@ enum Command {
     /// Every file is checked against the manifest's SHA-256 while it is read; the manifest
     /// goes up only after every file succeeded, so a reader that sees it sees a complete run.
     /// Re-running is safe: an identical delivery is a no-op, and leftovers of a different
-    /// earlier attempt are removed before the new manifest is written. Exit codes: 0
-    /// success, 64 bad arguments, 65 a file differs from its manifest entry, 66 no manifest
-    /// (extraction did not finish), 75 the store kept failing (a retry may help), 77 the
-    /// store or a pre-signed URL refused the request, 78 missing or unreadable credentials.
+    /// earlier attempt are removed before the new manifest is written. With
+    /// --extract-outcome, a failed extract step's code is passed on.
+    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Temporary, Protocol, NoPermission, Config]))]
     Upload(upload::UploadArgs),
     /// Run one job end to end on this machine, no Kubernetes: extract, then deliver.
     ///
     /// With no arguments, extracts the bundled sample catalog (a SQLite database built from
     /// samples/sample-catalog.sql) and relays it to ./outpost-output/ as a local bucket,
     /// then prints a summary. With arguments, runs any connector against any source and
-    /// delivers to any bucket (--to) or through pre-signed URLs (--direct --urls). Exit
-    /// codes are those of `extract` and `upload`.
+    /// delivers to any bucket (--to) or through pre-signed URLs (--direct --urls). With
+    /// --control-plane, polls a control plane and runs its jobs (local mode).
+    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Software, Io, Temporary, Protocol, NoPermission, Config]))]
     Run(run::RunArgs),
     /// One orchestrator tick (the orchestrator CronWorkflow's step): poll the control plane,
     /// admit each job against its connector descriptor, submit a Workflow that only
@@ -97,29 +99,25 @@ enum Command {
     ///
     /// Jobs that ask for anything a descriptor does not declare are rejected and reported
     /// with every reason, never submitted. Workflow names derive from job and run ids, so a
-    /// job is submitted once however ticks overlap or crash. Exit codes: 0 every job
-    /// handled, 75 the control plane or the API server did not answer, or some jobs are
-    /// left for the next tick, 77 the token was refused, 78 bad configuration, or Argo's
-    /// workflow controller would run Workflows with inline templates (its ConfigMap sets no
-    /// `workflowRestrictions.templateReferencing: Strict` or `Secure`, or cannot be read):
-    /// nothing is claimed then, unless --insecure-allow-unrestricted-templates.
+    /// job is submitted once however ticks overlap or crash. Exit 75 also when some jobs are
+    /// left for the next tick; 78 also when Argo's workflow controller would run Workflows
+    /// with inline templates (its ConfigMap sets no `workflowRestrictions.templateReferencing:
+    /// Strict` or `Secure`, or cannot be read): nothing is claimed then, unless
+    /// --insecure-allow-unrestricted-templates.
+    #[command(after_help = exit_codes(&[Usage, Data, Temporary, Protocol, NoPermission, Config]))]
     Orchestrate(agent::OrchestrateArgs),
     /// Tell the control plane the agent is alive: version, Kubernetes and Argo
     /// reachability, running Workflows, the last successful poll. Also logs whether Argo runs
     /// only Workflows that reference a WorkflowTemplate (a warning when not).
-    ///
-    /// Exit codes: 0 sent, 75 the control plane did not answer, 77 the token was refused,
-    /// 78 bad configuration.
+    #[command(after_help = exit_codes(&[Usage, Temporary, Protocol, NoPermission, Config]))]
     Heartbeat(agent::HeartbeatArgs),
     /// Report a run's final status and ship its logs, secrets redacted (each connector
     /// Workflow's exit handler).
-    ///
-    /// Exit codes: 0 reported, 75 the control plane did not answer, 77 the token was
-    /// refused, 78 bad configuration.
+    #[command(after_help = exit_codes(&[Usage, Temporary, Protocol, NoPermission, Config]))]
     Report(agent::ReportArgs),
     /// The reference control plane: serve it, queue jobs on it, print its API document.
     #[command(subcommand)]
-    ControlPlane(agent::ControlPlaneCommand),
+    ControlPlane(control_plane::ControlPlaneCommand),
     /// Compile connector descriptors into Argo WorkflowTemplates and CronWorkflows.
     ///
     /// Writes one file per object into the output folder, each with a header naming its
@@ -127,7 +125,8 @@ enum Command {
     /// are deleted. With a Helm chart (--chart, or charts/outpost when run in the repository
     /// without --out or --options), the same objects go into the chart too, compiled from its
     /// `agent:` values. With --check, writes nothing and exits 1 with a diff when stale.
-    Render(RenderArgs),
+    #[command(after_help = exit_codes(&[Stale, Input, Usage]))]
+    Render(render::RenderArgs),
     /// Print a JSON Schema.
     Schema {
         /// Which schema: `descriptor` (connector descriptors) or `options` (agent options).
@@ -139,253 +138,135 @@ enum Command {
     OutputSchemas {
         /// Folder to write into.
         #[arg(default_value = "crates/metadata-extract/output-format")]
-        out: PathBuf,
+        out: std::path::PathBuf,
     },
 }
 
-#[derive(clap::Args, Debug)]
-struct RenderArgs {
-    /// Folder holding one sub-folder per connector, each with a connector.yaml.
-    #[arg(long, default_value = "connectors")]
-    connectors: PathBuf,
-    /// Agent options (YAML). Without it, the defaults (or, with a chart, the chart's
-    /// `agent:` values).
-    #[arg(long, conflicts_with_all = ["chart", "values"])]
-    options: Option<PathBuf>,
-    /// Overlay applied after compilation; repeat for several, applied in order.
-    #[arg(long = "overlay")]
-    overlays: Vec<PathBuf>,
-    /// Output folder. Default: `workflow-templates`.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Helm chart to render into as well: the objects go to `<chart>/files/argo/`, compiled
-    /// from the `agent:` section of `<chart>/values.yaml` merged with each --values file,
-    /// and the agent options' schema into `<chart>/values.schema.json`.
-    /// Default, when neither --out nor --options is given: `charts/outpost` if it exists.
-    #[arg(long, conflicts_with = "no_chart")]
-    chart: Option<PathBuf>,
-    /// Helm values file whose `agent:` section overrides the chart's (as `helm install -f`);
-    /// repeat for several, applied in order.
-    #[arg(long = "values")]
-    values: Vec<PathBuf>,
-    /// Render only the output folder, not the default chart.
-    #[arg(long)]
-    no_chart: bool,
-    /// Compare with the output folder (and the chart) instead of writing; exit 1 with a diff
-    /// when stale.
-    #[arg(long)]
-    check: bool,
+/// Why a subcommand failed: the error with its causes, and the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    code: ExitCode,
+    error: Box<dyn Error + Send + Sync>,
 }
 
-/// The chart rendered into when `outpost render` runs in the repository without --out.
-const DEFAULT_CHART: &str = "charts/outpost";
-/// The output folder when --out is not given.
-const DEFAULT_OUT: &str = "workflow-templates";
+impl Failure {
+    /// `error`, exiting with `code`.
+    pub fn new(code: ExitCode, error: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self {
+            code,
+            error: error.into(),
+        }
+    }
 
-/// Parses the process's arguments and runs the subcommand they name.
-pub fn main() -> ExitCode {
-    execute(Cli::parse())
+    /// A bad command line (exit 64).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Usage, message.into())
+    }
+
+    /// Configuration that cannot work (exit 78).
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(Config, message.into())
+    }
+
+    /// The exit code.
+    pub fn code(&self) -> ExitCode {
+        self.code
+    }
+
+    /// The error and its causes as one line, redacted: what is printed or shipped.
+    pub fn message(&self) -> String {
+        outpost_core::redact::error_chain(&*self.error)
+    }
+}
+
+/// Each library error knows its exit code; this is the one place that reads it.
+macro_rules! failure_from {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for Failure {
+            fn from(error: $error) -> Self {
+                Failure::new(error.exit_code(), error)
+            }
+        }
+    )*};
+}
+
+failure_from!(
+    metadata_extract::ExtractError,
+    delivery::DeliveryError,
+    ::agent::steps::StepError,
+    ::agent::tick::TickError,
+    ::agent::report::ReportError,
+    ::control_plane::run::ServeError,
+);
+
+impl From<connector_descriptor::load::LoadError> for Failure {
+    /// An unknown connector or a bad descriptor folder: the command line named it.
+    fn from(error: connector_descriptor::load::LoadError) -> Self {
+        Failure::new(Usage, error)
+    }
+}
+
+/// Parses the process's arguments and runs the subcommand they name. A command line clap
+/// rejects exits 64 (`EX_USAGE`), as the help says; `--help` and `--version` exit 0.
+pub fn main() -> ProcessExit {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                Usage.into()
+            } else {
+                ProcessExit::SUCCESS
+            };
+        }
+    };
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => execute(cli),
+        Err(error) => {
+            let _ = error.print();
+            Usage.into()
+        }
+    }
 }
 
 /// Runs a parsed command line; the exit code is the process's.
-pub fn execute(cli: Cli) -> ExitCode {
+pub fn execute(cli: Cli) -> ProcessExit {
     init_logging(cli.log_format, cli.quiet);
-    let show_progress = !cli.quiet && cli.log_format == LogFormat::Text;
+    let show = !cli.quiet && cli.log_format == LogFormat::Text;
     let result = match cli.command {
-        Command::Extract(args) => return extract::run(args, show_progress),
-        Command::Upload(args) => return upload::run(args, show_progress),
-        Command::Run(args) => return run::run(args, cli.quiet, show_progress),
-        Command::Orchestrate(args) => return agent::orchestrate(args),
-        Command::Heartbeat(args) => return agent::heartbeat(args),
-        Command::Report(args) => return agent::report(args),
-        Command::ControlPlane(command) => return agent::control_plane(command),
-        Command::Render(args) => render(&args),
-        Command::OutputSchemas { out } => (|| {
-            std::fs::create_dir_all(&out)?;
-            for (name, text) in metadata_extract::json_schemas() {
-                std::fs::write(out.join(name), text)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        })(),
+        Command::Extract(args) => extract::run(args, show),
+        Command::Upload(args) => upload::run(args, show),
+        Command::Run(args) => run::run(args, cli.quiet, show),
+        Command::Orchestrate(args) => agent::orchestrate(args),
+        Command::Heartbeat(args) => agent::heartbeat(args),
+        Command::Report(args) => agent::report(args),
+        Command::ControlPlane(command) => control_plane::run(command),
+        Command::Render(args) => render::run(&args),
+        Command::OutputSchemas { out } => render::output_schemas(&out),
         Command::Schema { which } => {
-            print!("{}", schema(&which));
-            Ok(ExitCode::SUCCESS)
+            print!("{}", render::schema(&which));
+            Ok(Success)
         }
     };
     match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(EXIT_INPUT)
+        Ok(code) => code.into(),
+        Err(failure) => {
+            eprintln!("error: {} (exit code {})", failure.message(), failure.code);
+            failure.code.into()
         }
     }
 }
 
-fn schema(which: &str) -> String {
-    match which {
-        "options" => {
-            let mut text = serde_json::to_string_pretty(&schemars::schema_for!(AgentOptions))
-                .expect("schema is JSON");
-            text.push('\n');
-            text
-        }
-        _ => connector_descriptor::json_schema(),
-    }
-}
+use ExitCode::Success;
 
-/// The chart a render writes into, if any: --chart, or in the repository (no --out, no
-/// --options) `charts/outpost` when it exists.
-fn chart_dir(args: &RenderArgs) -> anyhow::Result<Option<PathBuf>> {
-    if let Some(chart) = &args.chart {
-        return Ok(Some(chart.clone()));
-    }
-    let repository = args.out.is_none() && args.options.is_none() && !args.no_chart;
-    let default = PathBuf::from(DEFAULT_CHART);
-    if repository && default.join("Chart.yaml").is_file() {
-        return Ok(Some(default));
-    }
-    anyhow::ensure!(
-        args.values.is_empty(),
-        "--values needs a chart: pass --chart (no chart at {DEFAULT_CHART})"
-    );
-    Ok(None)
-}
-
-fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
-    let descriptors = files::read_connectors(&args.connectors)?;
-    anyhow::ensure!(
-        !descriptors.is_empty(),
-        "no connector descriptors found under {}",
-        args.connectors.display()
-    );
-    for descriptor in descriptors.iter().filter(|d| d.local_only) {
-        eprintln!(
-            "{}: connector `{}` is localOnly: no WorkflowTemplate is rendered for it; run it with `outpost run --connector {}`",
-            descriptor.file(),
-            descriptor.name(),
-            descriptor.name()
-        );
-    }
-    let chart = chart_dir(args)?;
-    let chart_values = match &chart {
-        Some(chart) => Some(files::read_chart_values(chart, &args.values)?),
-        None => None,
-    };
-    let (options, options_source) = match (&chart_values, &args.options) {
-        (Some(values), _) => (values.options.clone(), values.source.clone()),
-        (None, Some(path)) => (files::read_options(path)?, files::display_path(path)),
-        (None, None) => (AgentOptions::default(), "defaults".to_owned()),
-    };
-    let overlays = args
-        .overlays
-        .iter()
-        .map(|p| files::read_overlay(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let rendered = workflow_compiler::render(RenderInput {
-        descriptors: &descriptors,
-        options: &options,
-        options_source: &options_source,
-        overlays: &overlays,
-    })?;
-    // Each output: its folder, its files, and how the folder is read and written.
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-    let mut outputs = vec![(out, rendered.clone(), false)];
-    // The chart's values schema, whose `agent` part is the options' schema.
-    let mut schema_file = None;
-    if let (Some(chart), Some(values)) = (&chart, &chart_values) {
-        outputs.push((
-            chart.join(chart::CHART_ARGO_DIR),
-            chart::chart_files(&rendered, &values.agent),
-            true,
-        ));
-        let path = chart.join(chart::VALUES_SCHEMA_FILE);
-        let existing = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let fresh = chart::values_schema(&existing, &files::display_path(&path))?;
-        schema_file = Some((path, existing, fresh));
-    }
-    if args.check {
-        let mut stale_outputs = 0;
-        if let Some((path, existing, fresh)) = &schema_file {
-            let name = chart::VALUES_SCHEMA_FILE.to_owned();
-            let committed = std::collections::BTreeMap::from([(name.clone(), existing.clone())]);
-            let fresh = [workflow_compiler::RenderedFile {
-                name,
-                contents: fresh.clone(),
-            }];
-            let stale = workflow_compiler::staleness(&committed, &fresh);
-            for difference in &stale {
-                eprintln!("{difference}");
-            }
-            if !stale.is_empty() {
-                stale_outputs += 1;
-                eprintln!(
-                    "{}: stale; run `outpost render` and commit the result",
-                    path.display()
-                );
-            }
-        }
-        for (dir, fresh, is_chart) in &outputs {
-            let committed = if *is_chart {
-                files::read_chart_dir(dir)?
-            } else {
-                files::read_output_dir(dir)?
-            };
-            let stale = workflow_compiler::staleness(&committed, fresh);
-            if stale.is_empty() {
-                eprintln!("{}: {} files up to date", dir.display(), fresh.len());
-                continue;
-            }
-            stale_outputs += 1;
-            for difference in &stale {
-                eprintln!("{difference}");
-            }
-            eprintln!(
-                "{}: {} of {} files stale; run `outpost render` and commit the result",
-                dir.display(),
-                stale.len(),
-                fresh.len()
-            );
-        }
-        return Ok(if stale_outputs == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_STALE)
-        });
-    }
-    for (dir, fresh, is_chart) in &outputs {
-        if *is_chart {
-            files::write_chart_dir(dir, fresh)
-        } else {
-            files::write_output_dir(dir, fresh)
-        }
-        .with_context(|| format!("writing {}", dir.display()))?;
-        eprintln!("{}: wrote {} files", dir.display(), fresh.len());
-    }
-    if let Some((path, existing, fresh)) = &schema_file
-        && existing != fresh
-    {
-        std::fs::write(path, fresh).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("{}: updated", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The runtime of `upload` and `run`: two workers (uploads overlap network waits with
-/// hashing on the blocking pool). On failure, the message is printed and exit code 70
-/// (internal software error) returned.
-fn delivery_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+/// The async runtime of every network subcommand: two workers (uploads overlap network
+/// waits with hashing on the blocking pool).
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|error| {
-            eprintln!("error: cannot start the async runtime: {error}");
-            ExitCode::from(70)
-        })
+        .map_err(|e| Failure::new(Software, format!("cannot start the async runtime: {e}")))
 }
 
 /// Structured logs on stderr: JSON with `--log-format json` (or `OUTPOST_LOG_FORMAT=json`),

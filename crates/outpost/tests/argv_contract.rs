@@ -73,7 +73,7 @@ fn rendered_objects(files: Vec<RenderedFile>) -> (Vec<(String, Value)>, usize) {
 }
 
 fn render_with(options: &AgentOptions) -> (Vec<(String, Value)>, usize) {
-    let descriptors = workflow_compiler::files::read_connectors(&repo_root().join("connectors"))
+    let descriptors = connector_descriptor::load::read_dir(&repo_root().join("connectors"))
         .expect("shipped descriptors are valid");
     rendered_objects(
         workflow_compiler::render(RenderInput {

@@ -7,11 +7,14 @@
 //! These need helm, kubernetes-validate and checkov (`scripts/install-tools.sh k8s chart`,
 //! which `scripts/test.sh` runs); a missing tool fails the test, it never skips it.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
+use support::{Scratch, scratch};
 
 /// Kubernetes release the core kinds are validated against (kubernetes-validate ships
 /// schemas up to 1.37; 1.33 is the kubectl this repository installs and k8s-openapi's
@@ -64,13 +67,6 @@ fn run(program: &Path, args: &[&str], cwd: &Path) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("outpost-chart-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -356,9 +352,9 @@ fn outpost(args: &[&str], cwd: &Path) -> Output {
 }
 
 /// A copy of the chart compiled with `values` (`outpost render --chart --values`), and the
-/// render's own output folder.
-fn compiled_copy(name: &str, values: &Path) -> (PathBuf, PathBuf) {
-    let dir = scratch(name);
+/// render's own output folder, both in the scratch folder answered first.
+fn compiled_copy(name: &str, values: &Path) -> (Scratch, PathBuf, PathBuf) {
+    let dir = scratch(&format!("chart-{name}"));
     let chart = dir.join("outpost");
     copy_dir(&chart_dir(), &chart);
     let out = dir.join("workflow-templates");
@@ -377,7 +373,7 @@ fn compiled_copy(name: &str, values: &Path) -> (PathBuf, PathBuf) {
         ],
         &dir,
     );
-    (chart, out)
+    (dir, chart, out)
 }
 
 fn every_option_values() -> PathBuf {
@@ -401,7 +397,7 @@ fn secrets_mode_values() -> Vec<PathBuf> {
 
 #[test]
 fn lint_template_validate_and_scan_with_default_and_every_option_values() {
-    let scan = scratch("scan");
+    let scan = scratch("chart-scan");
     let mut totals = Validated::default();
     let mut add = |v: Validated| {
         totals.core += v.core;
@@ -425,7 +421,7 @@ fn lint_template_validate_and_scan_with_default_and_every_option_values() {
 
     // Every option: a copy of the chart compiled from the every-option values file.
     let values = every_option_values();
-    let (chart, out) = compiled_copy("every-option", &values);
+    let (_copy, chart, out) = compiled_copy("every-option", &values);
     lint(&chart, &[&values]);
     let every = helm_template(&chart, &[&values], "data-catalog");
     assert_byte_identical("every-option values", &every, &generated_objects(&out));
@@ -456,8 +452,6 @@ fn lint_template_validate_and_scan_with_default_and_every_option_values() {
         "validated {} core, {} Argo and {} operator objects; checkov: {passed} passed, {failed} failed, {skipped} skipped",
         totals.core, totals.argo, totals.operator
     );
-    let _ = std::fs::remove_dir_all(&scan);
-    let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
 
 #[test]
@@ -470,8 +464,8 @@ fn every_option_values_compile_to_the_fixture_options_render() {
     assert_eq!(values["agent"], fixture);
     // ...so compiling through the chart gives the fixture's render: the same bytes but for
     // the header line naming where the options were read.
-    let (chart, through_chart) = compiled_copy("every-option-render", &every_option_values());
-    let direct = chart.parent().expect("scratch").join("direct");
+    let (copy, _, through_chart) = compiled_copy("every-option-render", &every_option_values());
+    let direct = copy.join("direct");
     let fixture_path =
         repo_root().join("crates/workflow-compiler/tests/fixtures/every-option.yaml");
     outpost(
@@ -504,7 +498,6 @@ fn every_option_values_compile_to_the_fixture_options_render() {
     // heartbeat's WorkflowTemplates and their CronWorkflows, the ConfigMap.
     assert_eq!(a.len(), 7);
     assert_eq!(a, b);
-    let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
 
 #[test]
@@ -529,13 +522,12 @@ fn the_chart_refuses_agent_values_it_was_not_compiled_from() {
     assert!(error.contains("outpost render --chart"), "{error}");
 
     // And a copy compiled from other values refuses the chart's defaults.
-    let (chart, _) = compiled_copy("refuse", &every_option_values());
+    let (_copy, chart, _) = compiled_copy("refuse", &every_option_values());
     let out = run(&tool("helm"), &["template", "outpost", "."], &chart);
     assert!(
         !out.status.success(),
         "rendered defaults into a chart compiled otherwise"
     );
-    let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
 
 /// One grant: (namespace, apiGroup, resource, resource name or `*` for every object, verb).
@@ -635,7 +627,7 @@ fn service_account_names(value: &Value, found: &mut BTreeSet<String>) {
 #[test]
 fn rbac_is_least_privilege_namespaced_and_matches_the_templates() {
     let values = every_option_values();
-    let (chart, _) = compiled_copy("rbac", &values);
+    let (_copy, chart, _) = compiled_copy("rbac", &values);
     // Each: the rendered chart, the agent's namespace, the service accounts' prefix, and
     // Argo's controller ConfigMap (`agent.argo.controllerConfigMap`).
     for (rendered, namespace, prefix, (argo_namespace, argo_config_map)) in [
@@ -748,7 +740,6 @@ fn rbac_is_least_privilege_namespaced_and_matches_the_templates() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
 
 fn egress_rules(rendered: &[Rendered]) -> Vec<(String, Value)> {
@@ -769,7 +760,7 @@ fn egress_rules(rendered: &[Rendered]) -> Vec<(String, Value)> {
 #[test]
 fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
     let values = every_option_values();
-    let (chart, _) = compiled_copy("netpol", &values);
+    let (copy, chart, _) = compiled_copy("netpol", &values);
     let every = helm_template(&chart, &[&values], "data-catalog");
     let deny = every
         .iter()
@@ -853,7 +844,7 @@ fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
                  "values": ["orchestrator", "heartbeat", "reporter"] }])
     );
     // The review's path: a 0.0.0.0/0 destination for connector pods is refused at render.
-    let open = chart.parent().expect("scratch").join("open.yaml");
+    let open = copy.join("open.yaml");
     std::fs::write(
         &open,
         "networkPolicy:\n  sources:\n    - {cidr: 0.0.0.0/0, ports: [{port: 443}]}\n",
@@ -892,7 +883,7 @@ fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
     );
 
     // A destination that is the metadata address itself is refused.
-    let bad = chart.parent().expect("scratch").join("metadata.yaml");
+    let bad = copy.join("metadata.yaml");
     std::fs::write(
         &bad,
         "networkPolicy:\n  sources:\n    - {cidr: 169.254.169.254/32, ports: [{port: 80}]}\n",
@@ -909,7 +900,6 @@ fn network_policies_deny_by_default_and_never_reach_the_metadata_service() {
         "{}",
         text(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(chart.parent().expect("scratch"));
 }
 
 #[test]
@@ -1072,7 +1062,7 @@ fn the_argo_cd_applications_point_at_the_chart_and_the_kustomization() {
 
 #[test]
 fn render_check_covers_the_charts_compiled_files() {
-    let dir = scratch("check");
+    let dir = scratch("chart-check");
     let chart = dir.join("outpost");
     copy_dir(&chart_dir(), &chart);
     let args = |chart: &Path| {
@@ -1143,7 +1133,6 @@ fn render_check_covers_the_charts_compiled_files() {
         "{}",
         text(&stale.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1219,7 +1208,7 @@ fn chart_options_come_only_from_chart_values() {
         text(&both.stderr)
     );
     // --values without a chart has nothing to apply to.
-    let dir = scratch("no-chart");
+    let dir = scratch("chart-no-chart");
     let orphan = Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args([
             "render",
@@ -1253,5 +1242,4 @@ fn chart_options_come_only_from_chart_values() {
         "{}",
         text(&typo.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

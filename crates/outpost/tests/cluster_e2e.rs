@@ -46,6 +46,21 @@ fn apply(manifest: &str) {
     );
 }
 
+/// Applies the object `kubectl <args> --dry-run=client -o yaml` makes: created, or updated
+/// where it exists.
+fn apply_made(args: &[&str]) {
+    let mut args = args.to_vec();
+    args.extend(["--dry-run=client", "-o", "yaml"]);
+    apply(&run("kubectl", &args));
+}
+
+/// Applies the generic Secret `name` in the namespace, from `--from-literal` arguments.
+fn apply_secret(name: &str, literals: &[&str]) {
+    let mut args = vec!["-n", NAMESPACE, "create", "secret", "generic", name];
+    args.extend(literals);
+    apply_made(&args);
+}
+
 /// The reference server's process, stopped however the test ends.
 struct ServerProcess(std::process::Child);
 
@@ -105,52 +120,22 @@ fn a_job_runs_through_argo_and_reports_back() {
     );
     let url = "http://127.0.0.1:18080/";
 
-    apply(&run(
-        "kubectl",
+    apply_made(&["create", "namespace", NAMESPACE]);
+    apply_secret(
+        "outpost-control-plane-token",
+        &[&format!("--from-literal=token={agent_token}")],
+    );
+    apply_secret(
+        "outpost-source-pg-e2e",
         &[
-            "create",
-            "namespace",
-            NAMESPACE,
-            "--dry-run=client",
-            "-o",
-            "yaml",
-        ],
-    ));
-    apply(&run(
-        "kubectl",
-        &[
-            "-n",
-            NAMESPACE,
-            "create",
-            "secret",
-            "generic",
-            "outpost-control-plane-token",
-            &format!("--from-literal=token={agent_token}"),
-            "--dry-run=client",
-            "-o",
-            "yaml",
-        ],
-    ));
-    apply(&run(
-        "kubectl",
-        &[
-            "-n",
-            NAMESPACE,
-            "create",
-            "secret",
-            "generic",
-            "outpost-source-pg-e2e",
             "--from-literal=password=e2e-source-password",
             // Where the password may go is the connection's, not the job's.
             "--from-literal=host=pg-e2e",
             "--from-literal=database=postgres",
             "--from-literal=user=postgres",
             "--from-literal=ssl-mode=disable",
-            "--dry-run=client",
-            "-o",
-            "yaml",
         ],
-    ));
+    );
     // The control plane's default URL is http://outpost-control-plane:8080: a Service whose
     // endpoint is the host.
     apply(&format!(

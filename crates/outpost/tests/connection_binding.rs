@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use support::{contains, env, outpost, psql, serve};
+use support::{contains, env, psql, serve};
 
 /// A fake PostgreSQL server that asks every client for its password in cleartext.
 struct FakePostgres {
@@ -143,15 +143,8 @@ fn a_fake_source_receives_no_password_unless_the_connection_itself_points_to_it(
             "transferMode": "bucket-relay", "parameters": {}
         }),
     );
-    let run = outpost()
-        .args(["run", "--once", "--control-plane", &server.url])
-        // Unsigned jobs, knowingly: signing has its own tests (signed_jobs_cli.rs).
-        .arg("--insecure-unsigned-jobs")
-        .arg("--token-file")
-        .arg(server.agent_token())
-        .arg("--secrets-root")
-        .arg(&secrets)
-        .arg(format!("--to=file://{}", dir.join("bucket").display()))
+    let run = server
+        .run_unsigned(&secrets, &dir.join("bucket"))
         .env("OUTPOST_AGENT_ID", support::AGENT_ID)
         .output()
         .expect("run");

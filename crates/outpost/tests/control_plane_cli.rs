@@ -8,7 +8,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::{contains, env, outpost, psql, serve};
+use support::{contains, env, psql, serve};
 
 /// A job chooses only what a job may (the schemas); the connection's folder says where its
 /// password may go.
@@ -61,15 +61,8 @@ fn local_mode_runs_jobs_and_no_canary_secret_is_ever_shipped() {
     server.enqueue("injected", &injected);
 
     let bucket = dir.join("bucket");
-    let run = outpost()
-        .args(["run", "--once", "--control-plane", &server.url])
-        // Unsigned jobs, knowingly: signing has its own tests (signed_jobs_cli.rs).
-        .arg("--insecure-unsigned-jobs")
-        .arg("--token-file")
-        .arg(server.agent_token())
-        .arg("--secrets-root")
-        .arg(&secrets)
-        .arg(format!("--to=file://{}", bucket.display()))
+    let run = server
+        .run_unsigned(&secrets, &bucket)
         // The control plane signs upload URLs for s3s-fs on loopback, which direct ingestion
         // refuses without the explicit opt-in (security issue 13, M2).
         .arg("--allow-loopback-ingest")

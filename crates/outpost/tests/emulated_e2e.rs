@@ -55,34 +55,34 @@ struct Cluster {
     ticks: std::cell::Cell<u32>,
 }
 
+/// The relay bucket's URL under `prefix`, and the agent options' `relay:` naming it.
 fn relay_options(relay: Relay, prefix: &str) -> (String, String) {
-    match relay {
-        Relay::S3 => {
-            let url = format!("s3://{}/{prefix}", env("OUTPOST_TEST_S3_BUCKET"));
-            let yaml = format!(
-                "relay:\n  url: {url}\n  endpoint: {}\n  region: us-east-1\n  credentialsSecret: {RELAY_SECRET}\n",
-                env("OUTPOST_TEST_S3_ENDPOINT")
-            );
-            (url, yaml)
-        }
-        Relay::Azure => {
-            let url = format!("az://{}/{prefix}", env("OUTPOST_TEST_AZURE_CONTAINER"));
-            let yaml = format!(
-                "relay:\n  url: {url}\n  endpoint: {}\n  azureAccount: {}\n  credentialsSecret: {RELAY_SECRET}\n",
-                env("OUTPOST_TEST_AZURE_ENDPOINT"),
-                env("OUTPOST_TEST_AZURE_ACCOUNT")
-            );
-            (url, yaml)
-        }
-        Relay::Gcs => {
-            let url = format!("gs://{}/{prefix}", env("OUTPOST_TEST_GCS_BUCKET"));
-            let yaml = format!(
-                "relay:\n  url: {url}\n  endpoint: {}\n  credentialsSecret: {RELAY_SECRET}\n",
-                env("OUTPOST_TEST_GCS_ENDPOINT")
-            );
-            (url, yaml)
-        }
-    }
+    // The URL's scheme and bucket, the store's endpoint, and what else the store needs.
+    let (scheme, bucket, endpoint, more) = match relay {
+        Relay::S3 => (
+            "s3",
+            env("OUTPOST_TEST_S3_BUCKET"),
+            env("OUTPOST_TEST_S3_ENDPOINT"),
+            "  region: us-east-1\n".to_owned(),
+        ),
+        Relay::Azure => (
+            "az",
+            env("OUTPOST_TEST_AZURE_CONTAINER"),
+            env("OUTPOST_TEST_AZURE_ENDPOINT"),
+            format!("  azureAccount: {}\n", env("OUTPOST_TEST_AZURE_ACCOUNT")),
+        ),
+        Relay::Gcs => (
+            "gs",
+            env("OUTPOST_TEST_GCS_BUCKET"),
+            env("OUTPOST_TEST_GCS_ENDPOINT"),
+            String::new(),
+        ),
+    };
+    let url = format!("{scheme}://{bucket}/{prefix}");
+    let yaml = format!(
+        "relay:\n  url: {url}\n  endpoint: {endpoint}\n{more}  credentialsSecret: {RELAY_SECRET}\n"
+    );
+    (url, yaml)
 }
 
 /// The relay bucket's static credentials, as the Secret `outpost-relay-credentials` holds them.
@@ -129,7 +129,7 @@ impl Cluster {
         let options_file = dir.path().join("options.yaml");
         std::fs::write(&options_file, options_yaml).expect("options");
         let options = workflow_compiler::files::read_options(&options_file).expect("options");
-        let descriptors = workflow_compiler::files::read_connectors(
+        let descriptors = connector_descriptor::load::read_dir(
             &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../connectors"),
         )
         .expect("descriptors");
@@ -399,27 +399,29 @@ struct Source {
 }
 
 impl Source {
-    /// Names unique to this test process; `salt` tells the engines' canaries apart.
-    fn named(tag: &str, salt: &str) -> Self {
+    /// A source with names unique to this test process (`salt` tells the engines' canaries
+    /// apart), made in its engine by `create` from its user, password, row canary and schema.
+    fn created(tag: &str, salt: &str, create: impl FnOnce(&str, &str, &str, &str)) -> Self {
         let pid = std::process::id();
-        Self {
+        let source = Self {
             user: format!("e2e_{tag}_{pid}"),
             password: format!("CANARY-PASSWORD-{tag}-{pid}-{salt}"),
             row_canary: format!("CANARY-ROW-{tag}-{pid}-{salt}"),
             schema: format!("e2e_{tag}_{pid}"),
-        }
+        };
+        create(
+            &source.user,
+            &source.password,
+            &source.row_canary,
+            &source.schema,
+        );
+        source
     }
 
     fn postgres(tag: &str) -> Self {
-        let source = Self::named(tag, "8f2a");
-        let Source {
-            user,
-            password,
-            row_canary,
-            schema,
-        } = &source;
-        psql(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; DROP ROLE IF EXISTS {user};
+        Self::created(tag, "8f2a", |user, password, row_canary, schema| {
+            psql(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; DROP ROLE IF EXISTS {user};
              CREATE ROLE {user} LOGIN PASSWORD '{password}';
              CREATE SCHEMA {schema};
              CREATE TABLE {schema}.customers (id int PRIMARY KEY, note text);
@@ -427,19 +429,13 @@ impl Source {
              INSERT INTO {schema}.customers VALUES (1, '{row_canary}');
              CREATE VIEW {schema}.recent AS SELECT id FROM {schema}.customers;
              GRANT USAGE ON SCHEMA {schema} TO {user};"
-        ));
-        source
+            ));
+        })
     }
 
     fn mysql(tag: &str) -> Self {
-        let source = Self::named(tag, "93be");
-        let Source {
-            user,
-            password,
-            row_canary,
-            schema,
-        } = &source;
-        support::mysql(&format!(
+        Self::created(tag, "93be", |user, password, row_canary, schema| {
+            support::mysql(&format!(
             "DROP DATABASE IF EXISTS {schema}; DROP USER IF EXISTS '{user}'@'%';
              CREATE DATABASE {schema};
              CREATE TABLE {schema}.customers (id int PRIMARY KEY, note text) COMMENT 'e2e customers';
@@ -447,8 +443,8 @@ impl Source {
              CREATE VIEW {schema}.recent AS SELECT id FROM {schema}.customers;
              CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';
              GRANT SHOW VIEW ON {schema}.* TO '{user}'@'%';"
-        ));
-        source
+            ));
+        })
     }
 }
 
@@ -684,14 +680,23 @@ fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_mani
         connectors.len() >= 2,
         "postgres and mysql at least: {connectors:?}"
     );
-    // Canaries: nothing shipped (statuses, logs in the control plane and in the bucket) holds a
-    // password or a row; the search finds what is there (the connection names).
+    // Canaries: the search finds what is there (the connection names).
+    assert_no_canary_shipped(&cluster, "postgres-bucket", &sources);
+}
+
+/// Canaries: nothing `cluster` shipped (statuses, logs in the control plane and in the
+/// bucket) holds a password or a row of `sources`; the search finds `present`, which is there.
+fn assert_no_canary_shipped<'a>(
+    cluster: &Cluster,
+    present: &str,
+    sources: impl IntoIterator<Item = &'a Source>,
+) {
     let shipped = cluster.shipped();
     assert!(
-        support::contains(&shipped, "postgres-bucket"),
+        support::contains(&shipped, present),
         "the search finds nothing"
     );
-    for source in &sources {
+    for source in sources {
         assert!(
             !support::contains(&shipped, &source.password),
             "a password was shipped"
@@ -856,17 +861,5 @@ fn failure_paths_end_in_their_documented_state_after_their_documented_attempts()
     );
 
     // Canaries: the password (also sent to the wrong and stalled servers' jobs) and the row.
-    let shipped = cluster.shipped();
-    assert!(
-        support::contains(&shipped, "pg-down"),
-        "the search finds nothing"
-    );
-    assert!(
-        !support::contains(&shipped, &source.password),
-        "a password was shipped"
-    );
-    assert!(
-        !support::contains(&shipped, &source.row_canary),
-        "a row was shipped"
-    );
+    assert_no_canary_shipped(&cluster, "pg-down", [&source]);
 }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::scratch;
+use support::{extract_sqlite, scratch, sqlite_file};
 
 use std::process::Command;
 
@@ -17,29 +17,9 @@ fn outpost(args: &[&str]) -> std::process::Output {
 fn extract_writes_the_output_and_manifest_and_exits_zero() {
     let dir = scratch("ok");
     let db = dir.join("tiny.db");
-    let status = Command::new("python3")
-        .args(["-c", &format!("import sqlite3; c = sqlite3.connect('{}'); c.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)'); c.commit()", db.display())])
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "python3 (with its sqlite3 module) builds the fixture"
-    );
+    sqlite_file(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)");
     let out = dir.join("out");
-    let run = outpost(&[
-        "extract",
-        "--connector=sqlite",
-        &format!("--param=path={}", db.display()),
-        "--param=include-tables=",
-        "--connection=c1",
-        "--job-id=j1",
-        "--run-id=r1",
-        &format!("--out={}", out.display()),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    extract_sqlite(&db, &out, "c1", &["--param=include-tables="]);
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
     )

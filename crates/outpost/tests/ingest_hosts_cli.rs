@@ -200,7 +200,8 @@ fn m2_an_authorization_header_from_the_control_plane_is_refused() {
     let scratch = support::scratch("m2-headers");
     let run = write_run(scratch.path(), "j1");
     let (port, seen) = listener();
-    let urls = |headers: serde_json::Value| {
+    // An upload through a URL file whose every URL asks for `headers`.
+    let upload_with = |headers: serde_json::Value| {
         let expires = humantime::format_rfc3339_seconds(
             std::time::SystemTime::now() + std::time::Duration::from_secs(600),
         )
@@ -223,17 +224,16 @@ fn m2_an_authorization_header_from_the_control_plane_is_refused() {
         .collect();
         let file = scratch.path().join("urls.json");
         std::fs::write(&file, serde_json::Value::Object(set).to_string()).expect("urls");
-        file
+        upload(&run, "j1")
+            .arg("--urls")
+            .arg(&file)
+            .arg("--allow-loopback-ingest")
+            .output()
+            .expect("upload runs")
     };
 
     // The reproduction: the URL set asks for the agent's token as a header.
-    let file = urls(serde_json::json!({ "Authorization": "Bearer agent-token-abcdef0123" }));
-    let out = upload(&run, "j1")
-        .arg("--urls")
-        .arg(&file)
-        .arg("--allow-loopback-ingest")
-        .output()
-        .expect("upload runs");
+    let out = upload_with(serde_json::json!({ "Authorization": "Bearer agent-token-abcdef0123" }));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(
@@ -244,13 +244,7 @@ fn m2_an_authorization_header_from_the_control_plane_is_refused() {
     assert!(seen.lock().expect("lock").is_empty(), "a request was sent");
 
     // Control: a store header is fine, and every file reaches the listener.
-    let file = urls(serde_json::json!({ "x-ms-blob-type": "BlockBlob" }));
-    let out = upload(&run, "j1")
-        .arg("--urls")
-        .arg(&file)
-        .arg("--allow-loopback-ingest")
-        .output()
-        .expect("upload runs");
+    let out = upload_with(serde_json::json!({ "x-ms-blob-type": "BlockBlob" }));
     assert!(
         out.status.success(),
         "{}",

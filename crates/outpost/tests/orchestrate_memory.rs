@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use argo_emulator::kube_api::FakeKube;
+use control_plane::test_support::raw_http_server;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const LIMIT_MIB: f64 = 64.0;
@@ -33,58 +34,44 @@ const TOTAL: u64 = 300_000_000;
 /// Answers `GET /v1/jobs` with 300 MB, every claim with `409 leased` (so the tick leaves
 /// each job), anything else with 404; counts the list bytes it got out.
 async fn hostile_control_plane(kind: Hostile) -> (String, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let sent = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&sent);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                    })
-                    .unwrap_or(0);
-                let mut body = vec![0u8; length];
-                if stream.read_exact(&mut body).await.is_err() {
-                    return;
-                }
-                if head.starts_with("GET /v1/jobs") {
-                    let _ = send_list(&mut stream, kind, &counter).await;
+    let address = raw_http_server(move |mut stream, head| {
+        let counter = Arc::clone(&counter);
+        async move {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            if stream.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            if head.starts_with("GET /v1/jobs") {
+                let _ = send_list(&mut stream, kind, &counter).await;
+            } else {
+                let (status, code) = if head.contains("/claim ") {
+                    ("409 Conflict", "leased")
                 } else {
-                    let (status, code) = if head.contains("/claim ") {
-                        ("409 Conflict", "leased")
-                    } else {
-                        ("404 Not Found", "not-found")
-                    };
-                    let body = format!(
-                        "{{\"error\":{{\"code\":\"{code}\",\"message\":\"hostile test server\"}}}}"
-                    );
-                    let answer = format!(
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                }
-            });
+                    ("404 Not Found", "not-found")
+                };
+                let body = format!(
+                    "{{\"error\":{{\"code\":\"{code}\",\"message\":\"hostile test server\"}}}}"
+                );
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
         }
-    });
-    (url, sent)
+    })
+    .await;
+    (format!("http://{address}"), sent)
 }
 
 async fn send_list(

@@ -56,7 +56,7 @@ fn l9_the_default_render_speaks_https_and_requires_signed_jobs() {
     // A plain-http URL that is not loopback does not compile, unless knowingly allowed.
     let mut options = AgentOptions::default();
     options.control_plane.url = "http://control-plane.outpost.svc:8080".to_owned();
-    let descriptors = workflow_compiler::files::read_connectors(
+    let descriptors = connector_descriptor::load::read_dir(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors"),
     )
     .expect("descriptors");

@@ -9,11 +9,11 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime};
 
-use support::{AGENT_ID, Server, outpost, serve_with};
+use support::{AGENT_ID, Server, outpost, serve_with, sqlite_file};
 
 /// A scratch folder with the key pair, both control planes, a SQLite source, a bucket
 /// folder and the runner's state folder.
@@ -54,9 +54,7 @@ impl Sites {
         // The source: a SQLite file, named by the connection's secrets folder (where a
         // connection's fixed parameters live) and by the job.
         let db = dir.path().join("catalog.db");
-        rusqlite::Connection::open(&db)
-            .and_then(|c| c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
-            .expect("sqlite");
+        sqlite_file(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)");
         let secrets = dir.path().join("secrets").join("local-db");
         std::fs::create_dir_all(&secrets).expect("secrets");
         std::fs::write(secrets.join("path"), db.display().to_string()).expect("path");
@@ -74,10 +72,25 @@ impl Sites {
 
     /// One poll of `server` by the local runner of agent `AGENT_ID`, pinning A's key.
     fn run_once(&self, server: &Server) -> Output {
-        outpost()
-            .args(["run", "--once", "--control-plane", &server.url])
-            .arg("--token-file")
-            .arg(server.agent_token())
+        self.run_once_with(server, &self.state_dir())
+    }
+
+    /// [`Sites::run_once`] against B, which hands out one job it was given: the poll
+    /// succeeds, and rejects it.
+    fn run_once_rejecting_bs_job(&self) {
+        let out = self.run_once(&self.b);
+        assert!(out.status.success(), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("0 succeeded, 0 failed, 1 rejected"),
+            "{}",
+            stdout(&out)
+        );
+    }
+
+    /// [`Sites::run_once`] recording the nonces it saw in `state_dir`.
+    fn run_once_with(&self, server: &Server, state_dir: &Path) -> Output {
+        server
+            .run_once()
             .arg("--secrets-root")
             .arg(self.dir.path().join("secrets"))
             .arg(format!(
@@ -88,7 +101,7 @@ impl Sites {
             .arg("--agent-id")
             .arg(AGENT_ID)
             .arg("--state-dir")
-            .arg(self.state_dir())
+            .arg(state_dir)
             .output()
             .expect("run")
     }
@@ -137,13 +150,7 @@ fn m1_a_job_signed_for_another_agent_is_rejected() {
     assert_eq!(signed["agentId"], "agent-a");
     assert!(signed["signature"].is_string() && signed["nonce"].is_string());
     sites.b.enqueue("copied", &signed);
-    let out = sites.run_once(&sites.b);
-    assert!(out.status.success(), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("0 succeeded, 0 failed, 1 rejected"),
-        "{}",
-        stdout(&out)
-    );
+    sites.run_once_rejecting_bs_job();
     rejected_for(
         &sites.b,
         "job-for-a",
@@ -194,13 +201,7 @@ fn m1_a_replayed_nonce_is_rejected() {
     // The reproduction: the same signed job, handed out again by B, to a new runner
     // process (the record is on disk, not in memory).
     sites.b.enqueue("replayed", &signed);
-    let out = sites.run_once(&sites.b);
-    assert!(out.status.success(), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("0 succeeded, 0 failed, 1 rejected"),
-        "{}",
-        stdout(&out)
-    );
+    sites.run_once_rejecting_bs_job();
     rejected_for(&sites.b, "job-1", "replayed nonce");
     rejected_for(&sites.b, "job-1", "already ran on this agent");
 
@@ -211,23 +212,7 @@ fn m1_a_replayed_nonce_is_rejected() {
     std::fs::create_dir_all(&c_dir).expect("dir");
     let c = serve_with(&c_dir, "127.0.0.1:0", &[]);
     c.enqueue("replayed", &signed);
-    let out = outpost()
-        .args(["run", "--once", "--control-plane", &c.url])
-        .arg("--token-file")
-        .arg(c.agent_token())
-        .arg("--secrets-root")
-        .arg(sites.dir.path().join("secrets"))
-        .arg(format!(
-            "--to=file://{}",
-            sites.dir.path().join("bucket").display()
-        ))
-        .arg(format!("--job-signing-key={}", sites.public_key))
-        .arg("--agent-id")
-        .arg(AGENT_ID)
-        .arg("--state-dir")
-        .arg(&fresh_state)
-        .output()
-        .expect("run");
+    let out = sites.run_once_with(&c, &fresh_state);
     assert!(out.status.success(), "{}", stdout(&out));
     ran(&c, "job-1");
 }
@@ -238,10 +223,9 @@ fn a_signing_key_needs_a_usable_state_folder() {
     let sites = Sites::new("m1-state");
     let file = sites.dir.path().join("not-a-folder");
     std::fs::write(&file, "x").expect("file");
-    let out = outpost()
-        .args(["run", "--once", "--control-plane", &sites.a.url])
-        .arg("--token-file")
-        .arg(sites.a.agent_token())
+    let out = sites
+        .a
+        .run_once()
         .arg(format!("--job-signing-key={}", sites.public_key))
         .arg("--state-dir")
         .arg(&file)

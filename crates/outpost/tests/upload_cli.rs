@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::scratch;
+use support::{extract_sqlite, scratch, sqlite_file};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,28 +19,12 @@ fn outpost(args: &[&str]) -> std::process::Output {
 /// A real run folder: a small SQLite catalog extracted by `outpost extract`.
 fn extracted(dir: &Path) -> PathBuf {
     let db = dir.join("shop.db");
-    let status = Command::new("python3")
-        .args(["-c", &format!("import sqlite3; c = sqlite3.connect('{}'); c.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY, total NUMERIC)'); c.execute('CREATE VIEW big AS SELECT * FROM orders WHERE total > 100'); c.commit()", db.display())])
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "python3 builds the fixture"
+    sqlite_file(
+        &db,
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, total NUMERIC); CREATE VIEW big AS SELECT * FROM orders WHERE total > 100",
     );
     let out = dir.join("out");
-    let run = outpost(&[
-        "extract",
-        "--connector=sqlite",
-        &format!("--param=path={}", db.display()),
-        "--connection=shop",
-        "--job-id=j1",
-        "--run-id=r1",
-        &format!("--out={}", out.display()),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    extract_sqlite(&db, &out, "shop", &[]);
     out
 }
 

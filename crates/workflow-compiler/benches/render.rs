@@ -24,6 +24,21 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// A connectors folder holding `texts` (`connectors/<name>/connector.yaml` and its text),
+/// removed when dropped (an early return or a panic included).
+fn connectors_folder(texts: &[(String, String)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("outpost-bench-connectors-")
+        .tempdir()
+        .expect("temporary folder");
+    for (file, text) in texts {
+        let path = dir.path().join(file.trim_start_matches("connectors/"));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    dir
+}
+
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../connectors/postgres/connector.yaml");
@@ -40,15 +55,10 @@ fn main() {
     let options = AgentOptions::default();
 
     // The real path of `outpost render`: a connectors folder read, parsed and validated.
-    let dir = std::env::temp_dir().join(format!("outpost-bench-connectors-{}", std::process::id()));
-    for (file, text) in &texts {
-        let path = dir.join(file.trim_start_matches("connectors/"));
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
+    let dir = connectors_folder(&texts);
     let full = |_: &[(String, String)]| {
         let descriptors =
-            workflow_compiler::files::read_connectors(&dir).expect("valid descriptors");
+            connector_descriptor::load::read_dir(dir.path()).expect("valid descriptors");
         workflow_compiler::render(RenderInput {
             descriptors: &descriptors,
             options: &options,
@@ -124,7 +134,6 @@ fn main() {
         "ratio render / baseline: {:.2}x",
         render.as_secs_f64() / base.as_secs_f64()
     );
-    let _ = std::fs::remove_dir_all(&dir);
     println!(
         "ratio render / target ({} ms): {:.2} -> {}",
         TARGET.as_millis(),
@@ -210,18 +219,13 @@ fn phases(texts: &[(String, String)], options: &AgentOptions) {
             .map(|v| serde_saphyr::to_string(v).expect("yaml").len())
             .sum::<usize>()
     });
-    let dir = std::env::temp_dir().join(format!("outpost-bench-phases-{}", std::process::id()));
-    for (file, text) in texts {
-        let path = dir.join(file.trim_start_matches("connectors/"));
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
+    let dir = connectors_folder(texts);
     fastest("read_connectors", || {
-        workflow_compiler::files::read_connectors(&dir)
+        connector_descriptor::load::read_dir(dir.path())
             .expect("valid")
             .len()
     });
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     fastest("whole render", || {
         workflow_compiler::render(RenderInput {
             descriptors: &descriptors,

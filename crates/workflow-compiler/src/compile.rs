@@ -34,6 +34,8 @@ use argo_workflows::{
 };
 use connector_descriptor::{ParameterScope, ParameterType, TransferMode, ValidatedDescriptor};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use outpost_core::ExitCode;
+use outpost_core::ids::go_duration_seconds;
 use serde_json::Value;
 
 use crate::hardening::{container_security_context, pod_security_context};
@@ -44,8 +46,6 @@ use crate::options::{AgentOptions, CaBundleSource};
 pub const COMPILER_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Name of the ConfigMap holding per-connector concurrency limits.
 pub const CONCURRENCY_CONFIG_MAP: &str = "outpost-concurrency";
-/// Exit code with which Outpost's steps signal a failure that a retry may cure (network).
-pub const EXIT_TEMPORARY_FAILURE: u8 = 75;
 
 /// Where extract writes and upload reads, inside the connector pod.
 pub const OUTPUT_DIR: &str = "/outpost/output";
@@ -79,11 +79,6 @@ const WORKFLOW_PARAMETERS: [(&str, &str); 3] = [
         "Id of this run, unique per job; names the run's folder in the destination.",
     ),
 ];
-
-/// A WorkflowTemplate's name for a connector.
-pub fn connector_template_name(connector: &str) -> String {
-    format!("outpost-{connector}")
-}
 
 fn labels(
     options: &AgentOptions,
@@ -718,30 +713,13 @@ pub fn connector_template(
 
     WorkflowTemplate::new(
         object_meta(
-            connector_template_name(connector),
+            connector_descriptor::template_name(connector),
             options,
             labels,
             &descriptor.description,
         ),
         spec,
     )
-}
-
-/// Seconds in a Go duration of the shapes descriptors and options allow (`30s`, `10m`, `1h`,
-/// `1m30s`); 0 for anything else (validation rejects it earlier).
-fn go_duration_seconds(text: &str) -> u64 {
-    let mut total = 0;
-    let mut number = 0u64;
-    for c in text.chars() {
-        match c {
-            '0'..='9' => number = number * 10 + u64::from(c as u8 - b'0'),
-            'h' => (total, number) = (total + number * 3600, 0),
-            'm' => (total, number) = (total + number * 60, 0),
-            's' => (total, number) = (total + number, 0),
-            _ => return 0,
-        }
-    }
-    total + number
 }
 
 /// Every attempt's deadline plus Argo's backoff before each retry
@@ -754,8 +732,9 @@ fn total_deadline_seconds(
     cap: &str,
 ) -> i64 {
     let (duration, cap) = (
-        go_duration_seconds(backoff_duration),
-        go_duration_seconds(cap),
+        // Validation rejects a malformed duration earlier.
+        go_duration_seconds(backoff_duration).unwrap_or(0),
+        go_duration_seconds(cap).unwrap_or(0),
     );
     let mut total = u64::from(run_seconds) * (u64::from(limit) + 1);
     let mut wait = duration;
@@ -767,7 +746,7 @@ fn total_deadline_seconds(
 }
 
 /// Retries only failures that may pass: a pod Kubernetes lost (`Error`), or a step that
-/// exited with [`EXIT_TEMPORARY_FAILURE`]. Bad parameters and refused credentials fail at once.
+/// exited with [`ExitCode::Temporary`]. Bad parameters and refused credentials fail at once.
 fn transient_retry(limit: u32, duration: String, factor: u32, cap: String) -> RetryStrategy {
     RetryStrategy {
         limit: Some(int_or_string(limit)),
@@ -776,7 +755,7 @@ fn transient_retry(limit: u32, duration: String, factor: u32, cap: String) -> Re
         // (see the module docs); Argo makes it "-1" when no exit code is known.
         expression: Some(format!(
             "lastRetry.status == \"Error\" || (lastRetry.status == \"Failed\" && asInt(lastRetry.exitCode) == {code})",
-            code = EXIT_TEMPORARY_FAILURE
+            code = ExitCode::Temporary.code()
         )),
         backoff: Some(Backoff {
             duration: Some(duration),

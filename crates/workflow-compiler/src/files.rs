@@ -4,12 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use connector_descriptor::{DescriptorError, Diagnostic, Diagnostics, ValidatedDescriptor};
+use connector_descriptor::load::display_path;
 
 use crate::{AgentOptions, CompileError, Overlay, RenderedFile};
-
-/// File name of a descriptor inside its connector's folder.
-pub const DESCRIPTOR_FILE: &str = "connector.yaml";
 
 /// Why an input could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +22,9 @@ pub enum FilesError {
         #[source]
         source: std::io::Error,
     },
-    /// One or more descriptors are invalid; every problem of every descriptor is listed.
-    #[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Descriptors {
-        /// One error per bad descriptor.
-        errors: Vec<DescriptorError>,
-    },
+    /// The descriptors could not be loaded.
+    #[error(transparent)]
+    Descriptors(#[from] connector_descriptor::load::LoadError),
     /// The options or an overlay are invalid.
     #[error(transparent)]
     Compile(#[from] CompileError),
@@ -42,124 +36,6 @@ fn read(path: &Path) -> Result<String, FilesError> {
         path: path.to_owned(),
         source,
     })
-}
-
-/// A path as shown in diagnostics: relative to the working directory when it is inside it.
-pub fn display_path(path: &Path) -> String {
-    let shown = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned));
-    shown
-        .unwrap_or_else(|| path.to_owned())
-        .display()
-        .to_string()
-}
-
-/// Reads every `<dir>/<name>/connector.yaml`, sorted by folder name. Every invalid
-/// descriptor is reported, not only the first. A descriptor whose `name` differs from its
-/// folder's is an error.
-///
-/// Descriptors are named `<dir's own name>/<name>/connector.yaml` (`connectors/postgres/…`)
-/// in diagnostics and generated headers, whatever the working directory, so renders from
-/// anywhere give the same bytes.
-pub fn read_connectors(dir: &Path) -> Result<Vec<ValidatedDescriptor>, FilesError> {
-    let io = |source| FilesError::Io {
-        action: "read",
-        path: dir.to_owned(),
-        source,
-    };
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_dir())
-        .collect();
-    folders.sort();
-    // Every folder is a connector: one without its descriptor (say, `connector.yml`) is an
-    // error, not something to skip without a word.
-    let missing: Vec<DescriptorError> = folders
-        .iter()
-        .filter(|folder| !folder.join(DESCRIPTOR_FILE).is_file())
-        .map(|folder| {
-            let file = label(dir, folder);
-            let diagnostic = Diagnostic::new(
-                &file,
-                serde_saphyr::Location::UNKNOWN,
-                "",
-                format!(
-                    "missing: every folder under {} holds one connector's `{DESCRIPTOR_FILE}`",
-                    dir.display()
-                ),
-            );
-            DescriptorError::Invalid {
-                file,
-                diagnostics: Diagnostics(vec![diagnostic]),
-            }
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(FilesError::Descriptors { errors: missing });
-    }
-    let inputs = folders
-        .iter()
-        .map(|folder| {
-            Ok((
-                folder,
-                label(dir, folder),
-                read(&folder.join(DESCRIPTOR_FILE))?,
-            ))
-        })
-        .collect::<Result<Vec<_>, FilesError>>()?;
-    // Parsing dominates a render of many connectors; descriptors are independent.
-    let parsed = crate::parallel::map(&inputs, |(folder, file, text)| {
-        let descriptor = connector_descriptor::parse(file, text)?;
-        let folder_name = folder
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if descriptor.name() == folder_name {
-            return Ok(descriptor);
-        }
-        let diagnostic = Diagnostic::new(
-            file,
-            descriptor.name.referenced,
-            "name",
-            format!(
-                "`{}` differs from its folder name `{folder_name}`",
-                descriptor.name()
-            ),
-        );
-        Err(DescriptorError::Invalid {
-            file: file.clone(),
-            diagnostics: Diagnostics(vec![diagnostic]),
-        })
-    });
-    let (mut descriptors, mut errors) = (Vec::new(), Vec::new());
-    for result in parsed {
-        match result {
-            Ok(descriptor) => descriptors.push(descriptor),
-            Err(error) => errors.push(error),
-        }
-    }
-    if errors.is_empty() {
-        Ok(descriptors)
-    } else {
-        Err(FilesError::Descriptors { errors })
-    }
-}
-
-fn label(dir: &Path, folder: &Path) -> String {
-    let base = dir
-        .canonicalize()
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let folder_name = folder
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match base {
-        Some(base) => format!("{base}/{folder_name}/{DESCRIPTOR_FILE}"),
-        None => display_path(&folder.join(DESCRIPTOR_FILE)),
-    }
 }
 
 /// Reads agent options from a YAML file (unknown fields are errors).
@@ -314,4 +190,151 @@ fn write_generated(
         })?;
     }
     Ok(())
+}
+
+/// What `outpost render` is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateRequest {
+    /// Folder holding one sub-folder per connector.
+    pub connectors: PathBuf,
+    /// Agent options file; without it, the chart's `agent:` values or the defaults.
+    pub options: Option<PathBuf>,
+    /// Overlays applied after compilation, in order.
+    pub overlays: Vec<PathBuf>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Helm chart rendered into as well.
+    pub chart: Option<PathBuf>,
+    /// Helm values files whose `agent:` sections override the chart's, in order.
+    pub values: Vec<PathBuf>,
+    /// Compare with what is on disk instead of writing.
+    pub check: bool,
+}
+
+/// Renders the descriptors into the output folder (and the chart), or with `check` compares
+/// what is committed with a fresh render. Every finding goes to `say`, a line each. Answers
+/// whether everything was up to date (always true when writing).
+pub fn generate(
+    request: &GenerateRequest,
+    say: &mut dyn FnMut(String),
+) -> Result<bool, FilesError> {
+    let descriptors = connector_descriptor::load::read_dir(&request.connectors)?;
+    if descriptors.is_empty() {
+        return Err(FilesError::Compile(CompileError::Options {
+            source_name: display_path(&request.connectors),
+            problems: vec!["no connector descriptors found".to_owned()],
+        }));
+    }
+    for descriptor in descriptors.iter().filter(|d| d.local_only) {
+        say(format!(
+            "{}: connector `{}` is localOnly: no WorkflowTemplate is rendered for it; run it with `outpost run --connector {}`",
+            descriptor.file(),
+            descriptor.name(),
+            descriptor.name()
+        ));
+    }
+    let chart_values = match &request.chart {
+        Some(chart) => Some(read_chart_values(chart, &request.values)?),
+        None => None,
+    };
+    let (options, options_source) = match (&chart_values, &request.options) {
+        (Some(values), _) => (values.options.clone(), values.source.clone()),
+        (None, Some(path)) => (read_options(path)?, display_path(path)),
+        (None, None) => (AgentOptions::default(), "defaults".to_owned()),
+    };
+    let overlays = request
+        .overlays
+        .iter()
+        .map(|p| read_overlay(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rendered = crate::render(crate::RenderInput {
+        descriptors: &descriptors,
+        options: &options,
+        options_source: &options_source,
+        overlays: &overlays,
+    })?;
+    // Each output: its folder, its files, and whether it is a chart's (read and written as
+    // the chart keeps them).
+    let mut outputs = vec![(request.out.clone(), rendered.clone(), false)];
+    // The chart's values schema, whose `agent` part is the options' schema.
+    let mut schema_file = None;
+    if let (Some(chart), Some(values)) = (&request.chart, &chart_values) {
+        outputs.push((
+            chart.join(crate::chart::CHART_ARGO_DIR),
+            crate::chart::chart_files(&rendered, &values.agent),
+            true,
+        ));
+        let path = chart.join(crate::chart::VALUES_SCHEMA_FILE);
+        let existing = read(&path)?;
+        let fresh = crate::chart::values_schema(&existing, &display_path(&path))?;
+        schema_file = Some((path, existing, fresh));
+    }
+    if request.check {
+        let mut stale_outputs = 0;
+        if let Some((path, existing, fresh)) = &schema_file {
+            let name = crate::chart::VALUES_SCHEMA_FILE.to_owned();
+            let committed = BTreeMap::from([(name.clone(), existing.clone())]);
+            let fresh = [RenderedFile {
+                name,
+                contents: fresh.clone(),
+            }];
+            let stale = crate::staleness(&committed, &fresh);
+            for difference in &stale {
+                say(difference.to_string());
+            }
+            if !stale.is_empty() {
+                stale_outputs += 1;
+                say(format!(
+                    "{}: stale; run `outpost render` and commit the result",
+                    path.display()
+                ));
+            }
+        }
+        for (dir, fresh, is_chart) in &outputs {
+            let committed = if *is_chart {
+                read_chart_dir(dir)?
+            } else {
+                read_output_dir(dir)?
+            };
+            let stale = crate::staleness(&committed, fresh);
+            if stale.is_empty() {
+                say(format!(
+                    "{}: {} files up to date",
+                    dir.display(),
+                    fresh.len()
+                ));
+                continue;
+            }
+            stale_outputs += 1;
+            for difference in &stale {
+                say(difference.to_string());
+            }
+            say(format!(
+                "{}: {} of {} files stale; run `outpost render` and commit the result",
+                dir.display(),
+                stale.len(),
+                fresh.len()
+            ));
+        }
+        return Ok(stale_outputs == 0);
+    }
+    for (dir, fresh, is_chart) in &outputs {
+        if *is_chart {
+            write_chart_dir(dir, fresh)?;
+        } else {
+            write_output_dir(dir, fresh)?;
+        }
+        say(format!("{}: wrote {} files", dir.display(), fresh.len()));
+    }
+    if let Some((path, existing, fresh)) = &schema_file
+        && existing != fresh
+    {
+        std::fs::write(path, fresh).map_err(|source| FilesError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        })?;
+        say(format!("{}: updated", path.display()));
+    }
+    Ok(true)
 }

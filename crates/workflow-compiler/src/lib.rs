@@ -14,12 +14,12 @@ pub mod files;
 pub mod hardening;
 pub mod options;
 pub mod overlay;
-mod parallel;
 
 use std::collections::BTreeMap;
 
 use argo_workflows::AnyWorkflowObject;
 use connector_descriptor::{Diagnostics, ValidatedDescriptor};
+use outpost_core::ids::{is_dns_label, is_go_duration};
 use serde_json::Value;
 
 pub use compile::*;
@@ -217,7 +217,7 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
     let options_input = format!("agent options ({options_source})");
     let mut generated: Vec<Generated> = Vec::new();
     for descriptor in &sorted {
-        let template = connector_template_name(descriptor.name());
+        let template = connector_descriptor::template_name(descriptor.name());
         if AGENT_TEMPLATES.contains(&template.as_str()) {
             return Err(CompileError::ReservedConnectorName {
                 connector: descriptor.name().to_owned(),
@@ -235,7 +235,7 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         }
     }
     // Connectors compile independently: spread them over the cores.
-    let templates = parallel::map(&sorted, |descriptor| {
+    let templates = connector_descriptor::parallel::map(&sorted, |descriptor| {
         let inputs = vec![descriptor.file().to_owned(), options_input.clone()];
         let template =
             AnyWorkflowObject::WorkflowTemplate(Box::new(connector_template(descriptor, options)));
@@ -267,34 +267,37 @@ pub fn render(input: RenderInput<'_>) -> Result<Vec<RenderedFile>, CompileError>
         }
     }
 
-    let rendered = parallel::map(&generated, |g| -> Result<RenderedFile, CompileError> {
-        let kind = g.typed.kind();
-        let name = g.typed.metadata().name.as_deref().unwrap_or("unnamed");
-        let object = format!("{kind} {name}");
-        let yaml = match &g.overlaid {
-            Some(value) => {
-                recheck_overlaid(value, &object)?;
-                serde_saphyr::to_string(value)
-            }
-            None => {
-                if let Typed::Workflow(workflow) = &g.typed {
-                    let problems = hardening::check_typed(workflow);
-                    if !problems.is_empty() {
-                        return Err(CompileError::Hardening { object, problems });
-                    }
+    let rendered = connector_descriptor::parallel::map(
+        &generated,
+        |g| -> Result<RenderedFile, CompileError> {
+            let kind = g.typed.kind();
+            let name = g.typed.metadata().name.as_deref().unwrap_or("unnamed");
+            let object = format!("{kind} {name}");
+            let yaml = match &g.overlaid {
+                Some(value) => {
+                    recheck_overlaid(value, &object)?;
+                    serde_saphyr::to_string(value)
                 }
-                serde_saphyr::to_string(&g.typed)
+                None => {
+                    if let Typed::Workflow(workflow) = &g.typed {
+                        let problems = hardening::check_typed(workflow);
+                        if !problems.is_empty() {
+                            return Err(CompileError::Hardening { object, problems });
+                        }
+                    }
+                    serde_saphyr::to_string(&g.typed)
+                }
             }
-        }
-        .map_err(|source| CompileError::Yaml {
-            object: object.clone(),
-            source,
-        })?;
-        Ok(RenderedFile {
-            name: format!("{}-{name}.yaml", kind.to_lowercase()),
-            contents: header(&g.inputs) + &yaml,
-        })
-    });
+            .map_err(|source| CompileError::Yaml {
+                object: object.clone(),
+                source,
+            })?;
+            Ok(RenderedFile {
+                name: format!("{}-{name}.yaml", kind.to_lowercase()),
+                contents: header(&g.inputs) + &yaml,
+            })
+        },
+    );
     let mut files = rendered.into_iter().collect::<Result<Vec<_>, _>>()?;
     files.sort_by(|a, b| a.name.cmp(&b.name));
     files.push(kustomization(&files, &options_input));
@@ -385,15 +388,6 @@ pub(crate) fn control_plane_host(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 /// A Kubernetes object name (DNS subdomain).
 fn is_object_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
@@ -416,30 +410,6 @@ pub(crate) fn is_label_key(key: &str) -> bool {
 
 fn is_label_value(value: &str) -> bool {
     value.is_empty() || (value.len() <= 63 && is_label_key(value) && !value.contains('/'))
-}
-
-fn is_go_duration(text: &str) -> bool {
-    let mut rest = text;
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return false;
-        }
-        rest = &rest[digits..];
-        let unit = ["ns", "us", "ms", "s", "m", "h"]
-            .into_iter()
-            .find(|u| rest.starts_with(u));
-        match unit {
-            Some(unit) => rest = &rest[unit.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// Every string inside the options, with its path, so none can smuggle an Argo expression.
@@ -636,7 +606,7 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
         );
     }
     for host in &options.control_plane.ingest_hosts {
-        if let Err(reason) = connector_descriptor::ids::ingest_host_pattern(host) {
+        if let Err(reason) = outpost_core::ids::ingest_host_pattern(host) {
             problem("controlPlane.ingestHosts", format!("`{host}`: {reason}"));
         }
     }
@@ -823,7 +793,7 @@ mod tests {
     #[test]
     fn the_argo_controller_config_map_is_checked() {
         let mut options = AgentOptions::default();
-        options.argo.controller_config_map = options::ArgoConfigMap {
+        options.argo.controller_config_map = argo_workflows::ControllerConfigMap {
             namespace: "Argo_System".to_owned(),
             name: "not/a-name".to_owned(),
         };

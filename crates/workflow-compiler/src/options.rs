@@ -368,33 +368,9 @@ pub struct ArgoOptions {
     /// The workflow controller's ConfigMap (its `--configmap`). The chart lets the
     /// orchestrator and heartbeat `get` this one ConfigMap. Default: `{namespace: argo, name:
     /// workflow-controller-configmap}`, as Argo's install manifests name it.
-    pub controller_config_map: ArgoConfigMap,
+    pub controller_config_map: argo_workflows::ControllerConfigMap,
     /// Run ticks even when the controller does not enforce `templateReferencing: Strict` or
     /// `Secure` (or its configuration cannot be read): a compromised orchestrator could then
     /// run pods of any image. Every tick and heartbeat logs a warning. Default: `false`.
     pub insecure_allow_unrestricted_templates: bool,
-}
-
-/// A ConfigMap of Argo's workflow controller.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct ArgoConfigMap {
-    /// Namespace of the controller. Default: `argo`.
-    pub namespace: String,
-    /// Name of the ConfigMap. Default: `workflow-controller-configmap`.
-    pub name: String,
-}
-
-/// Namespace of Argo's workflow controller in Argo's install manifests.
-pub const ARGO_CONTROLLER_NAMESPACE: &str = "argo";
-/// Name of the workflow controller's ConfigMap in Argo's install manifests.
-pub const ARGO_CONTROLLER_CONFIG_MAP: &str = "workflow-controller-configmap";
-
-impl Default for ArgoConfigMap {
-    fn default() -> Self {
-        Self {
-            namespace: ARGO_CONTROLLER_NAMESPACE.to_owned(),
-            name: ARGO_CONTROLLER_CONFIG_MAP.to_owned(),
-        }
-    }
 }

@@ -6,16 +6,24 @@ mod support;
 use serde_json::{Value, json};
 use workflow_compiler::{AgentOptions, hardening};
 
+/// The Argo objects of two renders (default options, every option), counted: a test over
+/// them cannot pass on an empty list.
 fn all_objects() -> Vec<(String, Value)> {
     let mut objects = support::objects(&support::render(&AgentOptions::default(), &[]));
     objects.extend(support::objects(&support::render(
         &support::every_option(),
         &[],
     )));
-    objects
+    let objects: Vec<(String, Value)> = objects
         .into_iter()
         .filter(|(_, o)| support::is_argo_kind(o))
-        .collect()
+        .collect();
+    // postgres and mysql (sqlite is localOnly), the orchestrator's and the heartbeat's
+    // WorkflowTemplates, × 2 renders; and the two CronWorkflows of each render.
+    let kinds = |kind: &str| objects.iter().filter(|(_, o)| o["kind"] == kind).count();
+    assert_eq!(kinds("WorkflowTemplate"), 8, "WorkflowTemplates found");
+    assert_eq!(kinds("CronWorkflow"), 4, "CronWorkflows found");
+    objects
 }
 
 #[test]
@@ -80,6 +88,7 @@ fn secrets_are_referenced_by_name_and_mounted_as_files_only() {
 
 #[test]
 fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
+    let mut connector_templates = 0;
     for (name, object) in all_objects() {
         let text = serde_json::to_string(&object).expect("json");
         for shell in ["\"sh\"", "\"bash\"", "\"/bin/sh\"", "\"-c\""] {
@@ -87,6 +96,7 @@ fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
         }
         assert!(!text.contains("\"script\""), "{name}: a script template");
         if is_connector_template(&object) {
+            connector_templates += 1;
             let declared: Vec<String> = object["spec"]["arguments"]["parameters"]
                 .as_array()
                 .expect("parameters")
@@ -96,10 +106,12 @@ fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
             let args = object["spec"]["templates"][0]["containerSet"]["containers"][0]["args"]
                 .as_array()
                 .expect("args");
+            let mut references = 0;
             for arg in args {
                 let arg = arg.as_str().expect("string");
                 // Each expression stands alone in its argument and names a declared parameter.
                 for (i, _) in arg.match_indices("{{workflow.parameters.") {
+                    references += 1;
                     let rest = &arg[i + "{{workflow.parameters.".len()..];
                     let parameter = &rest[..rest.find("}}").expect("closed")];
                     assert!(
@@ -108,8 +120,11 @@ fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
                     );
                 }
             }
+            assert!(references > 0, "{name}: no parameter reaches the container");
         }
     }
+    // postgres and mysql, × 2 renders: the filter above did not skip them all.
+    assert_eq!(connector_templates, 4);
 }
 
 /// A connector's WorkflowTemplate (not the orchestrator's or the heartbeat's).

@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 
 use support::{ARGO_SCHEMAS, is_argo_kind};
 use workflow_compiler::options::{
-    ArgoConfigMap, ArgoOptions, CaBundle, CaBundleSource, ConcurrencyOptions, ControlPlaneOptions,
-    ImageOptions, PodGcOptions, ProxyOptions, RelayOptions, RetryOptions, Schedules,
-    ServiceAccounts, TtlOptions,
+    ArgoOptions, CaBundle, CaBundleSource, ConcurrencyOptions, ControlPlaneOptions, ImageOptions,
+    PodGcOptions, ProxyOptions, RelayOptions, RetryOptions, Schedules, ServiceAccounts, TtlOptions,
 };
 use workflow_compiler::{AgentOptions, RenderedFile};
 
@@ -243,7 +242,7 @@ fn option_control_plane() {
 fn option_argo() {
     let options = with(|o| {
         o.argo = ArgoOptions {
-            controller_config_map: ArgoConfigMap {
+            controller_config_map: argo_workflows::ControllerConfigMap {
                 namespace: "argo-system".into(),
                 name: "argo-workflows-controller-config".into(),
             },

@@ -6,7 +6,7 @@ pub use argo_emulator::kube_api as fake_kube;
 /// The connector descriptors shipped in connectors/.
 pub fn descriptors() -> std::sync::Arc<Vec<connector_descriptor::ValidatedDescriptor>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors");
-    std::sync::Arc::new(workflow_compiler::files::read_connectors(&dir).expect("descriptors"))
+    std::sync::Arc::new(connector_descriptor::load::read_dir(&dir).expect("descriptors"))
 }
 
 /// A committed WorkflowTemplate from workflow-templates/, as JSON.

@@ -10,17 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use delivery::bucket::{Bucket, BucketUrl, StoreKind, StoreSettings};
-use delivery::run::RunKey;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use metadata_extract::EntityKind;
-use metadata_extract::writer::{FileEntry, Manifest, RunIdentity};
 use object_store::path::Path as ObjectPath;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart,
 };
-use sha2::{Digest, Sha256};
+use outpost_core::output::{EntityKind, FileEntry, Manifest};
+use outpost_core::run::RunIdentity;
 
 pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -199,8 +197,8 @@ pub fn test_rsa_key() -> String {
     .clone()
 }
 
-pub fn key() -> RunKey {
-    RunKey::new("pg-prod", "job-0001", "run-0001").expect("valid")
+pub fn key() -> RunIdentity {
+    RunIdentity::new("postgres", "pg-prod", "job-0001", "run-0001").expect("valid")
 }
 
 /// Deterministic bytes: a xorshift stream seeded by `seed`.
@@ -218,11 +216,11 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 pub fn sha256(data: &[u8]) -> String {
-    metadata_extract::writer::hex(&Sha256::digest(data))
+    outpost_core::output::sha256_hex(data)
 }
 
 /// Writes a run folder with `files` (relative path, content) and a manifest listing them.
-pub fn write_run(dir: &Path, key: &RunKey, files: &[(String, Vec<u8>)]) -> PathBuf {
+pub fn write_run(dir: &Path, key: &RunIdentity, files: &[(String, Vec<u8>)]) -> PathBuf {
     std::fs::create_dir_all(dir).expect("mkdir");
     let mut entries = Vec::new();
     for (relative, content) in files {
@@ -240,12 +238,7 @@ pub fn write_run(dir: &Path, key: &RunKey, files: &[(String, Vec<u8>)]) -> PathB
     let manifest = Manifest {
         format_version: "1".to_owned(),
         outpost_version: "test".to_owned(),
-        identity: RunIdentity {
-            connector: "postgres".to_owned(),
-            connection: Some(key.connection().to_owned()),
-            job_id: Some(key.job_id().to_owned()),
-            run_id: Some(key.run_id().to_owned()),
-        },
+        identity: key.clone(),
         started_at: "2026-11-26T00:00:00Z".to_owned(),
         finished_at: "2026-11-26T00:00:01Z".to_owned(),
         files: entries,
@@ -273,8 +266,10 @@ pub fn small_files(count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Everything under the run's folder: relative path → bytes.
-pub async fn read_back(bucket: &Bucket, key: &RunKey) -> BTreeMap<String, Vec<u8>> {
-    let prefix = bucket.location(&key.relative(), "").expect("path");
+pub async fn read_back(bucket: &Bucket, key: &RunIdentity) -> BTreeMap<String, Vec<u8>> {
+    let prefix = bucket
+        .location(&key.folder().expect("ids"), "")
+        .expect("path");
     let metas: Vec<ObjectMeta> = bucket
         .store
         .list(Some(&prefix))

@@ -19,6 +19,33 @@ pub fn outpost() -> Command {
     Command::new(env!("CARGO_BIN_EXE_outpost"))
 }
 
+/// A SQLite file at `path` holding what `sql` creates.
+pub fn sqlite_file(path: &Path, sql: &str) {
+    rusqlite::Connection::open(path)
+        .and_then(|c| c.execute_batch(sql))
+        .expect("the SQLite fixture");
+}
+
+/// `outpost extract` of the SQLite file `db` into `out` as job `j1`, run `r1` of
+/// `connection`, with `extra` arguments; it must succeed.
+pub fn extract_sqlite(db: &Path, out: &Path, connection: &str, extra: &[&str]) {
+    let run = outpost()
+        .args(["extract", "--connector=sqlite"])
+        .arg(format!("--param=path={}", db.display()))
+        .args(extra)
+        .arg(format!("--connection={connection}"))
+        .args(["--job-id=j1", "--run-id=r1"])
+        .arg(format!("--out={}", out.display()))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 /// A scratch folder, removed when dropped (a failing test's too); usable as a `Path`.
 pub struct Scratch(tempfile::TempDir);
 
@@ -152,6 +179,29 @@ impl Server {
     /// The agent token's file.
     pub fn agent_token(&self) -> PathBuf {
         self.dir.join("agent-token")
+    }
+
+    /// `outpost run --once` against this control plane, with the agent token.
+    pub fn run_once(&self) -> Command {
+        let mut command = outpost();
+        command
+            .args(["run", "--once", "--control-plane", &self.url])
+            .arg("--token-file")
+            .arg(self.agent_token());
+        command
+    }
+
+    /// [`Server::run_once`] taking unsigned jobs, knowingly (signing has its own tests,
+    /// signed_jobs_cli.rs), with the connections' folders in `secrets` and relaying to the
+    /// folder `bucket`.
+    pub fn run_unsigned(&self, secrets: &Path, bucket: &Path) -> Command {
+        let mut command = self.run_once();
+        command
+            .arg("--insecure-unsigned-jobs")
+            .arg("--secrets-root")
+            .arg(secrets)
+            .arg(format!("--to=file://{}", bucket.display()));
+        command
     }
 
     /// Stops the server (the database stays).

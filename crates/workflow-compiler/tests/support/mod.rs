@@ -19,7 +19,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub fn descriptors() -> Vec<ValidatedDescriptor> {
-    workflow_compiler::files::read_connectors(&repo_root().join("connectors"))
+    connector_descriptor::load::read_dir(&repo_root().join("connectors"))
         .expect("shipped descriptors are valid")
 }
 

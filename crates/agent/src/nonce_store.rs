@@ -1,5 +1,6 @@
 //! Local mode's record of the nonces of the signed jobs it ran, so a signed job is run once
-//! (finding M1 of security issue 13: a signature alone can be replayed).
+//! (finding M1 of security issue 13: a signature alone can be replayed). The local executor
+//! ([`crate::local`]) keeps it; the cluster's record is on its Workflows ([`crate::tick`]).
 //!
 //! One JSON file in the state folder (`--state-dir`), `seen-nonces.json`: nonce → job id,
 //! run id, `notAfter`, and whether the job finished. A nonce is recorded before its job

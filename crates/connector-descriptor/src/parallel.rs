@@ -18,7 +18,7 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().expect("a render worker panicked"))
+            .flat_map(|w| w.join().expect("a worker panicked"))
             .collect()
     })
 }

@@ -1,7 +1,16 @@
-//! The shapes of run identifiers, shared by everything that accepts them from outside
-//! (job admission, `outpost upload`): they become path segments, label values and, for a
-//! connection, part of a Secret's name. Also the shape of an ingest allow-list entry, shared
-//! by the compiler (which checks the agent option) and `outpost upload` (which applies it).
+//! The shapes of identifiers and values taken from outside, each checked by one function:
+//! run identifiers (job admission, `outpost upload`, the control plane), which become path
+//! segments, label values and, for a connection, part of a Secret's name; Kubernetes names;
+//! ingest allow-list entries (checked by the compiler, applied by `outpost upload`); and Go
+//! durations (descriptors and agent options, which Argo parses).
+
+use std::time::Duration;
+
+/// How [`is_dns_label`] is explained in error messages.
+pub const DNS_LABEL_SHAPE: &str =
+    "1-63 lowercase letters, digits or `-`, starting and ending with a letter or digit";
+/// How [`is_path_segment`] is explained in error messages.
+pub const PATH_SEGMENT_SHAPE: &str = "1-128 letters, digits, `.`, `_` or `-`, and not `.` or `..`";
 
 /// A DNS label (RFC 1123): 1-63 lowercase letters, digits or `-`, starting and ending with a
 /// letter or digit. What a connection id must be: it names `outpost-source-<connection>`.
@@ -83,6 +92,56 @@ pub fn ingest_host_pattern(entry: &str) -> Result<(bool, String), String> {
     Ok((wildcard, name.to_owned()))
 }
 
+/// A Go duration as Argo's fields take it (Go's `time.ParseDuration`): one or more
+/// `<number><unit>` (`30s`, `1m30s`, `1.5h`, `300ms`), units `ns`, `us` (`µs`), `ms`, `s`,
+/// `m`, `h`. No sign and no bare `0`: a descriptor or an option never needs either.
+pub fn is_go_duration(text: &str) -> bool {
+    go_duration(text).is_some()
+}
+
+/// The length of a Go duration ([`is_go_duration`]), or `None` when `text` is not one.
+pub fn go_duration(text: &str) -> Option<Duration> {
+    // Longest first, so `ms` is not read as `m` then `s`.
+    const UNITS: [(&str, f64); 8] = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("μs", 1e-6),
+        ("ms", 1e-3),
+        ("h", 3600.0),
+        ("m", 60.0),
+        ("s", 1.0),
+    ];
+    let mut rest = text;
+    let mut seconds = 0.0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let whole = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let fraction = match rest[whole..].strip_prefix('.') {
+            Some(after) => 1 + after.bytes().take_while(u8::is_ascii_digit).count(),
+            None => 0,
+        };
+        // Go takes `5s`, `1.5s`, `.5s` and `5.s`, never `.s`.
+        if whole == 0 && fraction <= 1 {
+            return None;
+        }
+        let number: f64 = rest[..whole + fraction].parse().ok()?;
+        rest = &rest[whole + fraction..];
+        let (unit, scale) = UNITS.into_iter().find(|(u, _)| rest.starts_with(u))?;
+        seconds += number * scale;
+        rest = &rest[unit.len()..];
+    }
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// Whole seconds in a Go duration ([`is_go_duration`]), rounded up, or `None` when `text` is
+/// not one.
+pub fn go_duration_seconds(text: &str) -> Option<u64> {
+    go_duration(text).map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +156,38 @@ mod tests {
         assert!(is_path_segment("20261126T051245Z.1"));
         for bad in ["", ".", "..", "a/b", "{{x}}", "a b", &"a".repeat(129)] {
             assert!(!is_path_segment(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        for (text, seconds) in [
+            ("30s", 30.0),
+            ("10m", 600.0),
+            ("1h", 3600.0),
+            ("1m30s", 90.0),
+            ("1.5h", 5400.0),
+            ("300ms", 0.3),
+            ("2h45m10s", 9910.0),
+            ("1us", 1e-6),
+            ("1µs", 1e-6),
+            (".5s", 0.5),
+            ("5.s", 5.0),
+        ] {
+            let parsed = go_duration(text).map(|d| d.as_secs_f64());
+            assert!(
+                parsed.is_some_and(|p| (p - seconds).abs() < 1e-9),
+                "{text}: {parsed:?}"
+            );
+            assert!(is_go_duration(text), "{text}");
+        }
+        assert_eq!(go_duration_seconds("1m30s"), Some(90));
+        assert_eq!(go_duration_seconds("300ms"), Some(1), "rounded up");
+        assert_eq!(go_duration_seconds("5d"), None);
+        for bad in [
+            "", "5", "s", "-5s", "+5s", ".s", "5 s", "5d", "5sm", "1.2.3s", "5S",
+        ] {
+            assert!(!is_go_duration(bad), "{bad}");
         }
     }
 }

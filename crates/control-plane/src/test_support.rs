@@ -1,32 +1,57 @@
-//! A reference server on a loopback port for tests, with its token files in a temporary
-//! folder, and (optionally) a layer recording every exchange.
+//! Test support, behind the `test-support` feature (for this crate's tests and those of
+//! crates that test against the control plane): the reference server on a loopback port,
+//! with its token files in a temporary folder, a layer recording every exchange and faults
+//! switched on and off; and a raw loopback HTTP server for answers no real server gives.
 
-#![allow(dead_code, missing_docs)]
-
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use control_plane::server::{ServerConfig, router, serve};
-use control_plane::store::Store;
-use control_plane::{ClientConfig, ControlPlaneClient};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt as _;
 
+use crate::api::{Heartbeat, Heartbeats, JobRecords};
+use crate::server::{Limits, ServerConfig, router, serve};
+use crate::store::Store;
+use crate::{Claim, ClientConfig, ControlPlaneClient};
+
+/// The agent the test server knows.
 pub const AGENT: &str = "agent-1";
+/// [`AGENT`]'s token.
 pub const AGENT_TOKEN: &str = "agent-token-0123456789";
+/// The operator's token.
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+/// A postgres job `id` of run `run-1`, over the schema `app`, delivered by direct ingestion.
+pub fn job(id: &str) -> Value {
+    json!({
+        "id": id, "runId": "run-1", "connector": "postgres", "connection": "pg-prod",
+        "transferMode": "direct-ingestion",
+        "parameters": { "include-schemas": "^app$" }
+    })
+}
 
 /// One request and its answer, bodies included.
 #[derive(Clone, Debug)]
 pub struct Exchange {
+    /// The request's method.
     pub method: String,
+    /// The request's path.
     pub path: String,
+    /// The request's content type.
     pub request_type: Option<String>,
+    /// The request's body.
     pub request_body: Vec<u8>,
+    /// The answer's status.
     pub status: u16,
+    /// The answer's content type.
     pub response_type: Option<String>,
+    /// The answer's body.
     pub response_body: Vec<u8>,
 }
 
@@ -36,20 +61,27 @@ pub struct Faults {
     /// Requests whose path contains one of these answer 503 (before taking effect).
     pub fail_paths: Vec<String>,
     /// Every agent request waits this long before it is handled.
-    pub delay: std::time::Duration,
+    pub delay: Duration,
 }
 
+/// The reference server on a loopback port, its files in a temporary folder.
 pub struct TestServer {
+    /// Faults to switch on and off.
     pub faults: Arc<Mutex<Faults>>,
+    /// The folder of its tokens files and database.
     pub dir: tempfile::TempDir,
+    /// Its base URL.
     pub url: url::Url,
+    /// Every exchange so far.
     pub exchanges: Arc<Mutex<Vec<Exchange>>>,
+    /// Its SQLite database.
     pub database: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
+    /// A server with the configuration `configure` makes of the default one.
     pub async fn start(configure: impl FnOnce(&mut ServerConfig)) -> Self {
         Self::start_with_faults(configure, 0.0).await
     }
@@ -77,8 +109,8 @@ impl TestServer {
             admin_token_file: admin,
             signing_key: None,
             ingest_bucket: None,
-            url_lifetime: std::time::Duration::from_secs(900),
-            limits: control_plane::server::Limits::default(),
+            url_lifetime: Duration::from_secs(900),
+            limits: Limits::default(),
         };
         configure(&mut config);
         let limits = config.limits.clone();
@@ -117,13 +149,15 @@ impl TestServer {
         }
     }
 
+    /// The file holding [`AGENT_TOKEN`].
     pub fn agent_token_file(&self) -> PathBuf {
         self.dir.path().join("agent-token")
     }
 
+    /// A client of [`AGENT`], retrying quickly.
     pub fn client(&self) -> ControlPlaneClient {
         let mut config = ClientConfig::new(self.url.clone(), self.agent_token_file());
-        config.initial_backoff = std::time::Duration::from_millis(20);
+        config.initial_backoff = Duration::from_millis(20);
         ControlPlaneClient::new(config).expect("client")
     }
 
@@ -132,7 +166,7 @@ impl TestServer {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<Value>,
     ) -> (u16, Vec<u8>) {
         let http = reqwest::Client::new();
         let mut request = http
@@ -148,18 +182,33 @@ impl TestServer {
         (status, response.bytes().await.expect("body").to_vec())
     }
 
-    pub async fn enqueue(&self, job: serde_json::Value) {
+    /// Queues `job` for [`AGENT`].
+    pub async fn enqueue(&self, job: Value) {
         let (status, body) = self
             .admin(
                 reqwest::Method::POST,
                 "admin/v1/jobs",
-                Some(serde_json::json!({ "agentId": AGENT, "job": job })),
+                Some(json!({ "agentId": AGENT, "job": job })),
             )
             .await;
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     }
 
-    pub async fn records(&self) -> control_plane::api::JobRecords {
+    /// Queues `job` for [`AGENT`] and claims it for `claimant` for a minute, as the
+    /// orchestrator does before it submits the job's Workflow.
+    pub async fn enqueue_claimed(&self, job: Value, claimant: &str) {
+        let id = job["id"].as_str().expect("the job's id").to_owned();
+        self.enqueue(job).await;
+        let claim = self
+            .client()
+            .claim(&id, claimant, Duration::from_secs(60))
+            .await
+            .expect("claim");
+        assert!(matches!(claim, Claim::Granted(_)), "{claim:?}");
+    }
+
+    /// Every job's record, by the admin API.
+    pub async fn records(&self) -> JobRecords {
         let (status, body) = self
             .admin(reqwest::Method::GET, "admin/v1/jobs", None)
             .await;
@@ -167,6 +216,28 @@ impl TestServer {
         serde_json::from_slice(&body).expect("records")
     }
 
+    /// Every heartbeat kept, by the admin API.
+    pub async fn heartbeats(&self) -> Vec<Heartbeat> {
+        let (status, body) = self
+            .admin(reqwest::Method::GET, "admin/v1/heartbeats", None)
+            .await;
+        assert_eq!(status, 200);
+        serde_json::from_slice::<Heartbeats>(&body)
+            .expect("heartbeats")
+            .heartbeats
+    }
+
+    /// The logs of one run, by the admin API: status and body.
+    pub async fn logs(&self, job: &str, run: &str) -> (u16, Vec<u8>) {
+        self.admin(
+            reqwest::Method::GET,
+            &format!("admin/v1/jobs/{job}/runs/{run}/logs"),
+            None,
+        )
+        .await
+    }
+
+    /// Stops the server and waits until it has.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -248,4 +319,55 @@ async fn record(exchanges: Arc<Mutex<Vec<Exchange>>>, request: Request, next: Ne
         response_body: response_body.to_vec(),
     });
     Response::from_parts(parts, Body::from(response_body))
+}
+
+/// An S3 bucket at `url` (`s3://bucket/prefix`) that signs URLs offline, as the server's
+/// ingestion bucket: signing needs no connection (its endpoint is a closed port); its static
+/// keys are written to `dir`.
+pub fn signing_bucket(dir: &std::path::Path, url: &str) -> delivery::bucket::Bucket {
+    delivery::install_crypto_provider();
+    let credentials = dir.join("ingest-credentials");
+    std::fs::create_dir_all(&credentials).expect("dir");
+    std::fs::write(credentials.join("access-key-id"), "test-signing-key").expect("key");
+    std::fs::write(credentials.join("secret-access-key"), "test-signing-secret").expect("secret");
+    let url = delivery::bucket::BucketUrl::parse(url).expect("url");
+    let settings = delivery::bucket::StoreSettings {
+        endpoint: Some("http://127.0.0.1:9".to_owned()),
+        region: Some("us-east-1".to_owned()),
+        credentials_dir: Some(credentials),
+        ..Default::default()
+    };
+    delivery::bucket::Bucket::open(&url, &settings).expect("bucket")
+}
+
+/// A raw HTTP server on a loopback port, for answers no well-behaved server gives: for each
+/// connection it reads the request's head (up to the blank line) and hands the stream and
+/// the head, as text, to `answer`, which writes whatever it likes. A connection closed before
+/// its head ends is dropped. Answers the server's address.
+pub async fn raw_http_server<F, Fut>(answer: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream, String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                answer(stream, String::from_utf8_lossy(&head).into_owned()).await;
+            });
+        }
+    });
+    address
 }

@@ -1,0 +1,46 @@
+//! What every in-cluster entrypoint (`orchestrate`, `heartbeat`, `report`) works with, set
+//! up once: the control plane and the agent's namespace through the Kubernetes API.
+
+use control_plane::ControlPlaneClient;
+use outpost_core::ExitCode;
+
+use crate::kubernetes::Namespace;
+
+/// The control plane and the agent's namespace.
+#[derive(Clone)]
+pub struct AgentContext {
+    /// The control plane.
+    pub control_plane: ControlPlaneClient,
+    /// The agent's namespace.
+    pub namespace: Namespace,
+}
+
+/// The Kubernetes API cannot be configured (neither in-cluster nor from a kubeconfig).
+#[derive(Debug, thiserror::Error)]
+#[error("no Kubernetes configuration (in-cluster or kubeconfig): {0}")]
+pub struct NoKubernetes(#[source] kube::Error);
+
+impl NoKubernetes {
+    /// Configuration that cannot work.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::Config
+    }
+}
+
+impl AgentContext {
+    /// Connects to the Kubernetes API (in-cluster, else the kubeconfig); `namespace` defaults
+    /// to the client's own (the pod's, or the kubeconfig context's).
+    pub async fn connect(
+        control_plane: ControlPlaneClient,
+        namespace: Option<&str>,
+    ) -> Result<Self, NoKubernetes> {
+        let client = kube::Client::try_default().await.map_err(NoKubernetes)?;
+        let name = namespace
+            .map(str::to_owned)
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        Ok(Self {
+            control_plane,
+            namespace: Namespace::new(client, &name),
+        })
+    }
+}

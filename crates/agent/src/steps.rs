@@ -1,0 +1,336 @@
+//! The steps a job runs, shared by the connector pod's containers (`outpost extract`, then
+//! `outpost upload`), a single local run (`outpost run`) and local mode's in-process
+//! executor, so that the three deliver the same way.
+//!
+//! Data flows one way: source → [`metadata_extract::run`] → output folder (parts, then
+//! manifest) → [`delivery::deliver::deliver`] → store.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use connector_descriptor::{TransferMode, ValidatedDescriptor};
+use control_plane::{ControlPlaneClient, ControlPlaneError};
+use delivery::deliver::{DeliverySettings, Destination};
+use delivery::relay::DeliveryReport;
+use delivery::{DeliveryError, Progress};
+use metadata_extract::outcome::Outcome;
+use metadata_extract::{EntityKind, ExtractError, ExtractRequest, Manifest};
+use outpost_core::{ExitCode, RunIdentity};
+
+/// Why a step failed; each cause knows its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Extraction failed.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// Delivery failed.
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    /// The control plane could not give upload URLs.
+    #[error(transparent)]
+    ControlPlane(#[from] ControlPlaneError),
+    /// The extract step of this pod failed, so nothing is uploaded: its exit code is the
+    /// pod's (Argo reads only `main`'s).
+    #[error("the extract step failed ({message}); nothing is uploaded")]
+    ExtractStepFailed {
+        /// Extract's message.
+        message: String,
+        /// Extract's exit code.
+        code: u8,
+    },
+    /// The extract step left no outcome (it did not finish): nothing is uploaded.
+    #[error("{0}; nothing is uploaded")]
+    NoOutcome(String),
+    /// A staging folder could not be made.
+    #[error("cannot create a staging folder: {0}")]
+    Staging(std::io::Error),
+}
+
+impl StepError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Extract(e) => e.exit_code(),
+            Self::Delivery(e) => e.exit_code(),
+            Self::ControlPlane(e) => e.exit_code(),
+            // Extract only records codes of the table; anything else is a bug.
+            Self::ExtractStepFailed { code, .. } => {
+                ExitCode::from_code(*code).unwrap_or(ExitCode::Software)
+            }
+            Self::NoOutcome(_) => ExitCode::NoInput,
+            Self::Staging(_) => ExitCode::Io,
+        }
+    }
+}
+
+/// The CA bundle a connector pod trusts for its source: the agent's custom CA, mounted by the
+/// WorkflowTemplate and named by `SSL_CERT_FILE`.
+pub fn source_ca_bundle() -> Option<PathBuf> {
+    std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
+}
+
+/// The run an upload names, and where its direct-ingestion URLs may come from.
+pub struct UploadStep<'a> {
+    /// The run's output folder.
+    pub from: &'a Path,
+    /// The outcome file extract wrote, in a connector pod.
+    pub extract_outcome: Option<&'a Path>,
+    /// The connector that produced the run, and its connection, job and run ids (checked:
+    /// [`RunIdentity::new`]).
+    pub run: RunIdentity,
+    /// Where and how to deliver.
+    pub settings: &'a DeliverySettings,
+    /// The control plane, to ask for upload URLs in direct ingestion without a URL file.
+    pub control_plane: Option<&'a ControlPlaneClient>,
+}
+
+/// `outpost upload`: delivers an extracted run, unless the pod's extract step failed.
+pub async fn upload(
+    step: UploadStep<'_>,
+    progress: &dyn Progress,
+) -> Result<DeliveryReport, StepError> {
+    if let Some(path) = step.extract_outcome {
+        let outcome = Outcome::read(path).map_err(StepError::NoOutcome)?;
+        if outcome.exit_code != 0 {
+            return Err(StepError::ExtractStepFailed {
+                message: outcome.message.unwrap_or_else(|| "no message".to_owned()),
+                code: outcome.exit_code,
+            });
+        }
+    }
+    let destination = destination(step.settings, step.control_plane, &step.run)?;
+    Ok(
+        delivery::deliver::deliver(step.from, &step.run, destination, step.settings, progress)
+            .await?,
+    )
+}
+
+/// Where a run goes: the relay bucket, the URL file, or the control plane's URLs.
+fn destination(
+    settings: &DeliverySettings,
+    control_plane: Option<&ControlPlaneClient>,
+    run: &RunIdentity,
+) -> Result<Destination, StepError> {
+    // `mode` refuses a mode whose destination is missing, so the fallbacks below are
+    // defensive only.
+    let missing =
+        |what: &str| StepError::from(DeliveryError::Config(format!("{what} is not configured")));
+    Ok(match settings.mode(control_plane.is_some())? {
+        TransferMode::BucketRelay => Destination::Relay(
+            settings
+                .relay_bucket()
+                .ok_or_else(|| missing("a relay bucket"))??,
+        ),
+        TransferMode::DirectIngestion => match (settings.url_file(), control_plane) {
+            (Some(file), _) => Destination::Direct(file),
+            (None, Some(client)) => {
+                let (_, job_id, run_id) = run.ids().map_err(DeliveryError::from)?;
+                Destination::Direct(Box::new(client.url_source(job_id, run_id)))
+            }
+            (None, None) => return Err(missing("a source of upload URLs")),
+        },
+    })
+}
+
+/// One job run in-process: extract into a staging folder, then deliver.
+pub struct LocalJob<'a> {
+    /// The connector's descriptor.
+    pub descriptor: &'a ValidatedDescriptor,
+    /// Raw `name=value` parameters.
+    pub parameters: Vec<(String, String)>,
+    /// The connection's secret files.
+    pub secrets_dir: Option<PathBuf>,
+    /// Connection, job and run ids (checked: [`RunIdentity::new`]); the connector is the
+    /// descriptor's.
+    pub run: RunIdentity,
+    /// Where and how to deliver.
+    pub settings: &'a DeliverySettings,
+    /// The control plane, for direct-ingestion URLs.
+    pub control_plane: Option<&'a ControlPlaneClient>,
+}
+
+/// What a local run did.
+#[derive(Debug)]
+pub struct LocalRunSummary {
+    /// The manifest extraction wrote.
+    pub manifest: Manifest,
+    /// How long extraction took.
+    pub extracted_in: Duration,
+    /// What delivery did.
+    pub delivery: DeliveryReport,
+    /// How long the whole run took.
+    pub elapsed: Duration,
+}
+
+/// Runs a job in-process: extract, then deliver; the staging folder is removed after.
+pub async fn run_local(
+    job: LocalJob<'_>,
+    extract_progress: &dyn metadata_extract::Progress,
+    delivery_progress: &dyn Progress,
+) -> Result<LocalRunSummary, StepError> {
+    let started = Instant::now();
+    let staging = tempfile::Builder::new()
+        .prefix("outpost-run-")
+        .tempdir()
+        .map_err(StepError::Staging)?;
+    let out = staging.path().join("out");
+    let run = RunIdentity {
+        connector: job.descriptor.name().to_owned(),
+        ..job.run
+    };
+    let request = ExtractRequest {
+        descriptor: job.descriptor,
+        parameters: job.parameters,
+        secrets_dir: job.secrets_dir,
+        ca_bundle: source_ca_bundle(),
+        out: out.clone(),
+        identity: run.clone(),
+        part_bytes: 64 << 20,
+    };
+    let manifest = metadata_extract::run(request, extract_progress).await?;
+    let extracted_in = started.elapsed();
+    let delivery = upload(
+        UploadStep {
+            from: &out,
+            extract_outcome: None,
+            run,
+            settings: job.settings,
+            control_plane: job.control_plane,
+        },
+        delivery_progress,
+    )
+    .await?;
+    Ok(LocalRunSummary {
+        manifest,
+        extracted_in,
+        delivery,
+        elapsed: started.elapsed(),
+    })
+}
+
+impl LocalRunSummary {
+    /// `Extracted 3 tables and views, 12 columns.` and what was delivered, for a person.
+    pub fn describe(&self, source: &str) -> String {
+        let counts: Vec<String> = EntityKind::ALL
+            .iter()
+            .filter_map(|kind| {
+                let n = self.manifest.totals.get(kind).copied().unwrap_or(0);
+                (n > 0).then(|| format!("{n} {}", noun(*kind, n)))
+            })
+            .collect();
+        let mut text = format!(
+            "Extracted {source} in {:.2} s: {}.\n",
+            self.extracted_in.as_secs_f64(),
+            counts.join(", ")
+        );
+        if !self.manifest.skipped.is_empty() {
+            text.push_str(&format!(
+                "Skipped {} (listed in the manifest with the reason).\n",
+                self.manifest.skipped.len()
+            ));
+        }
+        text.push_str(&format!(
+            "Delivered {} files and the manifest, {}, in {:.2} s.\nManifest: {}",
+            self.delivery.files,
+            HumanBytes(self.delivery.bytes),
+            self.elapsed.as_secs_f64(),
+            self.delivery.manifest
+        ));
+        if self.delivery.already_delivered {
+            text.push_str(" (already delivered; nothing sent)");
+        }
+        text
+    }
+}
+
+struct HumanBytes(u64);
+
+impl fmt::Display for HumanBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            b if b < 1024 => write!(f, "{b} B"),
+            b if b < 1 << 20 => write!(f, "{:.1} KiB", b as f64 / 1024.0),
+            b if b < 1 << 30 => write!(f, "{:.1} MiB", b as f64 / 1048576.0),
+            b => write!(f, "{:.2} GiB", b as f64 / 1073741824.0),
+        }
+    }
+}
+
+/// `1 table`, `30 tables`, `1 index`, `40 indexes`.
+fn noun(kind: EntityKind, n: u64) -> &'static str {
+    let (one, many) = match kind {
+        EntityKind::Database => ("database", "databases"),
+        EntityKind::Schema => ("schema", "schemas"),
+        EntityKind::Table => ("table or view", "tables and views"),
+        EntityKind::Column => ("column", "columns"),
+        EntityKind::Constraint => ("constraint", "constraints"),
+        EntityKind::Index => ("index", "indexes"),
+        EntityKind::ViewDefinition => ("view definition", "view definitions"),
+        EntityKind::Lineage => ("lineage edge", "lineage edges"),
+    };
+    if n == 1 { one } else { many }
+}
+
+/// Local mode's [`crate::local::JobRunner`]: each admitted job extracted into a staging
+/// folder and delivered in its transfer mode, in this process.
+pub struct InProcessRunner {
+    /// Where and how to deliver (the job's transfer mode replaces the one given).
+    pub settings: DeliverySettings,
+    /// The control plane, for direct-ingestion URLs.
+    pub control_plane: Option<ControlPlaneClient>,
+}
+
+/// Extraction progress nobody watches: local mode logs per job instead.
+struct Quiet;
+
+impl metadata_extract::Progress for Quiet {
+    fn database(&self, _name: &str) {}
+    fn stage(&self, _database: &str, _kind: EntityKind) {}
+}
+
+impl crate::local::JobRunner for InProcessRunner {
+    fn run<'a>(
+        &'a self,
+        job: &'a orchestrator::AdmittedJob,
+        descriptor: &'a ValidatedDescriptor,
+        secrets_dir: Option<PathBuf>,
+        log: &'a mut crate::local::JobLog,
+    ) -> crate::local::RunFuture<'a> {
+        Box::pin(async move {
+            let settings = DeliverySettings {
+                transfer_mode: Some(job.transfer_mode),
+                ..self.settings.clone()
+            };
+            let run = RunIdentity::new(&job.connector, &job.connection, &job.id, &job.run_id)
+                .map_err(|e| e.to_string())?;
+            let local = LocalJob {
+                descriptor,
+                parameters: job.arguments.clone().into_iter().collect(),
+                secrets_dir,
+                run,
+                settings: &settings,
+                control_plane: self.control_plane.as_ref(),
+            };
+            let summary = run_local(local, &Quiet, &delivery::NoProgress)
+                .await
+                .map_err(|e| {
+                    let step = if matches!(e, StepError::Extract(_)) {
+                        "extract"
+                    } else {
+                        "deliver"
+                    };
+                    format!(
+                        "{step}: {} (exit code {})",
+                        outpost_core::redact::error_chain(&e),
+                        e.exit_code()
+                    )
+                })?;
+            log.line(format!("extracted: {:?}", summary.manifest.totals));
+            Ok(format!(
+                "delivered {} files, {} bytes; manifest {}",
+                summary.delivery.files, summary.delivery.bytes, summary.delivery.manifest
+            ))
+        })
+    }
+}

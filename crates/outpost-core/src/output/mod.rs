@@ -1,0 +1,129 @@
+//! The output format's model: the records ([`record`]), `manifest.json` ([`Manifest`]) and
+//! the SHA-256 hashing it records. Writing and reading the files is `metadata-extract`'s
+//! (the writer) and `delivery`'s (the uploads); this is only what they agree on. The format
+//! is documented in `crates/metadata-extract/output-format/README.md`, beside the JSON
+//! Schemas [`json_schemas`] generates.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub mod record;
+
+pub use crate::run::RunIdentity;
+pub use record::*;
+
+/// Version of the output format this release writes (in `manifest.json`).
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// Name of the manifest, written last everywhere: its presence means the run is complete.
+pub const MANIFEST: &str = "manifest.json";
+
+/// One output file, as listed in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    /// Path relative to the output folder, with `/` separators (`tables/part-00000.ndjson.zst`).
+    pub path: String,
+    /// The kind of the records inside.
+    pub kind: EntityKind,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// Number of records (lines) inside.
+    pub records: u64,
+}
+
+/// Something visible in the catalog that was not extracted, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    /// The kind of thing skipped.
+    pub kind: EntityKind,
+    /// Its qualified name (`sales.secret`).
+    pub name: String,
+    /// Why (`no USAGE privilege on schema`).
+    pub reason: String,
+}
+
+/// `manifest.json`: written last; its presence means the output is complete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Output format version ([`FORMAT_VERSION`]).
+    pub format_version: String,
+    /// Version of the Outpost that wrote it.
+    pub outpost_version: String,
+    /// Who produced it.
+    #[serde(flatten)]
+    pub identity: RunIdentity,
+    /// When extraction started (RFC 3339, UTC).
+    pub started_at: String,
+    /// When the last file was closed (RFC 3339, UTC).
+    pub finished_at: String,
+    /// Every data file, in stream then part order.
+    pub files: Vec<FileEntry>,
+    /// Records per entity kind (every kind listed, zero included).
+    pub totals: BTreeMap<EntityKind, u64>,
+    /// What was visible but not extracted, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Lowercase hex of a digest: the form [`FileEntry::sha256`] takes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// SHA-256 of `bytes`, lowercase hex, as a manifest records it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The JSON Schema of every record type and of the manifest, by file name
+/// (`table.schema.json`), as pretty JSON with a trailing newline: the form committed under
+/// `crates/metadata-extract/output-format/`.
+pub fn json_schemas() -> Vec<(String, String)> {
+    fn render<T: JsonSchema>() -> String {
+        let mut text =
+            serde_json::to_string_pretty(&schemars::schema_for!(T)).expect("a schema is JSON");
+        text.push('\n');
+        text
+    }
+    vec![
+        ("database.schema.json".to_owned(), render::<Database>()),
+        ("schema.schema.json".to_owned(), render::<Schema>()),
+        ("table.schema.json".to_owned(), render::<Table>()),
+        ("column.schema.json".to_owned(), render::<Column>()),
+        ("constraint.schema.json".to_owned(), render::<Constraint>()),
+        ("index.schema.json".to_owned(), render::<Index>()),
+        (
+            "view-definition.schema.json".to_owned(),
+            render::<ViewDefinition>(),
+        ),
+        ("lineage.schema.json".to_owned(), render::<Lineage>()),
+        ("manifest.schema.json".to_owned(), render::<Manifest>()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_lowercase_hex() {
+        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! The output records: one type per entity kind, one stream per kind.
+//!
+//! Every record names its place in the catalog by value (database, schema, table), so each
+//! stream can be read on its own. Field names are camelCase in the JSON. Optional facts a
+//! source does not have are `null`, never guessed. The JSON Schema of each record type is
+//! generated from these types and committed under `crates/metadata-extract/output-format/`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of entity, one output stream each.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum EntityKind {
+    /// [`Database`] records.
+    Database,
+    /// [`Schema`] records.
+    Schema,
+    /// [`Table`] records (tables, views, materialized views, foreign tables, partitions).
+    Table,
+    /// [`Column`] records.
+    Column,
+    /// [`Constraint`] records.
+    Constraint,
+    /// [`Index`] records.
+    Index,
+    /// [`ViewDefinition`] records.
+    ViewDefinition,
+    /// [`Lineage`] records.
+    Lineage,
+}
+
+impl EntityKind {
+    /// Every kind, in output order.
+    pub const ALL: [EntityKind; 8] = [
+        Self::Database,
+        Self::Schema,
+        Self::Table,
+        Self::Column,
+        Self::Constraint,
+        Self::Index,
+        Self::ViewDefinition,
+        Self::Lineage,
+    ];
+
+    /// The stream's folder name in the output (`tables`, `view-definitions`).
+    pub fn stream(self) -> &'static str {
+        match self {
+            Self::Database => "databases",
+            Self::Schema => "schemas",
+            Self::Table => "tables",
+            Self::Column => "columns",
+            Self::Constraint => "constraints",
+            Self::Index => "indexes",
+            Self::ViewDefinition => "view-definitions",
+            Self::Lineage => "lineage",
+        }
+    }
+}
+
+/// A record of one entity kind.
+pub trait Record: Serialize {
+    /// The stream it belongs to.
+    const KIND: EntityKind;
+}
+
+macro_rules! record {
+    ($name:ty, $kind:ident) => {
+        impl Record for $name {
+            const KIND: EntityKind = EntityKind::$kind;
+        }
+    };
+}
+
+/// A database (PostgreSQL database; the SQLite file's `main`). MySQL has no level above
+/// schemas: its records use the server's host as `database`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Database {
+    /// Name.
+    pub name: String,
+    /// Owning role, where the source has one.
+    pub owner: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+    /// Character encoding (`UTF8`).
+    pub encoding: Option<String>,
+}
+record!(Database, Database);
+
+/// A schema (a MySQL database).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Schema {
+    /// Database it belongs to.
+    pub database: String,
+    /// Name.
+    pub name: String,
+    /// Owning role.
+    pub owner: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+}
+record!(Schema, Schema);
+
+/// What kind of relation a [`Table`] record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TableKind {
+    /// An ordinary table.
+    Table,
+    /// A view.
+    View,
+    /// A materialized view.
+    MaterializedView,
+    /// A foreign table.
+    ForeignTable,
+    /// A partitioned table (the parent; it holds no rows itself).
+    PartitionedTable,
+    /// A partition of a partitioned table.
+    Partition,
+}
+
+/// A table, view, materialized view, foreign table, partitioned table or partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Table {
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// Kind of relation.
+    pub kind: TableKind,
+    /// Owning role.
+    pub owner: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+    /// The catalog's row-count estimate (never a count of rows); null when unknown.
+    pub row_count_estimate: Option<i64>,
+    /// For a partition: its parent table, as `schema.name` parts.
+    pub partition_of: Option<TableRef>,
+    /// For a partition: its bound (`FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`).
+    pub partition_bound: Option<String>,
+}
+record!(Table, Table);
+
+/// A reference to a table by schema and name (within the record's database).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TableRef {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+}
+
+/// How a column's value is generated, if it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Generated {
+    /// Computed from other columns and stored.
+    Stored,
+    /// Computed from other columns when read.
+    Virtual,
+    /// An identity column, always generated.
+    IdentityAlways,
+    /// An identity column, generated unless given.
+    IdentityByDefault,
+}
+
+/// A column of a table or view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Column {
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// Table or view.
+    pub table: String,
+    /// Name.
+    pub name: String,
+    /// 1-based position among the table's visible columns.
+    pub ordinal: i32,
+    /// The type as declared (`character varying(40)`, `integer[]`, `mood`).
+    pub data_type: String,
+    /// Whether the column accepts NULL.
+    pub nullable: bool,
+    /// Default expression, as text.
+    pub default: Option<String>,
+    /// How the value is generated, if it is.
+    pub generated: Option<Generated>,
+    /// Generation expression of a generated column.
+    pub generation_expression: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+}
+record!(Column, Column);
+
+/// A borrowed [`Column`] that serialises to exactly the same JSON. Columns are the bulk of a
+/// catalog; a source writes them straight from its driver's row buffer with this, without
+/// allocating every field.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnRef<'a> {
+    /// Database.
+    pub database: &'a str,
+    /// Schema.
+    pub schema: &'a str,
+    /// Table or view.
+    pub table: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// 1-based position among the table's visible columns.
+    pub ordinal: i32,
+    /// The type as declared.
+    pub data_type: &'a str,
+    /// Whether the column accepts NULL.
+    pub nullable: bool,
+    /// Default expression, as text.
+    pub default: Option<&'a str>,
+    /// How the value is generated, if it is.
+    pub generated: Option<Generated>,
+    /// Generation expression of a generated column.
+    pub generation_expression: Option<&'a str>,
+    /// Comment.
+    pub comment: Option<&'a str>,
+}
+record!(ColumnRef<'_>, Column);
+
+/// The kind of a [`Constraint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConstraintKind {
+    /// Primary key.
+    PrimaryKey,
+    /// Unique constraint.
+    Unique,
+    /// Foreign key.
+    ForeignKey,
+    /// Check constraint.
+    Check,
+    /// Exclusion constraint (PostgreSQL).
+    Exclusion,
+}
+
+/// A table constraint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Constraint {
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// Name (SQLite's unnamed constraints get a stable generated one).
+    pub name: String,
+    /// Kind.
+    pub kind: ConstraintKind,
+    /// Constrained columns, in key order.
+    pub columns: Vec<String>,
+    /// For a foreign key: the referenced table.
+    pub referenced_table: Option<TableRef>,
+    /// For a foreign key: the referenced columns, in key order.
+    pub referenced_columns: Option<Vec<String>>,
+    /// For a foreign key: the `ON UPDATE` action (`NO ACTION`, `CASCADE` …).
+    pub on_update: Option<String>,
+    /// For a foreign key: the `ON DELETE` action.
+    pub on_delete: Option<String>,
+    /// The constraint's definition as the source prints it (`CHECK ((price > 0))`).
+    pub definition: Option<String>,
+}
+record!(Constraint, Constraint);
+
+/// An index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Index {
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// Name.
+    pub name: String,
+    /// Whether the index enforces uniqueness.
+    pub unique: bool,
+    /// Whether it is the primary key's index.
+    pub primary: bool,
+    /// Indexed columns in order; an expression is given as its text.
+    pub columns: Vec<String>,
+    /// Access method (`btree`, `gin`, `BTREE`).
+    pub method: Option<String>,
+    /// Partial-index predicate.
+    pub predicate: Option<String>,
+    /// The full definition as the source prints it.
+    pub definition: Option<String>,
+}
+record!(Index, Index);
+
+/// The SQL text of a view or materialized view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ViewDefinition {
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// View.
+    pub view: String,
+    /// The definition (the `SELECT`), as the source stores it.
+    pub definition: String,
+}
+record!(ViewDefinition, ViewDefinition);
+
+/// A lineage edge: a view reads a table (or another view).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lineage {
+    /// Database.
+    pub database: String,
+    /// The view.
+    pub view: TableRef,
+    /// A relation it reads.
+    pub source: TableRef,
+}
+record!(Lineage, Lineage);
+
+impl EntityKind {
+    /// The file name of this kind's record schema in the output-format folder.
+    pub fn schema_file(self) -> &'static str {
+        match self {
+            Self::Database => "database.schema.json",
+            Self::Schema => "schema.schema.json",
+            Self::Table => "table.schema.json",
+            Self::Column => "column.schema.json",
+            Self::Constraint => "constraint.schema.json",
+            Self::Index => "index.schema.json",
+            Self::ViewDefinition => "view-definition.schema.json",
+            Self::Lineage => "lineage.schema.json",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_column_serialises_like_an_owned_one() {
+        let owned = Column {
+            database: "d".into(),
+            schema: "s".into(),
+            table: "t".into(),
+            name: "n".into(),
+            ordinal: 3,
+            data_type: "integer".into(),
+            nullable: true,
+            default: Some("0".into()),
+            generated: Some(Generated::Stored),
+            generation_expression: Some("a + 1".into()),
+            comment: None,
+        };
+        let borrowed = ColumnRef {
+            database: "d",
+            schema: "s",
+            table: "t",
+            name: "n",
+            ordinal: 3,
+            data_type: "integer",
+            nullable: true,
+            default: Some("0"),
+            generated: Some(Generated::Stored),
+            generation_expression: Some("a + 1"),
+            comment: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&owned).unwrap_or_default(),
+            serde_json::to_string(&borrowed).unwrap_or_default()
+        );
+    }
+}

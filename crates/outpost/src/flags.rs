@@ -1,0 +1,216 @@
+//! The flag groups, one per concern, shared by every subcommand that needs it; each turns
+//! itself into the settings of the library that owns the concern, in one place.
+
+use std::path::PathBuf;
+
+use agent::argo_config::ControllerConfigMap;
+use connector_descriptor::TransferMode;
+use control_plane::{ClientConfig, ControlPlaneClient, ControlPlaneError};
+use delivery::bucket::StoreSettings;
+use delivery::deliver::DeliverySettings;
+
+use crate::Failure;
+
+/// How an entrypoint reaches the control plane.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ControlPlaneFlags {
+    /// Base URL of the control plane: https, or http to loopback only.
+    #[arg(long, value_name = "URL", env = "OUTPOST_CONTROL_PLANE_URL")]
+    pub control_plane_url: Option<String>,
+    /// File holding the bearer token; re-read on every request, so rotation needs no
+    /// restart.
+    #[arg(long, value_name = "FILE", env = "OUTPOST_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Allow a plain-http control-plane URL that is not loopback: the bearer token then
+    /// crosses the network in clear text. Logged as a warning on every run.
+    #[arg(long)]
+    pub insecure_plain_http: bool,
+}
+
+/// Extra trust for TLS, to the control plane, buckets and upload URLs alike.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TrustFlags {
+    /// PEM bundle of extra CA certificates trusted beside the system roots (default: the
+    /// file SSL_CERT_FILE names).
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl ControlPlaneFlags {
+    /// The client, when a URL and a token file are given; `None` when neither is.
+    pub fn client(&self, trust: &TrustFlags) -> Result<Option<ControlPlaneClient>, Failure> {
+        match (&self.control_plane_url, &self.token_file) {
+            (None, None) => Ok(None),
+            (Some(url), Some(token_file)) => {
+                let mut config = ClientConfig::checked(url, token_file, self.insecure_plain_http)?;
+                config.ca_bundle = trust.ca_bundle.clone();
+                Ok(Some(ControlPlaneClient::new(config)?))
+            }
+            (Some(_), None) => Err(Failure::usage("--control-plane-url needs --token-file")),
+            (None, Some(_)) => Err(Failure::usage("--token-file needs --control-plane-url")),
+        }
+    }
+
+    /// The client, which this subcommand cannot do without.
+    pub fn required(&self, trust: &TrustFlags) -> Result<ControlPlaneClient, Failure> {
+        self.client(trust)?.ok_or_else(|| {
+            Failure::usage("the control plane is required: --control-plane-url and --token-file (or OUTPOST_CONTROL_PLANE_URL and OUTPOST_TOKEN_FILE)")
+        })
+    }
+}
+
+impl From<ControlPlaneError> for Failure {
+    fn from(error: ControlPlaneError) -> Self {
+        Failure::new(error.exit_code(), error)
+    }
+}
+
+/// A relay bucket: where bucket relay delivers, and where a relayed run's logs go.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BucketFlags {
+    /// Bucket relay destination: `s3://bucket/prefix`, `az://container/prefix`,
+    /// `gs://bucket/prefix` or `file:///folder`. The run lands under
+    /// `<prefix>/<connection>/<job-id>/<run-id>/`.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Custom endpoint: an S3-compatible store, a private endpoint, an emulator.
+    #[arg(long, value_name = "URL", env = "OUTPOST_BUCKET_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Azure storage account (default: AZURE_STORAGE_ACCOUNT_NAME or the credentials folder).
+    #[arg(long)]
+    pub azure_account: Option<String>,
+    /// S3 server-side encryption with this KMS key id.
+    #[arg(long, value_name = "KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
+    /// Folder of static bucket credentials, one value per file: S3 `access-key-id`,
+    /// `secret-access-key`, `session-token`; Azure `account-name`, `account-key` or
+    /// `sas-token` or `client-id`/`client-secret`/`tenant-id`; GCS `service-account.json`.
+    /// Without it, the cloud's workload identity (IRSA, EKS pod identity, Azure workload or
+    /// managed identity, GCP metadata server) or the usual environment variables.
+    #[arg(long, value_name = "DIR")]
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl BucketFlags {
+    /// How the bucket is reached.
+    pub fn store(&self, trust: &TrustFlags) -> StoreSettings {
+        StoreSettings {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            azure_account: self.azure_account.clone(),
+            credentials_dir: self.credentials_dir.clone(),
+            sse_kms_key_id: self.sse_kms_key_id.clone(),
+            ca_bundle: trust.ca_bundle.clone(),
+            ..StoreSettings::default()
+        }
+    }
+}
+
+/// How a run is delivered: the mode, direct ingestion's URLs and their allow-list, and the
+/// upload's limits.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TransferFlags {
+    /// Transfer mode, spelled as in descriptors and WorkflowTemplates: `bucket-relay` (into
+    /// the bucket --to names) or `direct-ingestion` (through pre-signed URLs). Default:
+    /// `bucket-relay` with --to, `direct-ingestion` with --urls.
+    #[arg(long, value_enum)]
+    pub transfer_mode: Option<TransferMode>,
+    /// Same as --transfer-mode=direct-ingestion.
+    #[arg(long, conflicts_with = "transfer_mode")]
+    pub direct: bool,
+    /// Direct ingestion: a JSON file mapping each run-relative path (and `manifest.json`) to
+    /// `{"url", "method", "headers", "expiresAt"}`. Read again when a URL must be refreshed.
+    /// Without it, the URLs are asked of the control plane.
+    #[arg(long, value_name = "FILE")]
+    pub urls: Option<PathBuf>,
+    /// Direct ingestion: a host upload URLs may point at, exactly (`storage.googleapis.com`)
+    /// or as `*.suffix` (`*.blob.core.windows.net`); repeat for each. Only https URLs to
+    /// these hosts are used; IP addresses never are. Without any, every URL is refused.
+    #[arg(long = "ingest-host", value_name = "HOST")]
+    pub ingest_hosts: Vec<String>,
+    /// Direct ingestion: also allow loopback URLs (127.0.0.0/8, ::1, localhost), over http
+    /// too. For tests and local use only; logged as a warning.
+    #[arg(long)]
+    pub allow_loopback_ingest: bool,
+    /// Files uploaded at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Files above this size (MiB) go up in parts of this size (at least 5).
+    #[arg(long, default_value_t = 8)]
+    pub part_size_mib: usize,
+    /// Most file content held in memory at once (MiB). The default keeps peak memory near
+    /// 40 MiB at full speed (measured by crates/delivery/benches/upload.sh).
+    #[arg(long, default_value_t = 16)]
+    pub memory_mib: usize,
+}
+
+/// The delivery settings the flags describe.
+pub fn delivery_settings(
+    bucket: &BucketFlags,
+    transfer: &TransferFlags,
+    trust: &TrustFlags,
+) -> DeliverySettings {
+    DeliverySettings {
+        to: bucket.to.clone(),
+        transfer_mode: match (transfer.transfer_mode, transfer.direct) {
+            (None, true) => Some(TransferMode::DirectIngestion),
+            (mode, _) => mode,
+        },
+        urls: transfer.urls.clone(),
+        store: bucket.store(trust),
+        ingest_hosts: transfer.ingest_hosts.clone(),
+        allow_loopback_ingest: transfer.allow_loopback_ingest,
+        concurrency: transfer.concurrency,
+        part_size: transfer.part_size_mib << 20,
+        memory_budget: transfer.memory_mib << 20,
+    }
+}
+
+/// Which jobs an agent admits: signed for it, or (knowingly) unsigned.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SigningFlags {
+    /// Accept only jobs signed with this Ed25519 public key (base64 of its 32 bytes), for
+    /// --agent-id, unexpired, and whose nonce was never seen.
+    #[arg(long, value_name = "BASE64", env = "OUTPOST_JOB_SIGNING_KEY")]
+    pub job_signing_key: Option<String>,
+    /// Admit unsigned jobs when no --job-signing-key is given (refused otherwise). Logged as a
+    /// warning every time, and reported in heartbeats.
+    #[arg(long)]
+    pub insecure_unsigned_jobs: bool,
+    /// This agent's id: the id in heartbeats, and the agent a signed job must be signed for.
+    /// Default: the namespace (local mode: `local`).
+    #[arg(long, env = "OUTPOST_AGENT_ID")]
+    pub agent_id: Option<String>,
+}
+
+impl SigningFlags {
+    /// The pinned key; an error when there is none and unsigned jobs are not allowed.
+    pub fn key(&self) -> Result<Option<ed25519_dalek::VerifyingKey>, Failure> {
+        let key = orchestrator::signing::keys::parse_verifying_key(self.job_signing_key.as_deref())
+            .map_err(Failure::config)?;
+        orchestrator::signing::require_signing(key.is_some(), self.insecure_unsigned_jobs)
+            .map_err(Failure::config)?;
+        if key.is_none() {
+            tracing::warn!("{}", orchestrator::signing::INSECURE_UNSIGNED);
+        }
+        Ok(key)
+    }
+}
+
+/// Argo's workflow controller, which must run only Workflows that reference a
+/// WorkflowTemplate (security review finding M6).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ArgoFlags {
+    /// The workflow controller's ConfigMap, whose `workflowRestrictions.templateReferencing`
+    /// must be `Strict` or `Secure` (read before every tick; the heartbeat logs it).
+    #[arg(long, value_name = "NAMESPACE/NAME", default_value_t = ControllerConfigMap::default())]
+    pub argo_controller_config_map: ControllerConfigMap,
+    /// Run even when Argo does not enforce that, or its ConfigMap cannot be read: a
+    /// compromised orchestrator could then run pods of any image. Insecure; logged as a
+    /// warning on every tick and heartbeat.
+    #[arg(long)]
+    pub insecure_allow_unrestricted_templates: bool,
+}
