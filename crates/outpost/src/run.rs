@@ -152,6 +152,10 @@ pub fn run(mut args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCo
 /// Local mode against a control plane: poll, run, report; once or every --interval.
 async fn poll(args: RunArgs, quiet: bool) -> Result<ExitCode, Failure> {
     let url = args.poll.clone().unwrap_or_default();
+    // Local mode's own configuration, as the token file is in the cluster: exit 78.
+    if args.control_plane.token_file.is_none() {
+        return Err(Failure::config("--control-plane needs --token-file"));
+    }
     let flags = ControlPlaneFlags {
         control_plane_url: Some(url.clone()),
         ..args.control_plane.clone()
