@@ -99,6 +99,7 @@ pub async fn deliver(
     settings: &DeliverySettings,
     progress: &dyn Progress,
 ) -> Result<DeliveryReport, DeliveryError> {
+    crate::install_crypto_provider();
     let local = LocalRun::open(from)?;
     let folder = run.folder()?;
     local.check_identity(run)?;

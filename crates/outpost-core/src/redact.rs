@@ -22,20 +22,22 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r"(?i)-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
             MASK,
         ),
+        // A key right after `/` or `\` is a file's name (`/etc/outpost/tokens: line 2: …`),
+        // not an assignment, so the three assignment shapes skip it.
         // `password="…"`, `"token": "…"`: a quoted value, whole, to its closing quote (spaces,
         // `;`, `,` and `&` included; escaped quotes too).
         (
-            r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=]\s*)"(?:[^"\\]|\\.)*""#,
+            r#"(?i)((?:^|[^/\\])(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=]\s*)"(?:[^"\\]|\\.)*""#,
             "${1}\"[REDACTED]\"",
         ),
         (
-            r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=]\s*)'(?:[^'\\]|\\.)*'"#,
+            r#"(?i)((?:^|[^/\\])(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=]\s*)'(?:[^'\\]|\\.)*'"#,
             "${1}'[REDACTED]'",
         ),
         // `password=…`, `secret: …` unquoted: where such a value ends cannot be known (a
         // password may hold spaces, `;`, `,`, `&`), so the rest of the line goes.
         (
-            r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=][ \t]*)[^\s"'][^\r\n]*"#,
+            r#"(?i)((?:^|[^/\\])(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|sig|signature|credential)s?["']?\s*[:=][ \t]*)[^\s"'][^\r\n]*"#,
             "${1}[REDACTED]",
         ),
         // `Authorization: Bearer …`, `Basic …`.
@@ -161,6 +163,22 @@ mod tests {
             "https://bucket.s3.amazonaws.com/a",
         ] {
             assert!(out.contains(kept), "{kept} lost: {out}");
+        }
+    }
+
+    #[test]
+    fn a_file_named_like_a_secret_is_not_an_assignment() {
+        let text = "/etc/outpost/tokens: line 2: agent `a` has no token";
+        assert_eq!(redact(text, &[]), text);
+        let windows = r"C:\outpost\secret: unreadable";
+        assert_eq!(redact(windows, &[]), windows);
+        // A dotted or prefixed key is still an assignment.
+        for text in [
+            "db.password=hunter2",
+            "db_password: hunter2",
+            "password=hunter2",
+        ] {
+            assert!(!redact(text, &[]).contains("hunter2"), "{text}");
         }
     }
 

@@ -232,6 +232,9 @@ pub fn main() -> ProcessExit {
 /// Runs a parsed command line; the exit code is the process's.
 pub fn execute(cli: Cli) -> ProcessExit {
     init_logging(cli.log_format, cli.quiet);
+    // Every HTTP client (delivery, ingestion, the control-plane client, the Kubernetes
+    // client) needs rustls's provider chosen once per process, before the first one is built.
+    delivery::install_crypto_provider();
     let show = !cli.quiet && cli.log_format == LogFormat::Text;
     let result = match cli.command {
         Command::Extract(args) => extract::run(args, show),

@@ -1201,7 +1201,8 @@ fn chart_options_come_only_from_chart_values() {
         "--options",
         &fixture.display().to_string(),
     ]);
-    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+    // Two flags that cannot go together are a usage error (64), from clap.
+    assert_eq!(both.status.code(), Some(64), "{}", text(&both.stderr));
     assert!(
         text(&both.stderr).contains("--options"),
         "{}",
