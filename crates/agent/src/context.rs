@@ -27,6 +27,8 @@ impl NoKubernetes {
     }
 }
 
+outpost_core::exit_coded!(NoKubernetes);
+
 impl AgentContext {
     /// Connects to the Kubernetes API (in-cluster, else the kubeconfig); `namespace` defaults
     /// to the client's own (the pod's, or the kubeconfig context's).

@@ -8,6 +8,7 @@
 pub mod argo_config;
 mod cluster;
 pub mod context;
+pub mod entrypoints;
 pub mod heartbeat;
 pub mod kubernetes;
 pub mod local;

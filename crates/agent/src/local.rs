@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use connector_descriptor::{TransferMode, ValidatedDescriptor};
+use connector_descriptor::ValidatedDescriptor;
 use control_plane::api::{Heartbeat, JobState, StatusReport, rfc3339};
 use control_plane::{Claim, ControlPlaneClient, ControlPlaneError};
 use futures_util::future::LocalBoxFuture;
@@ -105,6 +105,43 @@ pub struct LocalExecutor {
 }
 
 impl LocalExecutor {
+    /// Who claims when no name is given: `<host>-<pid>`, unique among runners on one host.
+    pub fn default_claimant() -> String {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
+        format!("{host}-{}", std::process::id())
+    }
+
+    /// Polls every `interval` until interrupted (Ctrl-C), or once with `once`; `on_poll`
+    /// sees each poll's summary. Jobs that fail on the way are logged and left for the next
+    /// poll, as a tick leaves them for the next tick; with `once`, that is an error (75), as
+    /// a failed poll is.
+    pub async fn run(
+        &self,
+        interval: Duration,
+        once: bool,
+        on_poll: impl Fn(&TickSummary),
+    ) -> Result<(), crate::entrypoints::EntrypointError> {
+        let mut last_poll = None;
+        loop {
+            match self.poll_once(last_poll).await {
+                Ok(summary) => {
+                    last_poll = Some(SystemTime::now());
+                    on_poll(&summary);
+                    let checked = summary.check_left();
+                    if once {
+                        return checked.map(drop);
+                    }
+                }
+                Err(e) if once => return Err(e.into()),
+                Err(e) => tracing::error!("poll failed, trying again in {interval:?}: {e}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+    }
+
     /// One heartbeat and one poll; every pending job is handled before it returns. Fails
     /// only when the heartbeat or the poll does; a job that fails on the way is left for a
     /// later poll and listed in [`TickSummary::failures`].
@@ -148,19 +185,12 @@ impl LocalExecutor {
     /// (they stay in the customer's infrastructure), else to the control plane. `None` when
     /// the relay bucket cannot be opened (logged).
     fn log_destination(&self, job: &AdmittedJob) -> Option<LogDestination> {
-        let relay = match (&self.relay, job.transfer_mode) {
-            (Some(relay), TransferMode::BucketRelay) => relay,
-            _ => return Some(LogDestination::ControlPlane),
+        let Some(relay) = &self.relay else {
+            return Some(LogDestination::ControlPlane);
         };
-        let opened = delivery::bucket::BucketUrl::parse(&relay.url)
-            .and_then(|url| delivery::bucket::Bucket::open(&url, &relay.settings));
-        match opened {
-            Ok(bucket) => Some(LogDestination::Bucket(bucket)),
-            Err(e) => {
-                tracing::error!(job = %job.id, "the relay bucket cannot be opened for the run's logs: {e}");
-                None
-            }
-        }
+        crate::entrypoints::log_destination(Some(&relay.url), Some(job.transfer_mode), &relay.settings)
+            .inspect_err(|e| tracing::error!(job = %job.id, "the relay bucket cannot be opened for the run's logs: {e}"))
+            .ok()
     }
 
     /// Runs `job`, renewing its lease meanwhile: a `running` job keeps its runner's lease,

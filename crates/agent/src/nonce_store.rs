@@ -146,6 +146,18 @@ impl NonceStore {
     }
 }
 
+/// The store signed jobs need (they run once: their nonces must outlive this process), in
+/// `dir` or else the default folder; none when jobs are not signed.
+pub fn for_signed_jobs(signed: bool, dir: Option<PathBuf>) -> Result<Option<NonceStore>, String> {
+    if !signed {
+        return Ok(None);
+    }
+    let dir = dir
+        .or_else(default_state_dir)
+        .ok_or("--job-signing-key needs --state-dir (no XDG_STATE_HOME or HOME to default to)")?;
+    NonceStore::open(&dir).map(Some)
+}
+
 /// The default state folder: `$XDG_STATE_HOME/outpost`, else `~/.local/state/outpost`.
 pub fn default_state_dir() -> Option<PathBuf> {
     let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());

@@ -34,6 +34,8 @@ pub fn log_folder(connection: &str, job_id: &str, run_id: &str) -> String {
 /// The run being reported.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// The connector of the run (logged).
+    pub connector: String,
     /// The connection of the run.
     pub connection: String,
     /// The control plane's job id.
@@ -79,6 +81,8 @@ impl ReportError {
         }
     }
 }
+
+outpost_core::exit_coded!(ReportError);
 
 /// Collects the Workflow's failure details and its containers' logs, redacts them, ships
 /// the logs, then reports the final status (so a final status always has its logs).

@@ -45,6 +45,13 @@ pub enum StepError {
     /// A staging folder could not be made.
     #[error("cannot create a staging folder: {0}")]
     Staging(std::io::Error),
+    /// The connector is unknown, or its descriptor folder cannot be used: the command line
+    /// named it.
+    #[error(transparent)]
+    Connector(#[from] connector_descriptor::load::LoadError),
+    /// A connection, job or run id that is not a DNS label: the command line gave it.
+    #[error("{0}")]
+    Identity(String),
 }
 
 impl StepError {
@@ -60,9 +67,12 @@ impl StepError {
             }
             Self::NoOutcome(_) => ExitCode::NoInput,
             Self::Staging(_) => ExitCode::Io,
+            Self::Connector(_) | Self::Identity(_) => ExitCode::Usage,
         }
     }
 }
+
+outpost_core::exit_coded!(StepError);
 
 /// The CA bundle a connector pod trusts for its source: the agent's custom CA, mounted by the
 /// WorkflowTemplate and named by `SSL_CERT_FILE`.
@@ -100,10 +110,77 @@ pub async fn upload(
         }
     }
     let destination = destination(step.settings, step.control_plane, &step.run)?;
-    Ok(
+    let report =
         delivery::deliver::deliver(step.from, &step.run, destination, step.settings, progress)
-            .await?,
-    )
+            .await?;
+    if report.already_delivered {
+        tracing::info!(manifest = %report.manifest, "already delivered; nothing sent");
+    } else {
+        let seconds = report.elapsed.as_secs_f64().max(1e-3);
+        tracing::info!(
+            manifest = %report.manifest,
+            files = report.files,
+            bytes = report.bytes,
+            stale_deleted = report.stale_deleted,
+            seconds = format!("{seconds:.2}"),
+            mib_per_second = format!("{:.1}", report.bytes as f64 / seconds / 1048576.0),
+            "delivered"
+        );
+    }
+    Ok(report)
+}
+
+/// The connector pod's extract step (`outpost extract`), with the ids recorded in the
+/// manifest.
+pub struct ExtractStep {
+    /// The connector's name.
+    pub connector: String,
+    /// Read descriptors from this folder instead of the ones built in.
+    pub connectors_dir: Option<PathBuf>,
+    /// Raw `name=value` parameters, checked against the descriptor.
+    pub parameters: Vec<(String, String)>,
+    /// The connection's secret files.
+    pub secrets_dir: Option<PathBuf>,
+    /// The output folder; must be missing or empty.
+    pub out: PathBuf,
+    /// Connection, job and run ids, when known.
+    pub ids: [Option<String>; 3],
+    /// Largest uncompressed size of one output part, in bytes.
+    pub part_bytes: u64,
+}
+
+/// `outpost extract`: the source's metadata into the output folder, manifest last.
+pub async fn extract(
+    step: ExtractStep,
+    progress: &dyn metadata_extract::Progress,
+) -> Result<Manifest, StepError> {
+    let descriptors =
+        connector_descriptor::load::from_dir_or_builtin(step.connectors_dir.as_deref())?;
+    let descriptor = connector_descriptor::load::find(&descriptors, &step.connector)?;
+    let [connection, job_id, run_id] = step.ids;
+    let request = ExtractRequest {
+        descriptor: &descriptor,
+        parameters: step.parameters,
+        secrets_dir: step.secrets_dir,
+        ca_bundle: source_ca_bundle(),
+        out: step.out.clone(),
+        identity: metadata_extract::RunIdentity {
+            connector: descriptor.name().to_owned(),
+            connection,
+            job_id,
+            run_id,
+        },
+        part_bytes: step.part_bytes,
+    };
+    let manifest = metadata_extract::run(request, progress).await?;
+    tracing::info!(
+        out = %step.out.display(),
+        files = manifest.files.len(),
+        records = manifest.totals.values().sum::<u64>(),
+        skipped = manifest.skipped.len(),
+        "extraction complete"
+    );
+    Ok(manifest)
 }
 
 /// Where a run goes: the relay bucket, the URL file, or the control plane's URLs.
@@ -207,6 +284,102 @@ pub async fn run_local(
         delivery,
         elapsed: started.elapsed(),
     })
+}
+
+/// What `outpost run` extracts: the bundled sample catalog, or a connector's source.
+#[derive(Clone, Debug)]
+pub enum LocalSource {
+    /// The sample catalog (`samples/sample-catalog.sql`), built into a SQLite database that
+    /// is removed when the run ends.
+    Sample,
+    /// A connector, with raw `name=value` parameters.
+    Connector {
+        /// The connector's name.
+        name: String,
+        /// Its parameters.
+        parameters: Vec<(String, String)>,
+    },
+}
+
+impl LocalSource {
+    /// How a summary names it: `the sample catalog`, or the connector's name.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Sample => "the sample catalog".to_owned(),
+            Self::Connector { name, .. } => format!("`{name}`"),
+        }
+    }
+}
+
+/// One run on this machine (`outpost run` without a control plane), with its defaults
+/// still to apply.
+pub struct OneRun<'a> {
+    /// What to extract.
+    pub source: LocalSource,
+    /// The descriptors the connector is found in.
+    pub descriptors: &'a [ValidatedDescriptor],
+    /// The connection's secret files.
+    pub secrets_dir: Option<PathBuf>,
+    /// Connection id; default `sample` for the sample, else `local`.
+    pub connection: Option<String>,
+    /// Job id.
+    pub job_id: String,
+    /// Run id; default the start time, `20261126T051245Z` (sortable, a valid path segment).
+    pub run_id: Option<String>,
+    /// Where and how to deliver; with neither a bucket nor direct ingestion, a local bucket
+    /// in `./outpost-output/`.
+    pub settings: DeliverySettings,
+    /// The control plane, for direct-ingestion URLs.
+    pub control_plane: Option<&'a ControlPlaneClient>,
+}
+
+/// Where a run without a destination goes: a local bucket in the current folder.
+pub const DEFAULT_OUTPUT: &str = "outpost-output";
+
+/// Runs [`OneRun`]: applies its defaults, then [`run_local`].
+pub async fn run_one(
+    run: OneRun<'_>,
+    extract_progress: &dyn metadata_extract::Progress,
+    delivery_progress: &dyn Progress,
+) -> Result<LocalRunSummary, StepError> {
+    let mut settings = run.settings;
+    let direct = settings.transfer_mode == Some(TransferMode::DirectIngestion);
+    if settings.to.is_none() && settings.urls.is_none() && !direct {
+        let cwd = std::env::current_dir().map_err(StepError::Staging)?;
+        settings.to = Some(format!("file://{}", cwd.join(DEFAULT_OUTPUT).display()));
+    }
+    // The sample's database lives in a folder removed when the run ends.
+    let sample = tempfile::Builder::new()
+        .prefix("outpost-sample-")
+        .tempdir()
+        .map_err(StepError::Staging)?;
+    let (connector, parameters, connection) = match run.source {
+        LocalSource::Connector { name, parameters } => (name, parameters, "local"),
+        LocalSource::Sample => {
+            let db = sample.path().join("sample-catalog.db");
+            metadata_extract::sample::build(&db)?;
+            let path = vec![("path".to_owned(), db.display().to_string())];
+            ("sqlite".to_owned(), path, "sample")
+        }
+    };
+    let descriptor = connector_descriptor::load::find(run.descriptors, &connector)?;
+    let run_id = run.run_id.unwrap_or_else(|| {
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(['-', ':'], "")
+    });
+    let connection = run.connection.as_deref().unwrap_or(connection);
+    let identity = RunIdentity::new(descriptor.name(), connection, &run.job_id, &run_id)
+        .map_err(|e| StepError::Identity(e.to_string()))?;
+    let job = LocalJob {
+        descriptor: &descriptor,
+        parameters,
+        secrets_dir: run.secrets_dir,
+        run: identity,
+        settings: &settings,
+        control_plane: run.control_plane,
+    };
+    run_local(job, extract_progress, delivery_progress).await
 }
 
 impl LocalRunSummary {

@@ -190,6 +190,8 @@ impl TickError {
     }
 }
 
+outpost_core::exit_coded!(TickError);
+
 /// Runs one tick of the orchestrator: the cluster's preflight, then the loop with the
 /// cluster's executor.
 pub async fn tick(

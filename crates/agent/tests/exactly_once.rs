@@ -118,6 +118,7 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
                 .to_owned()
         };
         let run = RunReport {
+            connector: "postgres".to_owned(),
             connection: "pg-prod".to_owned(),
             job_id: annotation("outpost.dev/job-id"),
             run_id: annotation("outpost.dev/run-id"),

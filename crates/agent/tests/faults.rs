@@ -232,6 +232,7 @@ async fn report_run(
     destination: &LogDestination,
 ) -> Reported {
     let run = RunReport {
+        connector: "postgres".to_owned(),
         connection: "pg-prod".to_owned(),
         job_id: "job-1".to_owned(),
         run_id: "run-1".to_owned(),

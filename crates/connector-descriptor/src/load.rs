@@ -55,6 +55,14 @@ pub enum LoadError {
     },
 }
 
+/// An unknown connector or a bad descriptor folder: the command line named it (an agent
+/// whose own folder is bad maps it to a configuration error itself).
+impl outpost_core::ExitCoded for LoadError {
+    fn exit_code(&self) -> outpost_core::ExitCode {
+        outpost_core::ExitCode::Usage
+    }
+}
+
 /// The built-in descriptors, parsed. They are validated by the test suite, so an error here
 /// means a broken build.
 pub fn builtin() -> Result<Vec<ValidatedDescriptor>, LoadError> {

@@ -104,6 +104,24 @@ impl ClientConfig {
     }
 }
 
+/// [`enqueue`] with the job read from a JSON file: an unreadable file is a usage error
+/// (64), one that is not JSON a data error (65), each naming the file (and the line).
+pub async fn enqueue_file(
+    base_url: &url::Url,
+    admin_token_file: &Path,
+    agent_id: &str,
+    job_file: &Path,
+) -> Result<String, outpost_core::Failure> {
+    use outpost_core::{ExitCode, Failure};
+    let text = std::fs::read_to_string(job_file)
+        .map_err(|e| Failure::usage(format!("{}: {e}", job_file.display())))?;
+    let job: Value = serde_json::from_str(&text).map_err(|e| {
+        let at = format!("{}: line {}: {e}", job_file.display(), e.line());
+        Failure::new(ExitCode::Data, at)
+    })?;
+    Ok(enqueue(base_url, admin_token_file, agent_id, &job).await?)
+}
+
 /// The operator's side of the reference control plane (`/admin/v1`): queues `job` for
 /// `agent_id`, and answers the queued job as the server returns it.
 pub async fn enqueue(

@@ -85,3 +85,5 @@ impl ControlPlaneError {
         }
     }
 }
+
+outpost_core::exit_coded!(ControlPlaneError);

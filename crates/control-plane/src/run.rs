@@ -57,6 +57,25 @@ impl ServeError {
     }
 }
 
+outpost_core::exit_coded!(ServeError);
+
+/// `control-plane keygen`: writes a new job-signing key pair's private seed to `out`
+/// (created, never overwritten, mode 0600) for `serve --signing-key`, and answers the public
+/// key for the agent option `controlPlane.jobSigningKey`.
+pub fn keygen(out: &std::path::Path) -> Result<String, ServeError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (seed, public) = orchestrator::signing::keys::generate();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut file| writeln!(file, "{seed}"))
+        .map_err(|e| ServeError::Config(format!("{}: {e}", out.display())))?;
+    Ok(public)
+}
+
 /// Serves until `shutdown` resolves; `listening` is told the bound address first (tests
 /// and scripts read it to find a port chosen by the system).
 pub async fn run(

@@ -147,6 +147,8 @@ impl DeliveryError {
     }
 }
 
+outpost_core::exit_coded!(DeliveryError);
+
 impl From<RunIdError> for DeliveryError {
     fn from(e: RunIdError) -> Self {
         Self::RunId {

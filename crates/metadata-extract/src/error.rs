@@ -119,3 +119,5 @@ impl ExtractError {
         self.exit_code() == ExitCode::Temporary
     }
 }
+
+outpost_core::exit_coded!(ExtractError);

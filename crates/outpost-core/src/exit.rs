@@ -143,3 +143,67 @@ mod tests {
         );
     }
 }
+
+/// An error that knows the exit code it ends a process with. Every library error an
+/// entrypoint can return implements it (most through [`exit_coded!`](crate::exit_coded)),
+/// so each error is mapped to its code once, where it is defined.
+pub trait ExitCoded: std::error::Error + Send + Sync + 'static {
+    /// The process exit code for this error.
+    fn exit_code(&self) -> ExitCode;
+}
+
+/// Implements [`ExitCoded`] for error types that have an inherent `exit_code(&self)`.
+#[macro_export]
+macro_rules! exit_coded {
+    ($($error:ty),* $(,)?) => {$(
+        impl $crate::exit::ExitCoded for $error {
+            fn exit_code(&self) -> $crate::ExitCode {
+                <$error>::exit_code(self)
+            }
+        }
+    )*};
+}
+
+/// Why an entrypoint failed: the error with its causes, and the exit code it maps to. Every
+/// [`ExitCoded`] error converts into one, so `?` is the whole mapping.
+#[derive(Debug)]
+pub struct Failure {
+    code: ExitCode,
+    error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Failure {
+    /// `error`, exiting with `code`.
+    pub fn new(code: ExitCode, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            code,
+            error: error.into(),
+        }
+    }
+
+    /// A bad command line (exit 64).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(ExitCode::Usage, message.into())
+    }
+
+    /// Configuration that cannot work (exit 78).
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ExitCode::Config, message.into())
+    }
+
+    /// The exit code.
+    pub fn code(&self) -> ExitCode {
+        self.code
+    }
+
+    /// The error and its causes as one line, redacted: what is printed or shipped.
+    pub fn message(&self) -> String {
+        crate::redact::error_chain(&*self.error)
+    }
+}
+
+impl<E: ExitCoded> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self::new(error.exit_code(), error)
+    }
+}

@@ -20,5 +20,5 @@ pub mod output;
 pub mod redact;
 pub mod run;
 
-pub use exit::ExitCode;
+pub use exit::{ExitCode, ExitCoded, Failure};
 pub use run::RunIdentity;

@@ -5,19 +5,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::context::AgentContext;
-use agent::report::{LogDestination, RunReport};
+use agent::entrypoints;
+use agent::report::RunReport;
 use connector_descriptor::TransferMode;
 use outpost_core::ExitCode;
 
-use crate::Failure;
-use crate::flags::{ArgoFlags, BucketFlags, ControlPlaneFlags, SigningFlags, TrustFlags};
+use crate::flags::{AgentFlags, BucketFlags, ControlPlaneFlags, RunFlags, TrustFlags};
+use outpost_core::Failure;
 
 #[derive(clap::Args, Debug)]
 pub struct OrchestrateArgs {
-    /// Namespace Workflows are submitted in (the agent's own).
-    #[arg(long)]
-    namespace: String,
     /// Who claims jobs; default: this pod's name (`HOSTNAME`).
     #[arg(long, env = "HOSTNAME", default_value = "outpost-orchestrator")]
     claimant: String,
@@ -36,46 +33,21 @@ pub struct OrchestrateArgs {
     #[arg(long, value_name = "DIR")]
     connectors: Option<PathBuf>,
     #[command(flatten)]
-    signing: SigningFlags,
-    #[command(flatten)]
-    control_plane: ControlPlaneFlags,
-    #[command(flatten)]
-    trust: TrustFlags,
-    #[command(flatten)]
-    argo: ArgoFlags,
+    agent: AgentFlags,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct HeartbeatArgs {
-    /// The agent's namespace.
-    #[arg(long)]
-    namespace: String,
-    /// The orchestrator's signing flags: the heartbeat reports whether it admits unsigned
-    /// jobs, and the agent id (default: the namespace).
+    /// The orchestrator's flags: the heartbeat reports whether it admits unsigned jobs, and
+    /// the agent id (default: the namespace).
     #[command(flatten)]
-    signing: SigningFlags,
-    #[command(flatten)]
-    control_plane: ControlPlaneFlags,
-    #[command(flatten)]
-    trust: TrustFlags,
-    #[command(flatten)]
-    argo: ArgoFlags,
+    agent: AgentFlags,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// The connector of the run.
-    #[arg(long)]
-    connector: String,
-    /// The connection of the run.
-    #[arg(long)]
-    connection: String,
-    /// The control plane's job id.
-    #[arg(long)]
-    job_id: String,
-    /// The run id.
-    #[arg(long)]
-    run_id: String,
+    #[command(flatten)]
+    run: RunFlags,
     /// The Workflow's name (`{{workflow.name}}`).
     #[arg(long)]
     workflow: String,
@@ -109,122 +81,49 @@ enum WorkflowStatus {
     Error,
 }
 
-impl From<agent::context::NoKubernetes> for Failure {
-    fn from(error: agent::context::NoKubernetes) -> Self {
-        Failure::new(error.exit_code(), error)
-    }
-}
-
 pub fn orchestrate(args: OrchestrateArgs) -> Result<ExitCode, Failure> {
     // A descriptor folder the agent cannot use is its configuration, not the job's.
     let descriptors = connector_descriptor::load::from_dir_or_builtin(args.connectors.as_deref())
         .map_err(|e| Failure::config(e.to_string()))?;
-    let signing_key = args.signing.key()?;
-    let client = args.control_plane.required(&args.trust)?;
+    let agent = &args.agent;
+    let client = agent.control_plane.required(&agent.trust)?;
     let mut config = agent::tick::TickConfig::new(&args.claimant, Arc::new(descriptors));
     config.concurrency = args.concurrency;
     config.lease = args.lease;
-    config.signing_key = signing_key;
-    config.agent_id = args.signing.agent_id.clone();
+    config.signing_key = agent.signing.key()?;
+    config.agent_id = agent.signing.agent_id.clone();
     config.max_job_lifetime = args.max_job_lifetime;
-    config.argo_config_map = args.argo.argo_controller_config_map.clone();
-    config.insecure_allow_unrestricted_templates = args.argo.insecure_allow_unrestricted_templates;
-    crate::runtime()?.block_on(async {
-        let context = AgentContext::connect(client, Some(&args.namespace)).await?;
-        let summary =
-            agent::tick::tick(&context.control_plane, &context.namespace, &config).await?;
-        tracing::info!(
-            submitted = summary.submitted,
-            already_submitted = summary.already_submitted,
-            rejected = summary.rejected,
-            skipped = summary.skipped,
-            failed = summary.failures.len(),
-            "tick done"
-        );
-        for problem in &summary.failures {
-            tracing::error!("{problem}");
-        }
-        if summary.failures.is_empty() {
-            Ok(ExitCode::Success)
-        } else {
-            Err(Failure::new(
-                ExitCode::Temporary,
-                format!("{} jobs left for the next tick", summary.failures.len()),
-            ))
-        }
-    })
+    config.argo_config_map = agent.argo.argo_controller_config_map.clone();
+    config.insecure_allow_unrestricted_templates = agent.argo.insecure_allow_unrestricted_templates;
+    crate::runtime()?.block_on(entrypoints::orchestrate(client, &agent.namespace, &config))?;
+    Ok(ExitCode::Success)
 }
 
-pub fn heartbeat(args: HeartbeatArgs) -> Result<ExitCode, Failure> {
-    let client = args.control_plane.required(&args.trust)?;
+pub fn heartbeat(HeartbeatArgs { agent }: HeartbeatArgs) -> Result<ExitCode, Failure> {
+    let client = agent.control_plane.required(&agent.trust)?;
     let config = agent::heartbeat::HeartbeatConfig {
-        agent_id: args
-            .signing
-            .agent_id
-            .clone()
-            .unwrap_or_else(|| args.namespace.clone()),
-        argo_config_map: args.argo.argo_controller_config_map.clone(),
-        insecure_allow_unrestricted_templates: args.argo.insecure_allow_unrestricted_templates,
-        insecure_options: agent::heartbeat::insecure_options(
-            args.signing.job_signing_key.is_none() && args.signing.insecure_unsigned_jobs,
-            args.control_plane.insecure_plain_http,
-        ),
+        agent_id: (agent.signing.agent_id.clone()).unwrap_or_else(|| agent.namespace.clone()),
+        argo_config_map: agent.argo.argo_controller_config_map.clone(),
+        insecure_allow_unrestricted_templates: agent.argo.insecure_allow_unrestricted_templates,
+        insecure_options: agent.signing.insecure_options(&agent.control_plane),
     };
-    crate::runtime()?.block_on(async {
-        let context = AgentContext::connect(client, Some(&args.namespace)).await?;
-        let observed =
-            agent::heartbeat::send(&context.control_plane, &context.namespace, &config).await?;
-        let beat = &observed.heartbeat;
-        // Whether Argo restricts Workflows to WorkflowTemplate references is in the
-        // heartbeat sent, and logged here too.
-        tracing::info!(
-            kubernetes = beat.kubernetes_reachable,
-            argo = beat.argo_reachable,
-            running = ?beat.running_workflows,
-            argo_restricts_templates = observed.argo_restricts_templates(),
-            "heartbeat sent"
-        );
-        Ok(ExitCode::Success)
-    })
+    crate::runtime()?.block_on(entrypoints::heartbeat(client, &agent.namespace, &config))?;
+    Ok(ExitCode::Success)
 }
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
     let client = args.control_plane.required(&args.trust)?;
-    // Bucket relay: the run's logs stay in the customer's bucket, beside its metadata.
-    let destination = match (&args.bucket.to, args.transfer_mode) {
-        (Some(to), Some(TransferMode::BucketRelay)) => {
-            let url = delivery::bucket::BucketUrl::parse(to)?;
-            LogDestination::Bucket(delivery::bucket::Bucket::open(
-                &url,
-                &args.bucket.store(&args.trust),
-            )?)
-        }
-        _ => LogDestination::ControlPlane,
-    };
+    let store = args.bucket.store(&args.trust);
+    let logs = entrypoints::log_destination(args.bucket.to.as_deref(), args.transfer_mode, &store)?;
     let run = RunReport {
-        connection: args.connection.clone(),
-        job_id: args.job_id.clone(),
-        run_id: args.run_id.clone(),
-        workflow: args.workflow.clone(),
+        connector: args.run.connector,
+        connection: args.run.connection,
+        job_id: args.run.job_id,
+        run_id: args.run.run_id,
+        workflow: args.workflow,
         argo_status: format!("{:?}", args.status),
     };
-    crate::runtime()?.block_on(async {
-        let context = AgentContext::connect(client, args.namespace.as_deref()).await?;
-        let reported = agent::report::report(
-            &context.control_plane,
-            &context.namespace,
-            &run,
-            &destination,
-        )
-        .await?;
-        tracing::info!(
-            connector = %args.connector,
-            connection = %args.connection,
-            state = reported.state.as_str(),
-            log_bytes = reported.log_bytes,
-            logs = %reported.logs_at,
-            "reported"
-        );
-        Ok(ExitCode::Success)
-    })
+    let namespace = args.namespace.as_deref();
+    crate::runtime()?.block_on(entrypoints::report(client, namespace, &run, &logs))?;
+    Ok(ExitCode::Success)
 }

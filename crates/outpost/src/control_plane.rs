@@ -6,7 +6,7 @@ use std::time::Duration;
 use control_plane::run::ServeSettings;
 use outpost_core::ExitCode;
 
-use crate::Failure;
+use outpost_core::Failure;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ControlPlaneCommand {
@@ -82,28 +82,16 @@ pub fn run(command: ControlPlaneCommand) -> Result<ExitCode, Failure> {
     match command {
         ControlPlaneCommand::Openapi => print!("{}", control_plane::api::OPENAPI_YAML),
         ControlPlaneCommand::Serve(args) => serve(args)?,
-        ControlPlaneCommand::Keygen { out } => keygen(&out)?,
+        ControlPlaneCommand::Keygen { out } => println!("{}", control_plane::run::keygen(&out)?),
         ControlPlaneCommand::Enqueue {
             url,
             admin_token_file,
             agent_id,
             job,
         } => {
-            let text = std::fs::read_to_string(&job)
-                .map_err(|e| Failure::usage(format!("{}: {e}", job.display())))?;
-            let job: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                Failure::new(
-                    ExitCode::Data,
-                    format!("{}: line {}: {e}", job.display(), e.line()),
-                )
-            })?;
-            let queued = crate::runtime()?.block_on(control_plane::client::enqueue(
-                &url,
-                &admin_token_file,
-                &agent_id,
-                &job,
-            ))?;
-            println!("{queued}");
+            let enqueue =
+                control_plane::client::enqueue_file(&url, &admin_token_file, &agent_id, &job);
+            println!("{}", crate::runtime()?.block_on(enqueue)?);
         }
     }
     Ok(ExitCode::Success)
@@ -132,20 +120,4 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         let _ = tokio::signal::ctrl_c().await;
     };
     Ok(crate::runtime()?.block_on(control_plane::run::run(settings, listening, shutdown))?)
-}
-
-/// Writes a new key pair's seed to `out` (created, mode 0600) and prints the public key.
-fn keygen(out: &std::path::Path) -> Result<(), Failure> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let (seed, public) = orchestrator::signing::keys::generate();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .and_then(|mut file| writeln!(file, "{seed}"))
-        .map_err(|e| Failure::config(format!("{}: {e}", out.display())))?;
-    println!("{public}");
-    Ok(())
 }

@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use connector_descriptor::load;
+use agent::steps::ExtractStep;
 use metadata_extract::outcome::Outcome;
-use metadata_extract::{ExtractRequest, RunIdentity};
 use outpost_core::ExitCode;
 
-use crate::Failure;
+use outpost_core::Failure;
 
 #[derive(clap::Args, Debug)]
 pub struct ExtractArgs {
@@ -60,55 +59,25 @@ pub fn run(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> 
     // which exits with its code (usage errors included); it is printed for this one's log.
     let outcome = match extract(args, show_progress) {
         Ok(_) => Outcome::new(0, None),
-        Err(failure) => {
-            eprintln!(
-                "error: {} (exit code {})",
-                failure.message(),
-                failure.code()
-            );
-            Outcome::new(failure.code().code(), Some(failure.message()))
-        }
+        Err(failure) => Outcome::new(crate::show(&failure).code(), Some(failure.message())),
     };
-    outcome
-        .write(&outcome_file)
-        .map_err(|e| Failure::new(ExitCode::Io, e))?;
+    (outcome.write(&outcome_file)).map_err(|e| Failure::new(ExitCode::Io, e))?;
     Ok(ExitCode::Success)
 }
 
 fn extract(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> {
-    let descriptors = load::from_dir_or_builtin(args.connectors.as_deref())?;
-    let descriptor = load::find(&descriptors, &args.connector)?;
-    let request = ExtractRequest {
-        descriptor: &descriptor,
+    let step = ExtractStep {
+        connector: args.connector,
+        connectors_dir: args.connectors,
         parameters: args.params,
         secrets_dir: args.secrets_dir,
-        ca_bundle: agent::steps::source_ca_bundle(),
-        out: args.out.clone(),
-        identity: RunIdentity {
-            connector: descriptor.name().to_owned(),
-            connection: args.connection,
-            job_id: args.job_id,
-            run_id: args.run_id,
-        },
+        out: args.out,
+        ids: [args.connection, args.job_id, args.run_id],
         part_bytes: args.part_size_mib.max(1) << 20,
     };
     let progress = crate::progress::ExtractProgress::new(show_progress);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Failure::new(
-                ExitCode::Software,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })?;
-    let manifest = runtime.block_on(metadata_extract::run(request, &progress))?;
-    tracing::info!(
-        out = %args.out.display(),
-        files = manifest.files.len(),
-        records = manifest.totals.values().sum::<u64>(),
-        skipped = manifest.skipped.len(),
-        "extraction complete"
-    );
+    // One thread: extraction streams one source, and the pod's CPU limit is small.
+    let runtime = crate::built(&mut tokio::runtime::Builder::new_current_thread())?;
+    runtime.block_on(agent::steps::extract(step, &progress))?;
     Ok(ExitCode::Success)
 }

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use agent::argo_config::ControllerConfigMap;
 use connector_descriptor::TransferMode;
-use control_plane::{ClientConfig, ControlPlaneClient, ControlPlaneError};
+use control_plane::{ClientConfig, ControlPlaneClient};
 use delivery::bucket::StoreSettings;
 use delivery::deliver::DeliverySettings;
 
-use crate::Failure;
+use outpost_core::Failure;
 
 /// How an entrypoint reaches the control plane.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -56,12 +56,6 @@ impl ControlPlaneFlags {
         self.client(trust)?.ok_or_else(|| {
             Failure::usage("the control plane is required: --control-plane-url and --token-file (or OUTPOST_CONTROL_PLANE_URL and OUTPOST_TOKEN_FILE)")
         })
-    }
-}
-
-impl From<ControlPlaneError> for Failure {
-    fn from(error: ControlPlaneError) -> Self {
-        Failure::new(error.exit_code(), error)
     }
 }
 
@@ -147,26 +141,72 @@ pub struct TransferFlags {
     pub memory_mib: usize,
 }
 
-/// The delivery settings the flags describe.
-pub fn delivery_settings(
-    bucket: &BucketFlags,
-    transfer: &TransferFlags,
-    trust: &TrustFlags,
-) -> DeliverySettings {
-    DeliverySettings {
-        to: bucket.to.clone(),
-        transfer_mode: match (transfer.transfer_mode, transfer.direct) {
-            (None, true) => Some(TransferMode::DirectIngestion),
-            (mode, _) => mode,
-        },
-        urls: transfer.urls.clone(),
-        store: bucket.store(trust),
-        ingest_hosts: transfer.ingest_hosts.clone(),
-        allow_loopback_ingest: transfer.allow_loopback_ingest,
-        concurrency: transfer.concurrency,
-        part_size: transfer.part_size_mib << 20,
-        memory_budget: transfer.memory_mib << 20,
+/// Where and how a run is delivered, and the control plane that may give its upload URLs.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DeliveryFlags {
+    #[command(flatten)]
+    pub bucket: BucketFlags,
+    #[command(flatten)]
+    pub transfer: TransferFlags,
+    #[command(flatten)]
+    pub control_plane: ControlPlaneFlags,
+    #[command(flatten)]
+    pub trust: TrustFlags,
+}
+
+impl DeliveryFlags {
+    /// The delivery settings the flags describe.
+    pub fn settings(&self) -> DeliverySettings {
+        let transfer = &self.transfer;
+        DeliverySettings {
+            to: self.bucket.to.clone(),
+            transfer_mode: match (transfer.transfer_mode, transfer.direct) {
+                (None, true) => Some(TransferMode::DirectIngestion),
+                (mode, _) => mode,
+            },
+            urls: transfer.urls.clone(),
+            store: self.bucket.store(&self.trust),
+            ingest_hosts: transfer.ingest_hosts.clone(),
+            allow_loopback_ingest: transfer.allow_loopback_ingest,
+            concurrency: transfer.concurrency,
+            part_size: transfer.part_size_mib << 20,
+            memory_budget: transfer.memory_mib << 20,
+        }
     }
+}
+
+/// The agent in its namespace: how it reaches the control plane and Argo, and which jobs it
+/// admits (`orchestrate`, `heartbeat`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentFlags {
+    /// The agent's namespace, where Workflows are submitted.
+    #[arg(long)]
+    pub namespace: String,
+    #[command(flatten)]
+    pub signing: SigningFlags,
+    #[command(flatten)]
+    pub control_plane: ControlPlaneFlags,
+    #[command(flatten)]
+    pub trust: TrustFlags,
+    #[command(flatten)]
+    pub argo: ArgoFlags,
+}
+
+/// The run a connector pod's step or exit handler works on, as the manifest records it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunFlags {
+    /// The connector of the run.
+    #[arg(long)]
+    pub connector: String,
+    /// The connection id (a DNS label).
+    #[arg(long)]
+    pub connection: String,
+    /// The control plane's job id.
+    #[arg(long)]
+    pub job_id: String,
+    /// The run id.
+    #[arg(long)]
+    pub run_id: String,
 }
 
 /// Which jobs an agent admits: signed for it, or (knowingly) unsigned.
@@ -197,6 +237,14 @@ impl SigningFlags {
             tracing::warn!("{}", orchestrator::signing::INSECURE_UNSIGNED);
         }
         Ok(key)
+    }
+
+    /// The `insecure…` options heartbeats report, besides Argo's.
+    pub fn insecure_options(&self, control_plane: &ControlPlaneFlags) -> Vec<String> {
+        agent::heartbeat::insecure_options(
+            self.job_signing_key.is_none() && self.insecure_unsigned_jobs,
+            control_plane.insecure_plain_http,
+        )
     }
 }
 

@@ -5,14 +5,14 @@
 //! ([`Cli`]): every argv a rendered WorkflowTemplate passes must be one it accepts.
 //!
 //! Thin by rule: each subcommand parses its flags into the owning library's settings, calls
-//! one library function, and maps the library's typed error to a [`Failure`]; [`execute`]
+//! one library function, and `?` maps the library's typed error to a `Failure` (each
+//! library error knows its exit code: `outpost_core::ExitCoded`); [`execute`]
 //! prints that once, redacted, with its cause chain, and exits with its code.
 
-use std::error::Error;
 use std::process::ExitCode as ProcessExit;
 
-use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
-use outpost_core::ExitCode;
+use clap::{Parser, Subcommand};
+use outpost_core::{ExitCode, Failure};
 
 mod agent;
 mod control_plane;
@@ -62,7 +62,8 @@ enum LogFormat {
 }
 
 use ExitCode::{
-    Config, Data, Input, Io, NoInput, NoPermission, Protocol, Software, Stale, Temporary, Usage,
+    Config, Data, Input, Io, NoInput, NoPermission, Protocol, Software, Stale, Success, Temporary,
+    Usage,
 };
 
 #[derive(Subcommand, Debug)]
@@ -142,89 +143,17 @@ enum Command {
     },
 }
 
-/// Why a subcommand failed: the error with its causes, and the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    code: ExitCode,
-    error: Box<dyn Error + Send + Sync>,
-}
-
-impl Failure {
-    /// `error`, exiting with `code`.
-    pub fn new(code: ExitCode, error: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
-        Self {
-            code,
-            error: error.into(),
-        }
-    }
-
-    /// A bad command line (exit 64).
-    pub fn usage(message: impl Into<String>) -> Self {
-        Self::new(Usage, message.into())
-    }
-
-    /// Configuration that cannot work (exit 78).
-    pub fn config(message: impl Into<String>) -> Self {
-        Self::new(Config, message.into())
-    }
-
-    /// The exit code.
-    pub fn code(&self) -> ExitCode {
-        self.code
-    }
-
-    /// The error and its causes as one line, redacted: what is printed or shipped.
-    pub fn message(&self) -> String {
-        outpost_core::redact::error_chain(&*self.error)
-    }
-}
-
-/// Each library error knows its exit code; this is the one place that reads it.
-macro_rules! failure_from {
-    ($($error:ty),* $(,)?) => {$(
-        impl From<$error> for Failure {
-            fn from(error: $error) -> Self {
-                Failure::new(error.exit_code(), error)
-            }
-        }
-    )*};
-}
-
-failure_from!(
-    metadata_extract::ExtractError,
-    delivery::DeliveryError,
-    ::agent::steps::StepError,
-    ::agent::tick::TickError,
-    ::agent::report::ReportError,
-    ::control_plane::run::ServeError,
-);
-
-impl From<connector_descriptor::load::LoadError> for Failure {
-    /// An unknown connector or a bad descriptor folder: the command line named it.
-    fn from(error: connector_descriptor::load::LoadError) -> Self {
-        Failure::new(Usage, error)
-    }
-}
-
 /// Parses the process's arguments and runs the subcommand they name. A command line clap
 /// rejects exits 64 (`EX_USAGE`), as the help says; `--help` and `--version` exit 0.
 pub fn main() -> ProcessExit {
-    let matches = match Cli::command().try_get_matches() {
-        Ok(matches) => matches,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                Usage.into()
-            } else {
-                ProcessExit::SUCCESS
-            };
-        }
-    };
-    match Cli::from_arg_matches(&matches) {
+    match Cli::try_parse() {
         Ok(cli) => execute(cli),
         Err(error) => {
             let _ = error.print();
-            Usage.into()
+            match error.use_stderr() {
+                true => Usage.into(),
+                false => ProcessExit::SUCCESS,
+            }
         }
     }
 }
@@ -251,24 +180,27 @@ pub fn execute(cli: Cli) -> ProcessExit {
             Ok(Success)
         }
     };
-    match result {
-        Ok(code) => code.into(),
-        Err(failure) => {
-            eprintln!("error: {} (exit code {})", failure.message(), failure.code);
-            failure.code.into()
-        }
-    }
+    result.unwrap_or_else(|failure| crate::show(&failure)).into()
 }
 
-use ExitCode::Success;
+/// Prints a failure, redacted with its causes, once: `error: … (exit code 75)`.
+fn show(failure: &Failure) -> ExitCode {
+    eprintln!(
+        "error: {} (exit code {})",
+        failure.message(),
+        failure.code()
+    );
+    failure.code()
+}
 
 /// The async runtime of every network subcommand: two workers (uploads overlap network
 /// waits with hashing on the blocking pool).
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    built(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
+}
+
+fn built(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Failure> {
+    (builder.enable_all().build())
         .map_err(|e| Failure::new(Software, format!("cannot start the async runtime: {e}")))
 }
 

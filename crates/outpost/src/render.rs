@@ -4,13 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use outpost_core::ExitCode;
-use workflow_compiler::AgentOptions;
-use workflow_compiler::files::{FilesError, GenerateRequest};
+use workflow_compiler::files::{self, GenerateRequest};
 
-use crate::Failure;
-
-/// The chart rendered into when `outpost render` runs in the repository without --out.
-const DEFAULT_CHART: &str = "charts/outpost";
+use outpost_core::Failure;
 /// The output folder when --out is not given.
 const DEFAULT_OUT: &str = "workflow-templates";
 
@@ -48,43 +44,19 @@ pub struct RenderArgs {
     check: bool,
 }
 
-impl From<FilesError> for Failure {
-    /// A descriptor, options or overlay that cannot be used, or a file that cannot be read or
-    /// written: the generator's input.
-    fn from(error: FilesError) -> Self {
-        Failure::new(ExitCode::Input, error)
-    }
-}
-
 pub fn run(args: &RenderArgs) -> Result<ExitCode, Failure> {
     // In the repository (no --out, no --options), the chart is rendered too when it exists.
     let in_repository = args.out.is_none() && args.options.is_none() && !args.no_chart;
-    let chart = match &args.chart {
-        Some(chart) => Some(chart.clone()),
-        None if in_repository && Path::new(DEFAULT_CHART).join("Chart.yaml").is_file() => {
-            Some(PathBuf::from(DEFAULT_CHART))
-        }
-        None if !args.values.is_empty() => {
-            return Err(Failure::new(
-                ExitCode::Input,
-                format!("--values needs a chart: pass --chart (no chart at {DEFAULT_CHART})"),
-            ));
-        }
-        None => None,
-    };
     let request = GenerateRequest {
         connectors: args.connectors.clone(),
         options: args.options.clone(),
         overlays: args.overlays.clone(),
-        out: args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)),
-        chart,
+        out: (args.out.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)),
+        chart: files::chart_to_render(args.chart.clone(), in_repository, &args.values)?,
         values: args.values.clone(),
         check: args.check,
     };
-    let fresh = workflow_compiler::files::generate(&request, &mut |line| eprintln!("{line}"))?;
+    let fresh = files::generate(&request, &mut |line| eprintln!("{line}"))?;
     Ok(if fresh {
         ExitCode::Success
     } else {
@@ -95,23 +67,13 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode, Failure> {
 /// The JSON Schema `outpost schema` prints.
 pub fn schema(which: &str) -> String {
     match which {
-        "options" => {
-            let mut text = serde_json::to_string_pretty(&schemars::schema_for!(AgentOptions))
-                .expect("a schema is always JSON");
-            text.push('\n');
-            text
-        }
+        "options" => files::options_schema(),
         _ => connector_descriptor::json_schema(),
     }
 }
 
 /// Writes the output format's JSON Schemas into `out`.
 pub fn output_schemas(out: &Path) -> Result<ExitCode, Failure> {
-    let written = std::fs::create_dir_all(out).and_then(|()| {
-        outpost_core::output::json_schemas()
-            .into_iter()
-            .try_for_each(|(name, text)| std::fs::write(out.join(name), text))
-    });
-    written.map_err(|e| Failure::new(ExitCode::Input, format!("{}: {e}", out.display())))?;
+    files::write_output_schemas(out)?;
     Ok(ExitCode::Success)
 }

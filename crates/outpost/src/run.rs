@@ -3,19 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use agent::local::{LocalExecutor, RelayBucket};
-use agent::nonce_store::{NonceStore, default_state_dir};
-use agent::steps::{InProcessRunner, LocalJob};
+use agent::nonce_store;
+use agent::steps::{InProcessRunner, LocalSource, OneRun, run_one};
 use connector_descriptor::load;
-use outpost_core::{ExitCode, RunIdentity};
+use outpost_core::ExitCode;
 
-use crate::Failure;
-use crate::flags::{BucketFlags, ControlPlaneFlags, SigningFlags, TransferFlags, TrustFlags};
-
-/// Where the default run delivers: a local bucket in the current folder.
-const DEFAULT_OUTPUT: &str = "outpost-output";
+use crate::flags::{ControlPlaneFlags, DeliveryFlags, SigningFlags};
+use outpost_core::Failure;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -64,87 +61,38 @@ pub struct RunArgs {
     #[command(flatten)]
     signing: SigningFlags,
     #[command(flatten)]
-    bucket: BucketFlags,
-    #[command(flatten)]
-    transfer: TransferFlags,
-    #[command(flatten)]
-    control_plane: ControlPlaneFlags,
-    #[command(flatten)]
-    trust: TrustFlags,
+    delivery: DeliveryFlags,
 }
 
-pub fn run(mut args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCode, Failure> {
+pub fn run(args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCode, Failure> {
     let runtime = crate::runtime()?;
     if args.poll.is_some() {
         return runtime.block_on(poll(args, quiet));
     }
-    if args.bucket.to.is_none() && args.transfer.urls.is_none() && !args.transfer.direct {
-        let cwd = std::env::current_dir().map_err(|e| {
-            Failure::new(ExitCode::Io, format!("cannot read the current folder: {e}"))
-        })?;
-        args.bucket.to = Some(format!("file://{}", cwd.join(DEFAULT_OUTPUT).display()));
-    }
     let descriptors = load::from_dir_or_builtin(args.connectors.as_deref())?;
-    // The sample: a SQLite catalog built into a folder removed when the run ends.
-    let sample = match &args.connector {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
-                .prefix("outpost-sample-")
-                .tempdir()
-                .map_err(|e| {
-                    Failure::new(ExitCode::Io, format!("cannot create a staging folder: {e}"))
-                })?,
-        ),
+    let source = match args.connector {
+        Some(name) => LocalSource::Connector {
+            name,
+            parameters: args.params,
+        },
+        None => LocalSource::Sample,
     };
-    let (connector, parameters) = match (&args.connector, &sample) {
-        (Some(connector), _) => (connector.clone(), args.params.clone()),
-        (None, Some(folder)) => {
-            let db = folder.path().join("sample-catalog.db");
-            metadata_extract::sample::build(&db)?;
-            (
-                "sqlite".to_owned(),
-                vec![("path".to_owned(), db.display().to_string())],
-            )
-        }
-        (None, None) => unreachable!("a sample folder exists without a connector"),
-    };
-    let descriptor = load::find(&descriptors, &connector)?;
-    let connection = args
-        .connection
-        .clone()
-        .unwrap_or_else(|| if sample.is_some() { "sample" } else { "local" }.to_owned());
-    let run_id = args.run_id.clone().unwrap_or_else(|| {
-        // `20261126T051245Z`: sortable, and a valid path segment.
-        humantime::format_rfc3339_seconds(SystemTime::now())
-            .to_string()
-            .replace(['-', ':'], "")
-    });
-    let run = RunIdentity::new(descriptor.name(), &connection, &args.job_id, &run_id)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let settings = crate::flags::delivery_settings(&args.bucket, &args.transfer, &args.trust);
-    let control_plane = args.control_plane.client(&args.trust)?;
-    let job = LocalJob {
-        descriptor: &descriptor,
-        parameters,
-        secrets_dir: args.secrets_dir.clone(),
-        run,
-        settings: &settings,
+    let control_plane = args.delivery.control_plane.client(&args.delivery.trust)?;
+    let one = OneRun {
+        source: source.clone(),
+        descriptors: &descriptors,
+        secrets_dir: args.secrets_dir,
+        connection: args.connection,
+        job_id: args.job_id,
+        run_id: args.run_id,
+        settings: args.delivery.settings(),
         control_plane: control_plane.as_ref(),
     };
     let extract_progress = crate::progress::ExtractProgress::new(show_progress);
     let upload_progress = crate::progress::UploadProgress::new(show_progress);
-    let summary = runtime.block_on(agent::steps::run_local(
-        job,
-        &extract_progress,
-        &upload_progress,
-    ))?;
+    let summary = runtime.block_on(run_one(one, &extract_progress, &upload_progress))?;
     if !quiet {
-        let source = match sample {
-            Some(_) => "the sample catalog".to_owned(),
-            None => format!("`{}`", descriptor.name()),
-        };
-        println!("{}", summary.describe(&source));
+        println!("{}", summary.describe(&source.label()));
     }
     Ok(ExitCode::Success)
 }
@@ -153,38 +101,23 @@ pub fn run(mut args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCo
 async fn poll(args: RunArgs, quiet: bool) -> Result<ExitCode, Failure> {
     let url = args.poll.clone().unwrap_or_default();
     // Local mode's own configuration, as the token file is in the cluster: exit 78.
-    if args.control_plane.token_file.is_none() {
+    let delivery = &args.delivery;
+    if delivery.control_plane.token_file.is_none() {
         return Err(Failure::config("--control-plane needs --token-file"));
     }
     let flags = ControlPlaneFlags {
         control_plane_url: Some(url.clone()),
-        ..args.control_plane.clone()
+        ..delivery.control_plane.clone()
     };
-    let client = flags.required(&args.trust)?;
+    let client = flags.required(&delivery.trust)?;
     let descriptors = load::from_dir_or_builtin(args.connectors.as_deref())
         .map_err(|e| Failure::config(e.to_string()))?;
     let signing_key = args.signing.key()?;
-    // Signed jobs are run once: their nonces must be kept somewhere that outlives us.
-    let nonces = match (
-        &signing_key,
-        args.state_dir.clone().or_else(default_state_dir),
-    ) {
-        (None, _) => None,
-        (Some(_), None) => {
-            return Err(Failure::config(
-                "--job-signing-key needs --state-dir (no XDG_STATE_HOME or HOME to default to)",
-            ));
-        }
-        (Some(_), Some(dir)) => Some(NonceStore::open(&dir).map_err(Failure::config)?),
-    };
-    let claimant = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
-        std::process::id()
-    );
-    let settings = crate::flags::delivery_settings(&args.bucket, &args.transfer, &args.trust);
+    let nonces = nonce_store::for_signed_jobs(signing_key.is_some(), args.state_dir.clone())
+        .map_err(Failure::config)?;
+    let settings = delivery.settings();
     let executor = LocalExecutor {
-        relay: args.bucket.to.clone().map(|url| RelayBucket {
+        relay: delivery.bucket.to.clone().map(|url| RelayBucket {
             url,
             settings: settings.store.clone(),
         }),
@@ -197,50 +130,19 @@ async fn poll(args: RunArgs, quiet: bool) -> Result<ExitCode, Failure> {
         signing_key,
         nonces,
         secrets_root: args.secrets_root.clone(),
-        agent_id: args
-            .signing
-            .agent_id
-            .clone()
-            .unwrap_or_else(|| "local".to_owned()),
-        insecure_options: agent::heartbeat::insecure_options(
-            args.signing.job_signing_key.is_none() && args.signing.insecure_unsigned_jobs,
-            args.control_plane.insecure_plain_http,
-        ),
-        claimant,
+        agent_id: (args.signing.agent_id.clone()).unwrap_or_else(|| "local".to_owned()),
+        insecure_options: args.signing.insecure_options(&delivery.control_plane),
+        claimant: LocalExecutor::default_claimant(),
         lease: Duration::from_secs(3600),
     };
-    let mut last_poll = None;
-    loop {
-        match executor.poll_once(last_poll).await {
-            Ok(summary) => {
-                last_poll = Some(SystemTime::now());
-                if !quiet {
-                    println!(
-                        "Polled {url}: {} succeeded, {} failed, {} rejected, {} left to other runners.",
-                        summary.succeeded, summary.failed, summary.rejected, summary.skipped
-                    );
-                }
-                // Jobs that failed on the way are left for the next poll, as a tick leaves
-                // them for the next tick.
-                for problem in &summary.failures {
-                    tracing::error!("{problem}");
-                }
-                if args.once && !summary.failures.is_empty() {
-                    return Err(Failure::new(
-                        ExitCode::Temporary,
-                        format!("{} jobs left for the next poll", summary.failures.len()),
-                    ));
-                }
-            }
-            Err(e) if args.once => return Err(e.into()),
-            Err(e) => tracing::error!("poll failed, trying again in {:?}: {e}", args.interval),
+    let on_poll = |summary: &agent::tick::TickSummary| {
+        if !quiet {
+            println!(
+                "Polled {url}: {} succeeded, {} failed, {} rejected, {} left to other runners.",
+                summary.succeeded, summary.failed, summary.rejected, summary.skipped
+            );
         }
-        if args.once {
-            return Ok(ExitCode::Success);
-        }
-        tokio::select! {
-            () = tokio::time::sleep(args.interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::Success),
-        }
-    }
+    };
+    executor.run(args.interval, args.once, on_poll).await?;
+    Ok(ExitCode::Success)
 }

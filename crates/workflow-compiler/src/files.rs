@@ -28,6 +28,61 @@ pub enum FilesError {
     /// The options or an overlay are invalid.
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// Values files were given, but no chart to apply them to.
+    #[error("--values needs a chart: pass --chart (no chart at {DEFAULT_CHART})")]
+    NoChart,
+}
+
+/// A descriptor, options or overlay that cannot be used, or a file that cannot be read or
+/// written: the generator's input.
+impl outpost_core::ExitCoded for FilesError {
+    fn exit_code(&self) -> outpost_core::ExitCode {
+        outpost_core::ExitCode::Input
+    }
+}
+
+/// The chart `outpost render` renders into when run in the repository without --out.
+pub const DEFAULT_CHART: &str = "charts/outpost";
+
+/// The chart to render into: `chart` when given; else, in the repository (`in_repository`:
+/// no output folder or options named, the chart not refused), [`DEFAULT_CHART`] when it
+/// exists. Values files without a chart are an error: they would apply to nothing.
+pub fn chart_to_render(
+    chart: Option<PathBuf>,
+    in_repository: bool,
+    values: &[PathBuf],
+) -> Result<Option<PathBuf>, FilesError> {
+    let default = Path::new(DEFAULT_CHART);
+    match chart {
+        Some(chart) => Ok(Some(chart)),
+        None if in_repository && default.join("Chart.yaml").is_file() => {
+            Ok(Some(default.to_owned()))
+        }
+        None if !values.is_empty() => Err(FilesError::NoChart),
+        None => Ok(None),
+    }
+}
+
+/// The JSON Schema of the agent options (`outpost schema options`).
+pub fn options_schema() -> String {
+    let schema = schemars::schema_for!(AgentOptions);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema is always JSON");
+    text.push('\n');
+    text
+}
+
+/// Writes the output format's JSON Schemas (one per record type and the manifest) into `out`.
+pub fn write_output_schemas(out: &Path) -> Result<(), FilesError> {
+    let io = |source| FilesError::Io {
+        action: "write",
+        path: out.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(out).map_err(io)?;
+    for (name, text) in outpost_core::output::json_schemas() {
+        std::fs::write(out.join(name), text).map_err(io)?;
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, FilesError> {
