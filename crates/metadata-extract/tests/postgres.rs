@@ -241,6 +241,7 @@ fn oddities_are_extracted_exactly() {
         "ünïcödé 📦",
         "select",
         "empty_schema",
+        "it's a \\ schema",
     ] {
         find(&schemas, &[("database", db), ("name", name)]);
     }
@@ -261,6 +262,7 @@ fn oddities_are_extracted_exactly() {
     assert_eq!(kind("MixedCase", "Quoted Table"), "table");
     assert_eq!(kind("ünïcödé 📦", "tàble"), "table");
     assert_eq!(kind("select", "from"), "table");
+    assert_eq!(kind("it's a \\ schema", "tab\tand\nnewline"), "table");
     let partition = find(&tables, &[("name", "events_2024")]);
     assert_eq!(
         partition["partitionOf"],
@@ -306,6 +308,24 @@ fn oddities_are_extracted_exactly() {
     );
     assert_eq!(column("Quoted Table", "Column With Space")["ordinal"], 1);
     assert_eq!(column("Quoted Table", "ÄÖÜ")["ordinal"], 3);
+    // Read through COPY's text format: every escape undone.
+    let odd = find(
+        &columns,
+        &[
+            ("schema", "it's a \\ schema"),
+            ("table", "tab\tand\nnewline"),
+            ("name", "back\\slash"),
+        ],
+    );
+    assert_eq!(odd["ordinal"], 1);
+    assert!(
+        odd["default"]
+            .as_str()
+            .is_some_and(|d| d.contains("a\\b\tc")),
+        "{odd}"
+    );
+    assert_eq!(odd["comment"], "line one\nline two\\ with\ttab");
+    assert_eq!(column("tab\tand\nnewline", "quote'd")["ordinal"], 2);
     assert_eq!(
         column("with_dropped", "c")["ordinal"],
         2,
