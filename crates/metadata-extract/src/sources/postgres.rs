@@ -490,8 +490,17 @@ async fn extract_database(
         );
         reader
             .copy_each::<9>("columns", &query, |fields| {
-                let [schema, table, name, data_type, nullable, expression, attgenerated, identity, comment] =
-                    fields;
+                let [
+                    schema,
+                    table,
+                    name,
+                    data_type,
+                    nullable,
+                    expression,
+                    attgenerated,
+                    identity,
+                    comment,
+                ] = fields;
                 let (Some(schema), Some(table), Some(name), Some(data_type), Some(nullable)) = (
                     schema.as_deref(),
                     table.as_deref(),
@@ -784,7 +793,10 @@ mod tests {
         assert_eq!(copy_unescape("\\xzz").as_deref(), Ok("xzz"));
         assert_eq!(copy_unescape("ünï\\tcödé").as_deref(), Ok("ünï\tcödé"));
         assert!(copy_unescape("lone\\").is_err());
-        assert!(copy_unescape("\\377").is_err(), "a lone 0xff byte is not UTF-8");
+        assert!(
+            copy_unescape("\\377").is_err(),
+            "a lone 0xff byte is not UTF-8"
+        );
     }
 
     #[test]
