@@ -28,6 +28,9 @@
 #   OUTPOST_BIN=path measures that binary instead of building target/release/outpost.
 # Scratch files (outputs, the password file) live in one mktemp -d folder, removed on exit.
 set -euo pipefail
+for tool in psql bc python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "postgres.sh needs $tool (GNU time: apt-get install time)" >&2; exit 1; }
+done
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$root"
 rounds="${ROUNDS:-5}"
@@ -211,8 +214,7 @@ baseline() { # database schemas -> writes $scratch/baseline.rows ("stream rows" 
   } >"$scratch/baseline.rows"
 }
 
-outpost_extract() { # database out
-  rm -rf "$2"
+outpost_extract() { # database out (which must not exist: the caller removes it, untimed)
   /usr/bin/time -f "%M" -o "$2.rss" "$outpost" extract --connector=postgres \
     --param=host="$OUTPOST_TEST_PG_HOST" --param=port="$OUTPOST_TEST_PG_PORT" --param=database="$1" \
     --param=user=postgres --param=ssl-mode=disable --param=include-databases="^$1\$" \
@@ -234,6 +236,7 @@ measure() { # database -> prints "psql_seconds outpost_seconds peak_rss_kib reco
   schemas="$(visible_schemas "$1")"
   for round in $(seq 0 "$rounds"); do # round 0 warms the server's caches; not counted
     start="$(now)"; baseline "$1" "$schemas"; local ps; ps="$(echo "$(now) - $start" | bc)"
+    rm -rf "$out"
     start="$(now)"; outpost_extract "$1" "$out"; local os; os="$(echo "$(now) - $start" | bc)"
     [ "$round" = 0 ] && continue
     p+=("$ps"); o+=("$os"); r+=("$(cat "$out.rss")")
