@@ -15,11 +15,12 @@ pub enum ExitCode {
     /// `render --check`: the committed output is stale (a diff is printed).
     Stale = 1,
     /// The generator tools (`render`, `schema`, `output-schemas`) could not use their input:
-    /// a bad descriptor, options or overlay, an unreadable or unwritable file. Also what the
-    /// argument parser exits with on a bad command line.
+    /// a bad descriptor, options or overlay, an unreadable or unwritable file. (A command
+    /// line that cannot be parsed is [`ExitCode::Usage`], as `EX_USAGE` says.)
     Input = 2,
-    /// `EX_USAGE`: bad arguments or parameters (an unknown connector or bucket scheme, an
-    /// invalid run id, parameters the descriptor does not allow).
+    /// `EX_USAGE`: a command line that cannot be parsed, or bad arguments or parameters (an
+    /// unknown connector or bucket scheme, an invalid run id, parameters the descriptor does
+    /// not allow).
     Usage = 64,
     /// `EX_DATAERR`: data that contradicts itself or the API (a file that differs from its
     /// manifest entry, a job the control plane refused).
@@ -78,7 +79,7 @@ impl ExitCode {
         match self {
             Self::Success => "success",
             Self::Stale => "the committed output is stale (`render --check`)",
-            Self::Input => "unusable input or command line",
+            Self::Input => "unusable generator input (descriptor, options, overlay, file)",
             Self::Usage => "bad arguments or parameters",
             Self::Data => "inconsistent data (a file differs from its manifest entry)",
             Self::NoInput => "missing input (no manifest: extraction did not finish)",
