@@ -80,16 +80,16 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response<Vec<u8>> {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code.as_u16()
     });
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).expect("json"))
-        .expect("response")
+    json_response(code, &body)
 }
 
 fn ok(value: &Value) -> Response<Vec<u8>> {
+    json_response(StatusCode::OK, value)
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response<Vec<u8>> {
     Response::builder()
-        .status(StatusCode::OK)
+        .status(code)
         .header("content-type", "application/json")
         .body(serde_json::to_vec(value).expect("json"))
         .expect("response")
@@ -105,83 +105,75 @@ fn matches_selector(object: &Value, selector: &str) -> bool {
     })
 }
 
+/// `metadata.name` of a Kubernetes object.
+fn name_of(object: &Value) -> String {
+    object["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned()
+}
+
+/// Borrowed pairs (ConfigMap keys, container logs) as an owned map.
+fn owned_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 impl FakeKube {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("lock")
+    }
+
+    /// An injected failure's answer, counted.
+    fn injected(&self, code: StatusCode, reason: &str, message: &str) -> Response<Vec<u8>> {
+        self.counters
+            .injected_failures
+            .fetch_add(1, Ordering::Relaxed);
+        status(code, reason, message)
+    }
+
     /// Installs a WorkflowTemplate (as compiled into workflow-templates/).
     pub fn install_template(&self, template: Value) {
-        let name = template["metadata"]["name"]
-            .as_str()
-            .expect("name")
-            .to_owned();
-        self.state
-            .lock()
-            .expect("lock")
-            .templates
-            .insert(name, template);
+        self.state().templates.insert(name_of(&template), template);
     }
 
     /// Stores a ConfigMap (replacing one of that namespace and name) with these keys.
     pub fn put_config_map(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
-        let data = data
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.state
-            .lock()
-            .expect("lock")
+        self.state()
             .config_maps
-            .insert((namespace.to_owned(), name.to_owned()), data);
+            .insert((namespace.to_owned(), name.to_owned()), owned_map(data));
     }
 
     /// Answers `Forbidden` for this ConfigMap, whether it exists or not (no Role grants it).
     pub fn forbid_config_map(&self, namespace: &str, name: &str) {
-        self.state
-            .lock()
-            .expect("lock")
+        self.state()
             .forbidden_config_maps
             .insert((namespace.to_owned(), name.to_owned()));
     }
 
     /// Stores a Workflow as if created earlier.
     pub fn seed_workflow(&self, workflow: Value) {
-        let name = workflow["metadata"]["name"]
-            .as_str()
-            .expect("name")
-            .to_owned();
-        self.state
-            .lock()
-            .expect("lock")
-            .workflows
-            .insert(name, workflow);
+        self.state().workflows.insert(name_of(&workflow), workflow);
     }
 
     /// A pod Argo ran for `workflow`, with its containers' logs.
     pub fn add_pod(&self, workflow: &str, pod: &str, logs: &[(&str, &str)]) {
-        let logs = logs
-            .iter()
-            .map(|(c, l)| ((*c).to_owned(), (*l).to_owned()))
-            .collect();
-        self.state
-            .lock()
-            .expect("lock")
+        self.state()
             .pods
-            .insert(pod.to_owned(), (workflow.to_owned(), logs));
+            .insert(pod.to_owned(), (workflow.to_owned(), owned_map(logs)));
     }
 
     /// Every stored Workflow.
     pub fn workflows(&self) -> Vec<Value> {
-        self.state
-            .lock()
-            .expect("lock")
-            .workflows
-            .values()
-            .cloned()
-            .collect()
+        self.state().workflows.values().cloned().collect()
     }
 
     /// Sets a stored Workflow's status (phase, message, nodes) and phase label, as Argo's
     /// controller keeps them while it runs the Workflow.
     pub fn set_status(&self, name: &str, status: Value) {
-        let mut state = self.state.lock().expect("lock");
+        let mut state = self.state();
         if let Some(w) = state.workflows.get_mut(name) {
             if let Some(phase) = status.get("phase").and_then(Value::as_str) {
                 w["metadata"]["labels"]["workflows.argoproj.io/phase"] = json!(phase);
@@ -192,7 +184,7 @@ impl FakeKube {
 
     /// Sets a stored Workflow's phase label and status, as Argo's controller would.
     pub fn finish(&self, name: &str, phase: &str) {
-        let mut state = self.state.lock().expect("lock");
+        let mut state = self.state();
         if let Some(w) = state.workflows.get_mut(name) {
             w["metadata"]["labels"]["workflows.argoproj.io/phase"] = json!(phase);
             w["status"] = json!({ "phase": phase, "finishedAt": "2026-11-26T08:00:00Z", "message": if phase == "Succeeded" { "" } else { "child failed" } });
@@ -308,10 +300,7 @@ impl FakeKube {
         let fail_before = self.roll();
         let fail_after = !fail_before && self.roll();
         if fail_before {
-            self.counters
-                .injected_failures
-                .fetch_add(1, Ordering::Relaxed);
-            return status(
+            return self.injected(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "injected failure",
@@ -320,10 +309,7 @@ impl FakeKube {
         let response = self.route(method, path, query, body);
         if fail_after {
             // The request took effect, but the answer is lost.
-            self.counters
-                .injected_failures
-                .fetch_add(1, Ordering::Relaxed);
-            return status(
+            return self.injected(
                 StatusCode::GATEWAY_TIMEOUT,
                 "Timeout",
                 "injected failure after the change",
@@ -352,7 +338,7 @@ impl FakeKube {
             return response;
         }
         if path.starts_with("/api/v1/namespaces/") && path.ends_with("/pods") {
-            let state = self.state.lock().expect("lock");
+            let state = self.state();
             let items: Vec<Value> = state
                 .pods
                 .iter()
@@ -380,7 +366,7 @@ impl FakeKube {
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("container="))
                 .unwrap_or("");
-            let state = self.state.lock().expect("lock");
+            let state = self.state();
             return match state
                 .pods
                 .get(pod)
@@ -402,7 +388,7 @@ impl FakeKube {
             return status(StatusCode::NOT_FOUND, "NotFound", "no such path");
         };
         let parts: Vec<&str> = rest.split('/').collect();
-        let mut state = self.state.lock().expect("lock");
+        let mut state = self.state();
         match (method.as_str(), parts.as_slice()) {
             ("GET", [_, "workflows"]) => {
                 let items: Vec<Value> = state
@@ -489,7 +475,7 @@ impl FakeKube {
             ));
         }
         let key = (namespace.to_owned(), name.to_owned());
-        let state = self.state.lock().expect("lock");
+        let state = self.state();
         if state.forbidden_config_maps.contains(&key) {
             // What the API server answers when no Role grants the get.
             return Some(status(

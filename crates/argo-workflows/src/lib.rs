@@ -77,6 +77,32 @@ impl std::str::FromStr for ControllerConfigMap {
 /// Fields of an object that this model does not type, kept verbatim (sorted by name).
 pub type OtherFields = BTreeMap<String, serde_json::Value>;
 
+/// A part of an Argo object, declared as every part is: `Clone`, `Debug`, `Default`,
+/// `PartialEq`, serde in camelCase, and every `Option` field (written `Option<…>`) read as
+/// `None` when missing and left out when `None`. A field's own attributes are kept.
+macro_rules! argo_struct {
+    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        argo_struct!(@field [$(#[$attr])* pub struct $name] [] $($fields)*);
+    };
+    (@field $head:tt [$($done:tt)*]
+        $(#[$field_attr:meta])* pub $field:ident: Option<$ty:ty>, $($rest:tt)*) => {
+        argo_struct!(@field $head [$($done)*
+            $(#[$field_attr])*
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub $field: Option<$ty>,
+        ] $($rest)*);
+    };
+    (@field $head:tt [$($done:tt)*]
+        $(#[$field_attr:meta])* pub $field:ident: $ty:ty, $($rest:tt)*) => {
+        argo_struct!(@field $head [$($done)* $(#[$field_attr])* pub $field: $ty,] $($rest)*);
+    };
+    (@field [$($head:tt)*] [$($done:tt)*]) => {
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        $($head)* { $($done)* }
+    };
+}
+
 macro_rules! argo_object {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $spec:ty) => {
         $(#[$doc])*
@@ -177,404 +203,326 @@ impl AnyWorkflowObject {
     }
 }
 
-/// `spec` of a Workflow, WorkflowTemplate or ClusterWorkflowTemplate.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkflowSpec {
-    /// Name of the template the workflow starts with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entrypoint: Option<String>,
-    /// Parameters and artifacts passed to the entrypoint; the workflow's inputs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arguments: Option<Arguments>,
-    /// The templates the workflow may run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub templates: Option<Vec<Template>>,
-    /// Runs this workflow's templates from a (Cluster)WorkflowTemplate instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workflow_template_ref: Option<WorkflowTemplateRef>,
-    /// Template run when the workflow ends, whatever its outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_exit: Option<String>,
-    /// Service account the workflow's pods run as.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account_name: Option<String>,
-    /// Whether pods get a service-account token mounted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub automount_service_account_token: Option<bool>,
-    /// The executor's own settings (its service account when pods mount no token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executor: Option<ExecutorConfig>,
-    /// Pod-level security context applied to every pod of the workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<core::PodSecurityContext>,
-    /// Volumes every template may mount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<Vec<core::Volume>>,
-    /// Node selector applied to every pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_selector: Option<BTreeMap<String, String>>,
-    /// Tolerations applied to every pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerations: Option<Vec<core::Toleration>>,
-    /// Affinity applied to every pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<core::Affinity>,
-    /// Secrets used to pull images.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_secrets: Option<Vec<core::LocalObjectReference>>,
-    /// Labels and annotations put on every pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_metadata: Option<Metadata>,
-    /// Labels and annotations put on the Workflow object itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workflow_metadata: Option<WorkflowMetadata>,
-    /// When pods are deleted.
-    #[serde(rename = "podGC", default, skip_serializing_if = "Option::is_none")]
-    pub pod_gc: Option<PodGc>,
-    /// When the finished Workflow object is deleted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl_strategy: Option<TtlStrategy>,
-    /// Upper bound, in seconds, on the whole workflow's run time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_deadline_seconds: Option<i64>,
-    /// Semaphores and mutexes the workflow must hold to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synchronization: Option<Synchronization>,
-    /// Maximum number of pods running at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parallelism: Option<i64>,
-    /// Retry policy for every template that sets none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_strategy: Option<RetryStrategy>,
-    /// Defaults merged into every template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_defaults: Option<Box<Template>>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// `spec` of a Workflow, WorkflowTemplate or ClusterWorkflowTemplate.
+    pub struct WorkflowSpec {
+        /// Name of the template the workflow starts with.
+        pub entrypoint: Option<String>,
+        /// Parameters and artifacts passed to the entrypoint; the workflow's inputs.
+        pub arguments: Option<Arguments>,
+        /// The templates the workflow may run.
+        pub templates: Option<Vec<Template>>,
+        /// Runs this workflow's templates from a (Cluster)WorkflowTemplate instead.
+        pub workflow_template_ref: Option<WorkflowTemplateRef>,
+        /// Template run when the workflow ends, whatever its outcome.
+        pub on_exit: Option<String>,
+        /// Service account the workflow's pods run as.
+        pub service_account_name: Option<String>,
+        /// Whether pods get a service-account token mounted.
+        pub automount_service_account_token: Option<bool>,
+        /// The executor's own settings (its service account when pods mount no token).
+        pub executor: Option<ExecutorConfig>,
+        /// Pod-level security context applied to every pod of the workflow.
+        pub security_context: Option<core::PodSecurityContext>,
+        /// Volumes every template may mount.
+        pub volumes: Option<Vec<core::Volume>>,
+        /// Node selector applied to every pod.
+        pub node_selector: Option<BTreeMap<String, String>>,
+        /// Tolerations applied to every pod.
+        pub tolerations: Option<Vec<core::Toleration>>,
+        /// Affinity applied to every pod.
+        pub affinity: Option<core::Affinity>,
+        /// Secrets used to pull images.
+        pub image_pull_secrets: Option<Vec<core::LocalObjectReference>>,
+        /// Labels and annotations put on every pod.
+        pub pod_metadata: Option<Metadata>,
+        /// Labels and annotations put on the Workflow object itself.
+        pub workflow_metadata: Option<WorkflowMetadata>,
+        /// When pods are deleted.
+        #[serde(rename = "podGC")]
+        pub pod_gc: Option<PodGc>,
+        /// When the finished Workflow object is deleted.
+        pub ttl_strategy: Option<TtlStrategy>,
+        /// Upper bound, in seconds, on the whole workflow's run time.
+        pub active_deadline_seconds: Option<i64>,
+        /// Semaphores and mutexes the workflow must hold to run.
+        pub synchronization: Option<Synchronization>,
+        /// Maximum number of pods running at once.
+        pub parallelism: Option<i64>,
+        /// Retry policy for every template that sets none.
+        pub retry_strategy: Option<RetryStrategy>,
+        /// Defaults merged into every template.
+        pub template_defaults: Option<Box<Template>>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// `spec` of a CronWorkflow.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CronWorkflowSpec {
-    /// Cron schedules (the plural form: Argo 4 removed the singular `schedule`).
-    #[serde(default)]
-    pub schedules: Vec<String>,
-    /// IANA time zone the schedules are read in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
-    /// `Allow`, `Forbid` or `Replace`: what to do when a run is still going at the next tick.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency_policy: Option<String>,
-    /// How late, in seconds, a missed tick may still start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub starting_deadline_seconds: Option<i64>,
-    /// Finished successful Workflows kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub successful_jobs_history_limit: Option<i32>,
-    /// Finished failed Workflows kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_jobs_history_limit: Option<i32>,
-    /// Stops scheduling while true.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suspend: Option<bool>,
-    /// Labels and annotations of the Workflows it creates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workflow_metadata: Option<ObjectMeta>,
-    /// The Workflow to create at each tick.
-    pub workflow_spec: WorkflowSpec,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// `spec` of a CronWorkflow.
+    pub struct CronWorkflowSpec {
+        /// Cron schedules (the plural form: Argo 4 removed the singular `schedule`).
+        #[serde(default)]
+        pub schedules: Vec<String>,
+        /// IANA time zone the schedules are read in.
+        pub timezone: Option<String>,
+        /// `Allow`, `Forbid` or `Replace`: what to do when a run is still going at the next tick.
+        pub concurrency_policy: Option<String>,
+        /// How late, in seconds, a missed tick may still start.
+        pub starting_deadline_seconds: Option<i64>,
+        /// Finished successful Workflows kept.
+        pub successful_jobs_history_limit: Option<i32>,
+        /// Finished failed Workflows kept.
+        pub failed_jobs_history_limit: Option<i32>,
+        /// Stops scheduling while true.
+        pub suspend: Option<bool>,
+        /// Labels and annotations of the Workflows it creates.
+        pub workflow_metadata: Option<ObjectMeta>,
+        /// The Workflow to create at each tick.
+        pub workflow_spec: WorkflowSpec,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// A reference to a WorkflowTemplate whose templates a Workflow runs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkflowTemplateRef {
-    /// The template's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// True for a ClusterWorkflowTemplate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_scope: Option<bool>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// A reference to a WorkflowTemplate whose templates a Workflow runs.
+    pub struct WorkflowTemplateRef {
+        /// The template's name.
+        pub name: Option<String>,
+        /// True for a ClusterWorkflowTemplate.
+        pub cluster_scope: Option<bool>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// Settings of Argo's executor.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutorConfig {
-    /// Service account whose token only the executor (not the main container) receives.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account_name: Option<String>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// Settings of Argo's executor.
+    pub struct ExecutorConfig {
+        /// Service account whose token only the executor (not the main container) receives.
+        pub service_account_name: Option<String>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// Labels and annotations.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Metadata {
-    /// Labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// Labels and annotations.
+    pub struct Metadata {
+        /// Labels.
+        pub labels: Option<BTreeMap<String, String>>,
+        /// Annotations.
+        pub annotations: Option<BTreeMap<String, String>>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// Labels and annotations of a Workflow object, possibly computed from expressions.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkflowMetadata {
-    /// Labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Fields not typed here (`labelsFrom`), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// Labels and annotations of a Workflow object, possibly computed from expressions.
+    pub struct WorkflowMetadata {
+        /// Labels.
+        pub labels: Option<BTreeMap<String, String>>,
+        /// Annotations.
+        pub annotations: Option<BTreeMap<String, String>>,
+        /// Fields not typed here (`labelsFrom`), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// When Argo deletes a workflow's pods.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodGc {
-    /// `OnPodCompletion`, `OnPodSuccess`, `OnWorkflowCompletion` or `OnWorkflowSuccess`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<String>,
-    /// How long to wait before deleting, as a Go duration (`30s`, `5m`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_delay_duration: Option<String>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// When Argo deletes a workflow's pods.
+    pub struct PodGc {
+        /// `OnPodCompletion`, `OnPodSuccess`, `OnWorkflowCompletion` or `OnWorkflowSuccess`.
+        pub strategy: Option<String>,
+        /// How long to wait before deleting, as a Go duration (`30s`, `5m`).
+        pub delete_delay_duration: Option<String>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// When Argo deletes a finished Workflow object.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TtlStrategy {
-    /// Seconds after the workflow completes, whatever its outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds_after_completion: Option<i32>,
-    /// Seconds after the workflow succeeds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds_after_success: Option<i32>,
-    /// Seconds after the workflow fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds_after_failure: Option<i32>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// When Argo deletes a finished Workflow object.
+    pub struct TtlStrategy {
+        /// Seconds after the workflow completes, whatever its outcome.
+        pub seconds_after_completion: Option<i32>,
+        /// Seconds after the workflow succeeds.
+        pub seconds_after_success: Option<i32>,
+        /// Seconds after the workflow fails.
+        pub seconds_after_failure: Option<i32>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// Semaphores and mutexes (plural forms: Argo 4 removed the singular ones).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Synchronization {
-    /// Semaphores to hold.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub semaphores: Option<Vec<SemaphoreRef>>,
-    /// Mutexes to hold.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mutexes: Option<Vec<Mutex>>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// Semaphores and mutexes (plural forms: Argo 4 removed the singular ones).
+    pub struct Synchronization {
+        /// Semaphores to hold.
+        pub semaphores: Option<Vec<SemaphoreRef>>,
+        /// Mutexes to hold.
+        pub mutexes: Option<Vec<Mutex>>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// A semaphore whose limit is read from a ConfigMap key.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SemaphoreRef {
-    /// The ConfigMap key holding the semaphore's limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_map_key_ref: Option<core::ConfigMapKeySelector>,
-    /// Namespace of the ConfigMap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// A semaphore whose limit is read from a ConfigMap key.
+    pub struct SemaphoreRef {
+        /// The ConfigMap key holding the semaphore's limit.
+        pub config_map_key_ref: Option<core::ConfigMapKeySelector>,
+        /// Namespace of the ConfigMap.
+        pub namespace: Option<String>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// A named mutex.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Mutex {
-    /// The mutex's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Namespace the mutex lives in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// A named mutex.
+    pub struct Mutex {
+        /// The mutex's name.
+        pub name: Option<String>,
+        /// Namespace the mutex lives in.
+        pub namespace: Option<String>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// How a failed step is retried.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RetryStrategy {
-    /// Maximum number of retries (emitted as a string: Argo types it IntOrString).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<IntOrString>,
-    /// `Always`, `OnFailure`, `OnError` or `OnTransientError`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_policy: Option<String>,
-    /// An expression that must be true for a retry to happen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expression: Option<String>,
-    /// Waiting time between retries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<Backoff>,
-    /// Fields not typed here (`affinity`), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// How a failed step is retried.
+    pub struct RetryStrategy {
+        /// Maximum number of retries (emitted as a string: Argo types it IntOrString).
+        pub limit: Option<IntOrString>,
+        /// `Always`, `OnFailure`, `OnError` or `OnTransientError`.
+        pub retry_policy: Option<String>,
+        /// An expression that must be true for a retry to happen.
+        pub expression: Option<String>,
+        /// Waiting time between retries.
+        pub backoff: Option<Backoff>,
+        /// Fields not typed here (`affinity`), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// Exponential backoff between retries.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Backoff {
-    /// First wait, as a Go duration (`10s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<String>,
-    /// Multiplier applied to each following wait (IntOrString).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub factor: Option<IntOrString>,
-    /// Upper bound on the total time spent retrying, as a Go duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_duration: Option<String>,
-    /// Upper bound on one wait, as a Go duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cap: Option<String>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// Exponential backoff between retries.
+    pub struct Backoff {
+        /// First wait, as a Go duration (`10s`).
+        pub duration: Option<String>,
+        /// Multiplier applied to each following wait (IntOrString).
+        pub factor: Option<IntOrString>,
+        /// Upper bound on the total time spent retrying, as a Go duration.
+        pub max_duration: Option<String>,
+        /// Upper bound on one wait, as a Go duration.
+        pub cap: Option<String>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// Parameters and artifacts passed to a workflow or template.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Arguments {
-    /// Parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<Vec<Parameter>>,
-    /// Fields not typed here (`artifacts`), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// Parameters and artifacts passed to a workflow or template.
+    pub struct Arguments {
+        /// Parameters.
+        pub parameters: Option<Vec<Parameter>>,
+        /// Fields not typed here (`artifacts`), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// A template's declared inputs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Inputs {
-    /// Parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<Vec<Parameter>>,
-    /// Fields not typed here (`artifacts`), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// A template's declared inputs.
+    pub struct Inputs {
+        /// Parameters.
+        pub parameters: Option<Vec<Parameter>>,
+        /// Fields not typed here (`artifacts`), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// A named string parameter.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Parameter {
-    /// The parameter's name.
-    pub name: String,
-    /// Its value (an argument), if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<serde_json::Value>,
-    /// Its default when no value is passed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<serde_json::Value>,
-    /// The allowed values; Argo rejects a submission with any other.
-    #[serde(rename = "enum", default, skip_serializing_if = "Option::is_none")]
-    pub allowed_values: Option<Vec<serde_json::Value>>,
-    /// What the parameter means.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Fields not typed here (`valueFrom`, `globalName`), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// A named string parameter.
+    pub struct Parameter {
+        /// The parameter's name.
+        pub name: String,
+        /// Its value (an argument), if given.
+        pub value: Option<serde_json::Value>,
+        /// Its default when no value is passed.
+        pub default: Option<serde_json::Value>,
+        /// The allowed values; Argo rejects a submission with any other.
+        #[serde(rename = "enum")]
+        pub allowed_values: Option<Vec<serde_json::Value>>,
+        /// What the parameter means.
+        pub description: Option<String>,
+        /// Fields not typed here (`valueFrom`, `globalName`), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// One template: a unit of work (container, container set, DAG, steps …).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Template {
-    /// The template's name, unique within its workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Declared inputs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inputs: Option<Inputs>,
-    /// Labels and annotations of the template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
-    /// A single-container pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<TemplateContainer>,
-    /// Several containers in one pod, ordered by dependencies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_set: Option<ContainerSetTemplate>,
-    /// A DAG of tasks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dag: Option<DagTemplate>,
-    /// Sequential groups of parallel steps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub steps: Option<Vec<Vec<WorkflowStep>>>,
-    /// Volumes of this template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<Vec<core::Volume>>,
-    /// Node selector of this template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_selector: Option<BTreeMap<String, String>>,
-    /// Tolerations of this template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerations: Option<Vec<core::Toleration>>,
-    /// Affinity of this template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<core::Affinity>,
-    /// Pod-level security context of this template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<core::PodSecurityContext>,
-    /// Service account of this template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account_name: Option<String>,
-    /// Whether this template's pod gets a service-account token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub automount_service_account_token: Option<bool>,
-    /// Executor settings of this template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executor: Option<ExecutorConfig>,
-    /// How this template is retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_strategy: Option<RetryStrategy>,
-    /// Upper bound, in seconds, on the pod's run time (IntOrString).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_deadline_seconds: Option<IntOrString>,
-    /// Semaphores and mutexes this template must hold to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synchronization: Option<Synchronization>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// One template: a unit of work (container, container set, DAG, steps …).
+    pub struct Template {
+        /// The template's name, unique within its workflow.
+        pub name: Option<String>,
+        /// Declared inputs.
+        pub inputs: Option<Inputs>,
+        /// Labels and annotations of the template's pod.
+        pub metadata: Option<Metadata>,
+        /// A single-container pod.
+        pub container: Option<TemplateContainer>,
+        /// Several containers in one pod, ordered by dependencies.
+        pub container_set: Option<ContainerSetTemplate>,
+        /// A DAG of tasks.
+        pub dag: Option<DagTemplate>,
+        /// Sequential groups of parallel steps.
+        pub steps: Option<Vec<Vec<WorkflowStep>>>,
+        /// Volumes of this template's pod.
+        pub volumes: Option<Vec<core::Volume>>,
+        /// Node selector of this template's pod.
+        pub node_selector: Option<BTreeMap<String, String>>,
+        /// Tolerations of this template's pod.
+        pub tolerations: Option<Vec<core::Toleration>>,
+        /// Affinity of this template's pod.
+        pub affinity: Option<core::Affinity>,
+        /// Pod-level security context of this template's pod.
+        pub security_context: Option<core::PodSecurityContext>,
+        /// Service account of this template's pod.
+        pub service_account_name: Option<String>,
+        /// Whether this template's pod gets a service-account token.
+        pub automount_service_account_token: Option<bool>,
+        /// Executor settings of this template's pod.
+        pub executor: Option<ExecutorConfig>,
+        /// How this template is retried.
+        pub retry_strategy: Option<RetryStrategy>,
+        /// Upper bound, in seconds, on the pod's run time (IntOrString).
+        pub active_deadline_seconds: Option<IntOrString>,
+        /// Semaphores and mutexes this template must hold to run.
+        pub synchronization: Option<Synchronization>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
 /// The container of a container template. Unlike a Kubernetes container, Argo's needs no
@@ -620,82 +568,74 @@ impl<'de> Deserialize<'de> for TemplateContainer {
     }
 }
 
-/// Several containers in one pod.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerSetTemplate {
-    /// The containers, each started once its dependencies have succeeded.
-    pub containers: Vec<ContainerNode>,
-    /// Volume mounts added to every container of the set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume_mounts: Option<Vec<core::VolumeMount>>,
-    /// Fields not typed here (`retryStrategy`), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// Several containers in one pod.
+    pub struct ContainerSetTemplate {
+        /// The containers, each started once its dependencies have succeeded.
+        pub containers: Vec<ContainerNode>,
+        /// Volume mounts added to every container of the set.
+        pub volume_mounts: Option<Vec<core::VolumeMount>>,
+        /// Fields not typed here (`retryStrategy`), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// One container of a container set.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerNode {
-    /// The container.
-    #[serde(flatten)]
-    pub container: core::Container,
-    /// Names of the containers that must succeed before this one starts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dependencies: Option<Vec<String>>,
-    /// Fields not typed here, kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// One container of a container set.
+    pub struct ContainerNode {
+        /// The container.
+        #[serde(flatten)]
+        pub container: core::Container,
+        /// Names of the containers that must succeed before this one starts.
+        pub dependencies: Option<Vec<String>>,
+        /// Fields not typed here, kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// A DAG of tasks.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DagTemplate {
-    /// The tasks.
-    pub tasks: Vec<DagTask>,
-    /// Fields not typed here (`target`, `failFast`), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// A DAG of tasks.
+    pub struct DagTemplate {
+        /// The tasks.
+        pub tasks: Vec<DagTask>,
+        /// Fields not typed here (`target`, `failFast`), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// One task of a DAG.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DagTask {
-    /// The task's name.
-    pub name: String,
-    /// The template it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    /// Arguments passed to the template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arguments: Option<Arguments>,
-    /// Tasks that must finish first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dependencies: Option<Vec<String>>,
-    /// Fields not typed here (`depends`, `when`, `templateRef` …), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// One task of a DAG.
+    pub struct DagTask {
+        /// The task's name.
+        pub name: String,
+        /// The template it runs.
+        pub template: Option<String>,
+        /// Arguments passed to the template.
+        pub arguments: Option<Arguments>,
+        /// Tasks that must finish first.
+        pub dependencies: Option<Vec<String>>,
+        /// Fields not typed here (`depends`, `when`, `templateRef` …), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
-/// One step of a steps template.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkflowStep {
-    /// The step's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The template it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    /// Arguments passed to the template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arguments: Option<Arguments>,
-    /// Fields not typed here (`when`, `withItems`, `templateRef` …), kept verbatim.
-    #[serde(flatten)]
-    pub other: OtherFields,
+argo_struct! {
+    /// One step of a steps template.
+    pub struct WorkflowStep {
+        /// The step's name.
+        pub name: Option<String>,
+        /// The template it runs.
+        pub template: Option<String>,
+        /// Arguments passed to the template.
+        pub arguments: Option<Arguments>,
+        /// Fields not typed here (`when`, `withItems`, `templateRef` …), kept verbatim.
+        #[serde(flatten)]
+        pub other: OtherFields,
+    }
 }
 
 /// The string form of an IntOrString field, as Argo's JSON Schema expects it (`"3"`).

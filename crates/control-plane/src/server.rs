@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{
-    DefaultBodyLimit, FromRequestParts, MatchedPath, Path as UrlPath, Query, Request, State,
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path as UrlPath, Query, Request,
+    State,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -305,6 +306,11 @@ fn problem(status: StatusCode, code: &'static str, message: impl Into<String>) -
     }
 }
 
+/// 400 `invalid`: the request breaks the API's rules.
+fn invalid(message: impl Into<String>) -> Problem {
+    problem(StatusCode::BAD_REQUEST, "invalid", message)
+}
+
 /// `response` with `Connection: close`: for answers given before the request's body was
 /// read whole, so the connection is not kept for a body nobody will read.
 fn closing(response: impl IntoResponse) -> Response {
@@ -437,7 +443,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Ids<T> 
         UrlPath::<T>::from_request_parts(parts, state)
             .await
             .map(|UrlPath(ids)| Ids(ids))
-            .map_err(|e| problem(StatusCode::BAD_REQUEST, "invalid", e.body_text()))
+            .map_err(|e| invalid(e.body_text()))
     }
 }
 
@@ -453,11 +459,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Claimant {
         };
         match value.to_str().map(str::trim) {
             Ok(name) if (1..=253).contains(&name.len()) => Ok(Claimant(Some(name.to_owned()))),
-            _ => Err(problem(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                format!("{CLAIMANT_HEADER} must be 1 to 253 visible ASCII characters"),
-            )),
+            _ => Err(invalid(format!(
+                "{CLAIMANT_HEADER} must be 1 to 253 visible ASCII characters"
+            ))),
         }
     }
 }
@@ -507,11 +511,7 @@ async fn admit_request(
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Ok(Err(_)) => {
-            return closing(problem(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                "the request body could not be read",
-            ));
+            return closing(invalid("the request body could not be read"));
         }
         Err(_) => {
             return closing(problem(
@@ -586,13 +586,25 @@ async fn json_errors(request: Request, next: Next) -> Response {
 /// Parses a JSON body against its type, answering 400 with the field on mismatch.
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        problem(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("request body: {}: {}", e.path(), e.inner()),
-        )
-    })
+    serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| invalid(format!("request body: {}: {}", e.path(), e.inner())))
+}
+
+/// A JSON request body, parsed against its type as [`body`] does: a mismatch is answered
+/// before the handler runs.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        body(&bytes)
+            .map(JsonBody)
+            .map_err(IntoResponse::into_response)
+    }
 }
 
 #[derive(Deserialize)]
@@ -608,57 +620,39 @@ async fn list_pending(
     let query = match query {
         Ok(Query(query)) => query,
         Err(e) => {
-            return problem(StatusCode::BAD_REQUEST, "invalid", e.body_text()).into_response();
+            return invalid(e.body_text()).into_response();
         }
     };
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "limit must be 1 to 1000",
-        )
-        .into_response();
+        return invalid("limit must be 1 to 1000").into_response();
     }
     let now = SystemTime::now();
-    match state
+    state
         .store
         .run(move |tx| store::pending(tx, &agent, limit, now))
         .await
-    {
-        Ok(jobs) => axum::Json(JobList { jobs }).into_response(),
-        Err(e) => e.into_response(),
-    }
+        .map(|jobs| axum::Json(JobList { jobs }))
+        .into_response()
 }
 
 async fn claim(
     State(state): State<AppState>,
     Agent(agent): Agent,
     Ids(job): Ids<String>,
-    bytes: axum::body::Bytes,
+    JsonBody(request): JsonBody<ClaimRequest>,
 ) -> Response {
-    let request: ClaimRequest = match body(&bytes) {
-        Ok(request) => request,
-        Err(problem) => return problem.into_response(),
-    };
     if request.claimant.is_empty() || !(1..=3600).contains(&request.lease_seconds) {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "claimant must be non-empty and leaseSeconds 1 to 3600",
-        )
-        .into_response();
+        return invalid("claimant must be non-empty and leaseSeconds 1 to 3600").into_response();
     }
     let lease = Duration::from_secs(u64::from(request.lease_seconds));
     let now = SystemTime::now();
-    match state
+    state
         .store
         .run(move |tx| store::claim(tx, &agent, &job, &request.claimant, lease, now))
         .await
-    {
-        Ok(lease) => axum::Json(lease).into_response(),
-        Err(e) => e.into_response(),
-    }
+        .map(axum::Json)
+        .into_response()
 }
 
 async fn report_status(
@@ -666,21 +660,15 @@ async fn report_status(
     Agent(agent): Agent,
     Ids(job): Ids<String>,
     Claimant(claimant): Claimant,
-    bytes: axum::body::Bytes,
+    JsonBody(report): JsonBody<StatusReport>,
 ) -> Response {
-    let report: StatusReport = match body(&bytes) {
-        Ok(report) => report,
-        Err(problem) => return problem.into_response(),
-    };
     let now = SystemTime::now();
-    match state
+    state
         .store
         .run(move |tx| store::report(tx, &agent, &job, &report, claimant.as_deref(), now))
         .await
-    {
-        Ok(status) => axum::Json(status).into_response(),
-        Err(e) => e.into_response(),
-    }
+        .map(axum::Json)
+        .into_response()
 }
 
 async fn upload_urls(
@@ -688,12 +676,8 @@ async fn upload_urls(
     Agent(agent): Agent,
     Ids((job, run)): Ids<(String, String)>,
     Claimant(claimant): Claimant,
-    bytes: axum::body::Bytes,
+    JsonBody(request): JsonBody<UploadUrlRequest>,
 ) -> Response {
-    let request: UploadUrlRequest = match body(&bytes) {
-        Ok(request) => request,
-        Err(problem) => return problem.into_response(),
-    };
     let Some(bucket) = state.config.ingest_bucket.clone() else {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -703,12 +687,7 @@ async fn upload_urls(
         .into_response();
     };
     if request.paths.is_empty() || request.paths.len() > 10_000 {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "paths: 1 to 10000 entries",
-        )
-        .into_response();
+        return invalid("paths: 1 to 10000 entries").into_response();
     }
     let (job_id, run_id) = (job.clone(), run.clone());
     let connection = match state
@@ -727,11 +706,9 @@ async fn upload_urls(
     {
         Ok(found) => found,
         Err(_) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                format!("job `{job}`: its connection `{connection}` cannot name an upload folder"),
-            )
+            return invalid(format!(
+                "job `{job}`: its connection `{connection}` cannot name an upload folder"
+            ))
             .into_response();
         }
     };
@@ -740,12 +717,8 @@ async fn upload_urls(
         .iter()
         .find(|path| bucket.location(&folder, path).is_err())
     {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("paths: `{path}` is not a run-relative object path"),
-        )
-        .into_response();
+        return invalid(format!("paths: `{path}` is not a run-relative object path"))
+            .into_response();
     }
     match delivery::presign::presign_run(&bucket, &key, &request.paths, state.config.url_lifetime)
         .await
@@ -771,33 +744,22 @@ async fn upload_logs(
     bytes: axum::body::Bytes,
 ) -> Response {
     let Ok(text) = String::from_utf8(bytes.to_vec()) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "logs must be UTF-8 text",
-        )
-        .into_response();
+        return invalid("logs must be UTF-8 text").into_response();
     };
     let now = SystemTime::now();
-    match state
+    state
         .store
         .run(move |tx| store::put_logs(tx, &agent, &job, &run, claimant.as_deref(), &text, now))
         .await
-    {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    }
+        .map(|()| StatusCode::NO_CONTENT)
+        .into_response()
 }
 
 async fn heartbeat(
     State(state): State<AppState>,
     Agent(agent): Agent,
-    bytes: axum::body::Bytes,
+    JsonBody(beat): JsonBody<Heartbeat>,
 ) -> Response {
-    let beat: Heartbeat = match body(&bytes) {
-        Ok(beat) => beat,
-        Err(problem) => return problem.into_response(),
-    };
     // The token names the agent; a heartbeat speaks for that agent only.
     if beat.agent_id != agent {
         return problem(
@@ -812,12 +774,7 @@ async fn heartbeat(
     }
     let limits = &state.config.limits;
     let Ok(sent) = humantime::parse_rfc3339_weak(&beat.sent_at) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "sentAt is not an RFC 3339 time",
-        )
-        .into_response();
+        return invalid("sentAt is not an RFC 3339 time").into_response();
     };
     let now = SystemTime::now();
     let skew = match sent.duration_since(now) {
@@ -835,28 +792,22 @@ async fn heartbeat(
         Err(_) => None,
     };
     if let Some(skew) = skew {
-        return problem(StatusCode::BAD_REQUEST, "invalid", skew).into_response();
+        return invalid(skew).into_response();
     }
     let keep = limits.heartbeats_kept;
-    match state
+    state
         .store
         .run(move |tx| store::heartbeat(tx, &agent, &beat, keep))
         .await
-    {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    }
+        .map(|()| StatusCode::NO_CONTENT)
+        .into_response()
 }
 
 async fn enqueue(
     State(state): State<AppState>,
     _operator: Operator,
-    bytes: axum::body::Bytes,
+    JsonBody(request): JsonBody<EnqueueRequest>,
 ) -> Response {
-    let request: EnqueueRequest = match body(&bytes) {
-        Ok(request) => request,
-        Err(problem) => return problem.into_response(),
-    };
     let mut job = request.job;
     let agent = request.agent_id.unwrap_or_else(|| "default".to_owned());
     let now = SystemTime::now();
@@ -867,7 +818,7 @@ async fn enqueue(
                 orchestrator::signing::sign(&mut job, &signer.key, &agent, not_after, &nonce);
             }
             Err(message) => {
-                return problem(StatusCode::BAD_REQUEST, "invalid", message).into_response();
+                return invalid(message).into_response();
             }
         }
     }
@@ -887,10 +838,9 @@ async fn enqueue(
                 .ok_or_else(|| StoreError::Database("queued job vanished".to_owned()))
         })
         .await;
-    match result {
-        Ok(record) => (StatusCode::CREATED, axum::Json(record)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    result
+        .map(|record| (StatusCode::CREATED, axum::Json(record)))
+        .into_response()
 }
 
 /// The `notAfter` a job queued for `agent` is signed with: its own, when the operator gave
@@ -921,10 +871,12 @@ fn signing_fields(
 }
 
 async fn list_records(State(state): State<AppState>, _operator: Operator) -> Response {
-    match state.store.run(store::records).await {
-        Ok(jobs) => axum::Json(JobRecords { jobs }).into_response(),
-        Err(e) => e.into_response(),
-    }
+    state
+        .store
+        .run(store::records)
+        .await
+        .map(|jobs| axum::Json(JobRecords { jobs }))
+        .into_response()
 }
 
 async fn read_logs(
@@ -932,15 +884,18 @@ async fn read_logs(
     _operator: Operator,
     Ids((job, run)): Ids<(String, String)>,
 ) -> Response {
-    match state.store.run(move |tx| store::logs(tx, &job, &run)).await {
-        Ok(text) => text.into_response(),
-        Err(e) => e.into_response(),
-    }
+    state
+        .store
+        .run(move |tx| store::logs(tx, &job, &run))
+        .await
+        .into_response()
 }
 
 async fn list_heartbeats(State(state): State<AppState>, _operator: Operator) -> Response {
-    match state.store.run(store::heartbeats).await {
-        Ok(heartbeats) => axum::Json(Heartbeats { heartbeats }).into_response(),
-        Err(e) => e.into_response(),
-    }
+    state
+        .store
+        .run(store::heartbeats)
+        .await
+        .map(|heartbeats| axum::Json(Heartbeats { heartbeats }))
+        .into_response()
 }

@@ -71,6 +71,20 @@ mod rfc3339 {
 }
 
 impl UploadUrl {
+    /// A `PUT` URL that requires `headers`, valid for ten minutes: what the tests hand out.
+    #[doc(hidden)]
+    pub fn put_for_tests(url: &str, headers: &[(&str, &str)]) -> Self {
+        Self {
+            url: url::Url::parse(url).expect("a valid URL"),
+            method: "PUT".to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            expires_at: SystemTime::now() + Duration::from_secs(600),
+        }
+    }
+
     /// `scheme://host/path`: the URL without its query (which carries the signature).
     pub fn redacted(&self) -> String {
         outpost_core::redact::redact_url(&self.url)
@@ -318,16 +332,9 @@ pub async fn deliver_direct(
     let shown = manifest_url.redacted();
     let body = Body::Memory(bytes::Bytes::from(run.manifest_bytes.clone()));
     put_with_retries(client, source, MANIFEST, manifest_url, &body, limits).await?;
-    bytes += run.manifest_bytes.len() as u64;
-    progress.file_done(MANIFEST, run.manifest_bytes.len() as u64);
-    Ok(DeliveryReport {
-        manifest: shown,
-        files: run.files.len(),
-        bytes,
-        stale_deleted: 0,
-        already_delivered: false,
-        elapsed: started.elapsed(),
-    })
+    Ok(DeliveryReport::committed(
+        run, progress, shown, bytes, 0, started,
+    ))
 }
 
 fn expires_soon(url: &UploadUrl, margin: Duration) -> bool {

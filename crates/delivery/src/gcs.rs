@@ -16,13 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
 use object_store::gcp::GoogleCloudStorage;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    Attribute, Attributes, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload,
-    ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    UploadPart,
+    Attribute, Attributes, MultipartUpload, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, UploadPart,
 };
 use rand::RngExt;
 use reqwest::StatusCode;
@@ -363,77 +361,102 @@ fn put_result(object: &serde_json::Value) -> PutResult {
     }
 }
 
-#[async_trait::async_trait]
-impl ObjectStore for GcsStore {
-    async fn put_opts(
-        &self,
-        location: &ObjectPath,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        if !matches!(opts.mode, PutMode::Overwrite) {
-            return self.inner.put_opts(location, payload, opts).await;
+/// `impl ObjectStore for $store` that writes with the methods given (`put_opts` and
+/// `put_multipart_opts`) and hands reads, listings, deletes and copies to the store in field
+/// `$inner` unchanged. For [`GcsStore`] and the tests' wrapping stores; the calling crate
+/// needs `async-trait`, `futures-util` and `object_store`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! forwarding_object_store {
+    ($store:ty, to $inner:ident, writing { $($writes:tt)* }) => {
+        #[::async_trait::async_trait]
+        impl ::object_store::ObjectStore for $store {
+            $($writes)*
+
+            async fn get_opts(
+                &self,
+                location: &::object_store::path::Path,
+                options: ::object_store::GetOptions,
+            ) -> ::object_store::Result<::object_store::GetResult> {
+                self.$inner.get_opts(location, options).await
+            }
+
+            fn delete_stream(
+                &self,
+                locations: ::futures_util::stream::BoxStream<
+                    'static,
+                    ::object_store::Result<::object_store::path::Path>,
+                >,
+            ) -> ::futures_util::stream::BoxStream<
+                'static,
+                ::object_store::Result<::object_store::path::Path>,
+            > {
+                self.$inner.delete_stream(locations)
+            }
+
+            fn list(
+                &self,
+                prefix: Option<&::object_store::path::Path>,
+            ) -> ::futures_util::stream::BoxStream<
+                'static,
+                ::object_store::Result<::object_store::ObjectMeta>,
+            > {
+                self.$inner.list(prefix)
+            }
+
+            async fn list_with_delimiter(
+                &self,
+                prefix: Option<&::object_store::path::Path>,
+            ) -> ::object_store::Result<::object_store::ListResult> {
+                self.$inner.list_with_delimiter(prefix).await
+            }
+
+            async fn copy_opts(
+                &self,
+                from: &::object_store::path::Path,
+                to: &::object_store::path::Path,
+                options: ::object_store::CopyOptions,
+            ) -> ::object_store::Result<()> {
+                self.$inner.copy_opts(from, to, options).await
+            }
         }
-        self.uploads
-            .put(location, Bytes::from(payload), &opts.attributes)
-            .await
-    }
+    };
+}
 
-    async fn put_multipart_opts(
-        &self,
-        location: &ObjectPath,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        let session = self
-            .uploads
-            .start_resumable(location, &opts.attributes)
-            .await?;
-        Ok(Box::new(ResumableUpload {
-            uploads: self.uploads.clone(),
-            name: location.to_string(),
-            session: Arc::new(session),
-            state: Arc::new(tokio::sync::Mutex::new(Resumable::default())),
-            order: Arc::new(tokio::sync::watch::channel(0).0),
-            next_part: 0,
-        }))
-    }
+crate::forwarding_object_store! {
+    GcsStore, to inner, writing {
+        async fn put_opts(
+            &self,
+            location: &ObjectPath,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            if !matches!(opts.mode, PutMode::Overwrite) {
+                return self.inner.put_opts(location, payload, opts).await;
+            }
+            self.uploads
+                .put(location, Bytes::from(payload), &opts.attributes)
+                .await
+        }
 
-    async fn get_opts(
-        &self,
-        location: &ObjectPath,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
-    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&ObjectPath>,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&ObjectPath>,
-    ) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &ObjectPath,
-        to: &ObjectPath,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
+        async fn put_multipart_opts(
+            &self,
+            location: &ObjectPath,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            let session = self
+                .uploads
+                .start_resumable(location, &opts.attributes)
+                .await?;
+            Ok(Box::new(ResumableUpload {
+                uploads: self.uploads.clone(),
+                name: location.to_string(),
+                session: Arc::new(session),
+                state: Arc::new(tokio::sync::Mutex::new(Resumable::default())),
+                order: Arc::new(tokio::sync::watch::channel(0).0),
+                next_part: 0,
+            }))
+        }
     }
 }
 

@@ -252,20 +252,6 @@ fn address_class(ip: IpAddr) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-    use std::time::{Duration, SystemTime};
-
-    fn url(text: &str, headers: &[(&str, &str)]) -> UploadUrl {
-        UploadUrl {
-            url: url::Url::parse(text).expect("valid URL"),
-            method: "PUT".to_owned(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
-            expires_at: SystemTime::now() + Duration::from_secs(600),
-        }
-    }
 
     fn policy(hosts: &[&str], loopback: bool) -> IngestPolicy {
         let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
@@ -283,7 +269,11 @@ mod tests {
             "https://acct.blob.core.windows.net/c/b?sig=1",
             "https://ACCT.Blob.Core.Windows.Net./c/b?sig=1",
         ] {
-            assert_eq!(p.check_url("f", &url(ok, &[])), Ok(()), "{ok}");
+            assert_eq!(
+                p.check_url("f", &UploadUrl::put_for_tests(ok, &[])),
+                Ok(()),
+                "{ok}"
+            );
         }
         for (bad, why) in [
             (
@@ -300,7 +290,9 @@ mod tests {
             ),
             ("http://storage.googleapis.com/b/o", "only https"),
         ] {
-            let error = p.check_url("f", &url(bad, &[])).expect_err(bad);
+            let error = p
+                .check_url("f", &UploadUrl::put_for_tests(bad, &[]))
+                .expect_err(bad);
             assert!(error.contains(why), "{bad}: {error}");
         }
     }
@@ -328,7 +320,7 @@ mod tests {
     #[test]
     fn store_headers_pass_and_other_headers_do_not() {
         let p = policy(&["h.example.com"], false);
-        let ok = url(
+        let ok = UploadUrl::put_for_tests(
             "https://h.example.com/p",
             &[
                 ("x-ms-blob-type", "BlockBlob"),
@@ -347,7 +339,10 @@ mod tests {
             "Forwarded",
         ] {
             let error = p
-                .check_url("f", &url("https://h.example.com/p", &[(header, "x")]))
+                .check_url(
+                    "f",
+                    &UploadUrl::put_for_tests("https://h.example.com/p", &[(header, "x")]),
+                )
                 .expect_err(header);
             assert!(error.contains("not one an object store takes"), "{error}");
         }

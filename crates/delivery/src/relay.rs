@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
-};
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -82,6 +80,30 @@ pub struct DeliveryReport {
     pub already_delivered: bool,
     /// Wall-clock time.
     pub elapsed: Duration,
+}
+
+impl DeliveryReport {
+    /// The report of a delivery that has just stored `run`'s manifest, after `files_bytes`
+    /// of data files; tells `progress` about the manifest.
+    pub(crate) fn committed(
+        run: &LocalRun,
+        progress: &dyn Progress,
+        manifest: String,
+        files_bytes: u64,
+        stale_deleted: usize,
+        started: Instant,
+    ) -> Self {
+        let manifest_bytes = run.manifest_bytes.len() as u64;
+        progress.file_done(MANIFEST, manifest_bytes);
+        Self {
+            manifest,
+            files: run.files.len(),
+            bytes: files_bytes + manifest_bytes,
+            stale_deleted,
+            already_delivered: false,
+            elapsed: started.elapsed(),
+        }
+    }
 }
 
 /// Delivers `run` into `bucket` under `<prefix>/<connection>/<job>/<run>/`.
@@ -182,16 +204,14 @@ pub async fn relay(
         )
         .await
         .map_err(|e| DeliveryError::from_store(manifest_location.as_ref(), e))?;
-    bytes += run.manifest_bytes.len() as u64;
-    progress.file_done(MANIFEST, run.manifest_bytes.len() as u64);
-    Ok(DeliveryReport {
-        manifest: manifest_url,
-        files: run.files.len(),
+    Ok(DeliveryReport::committed(
+        run,
+        progress,
+        manifest_url,
         bytes,
-        stale_deleted: stale.len(),
-        already_delivered: false,
-        elapsed: started.elapsed(),
-    })
+        stale.len(),
+        started,
+    ))
 }
 
 fn strip<'a>(bucket: &Bucket, location: &'a ObjectPath) -> &'a str {
@@ -278,24 +298,16 @@ async fn upload_file(
         let permit = budget.acquire(file.bytes as usize).await;
         let chunk = reader.next(file, file.bytes as usize + 1).await?;
         reader.check(file)?;
-        let options = PutOptions {
-            attributes: object_attributes,
-            ..Default::default()
-        };
         store
-            .put_opts(location, PutPayload::from(chunk), options)
+            .put_opts(location, PutPayload::from(chunk), object_attributes.into())
             .await
             .map_err(store_error)?;
         drop(permit);
         return Ok(());
     }
 
-    let options = PutMultipartOptions {
-        attributes: object_attributes,
-        ..Default::default()
-    };
     let mut upload = store
-        .put_multipart_opts(location, options)
+        .put_multipart_opts(location, object_attributes.into())
         .await
         .map_err(store_error)?;
     let mut in_flight = FuturesUnordered::new();

@@ -7,9 +7,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use delivery::direct::{DirectLimits, UploadUrl, UrlSet, UrlSource, deliver_direct, http_client};
 use delivery::ingest::{CheckedSource, IngestPolicy};
@@ -125,15 +124,8 @@ fn url_set(run: &LocalRun, base: &str, headers: &[(&str, &str)]) -> UrlSet {
     paths(run)
         .into_iter()
         .map(|path| {
-            let url = UploadUrl {
-                url: url::Url::parse(&format!("{base}/{path}?X-Amz-Signature=abc")).expect("URL"),
-                method: "PUT".to_owned(),
-                headers: headers
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect::<BTreeMap<_, _>>(),
-                expires_at: SystemTime::now() + Duration::from_secs(600),
-            };
+            let url =
+                UploadUrl::put_for_tests(&format!("{base}/{path}?X-Amz-Signature=abc"), headers);
             (path, url)
         })
         .collect()

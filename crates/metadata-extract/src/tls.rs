@@ -129,28 +129,46 @@ pub fn client_config(
             .map_err(|e| TlsConfigError::Rustls(rustls::Error::General(e.to_string())))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly { inner }))
+                .with_custom_certificate_verifier(Arc::new(Lenient::ChainOnly(inner)))
                 .with_no_client_auth()
         }
         SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unverified {
-                schemes: provider()
+            .with_custom_certificate_verifier(Arc::new(Lenient::Unverified(
+                provider()
                     .signature_verification_algorithms
                     .supported_schemes(),
-            }))
+            )))
             .with_no_client_auth(),
     };
     Ok(config)
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the host name may differ.
+/// A verifier for the modes that check less than `verify-full`.
 #[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
+enum Lenient {
+    /// `verify-ca`: the chain must lead to a trusted root; the host name may differ.
+    ChainOnly(Arc<WebPkiServerVerifier>),
+    /// `prefer` and `require`: encryption without authentication, as libpq does without a
+    /// root certificate. Documented as such; `verify-full` is the default. Holds the
+    /// signature schemes offered.
+    Unverified(Vec<SignatureScheme>),
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl Lenient {
+    /// A handshake signature, as the chain's verifier checks it (none is checked without one).
+    fn signature(
+        &self,
+        check: impl FnOnce(&WebPkiServerVerifier) -> Result<HandshakeSignatureValid, rustls::Error>,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match self {
+            Self::ChainOnly(inner) => check(inner),
+            Self::Unverified(_) => Ok(HandshakeSignatureValid::assertion()),
+        }
+    }
+}
+
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -159,13 +177,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Self::ChainOnly(inner) = self else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForName
                 | rustls::CertificateError::NotValidForNameContext { .. },
@@ -179,7 +194,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.signature(|inner| inner.verify_tls12_signature(message, cert, dss))
     }
     fn verify_tls13_signature(
         &self,
@@ -187,48 +202,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.signature(|inner| inner.verify_tls13_signature(message, cert, dss))
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require`: encryption without authentication, as libpq does without a root
-/// certificate. Documented as such; `verify-full` is the default.
-#[derive(Debug)]
-struct Unverified {
-    schemes: Vec<SignatureScheme>,
-}
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.schemes.clone()
+        match self {
+            Self::ChainOnly(inner) => inner.supported_verify_schemes(),
+            Self::Unverified(schemes) => schemes.clone(),
+        }
     }
 }

@@ -180,7 +180,9 @@ pub fn execute(cli: Cli) -> ProcessExit {
             Ok(Success)
         }
     };
-    result.unwrap_or_else(|failure| crate::show(&failure)).into()
+    result
+        .unwrap_or_else(|failure| crate::show(&failure))
+        .into()
 }
 
 /// Prints a failure, redacted with its causes, once: `error: … (exit code 75)`.

@@ -135,6 +135,15 @@ fn expect<T: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// A pod's or a container's seccomp profile (at `path`) must be the baseline's.
+fn expect_runtime_default(
+    problems: &mut Vec<String>,
+    profile: Option<&SeccompProfile>,
+    path: &str,
+) {
+    expect(problems, profile.map(|p| &p.type_), &seccomp().type_, path);
+}
+
 /// Pod-spec fields that would undo the baseline, wherever a pod's settings are given (the
 /// workflow spec or a template).
 fn check_pod_fields(
@@ -196,12 +205,9 @@ fn check_pod(base: &str, template: &Template, spec: &WorkflowSpec, problems: &mu
         &true,
         &format!("{pod}/runAsNonRoot"),
     );
-    expect(
+    expect_runtime_default(
         problems,
-        context
-            .and_then(|c| c.seccomp_profile.as_ref())
-            .map(|p| &p.type_),
-        &"RuntimeDefault".to_owned(),
+        context.and_then(|c| c.seccomp_profile.as_ref()),
         &format!("{pod}/seccompProfile/type"),
     );
     let automount = template
@@ -271,12 +277,9 @@ fn check_container(
     if capabilities.and_then(|c| c.add.as_ref()).is_some() {
         problems.push(format!("{} must not be set", at("capabilities/add")));
     }
-    expect(
+    expect_runtime_default(
         problems,
-        context
-            .and_then(|c| c.seccomp_profile.as_ref())
-            .map(|p| &p.type_),
-        &"RuntimeDefault".to_owned(),
+        context.and_then(|c| c.seccomp_profile.as_ref()),
         &at("seccompProfile/type"),
     );
     if context.and_then(|c| c.privileged) == Some(true) {
