@@ -174,12 +174,7 @@ impl Reader<'_> {
         params: &[&(dyn ToSql + Sync)],
         mut each: impl FnMut(Row) -> Result<(), WriteError>,
     ) -> Result<(), ExtractError> {
-        let failed = |error: tokio_postgres::Error| ExtractError::Query {
-            target: self.target.clone(),
-            what,
-            connection_lost: error.is_closed() || error.as_db_error().is_none(),
-            source: BoxError::from(error),
-        };
+        let failed = self.failed(what);
         let rows = self
             .client
             .query_raw(sql, params.iter().copied())
@@ -194,6 +189,20 @@ impl Reader<'_> {
 }
 
 impl Reader<'_> {
+    /// How a failed query of `what` is reported: with the target, and whether the connection
+    /// itself was lost (no database error: the socket closed or timed out).
+    fn failed(
+        &self,
+        what: &'static str,
+    ) -> impl Fn(tokio_postgres::Error) -> ExtractError + Copy + '_ {
+        move |error| ExtractError::Query {
+            target: self.target.clone(),
+            what,
+            connection_lost: error.is_closed() || error.as_db_error().is_none(),
+            source: BoxError::from(error),
+        }
+    }
+
     /// Streams the rows of `COPY (query) TO STDOUT` in text format, calling `each` on the
     /// `N` fields of every row (`None` for NULL), without collecting them. A COPY takes no
     /// parameters: values go into `query` as literals ([`name_array`]).
@@ -203,12 +212,7 @@ impl Reader<'_> {
         query: &str,
         mut each: impl FnMut(&[Option<Cow<'_, str>>; N]) -> Result<(), ExtractError>,
     ) -> Result<(), ExtractError> {
-        let failed = |error: tokio_postgres::Error| ExtractError::Query {
-            target: self.target.clone(),
-            what,
-            connection_lost: error.is_closed() || error.as_db_error().is_none(),
-            source: BoxError::from(error),
-        };
+        let failed = self.failed(what);
         let lines = self
             .client
             .copy_out(format!("COPY ({query}) TO STDOUT").as_str())
