@@ -17,11 +17,12 @@ WORKDIR /src
 ARG OUTPOST_COMMIT=unknown
 ENV OUTPOST_COMMIT=${OUTPOST_COMMIT}
 COPY . .
+# The same script CI runs (scripts/test.sh), so the image's build cannot drift from the one
+# tested: `cargo build --release --locked -p outpost` (thin LTO, one codegen unit, stripped:
+# the release profile), installed at /out/outpost, failing over its size limit.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p outpost \
- && install -D -m 0755 target/release/outpost /out/outpost \
- && strip --strip-debug /out/outpost
+    scripts/build-binary.sh /out/outpost
 
 # ---- run ----
 FROM gcr.io/distroless/cc-debian12:nonroot

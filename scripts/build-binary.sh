@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the `outpost` binary the image ships, and checks its size. One command for the
+# Dockerfile's build stage, CI (scripts/test.sh) and the benchmark
+# (crates/outpost/benches/binary.sh), so the three cannot drift apart:
+#
+#   scripts/build-binary.sh DEST     # build, install the binary at DEST, check its size
+#   scripts/build-binary.sh --limit-mib   # print the size limit (MiB) and exit
+#
+# The release profile (Cargo.toml) is the one measured and shipped: thin LTO, one codegen
+# unit, stripped. The binary must stay within the limit below; over it, the binary is still
+# installed and its size printed, and the exit status is 3. Any other failure exits non-zero
+# too, before installing. Progress and the size line go to stderr.
+set -euo pipefail
+limit_mib=25
+
+if [ "${1:-}" = "--limit-mib" ]; then
+  echo "$limit_mib"
+  exit 0
+fi
+if [ $# -ne 1 ]; then
+  echo "usage: $0 DEST | --limit-mib" >&2
+  exit 2
+fi
+dest="$1"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+cargo build --release --locked -p outpost
+install -D -m 0755 "${CARGO_TARGET_DIR:-target}/release/outpost" "$dest"
+
+bytes="$(stat -c %s "$dest")"
+limit_bytes=$((limit_mib * 1024 * 1024))
+printf 'outpost binary: %s bytes (%s MiB), limit %s MiB\n' "$bytes" \
+  "$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1048576 }')" "$limit_mib" >&2
+if [ "$bytes" -gt "$limit_bytes" ]; then
+  echo "the outpost binary is over its size limit" >&2
+  exit 3
+fi
