@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Release binary benchmark: the size of the binary the image ships, and how fast it starts.
 #   size:  the release `outpost` (built by scripts/build-binary.sh, as the Dockerfile builds
-#          it); target <= 25 MiB (the limit in that script).
+#          it); target <= 25 MiB (that script's own limit is a looser regression ceiling).
 #   start: median wall time of `outpost --version` over RUNS runs (default 50), after 5
 #          warm-up runs, each timed from the shell around fork + exec + exit; target < 10 ms.
 # Prints PASS or FAIL per target and exits non-zero when one is missed.
@@ -11,6 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$root"
 runs="${RUNS:-50}"
+size_target_mib=25
 start_target_ms=10
 
 work="$(mktemp -d)"
@@ -22,7 +23,7 @@ if [ "$size_status" != 0 ] && [ "$size_status" != 3 ]; then
   echo "build failed" >&2
   exit "$size_status"
 fi
-limit_mib="$(scripts/build-binary.sh --limit-mib)"
+limit_mib="$size_target_mib"
 bytes="$(stat -c %s "$work/outpost")"
 
 "$work/outpost" --version
