@@ -3,15 +3,9 @@
 use std::process::Command;
 
 fn main() {
-    let commit = std::env::var("OUTPOST_COMMIT").ok().or_else(|| {
-        let out = Command::new("git")
-            .args(["rev-parse", "--short=12", "HEAD"])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    });
+    let commit = std::env::var("OUTPOST_COMMIT")
+        .ok()
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]));
     println!(
         "cargo:rustc-env=OUTPOST_COMMIT={}",
         commit.unwrap_or_else(|| "unknown".to_owned())
@@ -25,12 +19,29 @@ fn main() {
     {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
-    // The repository's HEAD and refs, relative to this crate.
-    for path in [
-        "../../.git/HEAD",
-        "../../.git/refs/heads",
-        "../../.git/packed-refs",
+    // The repository's HEAD and refs, as git names them: in a linked worktree `.git` is a
+    // file, HEAD is the worktree's own and the refs are in the common folder. Only paths that
+    // exist are watched: cargo takes a missing one as changed and would rerun this script
+    // (and rebuild and relink the binary) on every build.
+    for (flag, name) in [
+        ("--git-path", "HEAD"),
+        ("--git-path", "refs/heads"),
+        ("--git-path", "packed-refs"),
     ] {
-        println!("cargo:rerun-if-changed={path}");
+        let Some(path) = git(&["rev-parse", "--path-format=absolute", flag, name]) else {
+            continue;
+        };
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
+}
+
+/// `git ARGS` in this crate's folder: its trimmed output, or `None` without git or a
+/// repository.
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
