@@ -19,6 +19,19 @@ fn main() {
     {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+    // On x86_64 Linux rustc links with its own LLD (the default since Rust 1.90; the image's
+    // build stage and CI use it), which can fold identical functions: the same generic
+    // instantiated in several crates (serde visitors, drop glue, YAML/JSON deserializer
+    // methods) is one copy instead of one per crate, 0.5 MiB of code and unwind tables.
+    // `all` rather than `safe`: rustc emits no address-significance tables (safe would fold
+    // nothing), and Rust gives functions no unique address (they are `unnamed_addr`). Data
+    // is not folded: without those tables LLD keeps every data section unique.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
+        && std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
+    {
+        println!("cargo:rustc-link-arg-bins=-Wl,--icf=all");
+    }
     // The repository's HEAD and refs, as git names them: in a linked worktree `.git` is a
     // file, HEAD is the worktree's own and the refs are in the common folder. Only paths that
     // exist are watched: cargo takes a missing one as changed and would rerun this script
