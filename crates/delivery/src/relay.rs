@@ -254,8 +254,11 @@ fn content_type(relative: &str) -> &'static str {
 
 /// Whole-file attempts after a transient failure that the store client's own request
 /// retries did not cure (a multipart or resumable session broken half-way). Each attempt
-/// reads the file again and starts a new upload.
-const FILE_ATTEMPTS: u32 = 4;
+/// reads the file again and starts a new upload. Six, not four: a GCS resumable chunk is
+/// sent once (see `gcs::JsonUploads::send_chunk`), so on a network that drops one request in
+/// eight, four attempts of a two-chunk file all failed in one of five runs of the GCS faults
+/// test here; the waits (0.5 s doubling, 15.5 s in all) stay well inside a step's deadline.
+const FILE_ATTEMPTS: u32 = 6;
 
 async fn upload_file_with_retries(
     bucket: &Bucket,
