@@ -21,11 +21,10 @@ step "servers"
 service_env="$(scripts/services.sh start)"
 eval "$service_env"
 log=""
-image_bin=""
 cleanup() {
   scripts/services.sh stop || true
-  [ -n "$log" ] && rm -f "$log"
-  [ -n "$image_bin" ] && rm -rf "$image_bin"
+  # `if`, not `&&`: the trap's last status would become the script's.
+  if [ -n "$log" ]; then rm -f "$log"; fi
 }
 trap cleanup EXIT
 
