@@ -34,7 +34,7 @@ pub enum EntrypointError {
     Delivery(#[from] DeliveryError),
     /// Some jobs failed on the way (each logged) and are left for a later tick or poll:
     /// temporary (75), so the step is retried and the problem seen.
-    #[error("{0} jobs left for the next poll")]
+    #[error("{0} jobs left for the next tick or poll")]
     JobsLeft(usize),
 }
 

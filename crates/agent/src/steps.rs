@@ -348,16 +348,18 @@ pub async fn run_one(
         let cwd = std::env::current_dir().map_err(StepError::Staging)?;
         settings.to = Some(format!("file://{}", cwd.join(DEFAULT_OUTPUT).display()));
     }
-    // The sample's database lives in a folder removed when the run ends.
-    let sample = tempfile::Builder::new()
-        .prefix("outpost-sample-")
-        .tempdir()
-        .map_err(StepError::Staging)?;
+    // The sample's database lives in a folder removed when the run ends (held here).
+    let mut _sample = None;
     let (connector, parameters, connection) = match run.source {
         LocalSource::Connector { name, parameters } => (name, parameters, "local"),
         LocalSource::Sample => {
-            let db = sample.path().join("sample-catalog.db");
+            let folder = tempfile::Builder::new()
+                .prefix("outpost-sample-")
+                .tempdir()
+                .map_err(StepError::Staging)?;
+            let db = folder.path().join("sample-catalog.db");
             metadata_extract::sample::build(&db)?;
+            _sample = Some(folder);
             let path = vec![("path".to_owned(), db.display().to_string())];
             ("sqlite".to_owned(), path, "sample")
         }
