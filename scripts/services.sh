@@ -5,8 +5,9 @@
 #   scripts/services.sh stop
 # PostgreSQL 15 and MariaDB 10.11 from Debian's packages, and three storage emulators
 # installed into .tools/ by scripts/install-tools.sh: s3s-fs (S3, signature-checking),
-# Azurite (Azure Blob) and fake-gcs-server (GCS).
-# Ports: OUTPOST_TEST_{PG,MYSQL,S3,AZURE,GCS}_PORT. `start` is idempotent; `stop` stops
+# Azurite (Azure Blob) and fake-gcs-server (GCS); and fakesnow (Snowflake's driver protocol
+# over DuckDB), installed the same way.
+# Ports: OUTPOST_TEST_{PG,MYSQL,S3,AZURE,GCS,SNOWFLAKE}_PORT. `start` is idempotent; `stop` stops
 # everything and deletes the data.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -143,6 +144,7 @@ az_account="devstoreaccount1"
 # Azurite's well-known development account key (public, documented by Microsoft).
 az_key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 gcs_port="${OUTPOST_TEST_GCS_PORT:-54443}"
+snowflake_port="${OUTPOST_TEST_SNOWFLAKE_PORT:-58443}"
 bucket="outpost-test"
 tools_bin=""
 
@@ -263,15 +265,27 @@ start_fake_gcs() {
   echo "export OUTPOST_TEST_GCS_BUCKET=$bucket"
 }
 
+# Snowflake: fakesnow keeps its databases in memory. FAKESNOW_DEBUG=snowflake makes it print
+# every SQL text it receives to its log: the tests' evidence that only catalog queries ran.
+start_fakesnow() {
+  install_emulators
+  mkdir -p "$state/fakesnow"
+  FAKESNOW_DEBUG=snowflake launch fakesnow fakesnow "$snowflake_port" "$tools_bin/fakesnow" -s \
+    --host 127.0.0.1 -p "$snowflake_port"
+  echo "export OUTPOST_TEST_SNOWFLAKE_URL=http://127.0.0.1:$snowflake_port"
+  echo "export OUTPOST_TEST_SNOWFLAKE_LOG=$state/fakesnow/fakesnow.log"
+}
+
 stop_emulators() {
   halt s3s-fs s3s-fs
   halt azurite azurite-blob
   halt fake-gcs fake-gcs-server
-  rm -rf "$state/s3s-fs" "$state/azurite" "$state/fake-gcs"
+  halt fakesnow fakesnow
+  rm -rf "$state/s3s-fs" "$state/azurite" "$state/fake-gcs" "$state/fakesnow"
 }
 
 case "${1:-}" in
-  start) start_postgres; start_mariadb; start_s3s_fs; start_azurite; start_fake_gcs ;;
+  start) start_postgres; start_mariadb; start_s3s_fs; start_azurite; start_fake_gcs; start_fakesnow ;;
   stop) stop_postgres; stop_mariadb; stop_emulators ;;
   *) log "usage: $0 start|stop"; exit 2 ;;
 esac

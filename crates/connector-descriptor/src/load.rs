@@ -22,6 +22,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../connectors/postgres/connector.yaml"),
     ),
     (
+        "connectors/snowflake/connector.yaml",
+        include_str!("../../../connectors/snowflake/connector.yaml"),
+    ),
+    (
         "connectors/sqlite/connector.yaml",
         include_str!("../../../connectors/sqlite/connector.yaml"),
     ),

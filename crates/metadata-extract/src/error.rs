@@ -79,6 +79,15 @@ pub enum ExtractError {
         #[source]
         source: BoxError,
     },
+    /// The connection's settings cannot work (a key that cannot be read, a missing
+    /// warehouse): fixing the configuration is the only cure.
+    #[error("{target}: {problem}")]
+    Config {
+        /// `host:port`.
+        target: String,
+        /// What is wrong and what to set.
+        problem: String,
+    },
     /// A catalog query failed.
     #[error("reading {what} from {target} failed")]
     Query {
@@ -102,7 +111,10 @@ impl ExtractError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Parameters { .. } | Self::UnsupportedConnector { .. } => ExitCode::Usage,
-            Self::Secret { .. } | Self::TlsRequired { .. } | Self::Tls { .. } => ExitCode::Config,
+            Self::Secret { .. }
+            | Self::TlsRequired { .. }
+            | Self::Tls { .. }
+            | Self::Config { .. } => ExitCode::Config,
             Self::Unreachable { .. } => ExitCode::Temporary,
             Self::Authentication { .. } => ExitCode::NoPermission,
             Self::Query {

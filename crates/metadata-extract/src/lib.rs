@@ -261,6 +261,7 @@ enum Source {
     Postgres(sources::postgres::PostgresConfig),
     Mysql(sources::mysql::MysqlConfig),
     Sqlite(PathBuf),
+    Snowflake(Box<sources::snowflake::SnowflakeConfig>),
 }
 
 /// Runs one extraction: validates the parameters, reads the secrets, extracts, and writes
@@ -311,6 +312,18 @@ pub async fn run(
         "mysql" => Source::Mysql(
             server_config(request.descriptor, &parameters, &mut secrets, ca_bundle).map_err(bad)?,
         ),
+        "snowflake" => {
+            let server = server_config(request.descriptor, &parameters, &mut secrets, ca_bundle)
+                .map_err(bad)?;
+            Source::Snowflake(Box::new(
+                sources::snowflake::SnowflakeConfig::from_parameters(
+                    &parameters,
+                    &mut secrets,
+                    request.secrets_dir.as_deref(),
+                    server,
+                )?,
+            ))
+        }
         "sqlite" => Source::Sqlite(PathBuf::from(
             string(&parameters, "path")
                 .ok_or_else(|| bad("parameter `path` is required".into()))?,
@@ -319,14 +332,17 @@ pub async fn run(
     };
     let mut writer =
         OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
-    match &source {
+    match source {
         Source::Postgres(config) => {
-            sources::postgres::extract(config, &filters, &mut writer, progress).await?
+            sources::postgres::extract(&config, &filters, &mut writer, progress).await?
         }
         Source::Mysql(config) => {
-            sources::mysql::extract(config, &filters, &mut writer, progress).await?
+            sources::mysql::extract(&config, &filters, &mut writer, progress).await?
         }
-        Source::Sqlite(path) => sources::sqlite::extract(path, &filters, &mut writer, progress)?,
+        Source::Sqlite(path) => sources::sqlite::extract(&path, &filters, &mut writer, progress)?,
+        Source::Snowflake(config) => {
+            sources::snowflake::extract(*config, &filters, &mut writer, progress).await?
+        }
     }
     Ok(writer.finish()?)
 }

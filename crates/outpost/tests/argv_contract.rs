@@ -164,6 +164,9 @@ fn representative(name: &str) -> Option<&'static [&'static str]> {
         "database" => &["app"],
         "user" => &["catalog_reader"],
         "path" => &["/data/app.db"],
+        "account" => &["myorg-prod", "xy12345.us-east-1"],
+        "role" => &["CATALOG_READER"],
+        "warehouse" => &["CATALOG_WH"],
         _ if name.starts_with("include-") || name.starts_with("exclude-") => &["^(tmp|staging)_"],
         _ => return None,
     })

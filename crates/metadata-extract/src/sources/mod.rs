@@ -8,6 +8,7 @@ use crate::tls::SslMode;
 
 pub mod mysql;
 pub mod postgres;
+pub mod snowflake;
 pub mod sqlite;
 
 /// How to reach a database server over the network (PostgreSQL, MySQL).

@@ -357,6 +357,45 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// Runs statements on the Snowflake emulator (fakesnow, `OUTPOST_TEST_SNOWFLAKE_URL`), one at
+/// a time, through Outpost's own Snowflake client (fakesnow checks no credential).
+pub fn snowflake(statements: &[&str]) {
+    use metadata_extract::sources::snowflake::auth::Credential;
+    use metadata_extract::sources::snowflake::client::{Connection, Retry, Session};
+    delivery::install_crypto_provider();
+    let connection = Connection {
+        base_url: env("OUTPOST_TEST_SNOWFLAKE_URL"),
+        account: "outpost-e2e".into(),
+        user: "admin".into(),
+        role: None,
+        warehouse: None,
+        credential: Credential::Password(metadata_extract::SourceSecret::new("unused")),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("HTTP client"),
+        query_timeout: std::time::Duration::from_secs(60),
+        retry: Retry::default(),
+        heartbeat: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let session = Session::open(std::sync::Arc::new(connection))
+            .await
+            .expect("fakesnow answers a login");
+        for sql in statements {
+            session
+                .query(sql, |_| Ok(()))
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        session.close().await;
+    });
+}
+
 /// Runs SQL on the test MariaDB as its admin user (the `mariadb` client of scripts/services.sh).
 pub fn mysql(sql: &str) {
     let out = Command::new("mariadb")
