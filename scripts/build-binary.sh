@@ -11,11 +11,14 @@
 # installed and its size printed, and the exit status is 3. Any other failure exits non-zero
 # too, before installing. Progress and the size line go to stderr.
 #
-# The limit is the target, 25 MiB (the binary is 24.96 MiB on x86_64: 38 KiB of
-# headroom), so CI and the image build fail as soon as the binary grows past it;
-# crates/outpost/benches/binary.sh reports against the same target, with the start time.
+# The limit is 27 MiB: the binary was 24.96 MiB before the Snowflake connector, whose Arrow
+# IPC decoding (the arrow crates, as the project requires for Arrow) and PKCS#8 key
+# decryption add 1.77 MiB: 26.73 MiB (28,030,992 bytes) on x86_64, 0.27 MiB of headroom. CI
+# and the image build fail as soon as the binary grows past it; a new source that needs more
+# raises it here, with its reason. crates/outpost/benches/binary.sh reports against the same
+# limit, with the start time.
 set -euo pipefail
-limit_mib=25
+limit_mib=27
 
 if [ "${1:-}" = "--limit-mib" ]; then
   echo "$limit_mib"

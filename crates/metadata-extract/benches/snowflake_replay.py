@@ -49,12 +49,12 @@ def generate(url, specs):
             print(f"building {database}: {schemas} schemas x {tables} tables x {columns} columns",
                   file=sys.stderr, flush=True)
             started = time.time()
-            cursor.execute(f"CREATE OR REPLACE DATABASE {database}")
+            # IF NOT EXISTS: an interrupted build resumes where it stopped.
             body = ", ".join(f"C{c:02d} {TYPES[c % len(TYPES)]}" for c in range(1, columns + 1))
             for s in range(1, schemas + 1):
-                cursor.execute(f"CREATE SCHEMA {database}.S{s:02d}")
+                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.S{s:02d}")
                 for t in range(1, tables + 1):
-                    cursor.execute(f"CREATE TABLE {database}.S{s:02d}.T{t:04d} ({body})")
+                    cursor.execute(f"CREATE TABLE IF NOT EXISTS {database}.S{s:02d}.T{t:04d} ({body})")
             print(f"  {time.time() - started:.0f} s", file=sys.stderr, flush=True)
     connection.close()
 
