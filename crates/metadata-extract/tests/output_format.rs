@@ -34,6 +34,10 @@ fn table(i: usize) -> Table {
         row_count_estimate: Some(i as i64),
         partition_of: None,
         partition_bound: None,
+        persistence: None,
+        storage_format: None,
+        clustering_key: None,
+        size_bytes: None,
     }
 }
 

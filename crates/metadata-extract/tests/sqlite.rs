@@ -61,7 +61,9 @@ fn sqlite_catalog_is_extracted_exactly_and_without_row_data() {
 
     assert_eq!(
         stream(EntityKind::Database),
-        vec![json!({"name": "shop.db", "owner": null, "comment": null, "encoding": "UTF-8"})]
+        vec![
+            json!({"name": "shop.db", "owner": null, "comment": null, "encoding": "UTF-8", "sharedFrom": null})
+        ]
     );
     let tables = stream(EntityKind::Table);
     assert_eq!(tables.len(), 6, "5 tables and a view");

@@ -200,6 +200,7 @@ pub async fn extract(
         owner: None,
         comment: Some(format!("server {version}")),
         encoding: None,
+        shared_from: None,
     })?;
     progress.database(&database);
 
@@ -254,6 +255,10 @@ pub async fn extract(
                     row_count_estimate: if view { None } else { number(&row, 4) },
                     partition_of: None,
                     partition_bound: None,
+                    persistence: None,
+                    storage_format: None,
+                    clustering_key: None,
+                    size_bytes: None,
                 })
             },
         )

@@ -377,7 +377,7 @@ pub async fn extract(
             &[],
             |row| {
                 databases.push((
-                    Database { name: row.get(0), owner: text(&row, 1), comment: text(&row, 2), encoding: text(&row, 3) },
+                    Database { name: row.get(0), owner: text(&row, 1), comment: text(&row, 2), encoding: text(&row, 3), shared_from: None },
                     row.get::<_, bool>(4),
                 ));
                 Ok(())
@@ -601,6 +601,10 @@ async fn extract_database(
                         row_count_estimate: row.get(6),
                         partition_of,
                         partition_bound: text(&row, 9),
+                        persistence: None,
+                        storage_format: None,
+                        clustering_key: None,
+                        size_bytes: None,
                     })
                 },
             )

@@ -80,6 +80,7 @@ pub fn extract(
         owner: None,
         comment: None,
         encoding,
+        shared_from: None,
     })?;
     progress.database(&database);
     writer.write(&Schema {
@@ -152,6 +153,10 @@ pub fn extract(
             },
             partition_of: None,
             partition_bound: None,
+            persistence: None,
+            storage_format: None,
+            clustering_key: None,
+            size_bytes: None,
         })?;
     }
     progress.stage(&database, EntityKind::Table);

@@ -16,7 +16,7 @@ pub use crate::run::RunIdentity;
 pub use record::*;
 
 /// Version of the output format this release writes (in `manifest.json`).
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
 /// Name of the manifest, written last everywhere: its presence means the run is complete.
 pub const MANIFEST: &str = "manifest.json";

@@ -87,6 +87,9 @@ pub struct Database {
     pub comment: Option<String>,
     /// Character encoding (`UTF8`).
     pub encoding: Option<String>,
+    /// For a database shared with the account (a Snowflake share): where it comes from
+    /// (`ORG.ACCOUNT.SHARE`). Null for the account's own databases.
+    pub shared_from: Option<String>,
 }
 record!(Database, Database);
 
@@ -121,6 +124,32 @@ pub enum TableKind {
     PartitionedTable,
     /// A partition of a partitioned table.
     Partition,
+    /// A table kept up to date from a query by the source (a Snowflake dynamic table).
+    DynamicTable,
+}
+
+/// How long a table's data lives, where the source says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Persistence {
+    /// Kept, with the source's recovery guarantees.
+    Permanent,
+    /// Kept, without fail-safe recovery (Snowflake transient tables).
+    Transient,
+    /// Gone with the session that made it.
+    Temporary,
+}
+
+/// How a table's data is stored, where the source has more than one way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum StorageFormat {
+    /// The source's own storage.
+    Native,
+    /// Apache Iceberg.
+    Iceberg,
+    /// Row and column storage together (Snowflake hybrid tables).
+    Hybrid,
 }
 
 /// A table, view, materialized view, foreign table, partitioned table or partition.
@@ -145,6 +174,14 @@ pub struct Table {
     pub partition_of: Option<TableRef>,
     /// For a partition: its bound (`FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`).
     pub partition_bound: Option<String>,
+    /// How long its data lives; null where the source does not say.
+    pub persistence: Option<Persistence>,
+    /// How its data is stored; null where the source has one way only.
+    pub storage_format: Option<StorageFormat>,
+    /// Its clustering key as the source writes it (`LINEAR(ID, CREATED)`); null when none.
+    pub clustering_key: Option<String>,
+    /// The catalog's size in bytes (never measured by reading); null when unknown.
+    pub size_bytes: Option<i64>,
 }
 record!(Table, Table);
 

@@ -386,6 +386,7 @@ async fn extract_all(
                 owner: get("owner").filter(|v| !v.is_empty()),
                 comment: get("comment").filter(|v| !v.is_empty()),
                 encoding: None,
+                shared_from: None,
             },
             imported,
             get("origin").filter(|v| !v.is_empty()),
@@ -413,6 +414,10 @@ async fn extract_all(
             });
             continue;
         }
+        let database = Database {
+            shared_from: if imported { origin } else { None },
+            ..database
+        };
         progress.database(&database.name);
         // A pipeline over two sessions: this database's SHOWs while the previous one's
         // columns stream. Columns are read only once the SHOWs said which schemas the role
@@ -723,6 +728,10 @@ fn table(database: &str, schema: &str, name: String, kind: TableKind) -> Table {
         row_count_estimate: None,
         partition_of: None,
         partition_bound: None,
+        persistence: None,
+        storage_format: None,
+        clustering_key: None,
+        size_bytes: None,
     }
 }
 

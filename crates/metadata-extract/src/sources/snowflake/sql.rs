@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::client::SnowflakeError;
 use super::rowset::{Batch, Col};
 use super::{table, table_ref};
-use crate::record::{Constraint, ConstraintKind, Table, TableKind};
+use crate::record::{Constraint, ConstraintKind, Persistence, StorageFormat, Table, TableKind};
 
 /// A quoted identifier: `"` doubled, case and every other character kept.
 pub fn ident(name: &str) -> String {
@@ -150,11 +150,35 @@ fn relation(
     record
 }
 
-/// A `SHOW TABLES` row, with the catalog's row count.
+/// A `SHOW TABLES` row: its kind (dynamic, external or a table), persistence (`kind`:
+/// `TRANSIENT`, `TEMPORARY`), storage (Iceberg, hybrid), clustering key, and the catalog's row
+/// count and bytes.
 pub fn table_row(batch: &Batch, row: usize, database: &str, schema: &str) -> Table {
     let kinds = (TableKind::ForeignTable, TableKind::Table);
     let mut record = relation(batch, row, (database, schema), "is_external", kinds);
+    if yes(batch, row, "is_dynamic") {
+        record.kind = TableKind::DynamicTable;
+    }
+    record.persistence = Some(
+        match text(batch, row, "kind")
+            .map(|k| k.to_ascii_uppercase())
+            .as_deref()
+        {
+            Some("TRANSIENT") => Persistence::Transient,
+            Some("TEMPORARY" | "LOCAL TEMPORARY") => Persistence::Temporary,
+            _ => Persistence::Permanent,
+        },
+    );
+    record.storage_format = Some(if yes(batch, row, "is_iceberg") {
+        StorageFormat::Iceberg
+    } else if yes(batch, row, "is_hybrid") {
+        StorageFormat::Hybrid
+    } else {
+        StorageFormat::Native
+    });
+    record.clustering_key = text(batch, row, "cluster_by");
     record.row_count_estimate = batch.col("rows").and_then(|c| batch.i64(row, c));
+    record.size_bytes = batch.col("bytes").and_then(|c| batch.i64(row, c));
     record
 }
 
@@ -360,6 +384,76 @@ mod tests {
             Some("PARENT")
         );
         assert_eq!(fk.on_delete.as_deref(), Some("CASCADE"));
+    }
+
+    /// `SHOW TABLES` as Snowflake documents its columns (fakesnow has no transient, dynamic,
+    /// Iceberg or clustered tables).
+    #[test]
+    fn show_tables_rows_carry_type_storage_clustering_and_catalog_sizes() {
+        let names = [
+            "name",
+            "kind",
+            "owner",
+            "comment",
+            "cluster_by",
+            "rows",
+            "bytes",
+            "is_external",
+            "is_dynamic",
+            "is_iceberg",
+            "is_hybrid",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let batch = json_batch(
+            names,
+            serde_json::json!([
+                [
+                    "EVENTS",
+                    "TRANSIENT",
+                    "SYSADMIN",
+                    "raw events",
+                    "LINEAR(DAY, ID)",
+                    "120",
+                    "4096",
+                    "N",
+                    "N",
+                    "N",
+                    "N"
+                ],
+                [
+                    "DAILY", "TABLE", "SYSADMIN", "", "", "7", "512", "N", "Y", "N", "N"
+                ],
+                [
+                    "LAKE", "TABLE", "SYSADMIN", "", "", null, null, "N", "N", "Y", "N"
+                ],
+                [
+                    "S3_FILES", "TABLE", "SYSADMIN", "", "", null, null, "Y", "N", "N", "N"
+                ]
+            ]),
+        )
+        .expect("batch");
+        let tables: Vec<Table> = (0..batch.len())
+            .map(|r| table_row(&batch, r, "D", "S"))
+            .collect();
+        let events = &tables[0];
+        assert_eq!(events.kind, TableKind::Table);
+        assert_eq!(events.persistence, Some(Persistence::Transient));
+        assert_eq!(events.storage_format, Some(StorageFormat::Native));
+        assert_eq!(events.clustering_key.as_deref(), Some("LINEAR(DAY, ID)"));
+        assert_eq!(
+            (events.row_count_estimate, events.size_bytes),
+            (Some(120), Some(4096))
+        );
+        assert_eq!(events.comment.as_deref(), Some("raw events"));
+        assert_eq!(tables[1].kind, TableKind::DynamicTable);
+        assert_eq!(
+            tables[1].clustering_key, None,
+            "an empty cluster_by is no clustering key"
+        );
+        assert_eq!(tables[2].storage_format, Some(StorageFormat::Iceberg));
+        assert_eq!(tables[2].row_count_estimate, None);
+        assert_eq!(tables[3].kind, TableKind::ForeignTable);
     }
 
     #[test]
