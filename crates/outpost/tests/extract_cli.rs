@@ -90,3 +90,115 @@ fn exit_codes_tell_retryable_from_pointless() {
     assert!(!stderr.contains("CANARY-SECRET-77aa"), "no secret in logs");
     assert!(!dir.join("out/manifest.json").exists());
 }
+
+/// `outpost extract --connector=snowflake` with an encrypted key pair, as the WorkflowTemplate
+/// runs it, against the emulator (fakesnow, which takes any login: the login checks are the
+/// metadata-extract tests'), with every log level on: neither the key, its passphrase nor
+/// the JWT made from it appears in the output or the logs.
+#[test]
+fn a_snowflake_key_pair_run_logs_no_key_passphrase_or_token() {
+    let dir = scratch("snowflake-secrets");
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).expect("keys");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&keys)
+            .output()
+            .expect("openssl runs (this test needs the openssl command)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let passphrase = format!("CANARY-PASSPHRASE-{}", std::process::id());
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "plain.p8",
+    ]);
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        "plain.p8",
+        "-out",
+        "key.p8",
+        "-passout",
+        &format!("pass:{passphrase}"),
+    ]);
+    let key = std::fs::read_to_string(keys.join("key.p8")).expect("key");
+    let plain = std::fs::read_to_string(keys.join("plain.p8")).expect("key");
+
+    let database = format!("OUTPOST_CLI_{}", std::process::id());
+    support::snowflake(&[
+        &format!("CREATE OR REPLACE DATABASE {database}"),
+        &format!("CREATE SCHEMA {database}.APP"),
+        &format!("CREATE TABLE {database}.APP.ORDERS (ID INT, NOTE TEXT)"),
+    ]);
+    let url = support::env("OUTPOST_TEST_SNOWFLAKE_URL");
+    let connection = dir.join("connection");
+    std::fs::create_dir_all(&connection).expect("connection");
+    for (name, value) in [
+        ("account", "xy12345.us-east-1"),
+        ("host", "127.0.0.1"),
+        ("port", url.rsplit(':').next().expect("port")),
+        ("user", "outpost_reader"),
+        ("ssl-mode", "disable"),
+        ("private-key", &key),
+        ("private-key-passphrase", &passphrase),
+    ] {
+        std::fs::write(connection.join(name), value).expect("connection value");
+    }
+    let out = dir.join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args([
+            "extract",
+            "--connector=snowflake",
+            "--job-id=j1",
+            "--run-id=r1",
+        ])
+        .arg(format!("--param=include-databases=^{database}$"))
+        .arg(format!("--secrets-dir={}", connection.display()))
+        .arg(format!("--out={}", out.display()))
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("runs");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{logs}");
+    // Every level is on: the HTTP client's own trace lines are there to be searched.
+    assert!(logs.lines().count() > 10, "trace logs are on: {logs}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["totals"]["table"], 1, "{manifest}");
+    let mut everything = logs.into_bytes();
+    for entry in std::fs::read_dir(&out).expect("out").flatten() {
+        if entry.path().is_file() {
+            everything.extend(std::fs::read(entry.path()).expect("file"));
+        }
+    }
+    let text = String::from_utf8_lossy(&everything);
+    assert!(!text.contains(&passphrase), "the passphrase leaked");
+    for pem in [&key, &plain] {
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(!text.contains(&body[..48]), "key material leaked");
+    }
+    // A JWT starts with its base64url header, {"alg":"RS256","typ":"JWT"}.
+    assert!(
+        !text.contains("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"),
+        "a JWT leaked"
+    );
+}
