@@ -27,6 +27,7 @@ async fn main() {
             accept: Accept::Password(password.clone()),
             show_cap: 10_000,
             chunk_rows,
+            tls: None,
         },
     )
     .await;

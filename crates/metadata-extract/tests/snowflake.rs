@@ -28,7 +28,7 @@ use conformance::{Accept, Conformance, Fault, Options};
 use metadata_extract::filter::Filters;
 use metadata_extract::sources::ServerConfig;
 use metadata_extract::sources::snowflake::auth::{Credential, KeyPair};
-use metadata_extract::sources::snowflake::client::{Connection, Retry, Session, SnowflakeError};
+use metadata_extract::sources::snowflake::client::{Connection, Retry, Session};
 use metadata_extract::sources::snowflake::{ImportedDatabases, SnowflakeConfig};
 use metadata_extract::tls::SslMode;
 use metadata_extract::writer::{read_stream, verify};
@@ -303,6 +303,7 @@ fn accepting(accept: Accept) -> Options {
         accept,
         show_cap: 10,
         chunk_rows: 1_000_000,
+        tls: None,
     }
 }
 
@@ -1126,11 +1127,120 @@ fn heartbeats_are_sent_and_a_query_past_its_deadline_is_cancelled_75() {
     });
 }
 
+/// A test CA, and a certificate it signs for 127.0.0.1 (PEM chain, PEM key), made by
+/// `openssl`.
+struct TestCa {
+    ca: std::path::PathBuf,
+    chain: String,
+    key: String,
+    _dir: TempDir,
+}
+
+fn test_ca() -> TestCa {
+    let dir = scratch("snowflake-tls");
+    let d = dir.path();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=outpost-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=snowflake.test",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        d,
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+        d,
+    );
+    let read = |name: &str| std::fs::read_to_string(d.join(name)).expect("pem");
+    TestCa {
+        ca: d.join("ca.crt"),
+        chain: read("server.crt"),
+        key: read("server.key"),
+        _dir: dir,
+    }
+}
+
+/// The path every real account takes: HTTPS, the certificate verified against the
+/// connection's CA (verify-full, the default), result chunks over HTTPS too. Without that CA
+/// the certificate is not trusted: exit 78 at once, never retried as if the service were down.
 #[test]
-fn errors_name_the_failure_never_the_credentials() {
-    let error = SnowflakeError::Login {
-        code: "390144".into(),
-        message: "JWT token is invalid.".into(),
-    };
-    assert!(error.to_string().contains("390144"));
+fn https_with_the_connections_ca_and_an_untrusted_certificate_is_78() {
+    let f = fixture();
+    let ca = test_ca();
+    support::runtime().block_on(async {
+        let mut options = key_pair_proxy_options();
+        options.tls = Some((ca.chain.clone(), ca.key.clone()));
+        options.chunk_rows = 20;
+        let proxy = Conformance::start(&upstream(), options).await;
+        let mut trusted = config(proxy.port(), key_pair());
+        trusted.server.ssl_mode = SslMode::VerifyFull;
+        trusted.server.ca_bundle = Some(ca.ca.clone());
+        let (out, result) = extract_with(trusted, &filters(f)).await;
+        result.expect("HTTPS extraction with the connection's CA");
+        assert_eq!(columns_in(&out, &f.database), 66);
+        assert!(
+            proxy
+                .requests()
+                .iter()
+                .any(|(p, s)| p.starts_with("/chunk/") && *s == 200),
+            "chunks over HTTPS"
+        );
+
+        let mut untrusted = config(proxy.port(), key_pair());
+        untrusted.server.ssl_mode = SslMode::VerifyFull;
+        let started = std::time::Instant::now();
+        let (_out, result) = extract_with(untrusted, &filters(f)).await;
+        assert_eq!(exit(&result), 78, "{result:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not retried: {:?}",
+            started.elapsed()
+        );
+    });
 }

@@ -84,6 +84,7 @@ struct Script {
 }
 
 struct State {
+    scheme: &'static str,
     upstream: String,
     addr: SocketAddr,
     accept: Accept,
@@ -118,6 +119,9 @@ pub struct Options {
     pub accept: Accept,
     pub show_cap: usize,
     pub chunk_rows: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM), as Snowflake does; plain HTTP
+    /// when `None`.
+    pub tls: Option<(String, String)>,
 }
 
 impl Conformance {
@@ -128,7 +132,30 @@ impl Conformance {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let acceptor = options.tls.as_ref().map(|(chain, key)| {
+            use rustls::pki_types::pem::PemObject;
+            let chain = rustls::pki_types::CertificateDer::pem_slice_iter(chain.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("certificate chain");
+            let key =
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server certificate");
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
         let state = Arc::new(State {
+            scheme,
             upstream: upstream.trim_end_matches('/').to_owned(),
             addr,
             accept: options.accept,
@@ -155,6 +182,7 @@ impl Conformance {
                     continue;
                 };
                 let state = shared.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let state = state.clone();
@@ -168,9 +196,22 @@ impl Conformance {
                             answer
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match acceptor {
+                        Some(acceptor) => {
+                            // A client that does not trust the certificate hangs up here.
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        None => {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -529,7 +570,7 @@ fn shape(
             gz.write_all(&ipc).map_err(|e| ProxyError(e.to_string()))?;
             let gz = gz.finish().map_err(|e| ProxyError(e.to_string()))?;
             let id = format!("{key}/{index}");
-            chunks.push(json!({"url": format!("http://{}/chunk/{id}", state.addr),
+            chunks.push(json!({"url": format!("{}://{}/chunk/{id}", state.scheme, state.addr),
                                "rowCount": length, "uncompressedSize": ipc.len(), "compressedSize": gz.len()}));
             state
                 .chunks
