@@ -443,6 +443,8 @@ fn noun(kind: EntityKind, n: u64) -> &'static str {
         EntityKind::Index => ("index", "indexes"),
         EntityKind::ViewDefinition => ("view definition", "view definitions"),
         EntityKind::Lineage => ("lineage edge", "lineage edges"),
+        EntityKind::Tag => ("tag assignment", "tag assignments"),
+        EntityKind::Policy => ("policy assignment", "policy assignments"),
     };
     if n == 1 { one } else { many }
 }

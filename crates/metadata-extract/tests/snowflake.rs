@@ -29,7 +29,7 @@ use metadata_extract::filter::Filters;
 use metadata_extract::sources::ServerConfig;
 use metadata_extract::sources::snowflake::auth::{Credential, KeyPair};
 use metadata_extract::sources::snowflake::client::{Connection, Retry, Session};
-use metadata_extract::sources::snowflake::{ImportedDatabases, SnowflakeConfig};
+use metadata_extract::sources::snowflake::{CatalogSource, ImportedDatabases, SnowflakeConfig};
 use metadata_extract::tls::SslMode;
 use metadata_extract::writer::{read_stream, verify};
 use metadata_extract::{
@@ -334,6 +334,7 @@ fn config(port: u16, credential: Credential) -> SnowflakeConfig {
         warehouse: Some("CATALOG_WH".into()),
         credential,
         imported: ImportedDatabases::Skip,
+        source: CatalogSource::InformationSchema,
         query_timeout: Duration::from_secs(60),
         show_page: 10,
         retry: fast_retry(),
@@ -1242,5 +1243,168 @@ fn https_with_the_connections_ca_and_an_untrusted_certificate_is_78() {
             "not retried: {:?}",
             started.elapsed()
         );
+    });
+}
+
+/// `SNOWFLAKE.ACCOUNT_USAGE` rows about the fixture database: fakesnow has no
+/// `ACCOUNT_USAGE` (a named deviation), so the test makes its views as tables with the
+/// columns Snowflake documents for them, holding live and dropped (`DELETED` set) objects.
+fn account_usage_fixture() -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    let f = fixture();
+    DONE.get_or_init(|| {
+        let d = f.database.as_str();
+        let views = "SNOWFLAKE.ACCOUNT_USAGE";
+        let statements = vec![
+            "CREATE DATABASE IF NOT EXISTS SNOWFLAKE".to_owned(),
+            format!("CREATE SCHEMA IF NOT EXISTS {views}"),
+            format!("CREATE OR REPLACE TABLE {views}.SCHEMATA (SCHEMA_ID NUMBER, SCHEMA_NAME TEXT, CATALOG_NAME TEXT, SCHEMA_OWNER TEXT, COMMENT TEXT, CREATED TIMESTAMP_LTZ, DELETED TIMESTAMP_LTZ)"),
+            format!("CREATE OR REPLACE TABLE {views}.TABLES (TABLE_CATALOG TEXT, TABLE_SCHEMA TEXT, TABLE_NAME TEXT, TABLE_OWNER TEXT, TABLE_TYPE TEXT, IS_TRANSIENT TEXT, CLUSTERING_KEY TEXT, ROW_COUNT NUMBER, BYTES NUMBER, COMMENT TEXT, DELETED TIMESTAMP_LTZ)"),
+            format!("CREATE OR REPLACE TABLE {views}.COLUMNS (TABLE_CATALOG TEXT, TABLE_SCHEMA TEXT, TABLE_NAME TEXT, COLUMN_NAME TEXT, ORDINAL_POSITION NUMBER, COLUMN_DEFAULT TEXT, IS_NULLABLE TEXT, DATA_TYPE TEXT, CHARACTER_MAXIMUM_LENGTH NUMBER, NUMERIC_PRECISION NUMBER, NUMERIC_SCALE NUMBER, IS_IDENTITY TEXT, COMMENT TEXT, DELETED TIMESTAMP_LTZ)"),
+            format!("CREATE OR REPLACE TABLE {views}.VIEWS (TABLE_CATALOG TEXT, TABLE_SCHEMA TEXT, TABLE_NAME TEXT, VIEW_DEFINITION TEXT, DELETED TIMESTAMP_LTZ)"),
+            format!("CREATE OR REPLACE TABLE {views}.OBJECT_DEPENDENCIES (REFERENCED_DATABASE TEXT, REFERENCED_SCHEMA TEXT, REFERENCED_OBJECT_NAME TEXT, REFERENCED_OBJECT_DOMAIN TEXT, REFERENCING_DATABASE TEXT, REFERENCING_SCHEMA TEXT, REFERENCING_OBJECT_NAME TEXT, REFERENCING_OBJECT_DOMAIN TEXT, DEPENDENCY_TYPE TEXT)"),
+            format!("CREATE OR REPLACE TABLE {views}.TAG_REFERENCES (TAG_DATABASE TEXT, TAG_SCHEMA TEXT, TAG_NAME TEXT, TAG_VALUE TEXT, OBJECT_DATABASE TEXT, OBJECT_SCHEMA TEXT, OBJECT_NAME TEXT, OBJECT_DELETED TIMESTAMP_LTZ, DOMAIN TEXT, COLUMN_NAME TEXT)"),
+            format!("CREATE OR REPLACE TABLE {views}.POLICY_REFERENCES (POLICY_DB TEXT, POLICY_SCHEMA TEXT, POLICY_NAME TEXT, POLICY_KIND TEXT, REF_DATABASE_NAME TEXT, REF_SCHEMA_NAME TEXT, REF_ENTITY_NAME TEXT, REF_ENTITY_DOMAIN TEXT, REF_COLUMN_NAME TEXT, POLICY_STATUS TEXT)"),
+            format!("INSERT INTO {views}.SCHEMATA VALUES (1, 'PUBLIC', '{d}', 'SYSADMIN', 'main', NULL, NULL), (2, 'Mixed Case', '{d}', 'SYSADMIN', NULL, NULL, NULL), (3, 'INFORMATION_SCHEMA', '{d}', NULL, NULL, NULL, NULL), (4, 'OLD', '{d}', 'SYSADMIN', NULL, NULL, CURRENT_TIMESTAMP())"),
+            format!("INSERT INTO {views}.TABLES VALUES ('{d}', 'PUBLIC', 'CUSTOMERS', 'SYSADMIN', 'BASE TABLE', 'NO', 'LINEAR(ID)', 1, 1024, 'people who buy', NULL), ('{d}', 'PUBLIC', 'RECENT', 'SYSADMIN', 'VIEW', 'NO', NULL, NULL, NULL, NULL, NULL), ('{d}', 'PUBLIC', 'DROPPED', 'SYSADMIN', 'BASE TABLE', 'NO', NULL, 5, 5, NULL, CURRENT_TIMESTAMP()), ('{d}', 'Mixed Case', 'Odd Table ünï', 'SYSADMIN', 'BASE TABLE', 'YES', NULL, 0, 0, NULL, NULL)"),
+            format!("INSERT INTO {views}.COLUMNS VALUES ('{d}', 'PUBLIC', 'CUSTOMERS', 'ID', 1, NULL, 'NO', 'NUMBER', NULL, 38, 0, 'NO', NULL, NULL), ('{d}', 'PUBLIC', 'CUSTOMERS', 'EMAIL', 2, NULL, 'NO', 'TEXT', 255, NULL, NULL, 'NO', 'contact', NULL), ('{d}', 'PUBLIC', 'CUSTOMERS', 'OLD_NOTE', 3, NULL, 'YES', 'TEXT', 100, NULL, NULL, 'NO', NULL, CURRENT_TIMESTAMP()), ('{d}', 'PUBLIC', 'RECENT', 'ID', 1, NULL, 'YES', 'NUMBER', NULL, 38, 0, 'NO', NULL, NULL), ('{d}', 'Mixed Case', 'Odd Table ünï', 'Col With Space', 1, NULL, 'YES', 'TEXT', 16777216, NULL, NULL, 'NO', NULL, NULL)"),
+            format!("INSERT INTO {views}.VIEWS VALUES ('{d}', 'PUBLIC', 'RECENT', 'create view RECENT as select ID from CUSTOMERS', NULL)"),
+            format!("INSERT INTO {views}.OBJECT_DEPENDENCIES VALUES ('{d}', 'PUBLIC', 'CUSTOMERS', 'TABLE', '{d}', 'PUBLIC', 'RECENT', 'VIEW', 'BY_NAME'), ('OTHERDB', 'S', 'T', 'TABLE', '{d}', 'PUBLIC', 'RECENT', 'VIEW', 'BY_NAME')"),
+            format!("INSERT INTO {views}.TAG_REFERENCES VALUES ('GOVERNANCE', 'TAGS', 'PII', 'email', '{d}', 'PUBLIC', 'CUSTOMERS', NULL, 'COLUMN', 'EMAIL'), ('GOVERNANCE', 'TAGS', 'COST_CENTER', '42', '{d}', 'PUBLIC', 'CUSTOMERS', NULL, 'TABLE', NULL), ('GOVERNANCE', 'TAGS', 'COST_CENTER', '7', '{d}', 'PUBLIC', 'DROPPED', CURRENT_TIMESTAMP(), 'TABLE', NULL), ('GOVERNANCE', 'TAGS', 'COST_CENTER', '9', '{d}', NULL, 'LOADING_WH', NULL, 'WAREHOUSE', NULL)"),
+            format!("INSERT INTO {views}.POLICY_REFERENCES VALUES ('GOVERNANCE', 'POLICIES', 'MASK_EMAIL', 'MASKING_POLICY', '{d}', 'PUBLIC', 'CUSTOMERS', 'TABLE', 'EMAIL', 'ACTIVE'), ('GOVERNANCE', 'POLICIES', 'REGION_ROWS', 'ROW_ACCESS_POLICY', '{d}', 'PUBLIC', 'CUSTOMERS', 'TABLE', NULL, 'ACTIVE')"),
+        ];
+        support::runtime().block_on(async {
+            let s = admin().await;
+            for statement in &statements {
+                run(&s, statement).await;
+            }
+            s.close().await;
+        });
+    });
+    &f.database
+}
+
+#[test]
+fn account_usage_mode_reads_live_objects_tags_policies_and_dependencies_in_one_pass() {
+    let database = account_usage_fixture();
+    support::runtime().block_on(async {
+        let proxy = Conformance::start(&upstream(), key_pair_proxy_options()).await;
+        let mut usage = config(proxy.port(), key_pair());
+        usage.source = CatalogSource::AccountUsage;
+        let mut only = BTreeMap::new();
+        only.insert(
+            "include-databases".to_owned(),
+            Value::String(format!("^{database}$")),
+        );
+        let (out, result) =
+            extract_with(usage, &Filters::from_parameters(&only).expect("filters")).await;
+        result.expect("extraction");
+        let names = |kind, field: &str| -> Vec<String> {
+            records(&out, kind)
+                .iter()
+                .map(|r| r[field].as_str().expect("text").to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(EntityKind::Schema, "name"),
+            ["Mixed Case", "PUBLIC"],
+            "live schemas only, no INFORMATION_SCHEMA"
+        );
+        assert_eq!(
+            names(EntityKind::Table, "name"),
+            ["Odd Table ünï", "CUSTOMERS", "RECENT"],
+            "no dropped table"
+        );
+        let tables = records(&out, EntityKind::Table);
+        let customers = tables
+            .iter()
+            .find(|t| t["name"] == "CUSTOMERS")
+            .expect("CUSTOMERS");
+        assert_eq!(customers["clusteringKey"], "LINEAR(ID)");
+        assert_eq!(customers["sizeBytes"], 1024);
+        assert_eq!(customers["persistence"], "permanent");
+        assert_eq!(tables[0]["persistence"], "transient");
+        assert_eq!(tables[2]["kind"], "view");
+        let columns = records(&out, EntityKind::Column);
+        assert_eq!(columns.len(), 4, "no dropped column: {columns:?}");
+        assert_eq!(
+            columns
+                .iter()
+                .find(|c| c["name"] == "EMAIL")
+                .expect("EMAIL")["dataType"],
+            "VARCHAR(255)"
+        );
+        assert_eq!(records(&out, EntityKind::ViewDefinition).len(), 1);
+        let lineage = records(&out, EntityKind::Lineage);
+        assert_eq!(lineage.len(), 2);
+        // Ordered by the referenced database: OTHERDB sorts before OUTPOST_SF_….
+        assert_eq!(
+            lineage[0]["sourceDatabase"], "OTHERDB",
+            "a view reading another database"
+        );
+        assert_eq!(lineage[1]["sourceDatabase"], Value::Null);
+        assert_eq!(lineage[1]["source"]["name"], "CUSTOMERS");
+        let tags = records(&out, EntityKind::Tag);
+        assert_eq!(
+            tags.len(),
+            2,
+            "live catalog objects only (no dropped table, no warehouse): {tags:?}"
+        );
+        let pii = tags
+            .iter()
+            .find(|t| t["column"] == "EMAIL")
+            .expect("column tag");
+        assert_eq!(
+            (pii["tag"]["name"].as_str(), pii["value"].as_str()),
+            (Some("PII"), Some("email"))
+        );
+        let policies = records(&out, EntityKind::Policy);
+        assert_eq!(policies.len(), 2);
+        assert!(
+            policies
+                .iter()
+                .any(|p| p["kind"] == "maskingPolicy" && p["column"] == "EMAIL")
+        );
+        assert!(
+            policies
+                .iter()
+                .any(|p| p["kind"] == "rowAccessPolicy" && p["column"].is_null())
+        );
+        assert!(
+            records(&out, EntityKind::Constraint).is_empty(),
+            "ACCOUNT_USAGE has no keys"
+        );
+        // One statement per view, never one per schema or per object.
+        for query in proxy.queries() {
+            assert!(
+                query.starts_with("SHOW DATABASES")
+                    || query.contains("FROM SNOWFLAKE.ACCOUNT_USAGE."),
+                "{query}"
+            );
+        }
+        let per_view = proxy
+            .queries()
+            .iter()
+            .filter(|q| q.contains("FROM SNOWFLAKE.ACCOUNT_USAGE."))
+            .count();
+        assert_eq!(
+            per_view,
+            7,
+            "schemata, tables, columns, views, dependencies, tags, policies: {:#?}",
+            proxy.queries()
+        );
+
+        // A role without the grant: a configuration error naming the grant, not a retry.
+        let proxy = Conformance::start(&upstream(), key_pair_proxy_options()).await;
+        proxy.script(Fault::SqlError {
+            needle: "SNOWFLAKE.ACCOUNT_USAGE".into(),
+            code: "002003".into(),
+        });
+        let mut usage = config(proxy.port(), key_pair());
+        usage.source = CatalogSource::AccountUsage;
+        let (_out, result) =
+            extract_with(usage, &Filters::from_parameters(&only).expect("filters")).await;
+        assert_eq!(exit(&result), 78);
+        assert!(format!("{}", result.expect_err("refused")).contains("IMPORTED PRIVILEGES"));
     });
 }

@@ -484,6 +484,7 @@ pub async fn extract(
                         database: database.clone(),
                         view: TableRef { schema, name: view },
                         source: TableRef { schema: source_schema, name: source },
+                        source_database: None,
                     })
                 },
             )

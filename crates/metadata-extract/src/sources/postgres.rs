@@ -751,6 +751,7 @@ async fn extract_database(
                         database: database.to_owned(),
                         view: TableRef { schema, name: view },
                         source: TableRef { schema: row.get(2), name: row.get(3) },
+                        source_database: None,
                     })
                 },
             )

@@ -110,6 +110,11 @@ pub fn json_schemas() -> Vec<(String, String)> {
             render::<ViewDefinition>(),
         ),
         ("lineage.schema.json".to_owned(), render::<Lineage>()),
+        ("tag.schema.json".to_owned(), render::<TagAssignment>()),
+        (
+            "policy.schema.json".to_owned(),
+            render::<PolicyAssignment>(),
+        ),
         ("manifest.schema.json".to_owned(), render::<Manifest>()),
     ]
 }

@@ -30,11 +30,15 @@ pub enum EntityKind {
     ViewDefinition,
     /// [`Lineage`] records.
     Lineage,
+    /// [`TagAssignment`] records.
+    Tag,
+    /// [`PolicyAssignment`] records.
+    Policy,
 }
 
 impl EntityKind {
     /// Every kind, in output order.
-    pub const ALL: [EntityKind; 8] = [
+    pub const ALL: [EntityKind; 10] = [
         Self::Database,
         Self::Schema,
         Self::Table,
@@ -43,6 +47,8 @@ impl EntityKind {
         Self::Index,
         Self::ViewDefinition,
         Self::Lineage,
+        Self::Tag,
+        Self::Policy,
     ];
 
     /// The stream's folder name in the output (`tables`, `view-definitions`).
@@ -56,6 +62,8 @@ impl EntityKind {
             Self::Index => "indexes",
             Self::ViewDefinition => "view-definitions",
             Self::Lineage => "lineage",
+            Self::Tag => "tags",
+            Self::Policy => "policies",
         }
     }
 }
@@ -366,8 +374,72 @@ pub struct Lineage {
     pub view: TableRef,
     /// A relation it reads.
     pub source: TableRef,
+    /// The source's database, when it is not the view's (Snowflake views may read other
+    /// databases); null when it is the same.
+    pub source_database: Option<String>,
 }
 record!(Lineage, Lineage);
+
+/// A named object in the source's own namespace (a tag, a policy): database, schema, name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectRef {
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A tag set on a database, schema, table or column (Snowflake object tagging), with its
+/// value. The most specific of `schema`, `table` and `column` that is set names the object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagAssignment {
+    /// Database of the tagged object.
+    pub database: String,
+    /// Schema of the tagged object; null for a database.
+    pub schema: Option<String>,
+    /// Table or view tagged (or holding the tagged column); null for a schema or database.
+    pub table: Option<String>,
+    /// Column tagged; null for a table, schema or database.
+    pub column: Option<String>,
+    /// The tag.
+    pub tag: ObjectRef,
+    /// Its value on this object.
+    pub value: Option<String>,
+}
+record!(TagAssignment, Tag);
+
+/// What a policy does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PolicyKind {
+    /// Masks a column's values for some roles.
+    MaskingPolicy,
+    /// Filters a table's rows for some roles.
+    RowAccessPolicy,
+}
+
+/// A policy attached to a table or column (Snowflake masking and row access policies).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyAssignment {
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// Table or view.
+    pub table: String,
+    /// Column, for a masking policy.
+    pub column: Option<String>,
+    /// What the policy does.
+    pub kind: PolicyKind,
+    /// The policy.
+    pub policy: ObjectRef,
+}
+record!(PolicyAssignment, Policy);
 
 impl EntityKind {
     /// The file name of this kind's record schema in the output-format folder.
@@ -381,6 +453,8 @@ impl EntityKind {
             Self::Index => "index.schema.json",
             Self::ViewDefinition => "view-definition.schema.json",
             Self::Lineage => "lineage.schema.json",
+            Self::Tag => "tag.schema.json",
+            Self::Policy => "policy.schema.json",
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - **Catalog facts only.** Row counts and bytes are the catalog's (`SHOW TABLES`), never
 //!   counted; no statement reads a table.
 
+mod account_usage;
 pub mod auth;
 pub mod client;
 pub mod rowset;
@@ -55,6 +56,17 @@ pub enum ImportedDatabases {
     Include,
 }
 
+/// Where the catalog is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogSource {
+    /// `SHOW` per schema and `INFORMATION_SCHEMA.COLUMNS` per database: current, and needs
+    /// `USAGE` on each database and schema.
+    InformationSchema,
+    /// `SNOWFLAKE.ACCOUNT_USAGE`: one grant, tags, policies and view dependencies included,
+    /// up to about three hours behind the account, no keys.
+    AccountUsage,
+}
+
 /// Everything a Snowflake extraction needs.
 #[derive(Debug)]
 pub struct SnowflakeConfig {
@@ -70,6 +82,8 @@ pub struct SnowflakeConfig {
     pub credential: Credential,
     /// Shared databases.
     pub imported: ImportedDatabases,
+    /// Where the catalog is read from.
+    pub source: CatalogSource,
     /// The longest one statement may run before it is cancelled.
     pub query_timeout: Duration,
     /// Rows per `SHOW` page (at most [`SHOW_PAGE_MAX`]).
@@ -147,7 +161,13 @@ impl SnowflakeConfig {
             Some("include") => ImportedDatabases::Include,
             Some(other) => return Err(bad(format!("unknown imported-databases `{other}`"))),
         };
+        let source = match text("catalog-source").as_deref() {
+            None | Some("information-schema") => CatalogSource::InformationSchema,
+            Some("account-usage") => CatalogSource::AccountUsage,
+            Some(other) => return Err(bad(format!("unknown catalog-source `{other}`"))),
+        };
         Ok(Self {
+            source,
             account: text("account")
                 .ok_or_else(|| bad("parameter `account` is required".into()))?,
             role: text("role"),
@@ -286,6 +306,7 @@ async fn show_paged(
 struct Flow {
     server: ServerConfig,
     imported: ImportedDatabases,
+    source: CatalogSource,
     show_page: u32,
 }
 
@@ -347,6 +368,7 @@ pub async fn extract(
     let flow = Flow {
         server: config.server,
         imported: config.imported,
+        source: config.source,
         show_page: config.show_page.clamp(1, SHOW_PAGE_MAX),
     };
     let config = &flow;
@@ -398,7 +420,7 @@ async fn extract_all(
     // Byte order: the same catalog gives the same records in the same order.
     databases.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let writer = RefCell::new(writer);
-    let mut pending: Option<(String, Vec<String>)> = None;
+    let mut included = Vec::new();
     for (database, imported, origin) in databases {
         if !filters.databases.allows(&database.name) {
             continue;
@@ -414,10 +436,23 @@ async fn extract_all(
             });
             continue;
         }
-        let database = Database {
+        included.push(Database {
             shared_from: if imported { origin } else { None },
             ..database
-        };
+        });
+    }
+    if config.source == CatalogSource::AccountUsage {
+        for database in &included {
+            progress.database(&database.name);
+            writer.borrow_mut().write(database)?;
+        }
+        return account_usage::extract(
+            config, shows, columns, &included, filters, &writer, progress,
+        )
+        .await;
+    }
+    let mut pending: Option<(String, Vec<String>)> = None;
+    for database in included {
         progress.database(&database.name);
         // A pipeline over two sessions: this database's SHOWs while the previous one's
         // columns stream. Columns are read only once the SHOWs said which schemas the role
@@ -684,36 +719,56 @@ async fn stream_columns(
                 if !current.2 {
                     continue;
                 }
-                let data_type = sql::data_type(&batch, row, &cols);
-                let default = batch.str(row, cols.default);
-                let identity = cols
-                    .identity
-                    .and_then(|c| batch.bool(row, c))
-                    .unwrap_or(false);
-                let comment = cols.comment.and_then(|c| batch.str(row, c));
-                writer
-                    .borrow_mut()
-                    .write(&ColumnRef {
-                        database,
-                        schema: &current.0,
-                        table: &current.1,
-                        name: &name,
-                        ordinal: batch
-                            .i64(row, cols.ordinal)
-                            .and_then(|o| i32::try_from(o).ok())
-                            .unwrap_or_default(),
-                        data_type: &data_type,
-                        nullable: batch.bool(row, cols.nullable).unwrap_or(true),
-                        default: default.as_deref(),
-                        generated: identity.then_some(Generated::IdentityByDefault),
-                        generation_expression: None,
-                        comment: comment.as_deref(),
-                    })
-                    .map_err(consumer)?;
+                write_column(
+                    &batch,
+                    row,
+                    &cols,
+                    (database, &current.0, &current.1),
+                    &name,
+                    writer,
+                )?;
             }
             Ok(())
         })
         .await
+}
+
+/// Writes the column in `row` of an `INFORMATION_SCHEMA.COLUMNS`-shaped answer (the
+/// information schema's, or `ACCOUNT_USAGE.COLUMNS`) as a record of `table`.
+fn write_column(
+    batch: &Batch,
+    row: usize,
+    cols: &sql::ColumnCols,
+    (database, schema, table): (&str, &str, &str),
+    name: &str,
+    writer: &RefCell<&mut OutputWriter>,
+) -> Result<(), SnowflakeError> {
+    let data_type = sql::data_type(batch, row, cols);
+    let default = batch.str(row, cols.default);
+    let identity = cols
+        .identity
+        .and_then(|c| batch.bool(row, c))
+        .unwrap_or(false);
+    let comment = cols.comment.and_then(|c| batch.str(row, c));
+    writer
+        .borrow_mut()
+        .write(&ColumnRef {
+            database,
+            schema,
+            table,
+            name,
+            ordinal: batch
+                .i64(row, cols.ordinal)
+                .and_then(|o| i32::try_from(o).ok())
+                .unwrap_or_default(),
+            data_type: &data_type,
+            nullable: batch.bool(row, cols.nullable).unwrap_or(true),
+            default: default.as_deref(),
+            generated: identity.then_some(Generated::IdentityByDefault),
+            generation_expression: None,
+            comment: comment.as_deref(),
+        })
+        .map_err(consumer)
 }
 
 /// The record of a table or view from `SHOW TABLES`/`SHOW VIEWS`, for [`sql`].

@@ -110,7 +110,8 @@ pub fn data_type(batch: &Batch, row: usize, cols: &ColumnCols) -> String {
     }
 }
 
-fn text(batch: &Batch, row: usize, name: &str) -> Option<String> {
+/// A text value by column name; empty text is `None` (`SHOW` writes `''` for "none").
+pub(super) fn text(batch: &Batch, row: usize, name: &str) -> Option<String> {
     batch
         .col(name)
         .and_then(|c| batch.str(row, c))
