@@ -3,7 +3,7 @@
 generate URL NAME:DBS:SCHEMAS:TABLES:COLUMNS...
     Makes databases BENCH_<NAME>_1..DBS on fakesnow at URL (the Python connector, plain
     HTTP), each with schemas S01.. of TABLES tables of COLUMNS columns; a database that is
-    already complete is kept (a kept catalog is re-attached with CREATE DATABASE IF NOT EXISTS).
+    already complete (on a fakesnow kept running) is left as it is.
 
 replay URL PASSWORD PREFIX
     The baseline: logs in twice (Snowflake's driver protocol, http.client), then sends the
