@@ -801,6 +801,16 @@ fn exit_codes_77_refused_78_bad_or_missing_secret_75_unreachable() {
             );
             let no_passphrase = run_descriptor(port, &[("private-key", &keys.aes)]);
             let pkcs1 = run_descriptor(port, &[("private-key", &keys.pkcs1)]);
+            // The secret the connection's authenticator needs is missing.
+            let no_token = run_descriptor(port, &[("authenticator", "oauth")]);
+            let no_password = run_descriptor(port, &[("authenticator", "password")]);
+            for (name, r) in [("oauth-token", &no_token), ("password", &no_password)] {
+                let text = r.1.as_ref().expect_err("refused").to_string();
+                assert!(
+                    text.contains(name),
+                    "the error names the missing secret: {text}"
+                );
+            }
             for (_, r) in [
                 &wrong_key,
                 &missing,
@@ -824,11 +834,13 @@ fn exit_codes_77_refused_78_bad_or_missing_secret_75_unreachable() {
                 exit(&wrong_passphrase.1),
                 exit(&no_passphrase.1),
                 exit(&pkcs1.1),
+                exit(&no_token.1),
+                exit(&no_password.1),
             ]
         })
         .await
         .expect("join");
-        assert_eq!(codes, [77, 78, 78, 78, 78]);
+        assert_eq!(codes, [77, 78, 78, 78, 78, 78, 78]);
         // Nothing listens on this port: 75 once the retries run out.
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
