@@ -59,7 +59,6 @@ struct Keys {
     pkcs1: String,
     fingerprint: String,
     public_pkcs1: Vec<u8>,
-    _dir: TempDir,
 }
 
 fn openssl(args: &[&str], dir: &Path) -> Vec<u8> {
@@ -162,7 +161,8 @@ fn keys() -> &'static Keys {
             ],
             d,
         );
-        Keys {
+        // Read into memory: a static is never dropped, so the folder goes now, not at exit.
+        let keys = Keys {
             plain: read("plain.p8"),
             aes: read("aes.p8"),
             des3: read("des3.p8"),
@@ -170,8 +170,9 @@ fn keys() -> &'static Keys {
             pkcs1: read("pkcs1.pem"),
             fingerprint: format!("SHA256:{}", b64.trim()),
             public_pkcs1,
-            _dir: dir,
-        }
+        };
+        drop(dir);
+        keys
     })
 }
 
