@@ -25,19 +25,9 @@ fn committed_output_schemas_are_current() {
 
 fn table(i: usize) -> Table {
     Table {
-        database: "db".into(),
-        schema: "s".into(),
-        name: format!("t{i:05}"),
-        kind: TableKind::Table,
-        owner: None,
         comment: Some("a comment with \"quotes\" and ünïcödé".into()),
         row_count_estimate: Some(i as i64),
-        partition_of: None,
-        partition_bound: None,
-        persistence: None,
-        storage_format: None,
-        clustering_key: None,
-        size_bytes: None,
+        ..Table::new("db", "s", format!("t{i:05}"), TableKind::Table)
     }
 }
 

@@ -245,20 +245,10 @@ pub async fn extract(
                     _ => TableKind::Table,
                 };
                 writer.write(&Table {
-                    database: database.clone(),
-                    schema,
-                    name,
-                    kind,
-                    owner: None,
                     // Views carry the comment `VIEW`; that is not a comment.
                     comment: text(&row, 3).filter(|c| !(c.is_empty() || (view && c == "VIEW"))),
                     row_count_estimate: if view { None } else { number(&row, 4) },
-                    partition_of: None,
-                    partition_bound: None,
-                    persistence: None,
-                    storage_format: None,
-                    clustering_key: None,
-                    size_bytes: None,
+                    ..Table::new(&database, &schema, name, kind)
                 })
             },
         )

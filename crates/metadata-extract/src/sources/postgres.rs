@@ -592,19 +592,12 @@ async fn extract_database(
                         _ => None,
                     };
                     writer.borrow_mut().write(&Table {
-                        database: database.to_owned(),
-                        schema,
-                        name,
-                        kind,
                         owner: text(&row, 4),
                         comment: text(&row, 5),
                         row_count_estimate: row.get(6),
                         partition_of,
                         partition_bound: text(&row, 9),
-                        persistence: None,
-                        storage_format: None,
-                        clustering_key: None,
-                        size_bytes: None,
+                        ..Table::new(database, &schema, name, kind)
                     })
                 },
             )

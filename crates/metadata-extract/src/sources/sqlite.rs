@@ -140,23 +140,12 @@ pub fn extract(
     };
     for relation in &relations {
         writer.write(&Table {
-            database: database.clone(),
-            schema: SCHEMA.into(),
-            name: relation.name.clone(),
-            kind: relation.kind,
-            owner: None,
-            comment: None,
             row_count_estimate: if relation.kind == TableKind::Table {
                 estimate(&relation.name)
             } else {
                 None
             },
-            partition_of: None,
-            partition_bound: None,
-            persistence: None,
-            storage_format: None,
-            clustering_key: None,
-            size_bytes: None,
+            ..Table::new(&database, SCHEMA, relation.name.clone(), relation.kind)
         })?;
     }
     progress.stage(&database, EntityKind::Table);

@@ -193,6 +193,28 @@ pub struct Table {
 }
 record!(Table, Table);
 
+impl Table {
+    /// A relation known by its place and kind only: every optional fact null, for the
+    /// source to fill in what it has (`Table { owner, ..Table::new(…) }`).
+    pub fn new(database: &str, schema: &str, name: String, kind: TableKind) -> Self {
+        Self {
+            database: database.to_owned(),
+            schema: schema.to_owned(),
+            name,
+            kind,
+            owner: None,
+            comment: None,
+            row_count_estimate: None,
+            partition_of: None,
+            partition_bound: None,
+            persistence: None,
+            storage_format: None,
+            clustering_key: None,
+            size_bytes: None,
+        }
+    }
+}
+
 /// A reference to a table by schema and name (within the record's database).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -18,14 +18,14 @@ use std::cell::RefCell;
 
 use super::client::{Session, SnowflakeError};
 use super::rowset::Batch;
-use super::sql::text;
-use super::{Flow, consumer, extract_error, sql, table, write_column};
+use super::sql::{number, text};
+use super::{Flow, consumer, extract_error, sql, write_column};
 use crate::Progress;
 use crate::error::ExtractError;
 use crate::filter::Filters;
 use crate::record::{
     Database, EntityKind, Lineage, ObjectRef, Persistence, PolicyAssignment, PolicyKind, Schema,
-    TableKind, TableRef, TagAssignment, ViewDefinition,
+    Table, TableKind, TableRef, TagAssignment, ViewDefinition,
 };
 use crate::writer::OutputWriter;
 
@@ -180,7 +180,7 @@ pub(super) async fn extract(
                     "DYNAMIC TABLE" => TableKind::DynamicTable,
                     _ => TableKind::Table,
                 };
-                let mut record = table(&database, &schema, name, kind);
+                let mut record = Table::new(&database, &schema, name, kind);
                 record.owner = text(batch, row, "TABLE_OWNER");
                 record.comment = text(batch, row, "COMMENT");
                 if !matches!(kind, TableKind::View | TableKind::MaterializedView) {
@@ -193,8 +193,8 @@ pub(super) async fn extract(
                         Persistence::Permanent
                     });
                     record.clustering_key = text(batch, row, "CLUSTERING_KEY");
-                    record.row_count_estimate = batch.col("ROW_COUNT").and_then(|c| batch.i64(row, c));
-                    record.size_bytes = batch.col("BYTES").and_then(|c| batch.i64(row, c));
+                    record.row_count_estimate = number(batch, row, "ROW_COUNT");
+                    record.size_bytes = number(batch, row, "BYTES");
                 }
                 writer.borrow_mut().write(&record).map_err(consumer)
             },

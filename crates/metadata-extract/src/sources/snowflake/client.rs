@@ -419,9 +419,11 @@ impl Connection {
         let fields = data
             .as_object_mut()
             .ok_or_else(|| SnowflakeError::Protocol("login body".into()))?;
+        if let Some(authenticator) = self.credential.authenticator() {
+            fields.insert("AUTHENTICATOR".into(), authenticator.into());
+        }
         match &self.credential {
             Credential::KeyPair(key) => {
-                fields.insert("AUTHENTICATOR".into(), "SNOWFLAKE_JWT".into());
                 fields.insert(
                     "TOKEN".into(),
                     key.jwt(&self.account, &self.user, SystemTime::now())?
@@ -434,7 +436,6 @@ impl Connection {
                         path: path.display().to_string(),
                         source,
                     })?;
-                fields.insert("AUTHENTICATOR".into(), "OAUTH".into());
                 fields.insert("TOKEN".into(), token.trim().into());
             }
             Credential::Password(password) => {

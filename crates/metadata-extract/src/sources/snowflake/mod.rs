@@ -34,7 +34,7 @@ use crate::error::ExtractError;
 use crate::filter::Filters;
 use crate::record::{
     ColumnRef, Constraint, ConstraintKind, Database, EntityKind, Generated, Schema, Table,
-    TableKind, TableRef, ViewDefinition,
+    ViewDefinition,
 };
 use crate::sources::ServerConfig;
 use crate::writer::{OutputWriter, Skipped, WriteError};
@@ -102,7 +102,7 @@ impl SnowflakeConfig {
         parameters: &BTreeMap<String, Value>,
         secrets: &mut BTreeMap<String, SourceSecret>,
         secrets_dir: Option<&Path>,
-        server: ServerConfig,
+        mut server: ServerConfig,
     ) -> Result<Self, ExtractError> {
         let text = |name: &str| {
             parameters
@@ -148,10 +148,11 @@ impl SnowflakeConfig {
                     .ok_or_else(|| missing("oauth-token", "oauth"))?;
                 Credential::OAuth(path)
             }
+            // Taken, not copied: the credential is its one holder.
             "password" => Credential::Password(
                 server
                     .password
-                    .clone()
+                    .take()
                     .ok_or_else(|| missing("password", "password"))?,
             ),
             other => return Err(bad(format!("unknown authenticator `{other}`"))),
@@ -769,27 +770,4 @@ fn write_column(
             comment: comment.as_deref(),
         })
         .map_err(consumer)
-}
-
-/// The record of a table or view from `SHOW TABLES`/`SHOW VIEWS`, for [`sql`].
-fn table(database: &str, schema: &str, name: String, kind: TableKind) -> Table {
-    Table {
-        database: database.to_owned(),
-        schema: schema.to_owned(),
-        name,
-        kind,
-        owner: None,
-        comment: None,
-        row_count_estimate: None,
-        partition_of: None,
-        partition_bound: None,
-        persistence: None,
-        storage_format: None,
-        clustering_key: None,
-        size_bytes: None,
-    }
-}
-
-fn table_ref(schema: String, name: String) -> TableRef {
-    TableRef { schema, name }
 }

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use super::client::SnowflakeError;
 use super::rowset::{Batch, Col};
-use super::{table, table_ref};
-use crate::record::{Constraint, ConstraintKind, Persistence, StorageFormat, Table, TableKind};
+use crate::record::{
+    Constraint, ConstraintKind, Persistence, StorageFormat, Table, TableKind, TableRef,
+};
 
 /// A quoted identifier: `"` doubled, case and every other character kept.
 pub fn ident(name: &str) -> String {
@@ -119,6 +120,11 @@ pub(super) fn text(batch: &Batch, row: usize, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// An integer value by column name.
+pub(super) fn number(batch: &Batch, row: usize, name: &str) -> Option<i64> {
+    batch.col(name).and_then(|c| batch.i64(row, c))
+}
+
 fn yes(batch: &Batch, row: usize, name: &str) -> bool {
     batch
         .col(name)
@@ -136,7 +142,7 @@ fn relation(
     flag: &str,
     (kind, otherwise): (TableKind, TableKind),
 ) -> Table {
-    let mut record = table(
+    let mut record = Table::new(
         scope.0,
         scope.1,
         text(batch, row, "name").unwrap_or_default(),
@@ -178,8 +184,8 @@ pub fn table_row(batch: &Batch, row: usize, database: &str, schema: &str) -> Tab
         StorageFormat::Native
     });
     record.clustering_key = text(batch, row, "cluster_by");
-    record.row_count_estimate = batch.col("rows").and_then(|c| batch.i64(row, c));
-    record.size_bytes = batch.col("bytes").and_then(|c| batch.i64(row, c));
+    record.row_count_estimate = number(batch, row, "rows");
+    record.size_bytes = number(batch, row, "bytes");
     record
 }
 
@@ -212,10 +218,7 @@ pub struct KeyRow {
 /// the table it references).
 pub fn key_row(batch: &Batch, row: usize, kind: ConstraintKind) -> Option<KeyRow> {
     let t = |name: &str| text(batch, row, name);
-    let sequence = batch
-        .col("key_sequence")
-        .and_then(|c| batch.i64(row, c))
-        .unwrap_or(1);
+    let sequence = number(batch, row, "key_sequence").unwrap_or(1);
     if kind == ConstraintKind::ForeignKey {
         return Some(KeyRow {
             table: t("fk_table_name")?,
@@ -272,9 +275,10 @@ pub fn group_keys(
                 name,
                 kind,
                 columns: rows.iter().map(|r| r.column.clone()).collect(),
-                referenced_table: referenced
-                    .as_ref()
-                    .map(|(s, t, _)| table_ref(s.clone(), t.clone())),
+                referenced_table: referenced.as_ref().map(|(s, t, _)| TableRef {
+                    schema: s.clone(),
+                    name: t.clone(),
+                }),
                 referenced_columns: referenced.is_some().then(|| {
                     rows.iter()
                         .filter_map(|r| r.referenced.as_ref().map(|(_, _, c)| c.clone()))
