@@ -1,10 +1,6 @@
-//! The `outpost` binary: the library's command line, with mimalloc as the allocator.
-
-/// Rendering and extraction are allocation-heavy (YAML and JSON trees); mimalloc makes the
-/// 100-connector render bench ~20% faster than glibc's allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//! The `outpost` binary: the library's command line, on the `allocator` crate's mimalloc.
 
 fn main() -> std::process::ExitCode {
+    allocator::tune();
     outpost::main()
 }

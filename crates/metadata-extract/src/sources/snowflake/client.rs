@@ -24,15 +24,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use arrow_buffer::Buffer;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use super::auth::{Credential, KeyError};
-use super::rowset::{Batch, each_arrow_batch, json_batch};
+use super::rowset::{Batch, each_arrow_batch, each_arrow_batch_in, json_batch};
 
 /// Why a Snowflake call failed.
 #[derive(Debug, thiserror::Error)]
@@ -173,10 +175,12 @@ impl Drop for Session {
     }
 }
 
+/// The JSON every service answer is wrapped in; `data` is typed by the caller, so a query's
+/// result is parsed once, straight into its fields.
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    data: Option<Value>,
+struct Envelope<D = Value> {
+    #[serde(default = "Option::default")]
+    data: Option<D>,
     #[serde(default)]
     code: Option<String>,
     #[serde(default)]
@@ -192,8 +196,10 @@ struct QueryData {
     rowtype: Vec<RowType>,
     #[serde(default)]
     rowset: Option<Value>,
-    #[serde(default)]
-    rowset_base64: Option<String>,
+    /// The inline part, decoded from base64 while the answer is parsed: the answer's text
+    /// and the Arrow bytes are never both kept once parsing is done.
+    #[serde(default, deserialize_with = "base64_bytes")]
+    rowset_base64: Option<Vec<u8>>,
     #[serde(default)]
     query_result_format: Option<String>,
     #[serde(default)]
@@ -206,6 +212,32 @@ struct QueryData {
     sql_state: Option<String>,
     #[serde(default)]
     error_code: Option<String>,
+    /// Where a statement that is still running is polled.
+    #[serde(default)]
+    get_result_url: Option<String>,
+}
+
+/// `rowsetBase64`, decoded as it is read (borrowed from the answer's text where JSON allows).
+fn base64_bytes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<u8>>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Option<Vec<u8>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a base64 string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            STANDARD
+                .decode(text.as_bytes())
+                .map(Some)
+                .map_err(|e| E::custom(format!("rowsetBase64: {e}")))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(Visitor)
 }
 
 #[derive(Deserialize)]
@@ -320,6 +352,20 @@ impl Retry {
     }
 }
 
+/// The most of a body reserved up front from its `Content-Length`; past it, the buffer grows.
+const PRESIZE_LIMIT: u64 = 256 << 20;
+
+/// A whole body, in one buffer sized from its `Content-Length`. Gathering the pieces first
+/// and joining them after (`Response::bytes`) holds a large result twice at its peak.
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let presize = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT);
+    let mut body = Vec::with_capacity(usize::try_from(presize).unwrap_or(0));
+    while let Some(piece) = response.chunk().await? {
+        body.extend_from_slice(&piece);
+    }
+    Ok(Bytes::from(body))
+}
+
 impl Connection {
     /// Sends a request built by `build` (called once per attempt, with the retry's query
     /// parameters) until it succeeds, fails for good, or the retries run out; returns the body.
@@ -338,7 +384,7 @@ impl Connection {
                 extra.push(("clientStartTime", start_ms.clone()));
             }
             let outcome = match classify(what, build(&extra).send().await) {
-                Ok(response) => match response.bytes().await {
+                Ok(response) => match read_body(response).await {
                     Ok(body) => return Ok(body),
                     Err(error) => Attempt::Retry {
                         detail: transport_detail(&error),
@@ -366,14 +412,14 @@ impl Connection {
     }
 
     /// A POST of JSON to `path`, with a fresh `requestId` kept across retries.
-    async fn post(
+    async fn post<D: DeserializeOwned>(
         &self,
         what: &'static str,
         path: &str,
         query: &[(&str, String)],
         token: Option<&str>,
         body: &Value,
-    ) -> Result<Envelope, SnowflakeError> {
+    ) -> Result<Envelope<D>, SnowflakeError> {
         let request_id = new_id();
         let url = format!("{}{path}", self.base_url);
         let body = serde_json::to_vec(body).map_err(|e| SnowflakeError::Protocol(e.to_string()))?;
@@ -449,7 +495,7 @@ impl Connection {
         if let Some(role) = &self.role {
             query.push(("roleName", role.clone()));
         }
-        let envelope = match self
+        let envelope: Envelope = match self
             .post(
                 "login",
                 "/session/v1/login-request",
@@ -513,7 +559,7 @@ impl Session {
                     tokio::time::sleep(interval).await;
                     let current = token.lock().map(|t| t.clone()).unwrap_or_default();
                     if let Err(error) = connection
-                        .post(
+                        .post::<IgnoredAny>(
                             "heartbeat",
                             "/session/heartbeat",
                             &[],
@@ -544,7 +590,7 @@ impl Session {
         let token = self.token();
         if let Err(error) = self
             .connection
-            .post(
+            .post::<IgnoredAny>(
                 "logout",
                 "/session",
                 &[("delete", "true".into())],
@@ -573,7 +619,7 @@ impl Session {
                 let body = json!({"sqlText": sql, "requestId": request_id});
                 if let Err(error) = self
                     .connection
-                    .post(
+                    .post::<IgnoredAny>(
                         "abort",
                         "/queries/v1/abort-request",
                         &[],
@@ -606,7 +652,7 @@ impl Session {
                 "queryContextDTO": {},
             });
             let token = self.token();
-            let mut envelope = self
+            let mut envelope: Envelope<QueryData> = self
                 .connection
                 .post(
                     "query",
@@ -625,13 +671,10 @@ impl Session {
             {
                 let url = envelope
                     .data
-                    .as_ref()
-                    .and_then(|d| d.get("getResultUrl"))
-                    .and_then(Value::as_str)
+                    .and_then(|d| d.get_result_url)
                     .ok_or_else(|| {
                         SnowflakeError::Protocol("a running query without getResultUrl".into())
-                    })?
-                    .to_owned();
+                    })?;
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
                 envelope = self.get_json("result", &url).await?;
@@ -647,13 +690,7 @@ impl Session {
                 continue;
             }
             if !envelope.success {
-                let data: QueryData = envelope
-                    .data
-                    .map(serde_json::from_value)
-                    .transpose()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                let data = envelope.data.unwrap_or_default();
                 return Err(SnowflakeError::Sql {
                     code: envelope.code.or(data.error_code).unwrap_or_default(),
                     sql_state: data.sql_state.unwrap_or_default(),
@@ -662,13 +699,15 @@ impl Session {
             }
             break envelope.data.unwrap_or_default();
         };
-        let data: QueryData = serde_json::from_value(data)
-            .map_err(|e| SnowflakeError::Protocol(format!("query answer: {e}")))?;
         self.read_result(data, each).await
     }
 
     /// A GET of a path on the service that answers the JSON envelope.
-    async fn get_json(&self, what: &'static str, path: &str) -> Result<Envelope, SnowflakeError> {
+    async fn get_json<D: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        path: &str,
+    ) -> Result<Envelope<D>, SnowflakeError> {
         let token = self.token();
         let url = format!("{}{path}", self.connection.base_url);
         let bytes = self
@@ -701,42 +740,49 @@ impl Session {
             .as_deref()
             .is_some_and(|f| f.eq_ignore_ascii_case("arrow"));
         let names: Vec<String> = data.rowtype.into_iter().map(|r| r.name).collect();
-        if arrow {
-            if let Some(base64) = data.rowset_base64.filter(|b| !b.is_empty()) {
-                let bytes = STANDARD
-                    .decode(base64.as_bytes())
-                    .map_err(|e| SnowflakeError::Protocol(format!("rowsetBase64: {e}")))?;
-                drop(base64);
-                each_arrow_batch(bytes.as_slice(), &mut *each, SnowflakeError::Protocol)?;
-            }
-        } else if let Some(rowset) = data.rowset {
-            each(json_batch(names.clone(), rowset).map_err(SnowflakeError::Protocol)?)?;
-        }
-        if data.chunks.is_empty() {
-            return Ok(());
-        }
         let headers = chunk_headers(data.chunk_headers, data.qrmk.as_deref());
         let fetch = |url: String| {
             let connection = self.connection.clone();
             let headers = headers.clone();
             tokio::spawn(async move { connection.chunk(&url, &headers).await })
         };
+        // The first chunk is on its way while the inline part is decoded.
         let mut chunks = data.chunks.into_iter();
         let mut next = chunks.next().map(|c| fetch(c.url));
+        if arrow {
+            if let Some(bytes) = data.rowset_base64.filter(|b| !b.is_empty()) {
+                each_arrow_batch_in(
+                    Buffer::from_vec(bytes),
+                    &mut *each,
+                    SnowflakeError::Protocol,
+                )?;
+            }
+        } else if let Some(rowset) = data.rowset {
+            each(json_batch(names.clone(), rowset).map_err(SnowflakeError::Protocol)?)?;
+        }
         while let Some(current) = next.take() {
             next = chunks.next().map(|c| fetch(c.url));
             let body = current
                 .await
                 .map_err(|e| SnowflakeError::Protocol(format!("chunk task: {e}")))??;
-            let body = gunzip_if_needed(body)?;
-            if arrow {
-                each_arrow_batch(body.as_slice(), &mut *each, SnowflakeError::Protocol)?;
+            let gzipped = body.starts_with(&[0x1f, 0x8b]);
+            if arrow && gzipped {
+                // Unzipped as it is decoded: only the batch is ever whole in memory.
+                each_arrow_batch(
+                    flate2::read::GzDecoder::new(&body[..]),
+                    &mut *each,
+                    SnowflakeError::Protocol,
+                )?;
+            } else if arrow {
+                each_arrow_batch_in(Buffer::from(body), &mut *each, SnowflakeError::Protocol)?;
             } else {
                 // A JSON chunk is the rows without the enclosing brackets.
+                let body = gunzip_if_needed(body)?;
                 let mut text = Vec::with_capacity(body.len() + 2);
                 text.push(b'[');
                 text.extend_from_slice(&body);
                 text.push(b']');
+                drop(body);
                 let rowset = serde_json::from_slice(&text)
                     .map_err(|e| SnowflakeError::Protocol(format!("JSON chunk: {e}")))?;
                 each(json_batch(names.clone(), rowset).map_err(SnowflakeError::Protocol)?)?;

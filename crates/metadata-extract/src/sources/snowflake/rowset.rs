@@ -14,6 +14,7 @@ use arrow_array::types::{
     UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_buffer::Buffer;
 use arrow_schema::DataType;
 
 /// A batch of rows.
@@ -142,19 +143,87 @@ fn integer(array: &ArrayRef, row: usize) -> Option<i64> {
     })
 }
 
-/// Decodes one Arrow IPC stream, calling `each` on every batch as it is read.
+/// How much of an encoded stream is read at a time.
+const PIECE: usize = 64 * 1024;
+
+/// Decodes one Arrow IPC stream as it is read, calling `each` on every batch.
+///
+/// The Arrow project's push decoder is fed fixed-size pieces and gathers each batch's body
+/// in one buffer that the batch's arrays then slice (zero-copy): the peak is one batch body,
+/// never the encoded stream (gzip) plus a decoded copy of it.
 pub fn each_arrow_batch<E>(
-    stream: impl Read,
+    mut stream: impl Read,
     mut each: impl FnMut(Batch) -> Result<(), E>,
     error: impl Fn(String) -> E,
 ) -> Result<(), E> {
-    let reader = arrow_ipc::reader::StreamReader::try_new(stream, None)
-        .map_err(|e| error(format!("not an Arrow IPC stream: {e}")))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| error(format!("bad Arrow batch: {e}")))?;
-        each(Batch::Arrow(batch))?;
+    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+    let mut piece = vec![0_u8; PIECE];
+    loop {
+        // A full piece whenever the stream has one: pieces that start 8-byte aligned keep
+        // the arrays they hold aligned, so the decoder never has to copy them again.
+        let mut filled = 0;
+        while filled < PIECE {
+            match stream.read(&mut piece[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(error(format!("reading an Arrow IPC stream: {e}"))),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        feed(
+            &mut decoder,
+            Buffer::from_slice_ref(&piece[..filled]),
+            &mut each,
+            &error,
+        )?;
+    }
+    finish(decoder, &error)
+}
+
+/// Decodes one Arrow IPC stream that is already in memory: the batches' arrays are slices
+/// of `stream` itself, with no copy.
+pub fn each_arrow_batch_in<E>(
+    stream: Buffer,
+    mut each: impl FnMut(Batch) -> Result<(), E>,
+    error: impl Fn(String) -> E,
+) -> Result<(), E> {
+    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+    feed(&mut decoder, stream, &mut each, &error)?;
+    finish(decoder, &error)
+}
+
+fn feed<E>(
+    decoder: &mut arrow_ipc::reader::StreamDecoder,
+    mut buffer: Buffer,
+    each: &mut impl FnMut(Batch) -> Result<(), E>,
+    error: &impl Fn(String) -> E,
+) -> Result<(), E> {
+    while !buffer.is_empty() {
+        if let Some(batch) = decoder
+            .decode(&mut buffer)
+            .map_err(|e| error(format!("bad Arrow IPC stream: {e}")))?
+        {
+            each(Batch::Arrow(batch))?;
+        }
     }
     Ok(())
+}
+
+fn finish<E>(
+    mut decoder: arrow_ipc::reader::StreamDecoder,
+    error: &impl Fn(String) -> E,
+) -> Result<(), E> {
+    decoder
+        .finish()
+        .map_err(|e| error(format!("truncated Arrow IPC stream: {e}")))?;
+    // Every stream starts with its schema: none means there was no stream at all.
+    match decoder.schema() {
+        Some(_) => Ok(()),
+        None => Err(error("not an Arrow IPC stream: it is empty".into())),
+    }
 }
 
 /// Parses a JSON rowset (`[["a", null], …]`) for columns `names`.
@@ -228,6 +297,83 @@ mod tests {
             .expect("present");
         }
         assert_eq!(seen, [Some(7), None, Some(5_000_000_000)]);
+    }
+
+    /// A reader that hands out at most 1,000 bytes a read, as a network or gzip stream does.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(1000);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn collect(seen: &mut Vec<(String, i64)>) -> impl FnMut(Batch) -> Result<(), String> + '_ {
+        move |b: Batch| {
+            let (name, ordinal) = (
+                b.col("name").expect("present"),
+                b.col("ordinal").expect("present"),
+            );
+            for row in 0..b.len() {
+                let name = b.str(row, name).expect("present").into_owned();
+                seen.push((name, b.i64(row, ordinal).expect("present")));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stream_larger_than_many_pieces_decodes_whole_from_any_read_size() {
+        // Three batches of 30,000 names (about 1 MB of IPC: many 64 KiB pieces, and batch
+        // bodies that span piece boundaries), read in pieces, in trickles, and whole.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("NAME", DataType::Utf8, false),
+            Field::new("ORDINAL", DataType::Int64, false),
+        ]));
+        let batches: Vec<RecordBatch> = (0..3)
+            .map(|b| {
+                let names: Vec<String> = (0..30_000).map(|i| format!("t{b}_{i:05}")).collect();
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(Int64Array::from_iter_values(0..30_000)),
+                    ],
+                )
+                .expect("present")
+            })
+            .collect();
+        let bytes = ipc(&batches);
+        assert!(bytes.len() > 10 * PIECE, "{} bytes", bytes.len());
+        let expected: Vec<(String, i64)> = (0..3)
+            .flat_map(|b| (0..30_000).map(move |i| (format!("t{b}_{i:05}"), i64::from(i))))
+            .collect();
+        let mut read = Vec::new();
+        each_arrow_batch(bytes.as_slice(), collect(&mut read), |e| e).expect("present");
+        assert_eq!(read, expected);
+        let mut trickled = Vec::new();
+        each_arrow_batch(Trickle(&bytes), collect(&mut trickled), |e| e).expect("present");
+        assert_eq!(trickled, expected);
+        let mut whole = Vec::new();
+        each_arrow_batch_in(Buffer::from_vec(bytes.clone()), collect(&mut whole), |e| e)
+            .expect("present");
+        assert_eq!(whole, expected);
+    }
+
+    #[test]
+    fn an_empty_or_cut_stream_is_an_error_not_an_empty_result() {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("ROWS", DataType::Int64, true)])),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .expect("present");
+        let bytes = ipc(&[batch]);
+        let empty = each_arrow_batch(&[][..], |_| Ok(()), |e| e).expect_err("empty");
+        assert!(empty.contains("empty"), "{empty}");
+        let cut = each_arrow_batch(&bytes[..bytes.len() - 20], |_| Ok(()), |e| e).expect_err("cut");
+        assert!(cut.contains("truncated"), "{cut}");
     }
 
     #[test]
