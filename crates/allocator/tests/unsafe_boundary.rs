@@ -13,7 +13,9 @@ fn every_other_crate_inherits_the_lints_that_forbid_unsafe_code() {
         .expect("[workspace.lints.rust]");
     let lints = lints.split("\n[").next().unwrap_or_default();
     assert!(
-        lints.lines().any(|l| l.replace(' ', "") == "unsafe_code=\"forbid\""),
+        lints
+            .lines()
+            .any(|l| l.replace(' ', "") == "unsafe_code=\"forbid\""),
         "the workspace no longer forbids unsafe code: {lints}"
     );
     let mut checked = 0;
