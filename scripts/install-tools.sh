@@ -11,6 +11,9 @@
 #                                         # s3s-fs (S3), azurite-blob (Azure Blob),
 #                                         # fake-gcs-server (GCS), and fakesnow (Snowflake's driver
 #                                         # protocol over DuckDB) in the venv .tools/fakesnow-venv
+#   scripts/install-tools.sh tableau-assets # Tableau's own recorded REST answers: test/assets of
+#                                         # the tableauserverclient sdist (MIT), into
+#                                         # .tools/tableau-assets/ (assets/, LICENSE, .version)
 # Prints the bin folder on stdout; progress goes to stderr.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,6 +27,7 @@ kubernetes_validate_version="1.37.0"
 fakesnow_version="0.12.1"
 # fakesnow 0.12 does not import with snowflake-connector-python 5 (its own pin is open-ended).
 snowflake_connector_spec="snowflake-connector-python<5"
+tableauserverclient_version="0.42"
 mkdir -p "$bin"
 
 log() { printf '%s\n' "$*" >&2; }
@@ -142,6 +146,27 @@ install_fakesnow() {
   ln -sfn ../fakesnow-venv/bin/fakesnow "$bin/fakesnow"
 }
 
+# Tableau's Python client ships the REST and Metadata API answers its tests replay, recorded
+# from Tableau servers, under test/assets/ of its source distribution (MIT licence, kept beside
+# them). The Tableau source's tests parse every one of them that it consumes.
+install_tableau_assets() {
+  local dest="$tools/tableau-assets"
+  if [ -f "$dest/.version" ] && [ "$(cat "$dest/.version")" = "$tableauserverclient_version" ]; then
+    return
+  fi
+  workdir
+  log "fetching tableauserverclient $tableauserverclient_version's test assets into $dest"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+    "tableauserverclient==$tableauserverclient_version" -d "$work/sdist" >&2
+  tar xzf "$work/sdist/tableauserverclient-$tableauserverclient_version.tar.gz" -C "$work"
+  local src="$work/tableauserverclient-$tableauserverclient_version"
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  cp -r "$src/test/assets" "$dest/assets"
+  cp "$src/LICENSE" "$dest/LICENSE"
+  echo "$tableauserverclient_version" >"$dest/.version"
+}
+
 install_emulators() {
   install_s3s_fs
   install_azurite
@@ -149,7 +174,7 @@ install_emulators() {
   install_fakesnow
 }
 
-[ $# -gt 0 ] || set -- k8s chart emulators
+[ $# -gt 0 ] || set -- k8s chart emulators tableau-assets
 for what in "$@"; do
   case "$what" in
     k8s) install_k8s ;;
@@ -159,7 +184,8 @@ for what in "$@"; do
     azurite) install_azurite ;;
     fake-gcs-server) install_fake_gcs ;;
     fakesnow) install_fakesnow ;;
-    *) log "usage: $0 [k8s|chart|emulators|s3s-fs|azurite|fake-gcs-server|fakesnow]..."; exit 2 ;;
+    tableau-assets) install_tableau_assets ;;
+    *) log "usage: $0 [k8s|chart|emulators|s3s-fs|azurite|fake-gcs-server|fakesnow|tableau-assets]..."; exit 2 ;;
   esac
 done
 echo "$bin"

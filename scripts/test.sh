@@ -15,6 +15,8 @@ step "tools"
 tools_bin="$(scripts/install-tools.sh)"
 export PATH="$tools_bin:$PATH"
 kubectl version --client | sed -n 1p
+# Tableau's recorded REST answers (install-tools.sh tableau-assets), for tests/tableau_assets.rs.
+export OUTPOST_TEST_TABLEAU_ASSETS="$root/.tools/tableau-assets/assets"
 
 step "servers"
 # Captured first: `eval "$(…)"` would ignore a failed start.

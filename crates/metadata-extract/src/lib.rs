@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod http;
 pub mod outcome;
 pub mod record;
 pub mod sample;

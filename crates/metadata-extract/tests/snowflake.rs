@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use conformance::{Accept, Conformance, Fault, Options};
 use metadata_extract::filter::Filters;
+use metadata_extract::http::Retry;
 use metadata_extract::sources::ServerConfig;
 use metadata_extract::sources::snowflake::auth::{Credential, KeyPair};
-use metadata_extract::sources::snowflake::client::{Connection, Retry, Session};
+use metadata_extract::sources::snowflake::client::{Connection, Session};
 use metadata_extract::sources::snowflake::{CatalogSource, ImportedDatabases, SnowflakeConfig};
 use metadata_extract::tls::SslMode;
 use metadata_extract::writer::{read_stream, verify};

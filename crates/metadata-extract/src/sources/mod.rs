@@ -10,6 +10,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod snowflake;
 pub mod sqlite;
+pub mod tableau;
 
 /// How to reach a database server over the network (PostgreSQL, MySQL).
 #[derive(Clone, Debug)]

@@ -22,19 +22,19 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use arrow_buffer::Buffer;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use reqwest::StatusCode;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use super::auth::{Credential, KeyError};
 use super::rowset::{Batch, each_arrow_batch, each_arrow_batch_in, json_batch};
+use crate::http::{self, HttpFailure, Retry};
 
 /// Why a Snowflake call failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,30 +107,6 @@ impl SnowflakeError {
         match self {
             Self::Sql { code, .. } => Some(code),
             _ => None,
-        }
-    }
-}
-
-/// How failed requests are retried.
-#[derive(Clone, Copy, Debug)]
-pub struct Retry {
-    /// Attempts in all, the first included.
-    pub attempts: u32,
-    /// The first backoff; each next one doubles, with full jitter.
-    pub first: Duration,
-    /// The longest backoff, and the longest `Retry-After` honoured.
-    pub max: Duration,
-    /// No retry starts later than this after the first attempt.
-    pub budget: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            attempts: 7,
-            first: Duration::from_millis(500),
-            max: Duration::from_secs(16),
-            budget: Duration::from_secs(120),
         }
     }
 }
@@ -266,106 +242,6 @@ fn now_ms() -> u128 {
         .unwrap_or_default()
 }
 
-/// A failed attempt: whether another may help, and after how long at least.
-enum Attempt {
-    Retry {
-        detail: String,
-        after: Option<Duration>,
-    },
-    Fail(SnowflakeError),
-}
-
-/// One attempt's outcome, classified: the *whether* of a retry, kept apart from the *how
-/// long* ([`Retry::backoff`]).
-fn classify(
-    what: &'static str,
-    response: Result<reqwest::Response, reqwest::Error>,
-) -> Result<reqwest::Response, Attempt> {
-    let response = match response {
-        Ok(response) => response,
-        Err(error) => {
-            let detail = transport_detail(&error);
-            // A certificate the client does not trust stays untrusted: no retry.
-            let lower = detail.to_ascii_lowercase();
-            if lower.contains("certificate") || lower.contains("handshake") {
-                return Err(Attempt::Fail(SnowflakeError::Tls(detail)));
-            }
-            return Err(Attempt::Retry {
-                detail,
-                after: None,
-            });
-        }
-    };
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    if is_retried_status(status) {
-        let after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        return Err(Attempt::Retry {
-            detail: format!("HTTP {status}"),
-            after,
-        });
-    }
-    Err(Attempt::Fail(SnowflakeError::Http {
-        what,
-        status: status.as_u16(),
-    }))
-}
-
-/// A transport error's text, without the URL (it may carry a chunk's signed query string).
-fn transport_detail(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        "connection dropped".to_owned()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-impl Retry {
-    /// The wait before attempt `attempt` (1-based, counting the retries), with full jitter;
-    /// a server's `Retry-After` wins, up to `max`.
-    fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
-        if let Some(after) = after {
-            return after.min(self.max);
-        }
-        let ceiling = self
-            .first
-            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-            .min(self.max);
-        let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(rand::random_range(0..=ms))
-    }
-}
-
-/// The most of a body reserved up front from its `Content-Length`; past it, the buffer grows.
-const PRESIZE_LIMIT: u64 = 256 << 20;
-
-/// A whole body, in one buffer sized from its `Content-Length`. Gathering the pieces first
-/// and joining them after (`Response::bytes`) holds a large result twice at its peak.
-async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
-    let presize = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT);
-    let mut body = Vec::with_capacity(usize::try_from(presize).unwrap_or(0));
-    while let Some(piece) = response.chunk().await? {
-        body.extend_from_slice(&piece);
-    }
-    Ok(Bytes::from(body))
-}
-
 impl Connection {
     /// Sends a request built by `build` (called once per attempt, with the retry's query
     /// parameters) until it succeeds, fails for good, or the retries run out; returns the body.
@@ -374,41 +250,30 @@ impl Connection {
         what: &'static str,
         build: impl Fn(&[(&str, String)]) -> reqwest::RequestBuilder,
     ) -> Result<Bytes, SnowflakeError> {
-        let started = Instant::now();
+        // A retry says so, as the official drivers do: Snowflake dedupes by requestId and
+        // counts retries in its query history.
         let start_ms = now_ms().to_string();
-        let mut attempt = 0;
-        loop {
+        http::send(&self.retry, what, |attempt| {
             let mut extra = Vec::new();
             if attempt > 0 {
                 extra.push(("retryCount", attempt.to_string()));
                 extra.push(("clientStartTime", start_ms.clone()));
             }
-            let outcome = match classify(what, build(&extra).send().await) {
-                Ok(response) => match read_body(response).await {
-                    Ok(body) => return Ok(body),
-                    Err(error) => Attempt::Retry {
-                        detail: transport_detail(&error),
-                        after: None,
-                    },
-                },
-                Err(outcome) => outcome,
-            };
-            let (detail, after) = match outcome {
-                Attempt::Fail(error) => return Err(error),
-                Attempt::Retry { detail, after } => (detail, after),
-            };
-            attempt += 1;
-            if attempt >= self.retry.attempts || started.elapsed() >= self.retry.budget {
-                return Err(SnowflakeError::Unreachable {
-                    what,
-                    detail,
-                    attempts: attempt,
-                });
-            }
-            let wait = self.retry.backoff(attempt, after);
-            tracing::debug!(what, %detail, attempt, ?wait, "Snowflake request failed; retrying");
-            tokio::time::sleep(wait).await;
-        }
+            build(&extra)
+        })
+        .await
+        .map_err(|failure| match failure {
+            HttpFailure::Tls(detail) => SnowflakeError::Tls(detail),
+            HttpFailure::Status { status, .. } => SnowflakeError::Http {
+                what,
+                status: status.as_u16(),
+            },
+            HttpFailure::Unreachable { detail, attempts } => SnowflakeError::Unreachable {
+                what,
+                detail,
+                attempts,
+            },
+        })
     }
 
     /// A POST of JSON to `path`, with a fresh `requestId` kept across retries.
@@ -850,10 +715,4 @@ impl std::fmt::Debug for Session {
             .field("base_url", &self.connection.base_url)
             .finish_non_exhaustive()
     }
-}
-
-/// Whether a status is one the retry loop retries: the service is busy, throttling, or
-/// failed in a way a later attempt may not.
-pub fn is_retried_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }

@@ -40,8 +40,9 @@ use crate::sources::ServerConfig;
 use crate::writer::{OutputWriter, Skipped, WriteError};
 use crate::{Progress, SourceSecret};
 
+use crate::http::Retry;
 use auth::Credential;
-use client::{Connection, Retry, Session, SnowflakeError};
+use client::{Connection, Session, SnowflakeError};
 use rowset::Batch;
 
 /// The most rows one `SHOW` returns (Snowflake's documented cap).
