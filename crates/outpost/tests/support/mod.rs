@@ -360,8 +360,9 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 /// Runs statements on the Snowflake emulator (fakesnow, `OUTPOST_TEST_SNOWFLAKE_URL`), one at
 /// a time, through Outpost's own Snowflake client (fakesnow checks no credential).
 pub fn snowflake(statements: &[&str]) {
+    use metadata_extract::http::Retry;
     use metadata_extract::sources::snowflake::auth::Credential;
-    use metadata_extract::sources::snowflake::client::{Connection, Retry, Session};
+    use metadata_extract::sources::snowflake::client::{Connection, Session};
     delivery::install_crypto_provider();
     let connection = Connection {
         base_url: env("OUTPOST_TEST_SNOWFLAKE_URL"),
