@@ -1,0 +1,296 @@
+//! The Metadata API queries the Tableau source sends, and the nodes they answer.
+//!
+//! Each query is shaped to stay well under Tableau's default node limit (20,000 objects per
+//! answer) at its default page size: a node's nested lists are short (a workbook's sheets, a
+//! field's upstream columns), and the long lists are read from their own side (sheet→field
+//! edges from each field's `sheets`, not from each sheet). Tables are named inline where an
+//! edge needs them, so no table map is held while a site is read.
+
+use serde::Deserialize;
+
+use super::graphql::Query;
+
+/// Workbooks with their sheets and dashboards.
+pub const WORKBOOKS: Query = Query {
+    connection: "workbooksConnection",
+    selection: "id luid name description projectName projectLuid owner { luid username } \
+                createdAt updatedAt tags { name } sheets { id luid name path } \
+                dashboards { id luid name path sheets { id } }",
+};
+
+/// Published data sources and what they read.
+pub const PUBLISHED_DATASOURCES: Query = Query {
+    connection: "publishedDatasourcesConnection",
+    selection: "id luid name description projectName owner { username } hasExtracts \
+                isCertified upstreamDatabases { name connectionType } \
+                upstreamTables { id name schema fullName connectionType database { name } }",
+};
+
+/// Embedded data sources, their workbook, and what they read.
+pub const EMBEDDED_DATASOURCES: Query = Query {
+    connection: "embeddedDatasourcesConnection",
+    selection: "id name hasExtracts workbook { luid } upstreamDatabases { name connectionType } \
+                upstreamTables { id name schema fullName connectionType database { name } } \
+                upstreamDatasources { id }",
+};
+
+/// Fields of every data source, the sheets that show them, and what they read.
+pub const FIELDS: Query = Query {
+    connection: "fieldsConnection",
+    selection: "__typename id name description isHidden folderName datasource { id } \
+                sheets { id } upstreamFields { id } \
+                upstreamColumns { name table { __typename id name \
+                  ... on DatabaseTable { schema fullName connectionType database { name } } } } \
+                ... on ColumnField { dataType role } \
+                ... on CalculatedField { dataType role formula } \
+                ... on GroupField { dataType role }",
+};
+
+/// Custom SQL queries and the tables they read.
+pub const CUSTOM_SQL: Query = Query {
+    connection: "customSQLTablesConnection",
+    selection: "id name query connectionType database { name } \
+                tables { id name schema fullName connectionType database { name } }",
+};
+
+/// An object known by its id.
+#[derive(Debug, Deserialize)]
+pub struct IdNode {
+    /// Its id.
+    pub id: String,
+}
+
+/// A user.
+#[derive(Debug, Default, Deserialize)]
+pub struct UserNode {
+    /// LUID.
+    #[serde(default)]
+    pub luid: Option<String>,
+    /// User name.
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+/// An object known by its LUID (an embedded data source's workbook).
+#[derive(Debug, Default, Deserialize)]
+pub struct LuidNode {
+    /// LUID.
+    #[serde(default)]
+    pub luid: Option<String>,
+}
+
+/// A tag.
+#[derive(Debug, Deserialize)]
+pub struct TagNode {
+    /// Its text.
+    pub name: String,
+}
+
+/// A sheet or dashboard.
+#[derive(Debug, Deserialize)]
+pub struct ViewNode {
+    /// Metadata API id.
+    pub id: String,
+    /// LUID; empty for a hidden one.
+    #[serde(default)]
+    pub luid: Option<String>,
+    /// Name.
+    pub name: String,
+    /// URL path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A dashboard's sheets.
+    #[serde(default)]
+    pub sheets: Vec<IdNode>,
+}
+
+/// A node of [`WORKBOOKS`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkbookNode {
+    /// Metadata API id.
+    pub id: String,
+    /// LUID.
+    pub luid: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Project name.
+    #[serde(default)]
+    pub project_name: Option<String>,
+    /// Project LUID.
+    #[serde(default)]
+    pub project_luid: Option<String>,
+    /// Owner.
+    #[serde(default)]
+    pub owner: Option<UserNode>,
+    /// Created.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Updated.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<TagNode>,
+    /// Sheets.
+    #[serde(default)]
+    pub sheets: Vec<ViewNode>,
+    /// Dashboards.
+    #[serde(default)]
+    pub dashboards: Vec<ViewNode>,
+}
+
+/// A database as a data source names it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseNode {
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Connection type.
+    #[serde(default)]
+    pub connection_type: Option<String>,
+}
+
+/// A database table (or, through a column, a custom SQL table: `typename`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableNode {
+    /// `DatabaseTable` or `CustomSQLTable`, where asked.
+    #[serde(rename = "__typename", default)]
+    pub typename: Option<String>,
+    /// Metadata API id.
+    pub id: String,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Schema.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Fully qualified name.
+    #[serde(default)]
+    pub full_name: Option<String>,
+    /// Connection type.
+    #[serde(default)]
+    pub connection_type: Option<String>,
+    /// Its database.
+    #[serde(default)]
+    pub database: Option<DatabaseNode>,
+}
+
+/// A node of [`PUBLISHED_DATASOURCES`] or [`EMBEDDED_DATASOURCES`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasourceNode {
+    /// Metadata API id.
+    pub id: String,
+    /// LUID (published only).
+    #[serde(default)]
+    pub luid: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Project name (published only).
+    #[serde(default)]
+    pub project_name: Option<String>,
+    /// Owner (published only).
+    #[serde(default)]
+    pub owner: Option<UserNode>,
+    /// Whether it holds an extract.
+    #[serde(default)]
+    pub has_extracts: Option<bool>,
+    /// Whether it is certified (published only).
+    #[serde(default)]
+    pub is_certified: Option<bool>,
+    /// Its workbook (embedded only).
+    #[serde(default)]
+    pub workbook: Option<LuidNode>,
+    /// Databases it reads.
+    #[serde(default)]
+    pub upstream_databases: Vec<DatabaseNode>,
+    /// Tables it reads.
+    #[serde(default)]
+    pub upstream_tables: Vec<TableNode>,
+    /// Published data sources it reads (embedded only).
+    #[serde(default)]
+    pub upstream_datasources: Vec<IdNode>,
+}
+
+/// A column a field reads.
+#[derive(Debug, Deserialize)]
+pub struct ColumnNode {
+    /// Name.
+    pub name: String,
+    /// Its table.
+    pub table: Option<TableNode>,
+}
+
+/// A node of [`FIELDS`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldNode {
+    /// `ColumnField`, `CalculatedField` …
+    #[serde(rename = "__typename")]
+    pub typename: String,
+    /// Metadata API id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Hidden.
+    #[serde(default)]
+    pub is_hidden: Option<bool>,
+    /// Folder.
+    #[serde(default)]
+    pub folder_name: Option<String>,
+    /// Its data source.
+    #[serde(default)]
+    pub datasource: Option<IdNode>,
+    /// Sheets that show it.
+    #[serde(default)]
+    pub sheets: Vec<IdNode>,
+    /// Fields it is computed from.
+    #[serde(default)]
+    pub upstream_fields: Vec<IdNode>,
+    /// Columns it reads.
+    #[serde(default)]
+    pub upstream_columns: Vec<ColumnNode>,
+    /// Data type (data fields only).
+    #[serde(default)]
+    pub data_type: Option<String>,
+    /// Role (data fields only).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Formula (calculated fields only).
+    #[serde(default)]
+    pub formula: Option<String>,
+}
+
+/// A node of [`CUSTOM_SQL`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomSqlNode {
+    /// Metadata API id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The query text.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Connection type.
+    #[serde(default)]
+    pub connection_type: Option<String>,
+    /// Its database.
+    #[serde(default)]
+    pub database: Option<DatabaseNode>,
+    /// Tables it reads.
+    #[serde(default)]
+    pub tables: Vec<TableNode>,
+}

@@ -1,0 +1,345 @@
+//! The Tableau clients against the Tableau fake (`support/tableau.rs`): REST sign-in, one
+//! session per token, paged lists; the Metadata API's paging, node limit, rate and time
+//! limits, backfill and a disabled API. The queries are the source's own
+//! (`sources::tableau::queries`), validated by the fake's GraphQL engine.
+
+#[path = "support/tableau.rs"]
+mod fake;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fake::{Faults, Scale, SiteModel, TableauFake};
+use metadata_extract::SourceSecret;
+use metadata_extract::http::Retry;
+use metadata_extract::sources::tableau::graphql::{Metadata, MetadataError, Query};
+use metadata_extract::sources::tableau::queries::{self, FieldNode, WorkbookNode};
+use metadata_extract::sources::tableau::rest::{self, Connection, Rest, TableauError};
+use metadata_extract::sources::tableau::xml::{ProjectsResponse, WorkbooksResponse};
+
+const TOKEN_NAME: &str = "outpost-pat";
+const TOKEN_SECRET: &str = "pat-secret-5e3f \"<&>\"";
+
+fn small() -> Scale {
+    Scale {
+        workbooks: 23,
+        sheets_per_workbook: 6,
+        published: 5,
+        fields_per_datasource: 9,
+        tables: 17,
+    }
+}
+
+fn fast() -> Retry {
+    Retry {
+        attempts: 8,
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+        budget: Duration::from_secs(10),
+    }
+}
+
+async fn server(faults: Faults) -> (TableauFake, SiteModel) {
+    let site = SiteModel::generate("finance-ünï", small());
+    (
+        TableauFake::start(site.clone(), TOKEN_NAME, TOKEN_SECRET, faults).await,
+        site,
+    )
+}
+
+/// An HTTP client as the source builds one (rustls with ring), without proxies.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+fn client(url: &str, site: &str, secret: &str) -> Rest {
+    Rest::new(
+        Connection {
+            server: url.to_owned(),
+            site: site.to_owned(),
+            token_name: TOKEN_NAME.into(),
+            token_secret: SourceSecret::new(secret.to_owned()),
+            http: http(),
+            retry: fast(),
+        },
+        "3.23".into(),
+    )
+}
+
+async fn project_names(rest: &Rest, page: u32) -> Result<Vec<String>, TableauError> {
+    let mut names = Vec::new();
+    rest.each::<ProjectsResponse>("projects", "projects", page, |p| {
+        names.push(p.name);
+        Ok(())
+    })
+    .await?;
+    Ok(names)
+}
+
+#[tokio::test]
+async fn serverinfo_sign_in_paged_lists_and_sign_out_in_either_namespace_form() {
+    for prefixed in [false, true] {
+        let (fake, site) = server(Faults {
+            prefixed_xml: prefixed,
+            ..Faults::default()
+        })
+        .await;
+        let info = rest::server_info(&http(), &fake.url, &fast())
+            .await
+            .expect("serverinfo");
+        assert_eq!(info.rest_api_version.text, "3.23");
+        let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+        let names = project_names(&rest, 5).await.expect("projects");
+        let expected: Vec<String> = site.projects.iter().map(|p| p.name.clone()).collect();
+        assert_eq!(names, expected, "every project once, in order");
+        let mut workbooks = Vec::new();
+        let pages = rest
+            .each::<WorkbooksResponse>("workbooks", "workbooks", 4, |w| {
+                workbooks.push((w.id, w.tags.tags.len()));
+                Ok(())
+            })
+            .await
+            .expect("workbooks");
+        assert_eq!(pages, 6, "23 workbooks, 4 a page");
+        assert_eq!(workbooks.len(), site.workbooks.len());
+        rest.sign_out().await;
+        assert_eq!(
+            fake.counters.sign_ins.load(Ordering::SeqCst),
+            1,
+            "one session"
+        );
+        assert_eq!(fake.counters.sign_outs.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_a_refused_sign_in_naming_tableaus_code() {
+    let (fake, site) = server(Faults::default()).await;
+    let rest = client(&fake.url, &site.content_url, "not the secret");
+    let error = project_names(&rest, 100).await.expect_err("refused");
+    assert!(
+        matches!(&error, TableauError::Login { code, .. } if code == "401001"),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("not the secret"), "{error}");
+    // The wrong site too.
+    let rest = client(&fake.url, "another-site", TOKEN_SECRET);
+    let error = project_names(&rest, 100).await.expect_err("refused");
+    assert!(matches!(error, TableauError::Login { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_session_ended_by_another_sign_in_or_by_expiry_is_renewed_once_per_failure() {
+    // Sessions end after 3 requests: 12 projects at 2 a page take 6 requests, one renewal.
+    let (fake, site) = server(Faults {
+        session_requests: Some(3),
+        ..Faults::default()
+    })
+    .await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    assert_eq!(project_names(&rest, 2).await.expect("projects").len(), 12);
+    assert_eq!(fake.counters.sign_ins.load(Ordering::SeqCst), 2);
+    assert_eq!(fake.counters.refused.load(Ordering::SeqCst), 1);
+
+    // A second sign-in with the same token (another client) ends the first session.
+    let (fake, site) = server(Faults::default()).await;
+    let first = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let second = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    project_names(&first, 100).await.expect("first");
+    project_names(&second, 100).await.expect("second");
+    assert_eq!(project_names(&first, 100).await.expect("renewed").len(), 12);
+    assert_eq!(fake.counters.sign_ins.load(Ordering::SeqCst), 3);
+    assert_eq!(fake.counters.refused.load(Ordering::SeqCst), 1);
+}
+
+async fn every<T: serde::de::DeserializeOwned>(
+    rest: &Rest,
+    retry: Retry,
+    query: Query,
+    first: u32,
+) -> Result<(Vec<T>, metadata_extract::sources::tableau::graphql::Report), MetadataError> {
+    let metadata = Metadata::new(rest, retry);
+    let mut nodes = Vec::new();
+    let report = metadata
+        .each(query, first, |node| {
+            nodes.push(node);
+            Ok(())
+        })
+        .await?;
+    Ok((nodes, report))
+}
+
+#[tokio::test]
+async fn every_query_of_the_source_is_accepted_and_pages_every_node_once_in_id_order() {
+    let (fake, site) = server(Faults::default()).await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let (fields, report) = every::<FieldNode>(&rest, fast(), queries::FIELDS, 7)
+        .await
+        .expect("fields");
+    let ids: Vec<&str> = fields.iter().map(|f| f.id.as_str()).collect();
+    let mut expected: Vec<&str> = site.fields.iter().map(|f| f.id.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "every field once, by id");
+    assert_eq!(report.nodes, site.fields.len() as u64);
+    assert_eq!(report.requests, (site.fields.len() as u32).div_ceil(7));
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.typename == "CalculatedField" && f.formula.is_some())
+    );
+    assert!(fields.iter().any(|f| f.upstream_columns.iter().any(|c| {
+        c.table
+            .as_ref()
+            .is_some_and(|t| t.schema.is_some() && t.database.is_some())
+    })));
+    let (workbooks, _) = every::<WorkbookNode>(&rest, fast(), queries::WORKBOOKS, 10)
+        .await
+        .expect("workbooks");
+    assert_eq!(workbooks.len(), site.workbooks.len());
+    assert!(workbooks.iter().all(|w| w.dashboards.len() == 2));
+    for query in [
+        queries::PUBLISHED_DATASOURCES,
+        queries::EMBEDDED_DATASOURCES,
+        queries::CUSTOM_SQL,
+    ] {
+        let (nodes, _) = every::<serde_json::Value>(&rest, fast(), query, 100)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", query.connection));
+        assert!(!nodes.is_empty(), "{}", query.connection);
+    }
+    assert_eq!(fake.counters.sign_ins.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_query_the_engine_rejects_fails_with_its_message() {
+    let (fake, site) = server(Faults::default()).await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let wrong = Query {
+        connection: "workbooksConnection",
+        selection: "id noSuchField",
+    };
+    let error = every::<serde_json::Value>(&rest, fast(), wrong, 10)
+        .await
+        .expect_err("rejected");
+    assert!(
+        matches!(&error, MetadataError::Query { message, .. } if message.contains("noSuchField")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_node_limit_halves_the_page_until_it_fits_and_nothing_is_lost() {
+    // About 30 objects a workbook: a page of 40 is over a 200-object limit; 5 fits.
+    let (fake, site) = server(Faults {
+        node_limit: 200,
+        ..Faults::default()
+    })
+    .await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let (workbooks, report) = every::<WorkbookNode>(&rest, fast(), queries::WORKBOOKS, 40)
+        .await
+        .expect("workbooks");
+    let ids: BTreeSet<&str> = workbooks.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids.len(), site.workbooks.len(), "none lost or repeated");
+    assert_eq!(workbooks.len(), site.workbooks.len());
+    let smallest = report.smallest_page.expect("the limit was hit");
+    assert!((1..40).contains(&smallest), "{smallest}");
+    assert!(fake.counters.node_limit_hits.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn rate_limits_and_time_limits_are_waited_out_and_nothing_is_lost() {
+    let (fake, site) = server(Faults {
+        http_429_every: Some(3),
+        rate_exceeded_every: Some(4),
+        time_limit_every: Some(5),
+        ..Faults::default()
+    })
+    .await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let (fields, report) = every::<FieldNode>(&rest, fast(), queries::FIELDS, 10)
+        .await
+        .expect("fields");
+    assert_eq!(fields.len(), site.fields.len());
+    let pages = (site.fields.len() as u32).div_ceil(10);
+    assert!(
+        report.requests > pages,
+        "{} requests for {pages} pages",
+        report.requests
+    );
+    assert!(fake.counters.graphql_requests.load(Ordering::SeqCst) > report.requests);
+}
+
+#[tokio::test]
+async fn a_rate_limit_past_the_time_budget_fails_and_says_so() {
+    let (fake, site) = server(Faults {
+        rate_exceeded_every: Some(1),
+        ..Faults::default()
+    })
+    .await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let budget = Retry {
+        budget: Duration::from_millis(200),
+        ..fast()
+    };
+    let error = every::<FieldNode>(&rest, budget, queries::FIELDS, 10)
+        .await
+        .expect_err("exhausted");
+    assert!(
+        matches!(error, MetadataError::Exhausted { .. }),
+        "{error:?}"
+    );
+    // HTTP 429 on every request: the transport's retries run out the same way.
+    let (fake, site) = server(Faults {
+        http_429_every: Some(1),
+        ..Faults::default()
+    })
+    .await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let error = every::<FieldNode>(&rest, fast(), queries::FIELDS, 10)
+        .await
+        .expect_err("exhausted");
+    assert!(
+        matches!(&error, MetadataError::Rest(TableauError::Unreachable { detail, .. }) if detail.contains("429")),
+        "{error:?}"
+    );
+    drop(fake);
+}
+
+#[tokio::test]
+async fn backfill_is_reported_and_the_data_kept() {
+    let (fake, site) = server(Faults::default()).await;
+    fake.set_backfill(true);
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let (workbooks, report) = every::<WorkbookNode>(&rest, fast(), queries::WORKBOOKS, 100)
+        .await
+        .expect("workbooks");
+    assert_eq!(workbooks.len(), site.workbooks.len());
+    assert!(report.backfill_running);
+}
+
+#[tokio::test]
+async fn a_disabled_metadata_api_names_the_tsm_command() {
+    let (fake, site) = server(Faults {
+        disabled: true,
+        ..Faults::default()
+    })
+    .await;
+    let rest = client(&fake.url, &site.content_url, TOKEN_SECRET);
+    let error = every::<WorkbookNode>(&rest, fast(), queries::WORKBOOKS, 100)
+        .await
+        .expect_err("disabled");
+    assert!(matches!(error, MetadataError::Disabled(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("tsm maintenance metadata-services enable"),
+        "{error}"
+    );
+    drop(fake);
+}
