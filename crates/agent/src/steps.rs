@@ -391,7 +391,7 @@ impl LocalRunSummary {
             .iter()
             .filter_map(|kind| {
                 let n = self.manifest.totals.get(kind).copied().unwrap_or(0);
-                (n > 0).then(|| format!("{n} {}", noun(*kind, n)))
+                (n > 0).then(|| format!("{n} {}", kind.noun(n)))
             })
             .collect();
         let mut text = format!(
@@ -430,23 +430,6 @@ impl fmt::Display for HumanBytes {
             b => write!(f, "{:.2} GiB", b as f64 / 1073741824.0),
         }
     }
-}
-
-/// `1 table`, `30 tables`, `1 index`, `40 indexes`.
-fn noun(kind: EntityKind, n: u64) -> &'static str {
-    let (one, many) = match kind {
-        EntityKind::Database => ("database", "databases"),
-        EntityKind::Schema => ("schema", "schemas"),
-        EntityKind::Table => ("table or view", "tables and views"),
-        EntityKind::Column => ("column", "columns"),
-        EntityKind::Constraint => ("constraint", "constraints"),
-        EntityKind::Index => ("index", "indexes"),
-        EntityKind::ViewDefinition => ("view definition", "view definitions"),
-        EntityKind::Lineage => ("lineage edge", "lineage edges"),
-        EntityKind::Tag => ("tag assignment", "tag assignments"),
-        EntityKind::Policy => ("policy assignment", "policy assignments"),
-    };
-    if n == 1 { one } else { many }
 }
 
 /// Local mode's [`crate::local::JobRunner`]: each admitted job extracted into a staging

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::StatusCode;
 
+use crate::ExtractError;
+use crate::sources::ServerConfig;
+
 /// How failed requests are retried.
 #[derive(Clone, Copy, Debug)]
 pub struct Retry {
@@ -162,4 +165,34 @@ pub async fn send(
         tracing::debug!(what, %detail, attempt, ?wait, "request failed; retrying");
         tokio::time::sleep(wait).await;
     }
+}
+
+/// The HTTP client for one source: its TLS policy and CA (a connection's own CA pins it),
+/// proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`), Outpost's user agent.
+pub fn client(server: &ServerConfig) -> Result<reqwest::Client, ExtractError> {
+    let target = server.target();
+    // Plain HTTP (`disable`, emulators only) still gets a TLS configuration: reqwest needs one
+    // to build, and this one names its provider rather than relying on a process default.
+    let mode = match server.ssl_mode {
+        crate::tls::SslMode::Disable => crate::tls::SslMode::VerifyFull,
+        mode => mode,
+    };
+    let tls = crate::tls::client_config(mode, server.ca_bundle.as_deref()).map_err(|e| {
+        ExtractError::Tls {
+            target: target.clone(),
+            mode: server.ssl_mode.as_str().to_owned(),
+            source: e.into(),
+        }
+    })?;
+    reqwest::Client::builder()
+        .user_agent(concat!("outpost/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(server.connect_timeout)
+        .read_timeout(Duration::from_secs(120))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| ExtractError::Config {
+            target,
+            problem: format!("HTTP client: {}", e.without_url()),
+        })
 }

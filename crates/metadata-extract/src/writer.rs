@@ -101,6 +101,7 @@ pub struct OutputWriter {
     files: Vec<FileEntry>,
     totals: BTreeMap<EntityKind, u64>,
     skipped: Vec<Skipped>,
+    incomplete: Vec<String>,
     line: Vec<u8>,
 }
 
@@ -138,6 +139,7 @@ impl OutputWriter {
             files: Vec::new(),
             totals: EntityKind::ALL.iter().map(|k| (*k, 0)).collect(),
             skipped: Vec::new(),
+            incomplete: Vec::new(),
             line: Vec::with_capacity(4096),
         })
     }
@@ -183,6 +185,14 @@ impl OutputWriter {
         self.skipped.push(skipped);
     }
 
+    /// Marks the run incomplete, with the source's reason (once per reason): its manifest
+    /// then says nothing may be inferred from what is absent.
+    pub fn incomplete(&mut self, reason: &str) {
+        if !self.incomplete.iter().any(|r| r == reason) {
+            self.incomplete.push(reason.to_owned());
+        }
+    }
+
     /// Records written so far, per kind.
     pub fn totals(&self) -> &BTreeMap<EntityKind, u64> {
         &self.totals
@@ -207,6 +217,7 @@ impl OutputWriter {
             files: self.files,
             totals: self.totals,
             skipped: self.skipped,
+            incomplete: self.incomplete,
         };
         let temporary = self.dir.join(".manifest.json.partial");
         let mut text =

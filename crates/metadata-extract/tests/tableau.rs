@@ -6,7 +6,7 @@
 #[path = "support/tableau.rs"]
 mod fake;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -342,4 +342,346 @@ async fn a_disabled_metadata_api_names_the_tsm_command() {
         "{error}"
     );
     drop(fake);
+}
+
+// ---------------------------------------------------------------------------------------
+// The source: a whole site extracted, compared with the site model
+// ---------------------------------------------------------------------------------------
+
+use metadata_extract::sources::ServerConfig;
+use metadata_extract::sources::tableau::{self, TableauConfig};
+use metadata_extract::tls::SslMode;
+use metadata_extract::writer::{read_stream, verify};
+use metadata_extract::{EntityKind, ExtractError, Manifest, OutputWriter, RunIdentity, Silent};
+use serde_json::Value;
+
+fn config(url: &str, site: &str, secret: &str) -> TableauConfig {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let address = url.trim_start_matches("http://");
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    TableauConfig {
+        server: ServerConfig {
+            host: host.to_owned(),
+            port: port.parse().expect("port"),
+            user: String::new(),
+            password: None,
+            ssl_mode: SslMode::Disable,
+            ca_bundle: None,
+            connect_timeout: Duration::from_secs(5),
+        },
+        site: site.to_owned(),
+        api_version: None,
+        token_name: SourceSecret::new(TOKEN_NAME),
+        token_secret: SourceSecret::new(secret),
+        rest_page: 5,
+        metadata_page: 50,
+        retry: fast(),
+        metadata_retry: fast(),
+    }
+}
+
+/// Extracts into a fresh folder; the manifest, and every record by kind.
+async fn extract(
+    config: TableauConfig,
+) -> Result<
+    (
+        Manifest,
+        BTreeMap<EntityKind, Vec<Value>>,
+        tempfile::TempDir,
+    ),
+    ExtractError,
+> {
+    let out = tempfile::Builder::new()
+        .prefix("outpost-tableau-")
+        .tempdir()
+        .expect("scratch");
+    let dir = out.path().join("run");
+    let mut writer = OutputWriter::create(
+        &dir,
+        RunIdentity {
+            connector: "tableau".into(),
+            connection: None,
+            job_id: None,
+            run_id: None,
+        },
+        1 << 20,
+    )?;
+    tableau::extract(config, &mut writer, &Silent).await?;
+    let manifest = writer.finish()?;
+    verify(&dir, &manifest).expect("output verifies");
+    // Every record follows its kind's JSON Schema, and the manifest its own.
+    let schemas: BTreeMap<String, Value> = metadata_extract::json_schemas()
+        .into_iter()
+        .map(|(name, text)| (name, serde_json::from_str(&text).expect("schema")))
+        .collect();
+    let valid = |schema: &str, value: &Value| {
+        let validator = jsonschema::draft202012::new(&schemas[schema]).expect("compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{schema}: {errors:?} in {value}");
+    };
+    valid(
+        "manifest.schema.json",
+        &serde_json::to_value(&manifest).expect("json"),
+    );
+    let mut records = BTreeMap::new();
+    for kind in EntityKind::ALL {
+        let stream = read_stream(&dir, &manifest, kind).expect("stream");
+        for record in &stream {
+            valid(kind.schema_file(), record);
+        }
+        records.insert(kind, stream);
+    }
+    Ok((manifest, records, out))
+}
+
+fn ids(records: &BTreeMap<EntityKind, Vec<Value>>, kind: EntityKind) -> Vec<String> {
+    let mut ids: Vec<String> = records[&kind]
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort();
+    ids
+}
+
+/// The lineage edges the model holds, as `kind from to` lines.
+fn model_edges(site: &SiteModel) -> Vec<String> {
+    let mut edges = Vec::new();
+    for d in site.published.iter().chain(&site.embedded) {
+        for t in &d.tables {
+            edges.push(format!("datasourceToTable {} {t}", d.id));
+        }
+        for u in &d.upstream_datasources {
+            edges.push(format!("datasourceToDatasource {} {u}", d.id));
+        }
+    }
+    let mut through_sql = BTreeSet::new();
+    for f in &site.fields {
+        for (table, column) in &f.columns {
+            if table.starts_with("csql-") {
+                // Told once per data source and query, not per column.
+                through_sql.insert(format!("datasourceToCustomSql {} {table}", f.datasource));
+            } else {
+                edges.push(format!("fieldToColumn {} {table}.{column}", f.id));
+            }
+        }
+        for u in &f.upstream_fields {
+            edges.push(format!("fieldToField {} {u}", f.id));
+        }
+        for s in &f.sheets {
+            edges.push(format!("sheetToField {s} {}", f.id));
+        }
+    }
+    for c in &site.custom_sql {
+        for t in &c.tables {
+            edges.push(format!("customSqlToTable {} {t}", c.id));
+        }
+    }
+    edges.extend(through_sql);
+    edges.sort();
+    edges
+}
+
+fn output_edges(records: &BTreeMap<EntityKind, Vec<Value>>) -> Vec<String> {
+    let mut edges: Vec<String> = records[&EntityKind::BiLineage]
+        .iter()
+        .map(|e| {
+            let to = match (&e["toId"], &e["table"], &e["column"]) {
+                (Value::String(id), _, _) => id.clone(),
+                (_, table, Value::String(column)) => {
+                    format!("{}.{column}", table["id"].as_str().expect("table id"))
+                }
+                (_, table, _) => table["id"].as_str().expect("table id").to_owned(),
+            };
+            format!(
+                "{} {} {to}",
+                e["kind"].as_str().expect("kind"),
+                e["fromId"].as_str().expect("from")
+            )
+        })
+        .collect();
+    edges.sort();
+    edges
+}
+
+/// Every workbook, sheet, dashboard, data source, field, custom SQL query and lineage edge of
+/// the model, once; names and odd characters intact.
+fn assert_output_equals_site(site: &SiteModel, records: &BTreeMap<EntityKind, Vec<Value>>) {
+    // A model with every kind of edge, so that no comparison below is of empty lists.
+    let edges = model_edges(site);
+    for kind in [
+        "datasourceToTable",
+        "datasourceToDatasource",
+        "fieldToColumn",
+        "fieldToField",
+        "sheetToField",
+        "customSqlToTable",
+    ] {
+        assert!(
+            edges.iter().filter(|e| e.starts_with(kind)).count() >= 5,
+            "{kind}"
+        );
+    }
+    assert_eq!(records[&EntityKind::Site].len(), 1);
+    assert_eq!(
+        ids(records, EntityKind::Project),
+        sorted(site.projects.iter().map(|p| p.luid.clone()))
+    );
+    assert_eq!(
+        ids(records, EntityKind::Workbook),
+        sorted(site.workbooks.iter().map(|w| w.luid.clone()))
+    );
+    assert_eq!(
+        ids(records, EntityKind::Sheet),
+        sorted(
+            site.workbooks
+                .iter()
+                .flat_map(|w| w.sheets.iter().map(|s| s.id.clone()))
+        )
+    );
+    assert_eq!(
+        ids(records, EntityKind::Dashboard),
+        sorted(
+            site.workbooks
+                .iter()
+                .flat_map(|w| w.dashboards.iter().map(|d| d.id.clone()))
+        )
+    );
+    assert_eq!(
+        ids(records, EntityKind::Datasource),
+        sorted(
+            site.published
+                .iter()
+                .chain(&site.embedded)
+                .map(|d| d.id.clone())
+        )
+    );
+    assert_eq!(
+        ids(records, EntityKind::Field),
+        sorted(site.fields.iter().map(|f| f.id.clone()))
+    );
+    assert_eq!(
+        ids(records, EntityKind::CustomSql),
+        sorted(site.custom_sql.iter().map(|c| c.id.clone()))
+    );
+    assert_eq!(output_edges(records), model_edges(site));
+    // Odd names round-trip.
+    let names: BTreeSet<&str> = records[&EntityKind::Workbook]
+        .iter()
+        .map(|w| w["name"].as_str().expect("name"))
+        .collect();
+    for w in &site.workbooks {
+        assert!(names.contains(w.name.as_str()), "{:?} lost", w.name);
+    }
+    // A project's path runs from the top level down.
+    let child = site
+        .projects
+        .iter()
+        .find(|p| p.parent.is_some())
+        .expect("a child project");
+    let record = records[&EntityKind::Project]
+        .iter()
+        .find(|p| p["id"] == child.luid.as_str())
+        .expect("child");
+    let path: Vec<&str> = record["path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .map(|v| v.as_str().expect("name"))
+        .collect();
+    assert_eq!(path.last(), Some(&child.name.as_str()));
+    assert!(path.len() >= 2, "{path:?}");
+}
+
+#[tokio::test]
+async fn the_output_equals_the_site_with_and_without_injected_limits() {
+    for faults in [
+        Faults::default(),
+        Faults {
+            node_limit: 300,
+            http_429_every: Some(4),
+            rate_exceeded_every: Some(5),
+            time_limit_every: Some(7),
+            prefixed_xml: true,
+            ..Faults::default()
+        },
+    ] {
+        let (fake, site) = server(faults).await;
+        let (manifest, records, _out) = extract(config(&fake.url, &site.content_url, TOKEN_SECRET))
+            .await
+            .expect("extracts");
+        assert_output_equals_site(&site, &records);
+        assert!(manifest.incomplete.is_empty());
+        assert_eq!(
+            fake.counters.sign_ins.load(Ordering::SeqCst),
+            1,
+            "one session"
+        );
+        assert_eq!(fake.counters.sign_outs.load(Ordering::SeqCst), 1);
+        // The token's secret appears nowhere in the output.
+        let all: String = records.values().flatten().map(Value::to_string).collect();
+        assert!(!all.contains(TOKEN_SECRET), "secret in the output");
+        assert!(
+            !serde_json::to_string(&manifest)
+                .expect("json")
+                .contains(TOKEN_SECRET)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_marks_the_run_incomplete_and_a_refused_token_is_exit_77() {
+    let (fake, site) = server(Faults::default()).await;
+    fake.set_backfill(true);
+    let (manifest, records, _out) = extract(config(&fake.url, &site.content_url, TOKEN_SECRET))
+        .await
+        .expect("extracts");
+    assert_output_equals_site(&site, &records);
+    assert_eq!(manifest.incomplete.len(), 1, "{:?}", manifest.incomplete);
+    assert!(manifest.incomplete[0].contains("BACKFILL_RUNNING"));
+
+    let error = extract(config(&fake.url, &site.content_url, "wrong"))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.exit_code(),
+        outpost_core::ExitCode::NoPermission,
+        "{error}"
+    );
+    let (fake, site) = server(Faults {
+        disabled: true,
+        ..Faults::default()
+    })
+    .await;
+    let error = extract(config(&fake.url, &site.content_url, TOKEN_SECRET))
+        .await
+        .expect_err("disabled");
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::Config, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("tsm maintenance metadata-services enable"),
+        "{error}"
+    );
+    let (fake, site) = server(Faults {
+        rate_exceeded_every: Some(1),
+        ..Faults::default()
+    })
+    .await;
+    let mut limited = config(&fake.url, &site.content_url, TOKEN_SECRET);
+    limited.metadata_retry.budget = Duration::from_millis(100);
+    let error = extract(limited).await.expect_err("exhausted");
+    assert_eq!(
+        error.exit_code(),
+        outpost_core::ExitCode::Temporary,
+        "{error}"
+    );
 }

@@ -54,6 +54,7 @@ fn write_run(dir: &Path, job: &str) -> PathBuf {
         files,
         totals: BTreeMap::new(),
         skipped: Vec::new(),
+        incomplete: Vec::new(),
     };
     std::fs::write(
         run.join("manifest.json"),

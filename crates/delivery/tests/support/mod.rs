@@ -243,6 +243,7 @@ pub fn write_run(dir: &Path, key: &RunIdentity, files: &[(String, Vec<u8>)]) -> 
         files: entries,
         totals: BTreeMap::new(),
         skipped: Vec::new(),
+        incomplete: Vec::new(),
     };
     let mut text = serde_json::to_vec_pretty(&manifest).expect("json");
     text.push(b'\n');

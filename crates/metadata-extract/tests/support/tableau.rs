@@ -204,7 +204,7 @@ impl SiteModel {
                 connection_type: connection_types[i % 3],
             });
         }
-        for i in 0..(scale.tables / 10).max(1) {
+        for i in 0..(scale.tables / 3).max(1) {
             site.custom_sql.push(CustomSqlM {
                 id: format!("csql-{i:07}"),
                 name: format!("Custom SQL Query {i}"),
@@ -306,18 +306,19 @@ impl SiteModel {
             (FieldKindM::Group, "STRING", "DIMENSION"),
             (FieldKindM::Bin, "INTEGER", "DIMENSION"),
         ];
-        let datasources: Vec<(String, Option<usize>, Vec<String>)> = site
+        type Source = (String, Option<usize>, Vec<String>, Vec<String>);
+        let datasources: Vec<Source> = site
             .published
             .iter()
-            .map(|d| (d.id.clone(), None, d.tables.clone()))
+            .map(|d| (d.id.clone(), None, d.tables.clone(), d.custom_sql.clone()))
             .chain(
                 site.embedded
                     .iter()
                     .enumerate()
-                    .map(|(w, d)| (d.id.clone(), Some(w), d.tables.clone())),
+                    .map(|(w, d)| (d.id.clone(), Some(w), d.tables.clone(), Vec::new())),
             )
             .collect();
-        for (ds, workbook, tables) in datasources {
+        for (ds, workbook, tables, custom_sql) in datasources {
             for f in 0..scale.fields_per_datasource {
                 let (kind, data_type, role) = kinds[f % kinds.len()];
                 let id = format!("fld-{ds}-{f:04}");
@@ -332,8 +333,12 @@ impl SiteModel {
                     }
                     None => Vec::new(),
                 };
-                let columns = match kind {
-                    FieldKindM::Column if !tables.is_empty() => {
+                // A source reading through custom SQL has every other column field read
+                // one of the query's columns.
+                let through_sql = custom_sql.first().filter(|_| f % 2 == 0);
+                let columns = match (kind, through_sql) {
+                    (FieldKindM::Column, Some(sql)) => vec![(sql.clone(), odd("col", f))],
+                    (FieldKindM::Column, None) if !tables.is_empty() => {
                         vec![(tables[f % tables.len()].clone(), odd("col", f))]
                     }
                     _ => Vec::new(),
@@ -373,6 +378,7 @@ pub struct Indexed {
     published: HashMap<String, usize>,
     embedded: HashMap<String, usize>,
     workbooks: HashMap<String, usize>,
+    custom_sql: HashMap<String, usize>,
 }
 
 impl Indexed {
@@ -402,6 +408,7 @@ impl Indexed {
             published: by_id(site.published.iter().map(|d| &d.id).collect()),
             embedded: by_id(site.embedded.iter().map(|d| &d.id).collect()),
             workbooks: by_id(site.workbooks.iter().map(|w| &w.luid).collect()),
+            custom_sql: by_id(site.custom_sql.iter().map(|c| &c.id).collect()),
             sheets,
             site,
         }
@@ -791,6 +798,21 @@ fn param(query: &str, name: &str) -> Option<String> {
 
 fn list(state: &State, site_path: &str, query: &str) -> Response<Full<Bytes>> {
     let site = &state.site.site;
+    if site_path == format!("sites/{}", site.site_luid) {
+        return respond(
+            StatusCode::OK,
+            "application/xml",
+            ts_response(
+                state,
+                &format!(
+                    r#"<site id="{}" name="{}" contentUrl="{}" adminMode="ContentAndUsers" state="Active"/>"#,
+                    site.site_luid,
+                    esc(&format!("Site {}", site.content_url)),
+                    esc(&site.content_url)
+                ),
+            ),
+        );
+    }
     let Some(rest) = site_path.strip_prefix(&format!("sites/{}/", site.site_luid)) else {
         return api_error(
             state,
@@ -1227,6 +1249,13 @@ impl Workbook {
     async fn project_luid(&self) -> &str {
         &self.0.project
     }
+    async fn vizportal_url_id(&self) -> String {
+        self.0
+            .id
+            .trim_start_matches("wb-")
+            .trim_start_matches('0')
+            .to_owned()
+    }
     async fn owner(&self) -> TableauUser {
         user(
             &self.0.owner,
@@ -1550,8 +1579,18 @@ macro_rules! field_type {
                     .columns
                     .iter()
                     .filter_map(|(table, name)| {
+                        let id = ID(format!("column-{table}-{name}"));
+                        if let Some(&i) = site.custom_sql.get(table) {
+                            return Some(Column {
+                                id,
+                                name: name.clone(),
+                                table: Table::CustomSqlTable(CustomSqlTable(
+                                    site.site.custom_sql[i].clone(),
+                                )),
+                            });
+                        }
                         site.table(table).map(|t| Column {
-                            id: ID(format!("column-{}-{name}", t.id)),
+                            id,
                             name: name.clone(),
                             table: Table::DatabaseTable(DatabaseTable(t.clone())),
                         })

@@ -10,13 +10,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+#[macro_use]
 pub mod record;
+pub mod bi;
 
 pub use crate::run::RunIdentity;
+pub use bi::*;
 pub use record::*;
 
 /// Version of the output format this release writes (in `manifest.json`).
-pub const FORMAT_VERSION: &str = "1.1";
+pub const FORMAT_VERSION: &str = "1.2";
 
 /// Name of the manifest, written last everywhere: its presence means the run is complete.
 pub const MANIFEST: &str = "manifest.json";
@@ -70,6 +73,11 @@ pub struct Manifest {
     pub totals: BTreeMap<EntityKind, u64>,
     /// What was visible but not extracted, and why.
     pub skipped: Vec<Skipped>,
+    /// Why the source itself says its metadata may be incomplete (a Tableau site whose
+    /// Metadata API is still being built); absent or empty when it does not. An incomplete
+    /// run's absences say nothing: nothing may be inferred deleted from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
 }
 
 /// Lowercase hex of a digest: the form [`FileEntry::sha256`] takes.
@@ -115,6 +123,15 @@ pub fn json_schemas() -> Vec<(String, String)> {
             "policy.schema.json".to_owned(),
             render::<PolicyAssignment>(),
         ),
+        ("site.schema.json".to_owned(), render::<Site>()),
+        ("project.schema.json".to_owned(), render::<Project>()),
+        ("workbook.schema.json".to_owned(), render::<Workbook>()),
+        ("sheet.schema.json".to_owned(), render::<Sheet>()),
+        ("dashboard.schema.json".to_owned(), render::<Dashboard>()),
+        ("datasource.schema.json".to_owned(), render::<Datasource>()),
+        ("field.schema.json".to_owned(), render::<Field>()),
+        ("custom-sql.schema.json".to_owned(), render::<CustomSql>()),
+        ("bi-lineage.schema.json".to_owned(), render::<BiLineage>()),
         ("manifest.schema.json".to_owned(), render::<Manifest>()),
     ]
 }

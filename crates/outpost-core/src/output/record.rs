@@ -34,11 +34,29 @@ pub enum EntityKind {
     Tag,
     /// [`PolicyAssignment`] records.
     Policy,
+    /// [`Site`](super::bi::Site) records (BI sites).
+    Site,
+    /// [`Project`](super::bi::Project) records.
+    Project,
+    /// [`Workbook`](super::bi::Workbook) records.
+    Workbook,
+    /// [`Sheet`](super::bi::Sheet) records.
+    Sheet,
+    /// [`Dashboard`](super::bi::Dashboard) records.
+    Dashboard,
+    /// [`Datasource`](super::bi::Datasource) records.
+    Datasource,
+    /// [`Field`](super::bi::Field) records.
+    Field,
+    /// [`CustomSql`](super::bi::CustomSql) records.
+    CustomSql,
+    /// [`BiLineage`](super::bi::BiLineage) records.
+    BiLineage,
 }
 
 impl EntityKind {
     /// Every kind, in output order.
-    pub const ALL: [EntityKind; 10] = [
+    pub const ALL: [EntityKind; 19] = [
         Self::Database,
         Self::Schema,
         Self::Table,
@@ -49,6 +67,15 @@ impl EntityKind {
         Self::Lineage,
         Self::Tag,
         Self::Policy,
+        Self::Site,
+        Self::Project,
+        Self::Workbook,
+        Self::Sheet,
+        Self::Dashboard,
+        Self::Datasource,
+        Self::Field,
+        Self::CustomSql,
+        Self::BiLineage,
     ];
 
     /// The stream's folder name in the output (`tables`, `view-definitions`).
@@ -64,7 +91,44 @@ impl EntityKind {
             Self::Lineage => "lineage",
             Self::Tag => "tags",
             Self::Policy => "policies",
+            Self::Site => "sites",
+            Self::Project => "projects",
+            Self::Workbook => "workbooks",
+            Self::Sheet => "sheets",
+            Self::Dashboard => "dashboards",
+            Self::Datasource => "datasources",
+            Self::Field => "fields",
+            Self::CustomSql => "custom-sql",
+            Self::BiLineage => "bi-lineage",
         }
+    }
+}
+
+impl EntityKind {
+    /// How a person counts it: `1 table or view`, `30 tables and views`, `40 indexes`.
+    pub fn noun(self, n: u64) -> &'static str {
+        let (one, many) = match self {
+            Self::Database => ("database", "databases"),
+            Self::Schema => ("schema", "schemas"),
+            Self::Table => ("table or view", "tables and views"),
+            Self::Column => ("column", "columns"),
+            Self::Constraint => ("constraint", "constraints"),
+            Self::Index => ("index", "indexes"),
+            Self::ViewDefinition => ("view definition", "view definitions"),
+            Self::Lineage => ("lineage edge", "lineage edges"),
+            Self::Tag => ("tag assignment", "tag assignments"),
+            Self::Policy => ("policy assignment", "policy assignments"),
+            Self::Site => ("site", "sites"),
+            Self::Project => ("project", "projects"),
+            Self::Workbook => ("workbook", "workbooks"),
+            Self::Sheet => ("sheet", "sheets"),
+            Self::Dashboard => ("dashboard", "dashboards"),
+            Self::Datasource => ("data source", "data sources"),
+            Self::Field => ("field", "fields"),
+            Self::CustomSql => ("custom SQL query", "custom SQL queries"),
+            Self::BiLineage => ("BI lineage edge", "BI lineage edges"),
+        };
+        if n == 1 { one } else { many }
     }
 }
 
@@ -74,6 +138,7 @@ pub trait Record: Serialize {
     const KIND: EntityKind;
 }
 
+/// Implements [`Record`] for a record type.
 macro_rules! record {
     ($name:ty, $kind:ident) => {
         impl Record for $name {
@@ -477,6 +542,15 @@ impl EntityKind {
             Self::Lineage => "lineage.schema.json",
             Self::Tag => "tag.schema.json",
             Self::Policy => "policy.schema.json",
+            Self::Site => "site.schema.json",
+            Self::Project => "project.schema.json",
+            Self::Workbook => "workbook.schema.json",
+            Self::Sheet => "sheet.schema.json",
+            Self::Dashboard => "dashboard.schema.json",
+            Self::Datasource => "datasource.schema.json",
+            Self::Field => "field.schema.json",
+            Self::CustomSql => "custom-sql.schema.json",
+            Self::BiLineage => "bi-lineage.schema.json",
         }
     }
 }

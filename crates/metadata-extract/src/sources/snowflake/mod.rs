@@ -312,36 +312,6 @@ struct Flow {
     show_page: u32,
 }
 
-/// The HTTP client for one source: its TLS policy and CA (a connection's own CA pins it),
-/// proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`), Outpost's user agent.
-fn http_client(server: &ServerConfig) -> Result<reqwest::Client, ExtractError> {
-    let target = server.target();
-    // Plain HTTP (`disable`, emulators only) still gets a TLS configuration: reqwest needs one
-    // to build, and this one names its provider rather than relying on a process default.
-    let mode = match server.ssl_mode {
-        crate::tls::SslMode::Disable => crate::tls::SslMode::VerifyFull,
-        mode => mode,
-    };
-    let tls = crate::tls::client_config(mode, server.ca_bundle.as_deref()).map_err(|e| {
-        ExtractError::Tls {
-            target: target.clone(),
-            mode: server.ssl_mode.as_str().to_owned(),
-            source: e.into(),
-        }
-    })?;
-    reqwest::Client::builder()
-        .user_agent(concat!("outpost/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(server.connect_timeout)
-        .read_timeout(Duration::from_secs(120))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|e| ExtractError::Config {
-            target,
-            problem: format!("HTTP client: {}", e.without_url()),
-        })
-}
-
 /// Extracts every included database the role can see.
 pub async fn extract(
     config: SnowflakeConfig,
@@ -349,7 +319,7 @@ pub async fn extract(
     writer: &mut OutputWriter,
     progress: &dyn Progress,
 ) -> Result<(), ExtractError> {
-    let http = http_client(&config.server)?;
+    let http = crate::http::client(&config.server)?;
     let scheme = if config.server.ssl_mode == crate::tls::SslMode::Disable {
         "http"
     } else {

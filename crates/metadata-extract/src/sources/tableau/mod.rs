@@ -2,14 +2,624 @@
 //! fields and custom SQL, with their lineage down to database tables, read through
 //! Tableau's REST API (XML) and its Metadata API (GraphQL).
 //!
-//! Landed so far: the REST API's documents ([`xml`]), proven on Tableau's own recorded
-//! answers (`tests/tableau_assets.rs`); the REST client ([`rest`]: one session per token,
-//! paged lists) and the Metadata API client ([`graphql`]: cursor paging, the node limit,
-//! rate and time limits, backfill), tested against a Tableau server fake with a real
-//! GraphQL engine (`tests/tableau.rs`). The records and the connector follow; no descriptor
-//! names this module yet.
+//! The parts: the REST API's documents ([`xml`], proven on Tableau's own recorded answers
+//! by `tests/tableau_assets.rs`); the REST client ([`rest`]: one session per token, paged
+//! lists); the Metadata API client ([`graphql`]: cursor paging, the node limit, rate and
+//! time limits, backfill); the queries ([`queries`]); and [`extract`], which writes the BI
+//! records (`outpost_core::output::bi`) as pages arrive. `tests/tableau.rs` runs them against
+//! a Tableau server fake with a real GraphQL engine.
+//!
+//! In progress (issue 15): no descriptor names this source yet, so `outpost extract` cannot
+//! run it; project filters, the Argo-emulated end-to-end run and the benchmark follow.
 
 pub mod graphql;
 pub mod queries;
 pub mod rest;
 pub mod xml;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use outpost_core::output::{
+    BiLineage, BiLineageKind, CustomSql, Dashboard, Datasource, DatasourceKind, Field, FieldKind,
+    Project, Sheet, Site, UpstreamDatabase, UpstreamTable, Workbook,
+};
+
+use crate::http::Retry;
+use crate::sources::ServerConfig;
+use crate::writer::{OutputWriter, WriteError};
+use crate::{EntityKind, ExtractError, Progress, SourceSecret};
+use graphql::{Metadata, MetadataError};
+use queries::{DatabaseNode, TableNode};
+use rest::{Rest, TableauError};
+
+/// The oldest REST API version the source speaks: the Metadata API is signed in to with
+/// 3.5 (Tableau 2019.3) or later.
+pub const MIN_VERSION: &str = "3.5";
+
+/// Everything a Tableau extraction needs.
+#[derive(Debug)]
+pub struct TableauConfig {
+    /// Where the server is (host, port, TLS policy, CA).
+    pub server: ServerConfig,
+    /// The site's content URL (empty: the Default site).
+    pub site: String,
+    /// The REST API version to speak; `None`: the server's own, from `serverinfo`.
+    pub api_version: Option<String>,
+    /// The Personal Access Token's name.
+    pub token_name: SourceSecret,
+    /// Its secret.
+    pub token_secret: SourceSecret,
+    /// Items per REST page (at most 1,000).
+    pub rest_page: u32,
+    /// Nodes per Metadata API page to start with (halved on the node limit).
+    pub metadata_page: u32,
+    /// Retries of REST requests.
+    pub retry: Retry,
+    /// Backoff and the total time budget for the Metadata API's rate and time limits.
+    pub metadata_retry: Retry,
+}
+
+impl TableauConfig {
+    /// The retry policies the source ships with: REST as the other sources; the Metadata
+    /// API waits rate limits out for up to ten minutes.
+    pub fn default_retries() -> (Retry, Retry) {
+        (
+            Retry::default(),
+            Retry {
+                attempts: 40,
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+                budget: Duration::from_secs(600),
+            },
+        )
+    }
+}
+
+/// Maps a REST failure to the extraction's error (and so its exit code).
+fn rest_error(config: &TableauConfig, error: TableauError) -> ExtractError {
+    let target = config.server.target();
+    match error {
+        TableauError::Login { .. } => ExtractError::Authentication {
+            target,
+            user: "(the Personal Access Token)".into(),
+            source: error.into(),
+        },
+        TableauError::Tls(_) => ExtractError::Tls {
+            target,
+            mode: config.server.ssl_mode.as_str().to_owned(),
+            source: error.into(),
+        },
+        TableauError::Unreachable { .. } => ExtractError::Unreachable {
+            target,
+            source: error.into(),
+        },
+        TableauError::Http { status: 403, .. } => ExtractError::Authentication {
+            target,
+            user: "(the Personal Access Token)".into(),
+            source: error.into(),
+        },
+        TableauError::Version { .. } => ExtractError::Config {
+            target,
+            problem: error.to_string(),
+        },
+        TableauError::Http { .. } | TableauError::Xml(_) => ExtractError::Query {
+            target,
+            what: "the REST API",
+            connection_lost: false,
+            source: error.into(),
+        },
+    }
+}
+
+/// Maps a Metadata API failure to the extraction's error.
+fn metadata_error(
+    config: &TableauConfig,
+    what: &'static str,
+    error: MetadataError,
+) -> ExtractError {
+    let target = config.server.target();
+    match error {
+        MetadataError::Rest(error) => rest_error(config, error),
+        MetadataError::Disabled(_) => ExtractError::Config {
+            target,
+            problem: error.to_string(),
+        },
+        MetadataError::AccessDenied(_) => ExtractError::Authentication {
+            target,
+            user: "(the Personal Access Token)".into(),
+            source: error.into(),
+        },
+        MetadataError::Exhausted { .. } => ExtractError::Unreachable {
+            target,
+            source: error.into(),
+        },
+        MetadataError::Consumer(inner) => match inner.downcast::<WriteError>() {
+            Ok(write) => ExtractError::Write(*write),
+            Err(inner) => ExtractError::Query {
+                target,
+                what,
+                connection_lost: false,
+                source: inner,
+            },
+        },
+        MetadataError::NodeTooLarge { .. }
+        | MetadataError::Query { .. }
+        | MetadataError::Protocol { .. } => ExtractError::Query {
+            target,
+            what,
+            connection_lost: false,
+            source: error.into(),
+        },
+    }
+}
+
+fn consumer(error: WriteError) -> MetadataError {
+    MetadataError::Consumer(Box::new(error))
+}
+
+/// A table as the database connectors name it, from the Metadata API's `DatabaseTable`.
+fn upstream_table(table: &TableNode) -> Option<UpstreamTable> {
+    Some(UpstreamTable {
+        id: table.id.clone(),
+        connection_type: table
+            .connection_type
+            .clone()
+            .or_else(|| table.database.as_ref()?.connection_type.clone()),
+        database: table.database.as_ref().and_then(|d| d.name.clone()),
+        schema: table.schema.clone().filter(|s| !s.is_empty()),
+        name: table.name.clone()?,
+        full_name: table.full_name.clone(),
+    })
+}
+
+fn upstream_databases(databases: &[DatabaseNode]) -> Vec<UpstreamDatabase> {
+    let mut out: Vec<UpstreamDatabase> = databases
+        .iter()
+        .filter_map(|d| {
+            Some(UpstreamDatabase {
+                connection_type: d.connection_type.clone(),
+                name: d.name.clone()?,
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn empty_none(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn field_kind(typename: &str) -> FieldKind {
+    match typename {
+        "ColumnField" => FieldKind::Column,
+        "CalculatedField" => FieldKind::Calculated,
+        "GroupField" => FieldKind::Group,
+        "BinField" => FieldKind::Bin,
+        "SetField" | "CombinedSetField" => FieldKind::Set,
+        "CombinedField" => FieldKind::Combined,
+        "HierarchyField" => FieldKind::Hierarchy,
+        "DatasourceField" => FieldKind::Datasource,
+        _ => FieldKind::Other,
+    }
+}
+
+/// What the Metadata API's answers said across the run.
+#[derive(Default)]
+struct Reports {
+    backfill_running: bool,
+    /// The smallest page the node limit forced, per connection.
+    smallest: BTreeMap<&'static str, u32>,
+}
+
+impl Reports {
+    fn add(&mut self, connection: &'static str, report: &graphql::Report) {
+        self.backfill_running |= report.backfill_running;
+        if let Some(n) = report.smallest_page {
+            self.smallest.insert(connection, n);
+        }
+    }
+}
+
+/// Writes a record and the lineage edges that follow it.
+fn emit<R: crate::record::Record>(
+    writer: &std::cell::RefCell<&mut OutputWriter>,
+    record: &R,
+    edges: &[BiLineage],
+) -> Result<(), MetadataError> {
+    let mut out = writer.borrow_mut();
+    out.write(record).map_err(consumer)?;
+    for edge in edges {
+        out.write(edge).map_err(consumer)?;
+    }
+    Ok(())
+}
+
+/// Projects by LUID: name and parent, for each workbook's project path.
+struct Projects(HashMap<String, (String, Option<String>)>);
+
+impl Projects {
+    /// Names from the top-level project down to `luid` (a cycle, which Tableau does not
+    /// allow, stops the walk).
+    fn path(&self, luid: &str) -> Vec<String> {
+        let mut path = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(luid.to_owned());
+        while let Some(current) = next {
+            if !seen.insert(current.clone()) {
+                break;
+            }
+            let Some((name, parent)) = self.0.get(&current) else {
+                break;
+            };
+            path.push(name.clone());
+            next = parent.clone();
+        }
+        path.reverse();
+        path
+    }
+}
+
+/// Extracts the site: projects by REST, everything else by the Metadata API, each page
+/// written as it arrives.
+pub async fn extract(
+    config: TableauConfig,
+    writer: &mut OutputWriter,
+    progress: &dyn Progress,
+) -> Result<(), ExtractError> {
+    let http = crate::http::client(&config.server)?;
+    let scheme = if config.server.ssl_mode == crate::tls::SslMode::Disable {
+        "http"
+    } else {
+        "https"
+    };
+    let server_url = format!("{scheme}://{}:{}", config.server.host, config.server.port);
+    let info = rest::server_info(&http, &server_url, &config.retry)
+        .await
+        .map_err(|e| rest_error(&config, e))?;
+    let version = match &config.api_version {
+        Some(version) => version.clone(),
+        None => info.rest_api_version.text.trim().to_owned(),
+    };
+    if rest::version_number(&version) < rest::version_number(MIN_VERSION) {
+        return Err(rest_error(
+            &config,
+            TableauError::Version {
+                found: version,
+                needed: MIN_VERSION,
+            },
+        ));
+    }
+    let rest = Rest::new(
+        rest::Connection {
+            server: server_url.clone(),
+            site: config.site.clone(),
+            token_name: config.token_name.expose().to_owned(),
+            token_secret: config.token_secret.clone(),
+            http,
+            retry: config.retry,
+        },
+        version,
+    );
+    let result = extract_site(&config, &rest, &server_url, info, writer, progress).await;
+    rest.sign_out().await;
+    result
+}
+
+async fn extract_site(
+    config: &TableauConfig,
+    rest: &Rest,
+    server_url: &str,
+    info: xml::ServerInfo,
+    writer: &mut OutputWriter,
+    progress: &dyn Progress,
+) -> Result<(), ExtractError> {
+    let site_name = config.site.clone();
+    let site = &site_name;
+    progress.database(if site.is_empty() {
+        "(default site)"
+    } else {
+        site
+    });
+    let fail_rest = |e| rest_error(config, e);
+    let signed = rest.site().await.map_err(fail_rest)?;
+    writer.write(&Site {
+        content_url: site.clone(),
+        id: signed.id.clone(),
+        name: signed.name.clone(),
+        server_url: server_url.to_owned(),
+        product_version: info
+            .product_version
+            .map(|p| p.text)
+            .filter(|t| !t.is_empty()),
+    })?;
+
+    // Projects: few, and a workbook's path needs all of them.
+    let mut listed = Vec::new();
+    rest.each::<xml::ProjectsResponse>("projects", "projects", config.rest_page, |p| {
+        listed.push(p);
+        Ok(())
+    })
+    .await
+    .map_err(fail_rest)?;
+    let projects = Projects(
+        listed
+            .iter()
+            .map(|p| (p.id.clone(), (p.name.clone(), p.parent_project_id.clone())))
+            .collect(),
+    );
+    let mut records: Vec<Project> = listed
+        .into_iter()
+        .map(|p| Project {
+            site: site.clone(),
+            path: projects.path(&p.id),
+            id: p.id,
+            name: p.name,
+            parent_id: empty_none(p.parent_project_id),
+            description: empty_none(p.description),
+            owner_id: p.owner.map(|o| o.id),
+        })
+        .collect();
+    records.sort_by(|a, b| (&a.path, &a.id).cmp(&(&b.path, &b.id)));
+    for project in &records {
+        writer.write(project)?;
+    }
+    progress.stage(site, EntityKind::Project);
+
+    let metadata = Metadata::new(rest, config.metadata_retry);
+    let mut reports = Reports::default();
+    let writer = std::cell::RefCell::new(writer);
+
+    // Workbooks, their sheets and dashboards.
+    let report = metadata
+        .each(
+            queries::WORKBOOKS,
+            config.metadata_page,
+            |w: queries::WorkbookNode| {
+                let mut sheets: Vec<Sheet> = w
+                    .sheets
+                    .into_iter()
+                    .map(|s| Sheet {
+                        site: site.clone(),
+                        id: s.id,
+                        luid: empty_none(s.luid),
+                        workbook_id: w.luid.clone(),
+                        name: s.name,
+                        path: empty_none(s.path),
+                    })
+                    .collect();
+                sheets.sort_by(|a, b| a.id.cmp(&b.id));
+                let mut dashboards: Vec<Dashboard> = w
+                    .dashboards
+                    .into_iter()
+                    .map(|d| {
+                        let mut sheet_ids: Vec<String> =
+                            d.sheets.into_iter().map(|s| s.id).collect();
+                        sheet_ids.sort();
+                        Dashboard {
+                            site: site.clone(),
+                            id: d.id,
+                            luid: empty_none(d.luid),
+                            workbook_id: w.luid.clone(),
+                            name: d.name,
+                            path: empty_none(d.path),
+                            sheet_ids,
+                        }
+                    })
+                    .collect();
+                dashboards.sort_by(|a, b| a.id.cmp(&b.id));
+                let mut tags: Vec<String> = w.tags.into_iter().map(|t| t.name).collect();
+                tags.sort();
+                let owner = w.owner.unwrap_or_default();
+                let workbook = Workbook {
+                    site: site.clone(),
+                    project_path: w
+                        .project_luid
+                        .as_deref()
+                        .map(|p| projects.path(p))
+                        .unwrap_or_default(),
+                    project_id: empty_none(w.project_luid),
+                    webpage_url: w
+                        .vizportal_url_id
+                        .as_ref()
+                        .map(|n| format!("{server_url}/#/site/{site}/workbooks/{n}")),
+                    id: w.luid,
+                    name: w.name,
+                    description: empty_none(w.description),
+                    owner_id: empty_none(owner.luid),
+                    owner: empty_none(owner.username),
+                    content_url: None,
+                    created_at: w.created_at,
+                    updated_at: w.updated_at,
+                    tags,
+                };
+                emit(&writer, &workbook, &[])?;
+                let mut out = writer.borrow_mut();
+                for sheet in &sheets {
+                    out.write(sheet).map_err(consumer)?;
+                }
+                for dashboard in &dashboards {
+                    out.write(dashboard).map_err(consumer)?;
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|e| metadata_error(config, "workbooks", e))?;
+    reports.add("workbooks", &report);
+    progress.stage(site, EntityKind::Workbook);
+
+    // Data sources, published and embedded, and the tables and sources they read.
+    for (query, kind) in [
+        (queries::PUBLISHED_DATASOURCES, DatasourceKind::Published),
+        (queries::EMBEDDED_DATASOURCES, DatasourceKind::Embedded),
+    ] {
+        let report = metadata
+            .each(query, config.metadata_page, |d: queries::DatasourceNode| {
+                let mut edges: Vec<BiLineage> = d
+                    .upstream_tables
+                    .iter()
+                    .filter_map(upstream_table)
+                    .map(|table| {
+                        BiLineage::to_table(
+                            site,
+                            BiLineageKind::DatasourceToTable,
+                            &d.id,
+                            table,
+                            None,
+                        )
+                    })
+                    .collect();
+                edges.extend(d.upstream_datasources.iter().map(|u| {
+                    BiLineage::to_record(site, BiLineageKind::DatasourceToDatasource, &d.id, &u.id)
+                }));
+                let record = Datasource {
+                    site: site.clone(),
+                    luid: empty_none(d.luid),
+                    kind,
+                    name: d.name,
+                    description: empty_none(d.description),
+                    workbook_id: d.workbook.and_then(|w| empty_none(w.luid)),
+                    project_name: empty_none(d.project_name),
+                    owner: d.owner.and_then(|o| empty_none(o.username)),
+                    has_extracts: d.has_extracts,
+                    certified: d.is_certified,
+                    upstream_databases: upstream_databases(&d.upstream_databases),
+                    id: d.id,
+                };
+                emit(&writer, &record, &edges)
+            })
+            .await
+            .map_err(|e| metadata_error(config, "data sources", e))?;
+        reports.add(query.connection, &report);
+    }
+    progress.stage(site, EntityKind::Datasource);
+
+    // Fields, and what they read and where they are shown. A data source reading through
+    // custom SQL is told once per pair.
+    let mut through_sql: HashSet<(String, String)> = HashSet::new();
+    let report = metadata
+        .each(
+            queries::FIELDS,
+            config.metadata_page,
+            |f: queries::FieldNode| {
+                let datasource_id = f
+                    .datasource
+                    .as_ref()
+                    .map(|d| d.id.clone())
+                    .unwrap_or_default();
+                let mut edges = Vec::new();
+                for column in &f.upstream_columns {
+                    let Some(table) = &column.table else { continue };
+                    if table.typename.as_deref() == Some("CustomSQLTable") {
+                        if through_sql.insert((datasource_id.clone(), table.id.clone())) {
+                            edges.push(BiLineage::to_record(
+                                site,
+                                BiLineageKind::DatasourceToCustomSql,
+                                &datasource_id,
+                                &table.id,
+                            ));
+                        }
+                        continue;
+                    }
+                    if let Some(upstream) = upstream_table(table) {
+                        edges.push(BiLineage::to_table(
+                            site,
+                            BiLineageKind::FieldToColumn,
+                            &f.id,
+                            upstream,
+                            Some(column.name.clone()),
+                        ));
+                    }
+                }
+                for upstream in &f.upstream_fields {
+                    edges.push(BiLineage::to_record(
+                        site,
+                        BiLineageKind::FieldToField,
+                        &f.id,
+                        &upstream.id,
+                    ));
+                }
+                for sheet in &f.sheets {
+                    edges.push(BiLineage::to_record(
+                        site,
+                        BiLineageKind::SheetToField,
+                        &sheet.id,
+                        &f.id,
+                    ));
+                }
+                let record = Field {
+                    site: site.clone(),
+                    kind: field_kind(&f.typename),
+                    id: f.id,
+                    datasource_id,
+                    name: f.name,
+                    data_type: f.data_type,
+                    role: f.role,
+                    formula: f.formula,
+                    description: empty_none(f.description),
+                    hidden: f.is_hidden,
+                    folder: empty_none(f.folder_name),
+                };
+                emit(&writer, &record, &edges)
+            },
+        )
+        .await
+        .map_err(|e| metadata_error(config, "fields", e))?;
+    reports.add("fields", &report);
+    progress.stage(site, EntityKind::Field);
+
+    // Custom SQL and the tables it reads.
+    let report = metadata
+        .each(
+            queries::CUSTOM_SQL,
+            config.metadata_page,
+            |c: queries::CustomSqlNode| {
+                let edges: Vec<BiLineage> = c
+                    .tables
+                    .iter()
+                    .filter_map(upstream_table)
+                    .map(|table| {
+                        BiLineage::to_table(
+                            site,
+                            BiLineageKind::CustomSqlToTable,
+                            &c.id,
+                            table,
+                            None,
+                        )
+                    })
+                    .collect();
+                let record = CustomSql {
+                    site: site.clone(),
+                    name: c.name,
+                    query: c.query.unwrap_or_default(),
+                    connection_type: c.connection_type,
+                    database: c.database.and_then(|d| d.name),
+                    id: c.id,
+                };
+                emit(&writer, &record, &edges)
+            },
+        )
+        .await
+        .map_err(|e| metadata_error(config, "custom SQL", e))?;
+    reports.add("customSQLTablesConnection", &report);
+    progress.stage(site, EntityKind::CustomSql);
+
+    let writer = writer.into_inner();
+    if reports.backfill_running {
+        writer.incomplete(
+            "Tableau's Metadata API is still building its store (BACKFILL_RUNNING): some \
+             objects and lineage may be missing",
+        );
+    }
+    for (connection, n) in reports.smallest {
+        tracing::info!(
+            connection,
+            page = n,
+            "the node limit made pages smaller; a smaller starting page size would save requests"
+        );
+    }
+    Ok(())
+}

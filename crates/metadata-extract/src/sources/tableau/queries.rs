@@ -13,7 +13,8 @@ use super::graphql::Query;
 /// Workbooks with their sheets and dashboards.
 pub const WORKBOOKS: Query = Query {
     connection: "workbooksConnection",
-    selection: "id luid name description projectName projectLuid owner { luid username } \
+    selection: "id luid name description projectName projectLuid vizportalUrlId \
+                owner { luid username } \
                 createdAt updatedAt tags { name } sheets { id luid name path } \
                 dashboards { id luid name path sheets { id } }",
 };
@@ -123,6 +124,9 @@ pub struct WorkbookNode {
     /// Project LUID.
     #[serde(default)]
     pub project_luid: Option<String>,
+    /// The number in its web page's URL.
+    #[serde(default)]
+    pub vizportal_url_id: Option<String>,
     /// Owner.
     #[serde(default)]
     pub owner: Option<UserNode>,

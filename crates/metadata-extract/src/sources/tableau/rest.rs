@@ -329,10 +329,17 @@ impl Rest {
         let mut session = self.session().await?;
         let mut renewed = false;
         loop {
-            let url = format!(
-                "{}/api/{}/sites/{}/{path}",
-                c.server, self.version, session.site_id
-            );
+            let url = if path.is_empty() {
+                format!(
+                    "{}/api/{}/sites/{}",
+                    c.server, self.version, session.site_id
+                )
+            } else {
+                format!(
+                    "{}/api/{}/sites/{}/{path}",
+                    c.server, self.version, session.site_id
+                )
+            };
             let token = session.token.clone();
             match http::send(&c.retry, what, |_| {
                 c.http
@@ -353,6 +360,14 @@ impl Rest {
                 Err(other) => return Err(failure(what, other)),
             }
         }
+    }
+
+    /// The signed-in site (`GET /sites/{id}`): its name, where the server gives it.
+    pub async fn site(&self) -> Result<xml::SiteRef, TableauError> {
+        let what = "site";
+        let body = self.get_site(what, "", &[]).await?;
+        let answer: xml::SiteResponse = xml::parse(what, &text(what, &body)?)?;
+        Ok(answer.site)
     }
 
     /// Every item of a paged list (`projects`, `workbooks`, `views`, `datasources`), in the
