@@ -11,15 +11,17 @@
 # installed and its size printed, and the exit status is 3. Any other failure exits non-zero
 # too, before installing. Progress and the size line go to stderr.
 #
-# The limit is 27 MiB: the binary was 24.96 MiB before the Snowflake connector, whose Arrow
+# The limit is 28 MiB. The binary was 24.96 MiB before the Snowflake connector, whose Arrow
 # IPC decoding (the arrow crates, as the project requires for Arrow), PKCS#8 key decryption
-# and ACCOUNT_USAGE mode add 1.97 MiB: 26.93 MiB (28,233,168 bytes) on x86_64; with the
-# streaming Arrow decoder and the allocator's tuning, 26.96 MiB (28,271,696 bytes), 38 KiB of
-# headroom. CI and the image build fail as soon as the binary grows past it; a new source that needs more
-# raises it here, with its reason. crates/outpost/benches/binary.sh reports against the same
-# limit, with the start time.
+# and ACCOUNT_USAGE mode added 1.97 MiB (26.93 MiB); the streaming Arrow decoder and the
+# allocator's tuning made it 26.96 MiB, and output format 1.2's BI records (their serde and
+# JSON Schemas, for the Tableau source) 27.03 MiB (28,346,832 bytes) on x86_64, past the
+# 27 MiB this limit was. Registering the Tableau source will add its clients (issue 15):
+# measure it then, against this limit. CI and the image build fail as soon as the binary grows
+# past it; a new source that needs more raises it here, with its reason.
+# crates/outpost/benches/binary.sh reports against the same limit, with the start time.
 set -euo pipefail
-limit_mib=27
+limit_mib=28
 
 if [ "${1:-}" = "--limit-mib" ]; then
   echo "$limit_mib"
