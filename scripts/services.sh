@@ -269,9 +269,11 @@ start_fake_gcs() {
 # every SQL text it receives to its log: the tests' evidence that only catalog queries ran.
 start_fakesnow() {
   install_emulators
-  mkdir -p "$state/fakesnow"
-  FAKESNOW_DEBUG=snowflake launch fakesnow fakesnow "$snowflake_port" "$tools_bin/fakesnow" -s \
-    --host 127.0.0.1 -p "$snowflake_port"
+  mkdir -p "$state/fakesnow/tmp"
+  # Its temporary folders (an empty stage bucket per start) go under its state, which `stop`
+  # removes, not into /tmp, where they were left behind.
+  TMPDIR="$state/fakesnow/tmp" FAKESNOW_DEBUG=snowflake launch fakesnow fakesnow "$snowflake_port" \
+    "$tools_bin/fakesnow" -s --host 127.0.0.1 -p "$snowflake_port"
   echo "export OUTPOST_TEST_SNOWFLAKE_URL=http://127.0.0.1:$snowflake_port"
   echo "export OUTPOST_TEST_SNOWFLAKE_LOG=$state/fakesnow/fakesnow.log"
 }
