@@ -131,8 +131,9 @@ fn api_error(body: &Bytes) -> Option<ApiError> {
         .map(|e| e.error)
 }
 
-fn text(what: &'static str, body: &Bytes) -> Result<String, TableauError> {
-    String::from_utf8(body.to_vec()).map_err(|e| {
+/// The body as text, borrowed: an answer is parsed where it lies, not copied first.
+fn text<'b>(what: &'static str, body: &'b Bytes) -> Result<&'b str, TableauError> {
+    std::str::from_utf8(body).map_err(|e| {
         TableauError::Xml(XmlError {
             what,
             detail: e.to_string(),
@@ -160,7 +161,7 @@ pub async fn server_info(
     let body = http::send(retry, what, |_| http.get(&url))
         .await
         .map_err(|f| failure(what, f))?;
-    let answer: xml::ServerInfoResponse = xml::parse(what, &text(what, &body)?)?;
+    let answer: xml::ServerInfoResponse = xml::parse(what, text(what, &body)?)?;
     Ok(answer.server_info)
 }
 
@@ -288,7 +289,7 @@ impl Rest {
             }
             Err(other) => return Err(failure(what, other)),
         };
-        let answer: xml::SignInResponse = xml::parse(what, &text(what, &body)?)?;
+        let answer: xml::SignInResponse = xml::parse(what, text(what, &body)?)?;
         tracing::debug!(site = %answer.credentials.site.id, "signed in to Tableau");
         Ok(Session {
             token: answer.credentials.token,
@@ -366,7 +367,7 @@ impl Rest {
     pub async fn site(&self) -> Result<xml::SiteRef, TableauError> {
         let what = "site";
         let body = self.get_site(what, "", &[]).await?;
-        let answer: xml::SiteResponse = xml::parse(what, &text(what, &body)?)?;
+        let answer: xml::SiteResponse = xml::parse(what, text(what, &body)?)?;
         Ok(answer.site)
     }
 
@@ -394,7 +395,7 @@ impl Rest {
                     ],
                 )
                 .await?;
-            let page: P = xml::parse(what, &text(what, &body)?)?;
+            let page: P = xml::parse(what, text(what, &body)?)?;
             drop(body);
             let pagination = page.pagination();
             let items = page.into_items();
