@@ -29,6 +29,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "connectors/sqlite/connector.yaml",
         include_str!("../../../connectors/sqlite/connector.yaml"),
     ),
+    (
+        "connectors/tableau/connector.yaml",
+        include_str!("../../../connectors/tableau/connector.yaml"),
+    ),
 ];
 
 /// Why descriptors could not be loaded.

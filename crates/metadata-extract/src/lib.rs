@@ -221,7 +221,7 @@ fn required(parameters: &BTreeMap<String, Value>, name: &str) -> Result<Value, S
 /// descriptor's `egress` names (`hostParameter`, `portParameter`): the same ones the egress
 /// policy and connection binding are built on, so the credentials go where the descriptor
 /// says the source is. Every default is the descriptor's.
-fn server_config(
+pub(crate) fn server_config(
     descriptor: &ValidatedDescriptor,
     parameters: &BTreeMap<String, Value>,
     secrets: &mut BTreeMap<String, SourceSecret>,
@@ -249,7 +249,11 @@ fn server_config(
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .ok_or_else(|| format!("parameter `{port_name}` is not a TCP port"))?,
-        user: string(parameters, "user").ok_or("parameter `user` is required")?,
+        // Tableau signs in with a token, not a user: its descriptor declares no `user`.
+        user: match descriptor.parameter("user") {
+            Some(_) => string(parameters, "user").ok_or("parameter `user` is required")?,
+            None => String::new(),
+        },
         password: secrets.remove("password"),
         ssl_mode: tls::SslMode::parse(ssl_mode).ok_or(format!("unknown ssl-mode `{ssl_mode}`"))?,
         ca_bundle,
@@ -263,6 +267,7 @@ enum Source {
     Mysql(sources::mysql::MysqlConfig),
     Sqlite(PathBuf),
     Snowflake(Box<sources::snowflake::SnowflakeConfig>),
+    Tableau(Box<sources::tableau::TableauConfig>),
 }
 
 /// Runs one extraction: validates the parameters, reads the secrets, extracts, and writes
@@ -325,6 +330,12 @@ pub async fn run(
                 )?,
             ))
         }
+        "tableau" => Source::Tableau(Box::new(sources::tableau::TableauConfig::from_parameters(
+            request.descriptor,
+            &parameters,
+            &mut secrets,
+            ca_bundle,
+        )?)),
         "sqlite" => Source::Sqlite(PathBuf::from(
             string(&parameters, "path")
                 .ok_or_else(|| bad("parameter `path` is required".into()))?,
@@ -343,6 +354,9 @@ pub async fn run(
         Source::Sqlite(path) => sources::sqlite::extract(&path, &filters, &mut writer, progress)?,
         Source::Snowflake(config) => {
             sources::snowflake::extract(*config, &filters, &mut writer, progress).await?
+        }
+        Source::Tableau(config) => {
+            sources::tableau::extract(*config, &mut writer, progress).await?
         }
     }
     Ok(writer.finish()?)

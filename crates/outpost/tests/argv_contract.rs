@@ -167,6 +167,7 @@ fn representative(name: &str) -> Option<&'static [&'static str]> {
         "account" => &["myorg-prod", "xy12345.us-east-1"],
         "role" => &["CATALOG_READER"],
         "warehouse" => &["CATALOG_WH"],
+        "site" => &["finance", "Ünïcødé site"],
         _ if name.starts_with("include-") || name.starts_with("exclude-") => &["^(tmp|staging)_"],
         _ => return None,
     })

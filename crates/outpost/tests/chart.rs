@@ -494,10 +494,10 @@ fn every_option_values_compile_to_the_fixture_options_render() {
     };
     let a = strip(generated_objects(&through_chart));
     let b = strip(generated_objects(&direct));
-    // Three connector WorkflowTemplates (postgres, mysql, snowflake; sqlite is localOnly), the
-    // orchestrator's and the heartbeat's WorkflowTemplates and their CronWorkflows, the
-    // ConfigMap.
-    assert_eq!(a.len(), 8);
+    // Four connector WorkflowTemplates (postgres, mysql, snowflake, tableau; sqlite is
+    // localOnly), the orchestrator's and the heartbeat's WorkflowTemplates and their
+    // CronWorkflows, the ConfigMap.
+    assert_eq!(a.len(), 9);
     assert_eq!(a, b);
 }
 

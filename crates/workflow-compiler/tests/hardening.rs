@@ -18,10 +18,10 @@ fn all_objects() -> Vec<(String, Value)> {
         .into_iter()
         .filter(|(_, o)| support::is_argo_kind(o))
         .collect();
-    // postgres, mysql and snowflake (sqlite is localOnly), the orchestrator's and the
-    // heartbeat's WorkflowTemplates, × 2 renders; and the two CronWorkflows of each render.
+    // postgres, mysql, snowflake and tableau (sqlite is localOnly), the orchestrator's and
+    // the heartbeat's WorkflowTemplates, × 2 renders; and the two CronWorkflows of each render.
     let kinds = |kind: &str| objects.iter().filter(|(_, o)| o["kind"] == kind).count();
-    assert_eq!(kinds("WorkflowTemplate"), 10, "WorkflowTemplates found");
+    assert_eq!(kinds("WorkflowTemplate"), 12, "WorkflowTemplates found");
     assert_eq!(kinds("CronWorkflow"), 4, "CronWorkflows found");
     objects
 }
@@ -29,9 +29,9 @@ fn all_objects() -> Vec<(String, Value)> {
 #[test]
 fn every_generated_pod_and_container_meets_the_baseline() {
     let objects = all_objects();
-    // postgres, mysql and snowflake (sqlite is localOnly), the orchestrator's and
+    // postgres, mysql, snowflake and tableau (sqlite is localOnly), the orchestrator's and
     // heartbeat's WorkflowTemplates and their two CronWorkflows, × 2 renders.
-    assert_eq!(objects.len(), 14);
+    assert_eq!(objects.len(), 16);
     let mut containers = 0;
     for (name, object) in &objects {
         let problems = hardening::check(object);
@@ -39,9 +39,9 @@ fn every_generated_pod_and_container_meets_the_baseline() {
         let text = object.to_string();
         containers += text.matches("\"readOnlyRootFilesystem\":true").count();
     }
-    // extract + upload + report per connector (3 × 3), one per agent WorkflowTemplate (2; the
+    // extract + upload + report per connector (4 × 3), one per agent WorkflowTemplate (2; the
     // CronWorkflows only reference them), × 2 renders.
-    assert_eq!(containers, 2 * (3 * 3 + 2), "every container was looked at");
+    assert_eq!(containers, 2 * (4 * 3 + 2), "every container was looked at");
 }
 
 #[test]
@@ -66,8 +66,9 @@ fn connector_pods_mount_no_token_and_name_the_executor_account() {
             "{name}"
         );
     }
-    // postgres, mysql and snowflake, × 2 renders: the filter above did not skip them all.
-    assert_eq!(checked, 6);
+    // postgres, mysql, snowflake and tableau, × 2 renders: the filter above did not skip
+    // them all.
+    assert_eq!(checked, 8);
 }
 
 #[test]
@@ -123,8 +124,9 @@ fn parameters_reach_containers_as_separate_arguments_never_through_a_shell() {
             assert!(references > 0, "{name}: no parameter reaches the container");
         }
     }
-    // postgres, mysql and snowflake, × 2 renders: the filter above did not skip them all.
-    assert_eq!(connector_templates, 6);
+    // postgres, mysql, snowflake and tableau, × 2 renders: the filter above did not skip
+    // them all.
+    assert_eq!(connector_templates, 8);
 }
 
 /// A connector's WorkflowTemplate (not the orchestrator's or the heartbeat's).

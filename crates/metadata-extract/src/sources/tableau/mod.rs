@@ -61,6 +61,56 @@ pub struct TableauConfig {
 }
 
 impl TableauConfig {
+    /// The configuration from resolved parameters and the secrets read (`pat-name` and
+    /// `pat-secret`, both required: exit 78 when missing).
+    pub fn from_parameters(
+        descriptor: &connector_descriptor::ValidatedDescriptor,
+        parameters: &BTreeMap<String, serde_json::Value>,
+        secrets: &mut BTreeMap<String, SourceSecret>,
+        ca_bundle: Option<std::path::PathBuf>,
+    ) -> Result<Self, ExtractError> {
+        let bad = |problem: String| ExtractError::Parameters {
+            connector: "tableau".into(),
+            problems: vec![problem],
+        };
+        let server =
+            crate::server_config(descriptor, parameters, secrets, ca_bundle).map_err(bad)?;
+        let text = |name: &str| {
+            parameters
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let number = |name: &str, default: u32| {
+            parameters
+                .get(name)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(default)
+        };
+        let secret = |secrets: &mut BTreeMap<String, SourceSecret>, name: &str| {
+            secrets.remove(name).ok_or_else(|| ExtractError::Secret {
+                name: name.to_owned(),
+                path: std::path::PathBuf::from(name),
+                hint: " (a Tableau connection needs its Personal Access Token)".into(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such secret"),
+            })
+        };
+        let (retry, metadata_retry) = Self::default_retries();
+        Ok(Self {
+            site: text("site").unwrap_or_default(),
+            api_version: text("api-version"),
+            token_name: secret(secrets, "pat-name")?,
+            token_secret: secret(secrets, "pat-secret")?,
+            rest_page: number("rest-page-size", rest::PAGE_MAX),
+            metadata_page: number("metadata-page-size", 100),
+            retry,
+            metadata_retry,
+            server,
+        })
+    }
+
     /// The retry policies the source ships with: REST as the other sources; the Metadata
     /// API waits rate limits out for up to ten minutes.
     pub fn default_retries() -> (Retry, Retry) {
