@@ -1,22 +1,19 @@
-//! The Tableau clients against the Tableau fake (`support/tableau.rs`): REST sign-in, one
+//! The Tableau clients against the Tableau fake (`crates/tableau-fake`): REST sign-in, one
 //! session per token, paged lists; the Metadata API's paging, node limit, rate and time
 //! limits, backfill and a disabled API. The queries are the source's own
 //! (`sources::tableau::queries`), validated by the fake's GraphQL engine.
-
-#[path = "support/tableau.rs"]
-mod fake;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fake::{Faults, Scale, SiteModel, TableauFake};
 use metadata_extract::SourceSecret;
 use metadata_extract::http::Retry;
 use metadata_extract::sources::tableau::graphql::{Metadata, MetadataError, Query};
 use metadata_extract::sources::tableau::queries::{self, FieldNode, WorkbookNode};
 use metadata_extract::sources::tableau::rest::{self, Connection, Rest, TableauError};
 use metadata_extract::sources::tableau::xml::{ProjectsResponse, WorkbooksResponse};
+use tableau_fake::{Faults, Scale, SiteModel, TableauFake};
 
 const TOKEN_NAME: &str = "outpost-pat";
 const TOKEN_SECRET: &str = "pat-secret-5e3f \"<&>\"";

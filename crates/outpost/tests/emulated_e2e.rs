@@ -4,8 +4,10 @@
 //! records the Workflow it submits; the Argo emulator (`crates/argo-emulator`) runs that
 //! Workflow from the rendered WorkflowTemplate as Argo's controller would (volumes, the
 //! container set, retries, deadlines, the exit handler); the exit handler reports to the
-//! control plane. Sources are the real PostgreSQL and MariaDB, destinations the real s3s-fs,
-//! Azurite and fake-gcs-server that `scripts/services.sh` starts.
+//! control plane. Sources are the real PostgreSQL and MariaDB, fakesnow behind the Snowflake
+//! conformance layer, and the Tableau fake (`crates/tableau-fake`: no Tableau server can run
+//! here); destinations the real s3s-fs, Azurite and fake-gcs-server that `scripts/services.sh`
+//! starts.
 //!
 //! No Kubernetes API server or Argo controller can run here; `cluster_e2e.rs` keeps the same
 //! chain for a real cluster (k3d, in its own CI workflow).
@@ -297,6 +299,23 @@ impl Cluster {
         );
     }
 
+    /// A Tableau connection bound to the fake (plain HTTP: `ssl-mode=disable`), signing in
+    /// with the Personal Access Token `user`/`password`.
+    fn tableau_connection(&self, connection: &str, url: &str, user: &str, password: &str) {
+        let port = url.rsplit(':').next().expect("port");
+        self.connection(
+            connection,
+            &[
+                ("host", "127.0.0.1"),
+                ("port", port),
+                ("site", TABLEAU_SITE),
+                ("ssl-mode", "disable"),
+                ("pat-name", user),
+                ("pat-secret", password),
+            ],
+        );
+    }
+
     /// A MariaDB connection bound to the test server.
     fn mysql_connection(&self, connection: &str, user: &str, password: &str) {
         self.connection(
@@ -414,6 +433,24 @@ fn snowflake_job(id: &str, connection: &str, mode: &str, tag: &str) -> Value {
     })
 }
 
+/// A Tableau job: a small first page, so the run pages.
+fn tableau_job(id: &str, connection: &str, mode: &str) -> Value {
+    json!({
+        "id": id, "runId": "r1", "connector": "tableau", "connection": connection,
+        "transferMode": mode, "parameters": { "metadata-page-size": 7 }
+    })
+}
+
+/// The Tableau site's content URL.
+const TABLEAU_SITE: &str = "e2e-site";
+
+/// The Tableau fake, on its own runtime, for as long as a test holds it.
+struct TableauServer {
+    // Declared before the runtime: the fake's task ends before its runtime does.
+    fake: tableau_fake::TableauFake,
+    _runtime: tokio::runtime::Runtime,
+}
+
 fn mysql_job(id: &str, connection: &str, mode: &str) -> Value {
     json!({
         "id": id, "runId": "r1", "connector": "mysql", "connection": connection,
@@ -426,8 +463,12 @@ fn mysql_job(id: &str, connection: &str, mode: &str) -> Value {
 struct Source {
     user: String,
     password: String,
-    row_canary: String,
+    /// `None` for Tableau: the source reads no view data, and the fake serves none.
+    row_canary: Option<String>,
     schema: String,
+    /// What the delivered records must hold.
+    expected: Vec<String>,
+    tableau: Option<TableauServer>,
 }
 
 impl Source {
@@ -435,19 +476,76 @@ impl Source {
     /// apart), made in its engine by `create` from its user, password, row canary and schema.
     fn created(tag: &str, salt: &str, create: impl FnOnce(&str, &str, &str, &str)) -> Self {
         let pid = std::process::id();
-        let source = Self {
+        let mut source = Self {
             user: format!("e2e_{tag}_{pid}"),
             password: format!("CANARY-PASSWORD-{tag}-{pid}-{salt}"),
-            row_canary: format!("CANARY-ROW-{tag}-{pid}-{salt}"),
+            row_canary: Some(format!("CANARY-ROW-{tag}-{pid}-{salt}")),
             schema: format!("e2e_{tag}_{pid}"),
+            expected: Vec::new(),
+            tableau: None,
         };
         create(
             &source.user,
             &source.password,
-            &source.row_canary,
+            source.row_canary.as_deref().unwrap_or_default(),
             &source.schema,
         );
+        // The metadata: the schema, the table, its comment and the view.
+        source.expected = [
+            source.schema.as_str(),
+            "customers",
+            "e2e customers",
+            "recent",
+        ]
+        .map(str::to_owned)
+        .to_vec();
         source
+    }
+
+    /// The Tableau fake serving a small generated site (odd names and unicode), signed in to
+    /// with a token whose secret is the canary.
+    fn tableau(tag: &str) -> Self {
+        let pid = std::process::id();
+        let user = format!("e2e-token-{tag}");
+        let password = format!("CANARY-PAT-SECRET-{tag}-{pid}-7d1e");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let site = tableau_fake::SiteModel::generate(
+            TABLEAU_SITE,
+            tableau_fake::Scale {
+                workbooks: 6,
+                sheets_per_workbook: 4,
+                published: 3,
+                fields_per_datasource: 5,
+                tables: 9,
+            },
+        );
+        // What the records must hold: a workbook, a sheet, a field, a table and the lineage
+        // from a field to a column.
+        let expected = vec![
+            TABLEAU_SITE.to_owned(),
+            serde_json::to_string(&site.workbooks[1].name).expect("name"),
+            serde_json::to_string(&site.workbooks[0].sheets[1].name).expect("name"),
+            serde_json::to_string(&site.fields[0].name).expect("name"),
+            serde_json::to_string(&site.tables[2].name).expect("name"),
+            "fieldToColumn".to_owned(),
+        ];
+        let fake = runtime.block_on(tableau_fake::TableauFake::start(
+            site,
+            &user,
+            &password,
+            tableau_fake::Faults::default(),
+        ));
+        Self {
+            user,
+            password,
+            row_canary: None,
+            schema: TABLEAU_SITE.to_owned(),
+            expected,
+            tableau: Some(TableauServer {
+                fake,
+                _runtime: runtime,
+            }),
+        }
     }
 
     fn postgres(tag: &str) -> Self {
@@ -471,7 +569,7 @@ impl Source {
     /// metadata-extract tests check logins through their conformance layer), but the
     /// password is still a canary that must never be delivered.
     fn snowflake(tag: &str) -> Self {
-        Self::created(tag, "51c7", |_user, _password, row_canary, schema| {
+        let mut source = Self::created(tag, "51c7", |_user, _password, row_canary, schema| {
             let database = snowflake_database(tag);
             support::snowflake(&[
                 &format!("CREATE OR REPLACE DATABASE {database}"),
@@ -489,7 +587,11 @@ impl Source {
                     "CREATE VIEW {database}.\"{schema}\".\"recent\" AS SELECT \"id\" FROM {database}.\"{schema}\".\"customers\""
                 ),
             ]);
-        })
+        });
+        // fakesnow reports every table comment as '' in SHOW TABLES (a named deviation;
+        // Snowflake's SHOW TABLES has the comment).
+        source.expected.retain(|e| e != "e2e customers");
+        source
     }
 
     fn mysql(tag: &str) -> Self {
@@ -667,6 +769,7 @@ fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_mani
             "postgres" => Source::postgres("all"),
             "mysql" => Source::mysql("all"),
             "snowflake" => Source::snowflake("all"),
+            "tableau" => Source::tableau("all"),
             other => panic!("connector `{other}` has a WorkflowTemplate but no job here: add one"),
         };
         for mode in ["bucket-relay", "direct-ingestion"] {
@@ -675,6 +778,7 @@ fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_mani
             let job = match connector.as_str() {
                 "postgres" => pg_job(&id, &connection, mode),
                 "snowflake" => snowflake_job(&id, &connection, mode, "all"),
+                "tableau" => tableau_job(&id, &connection, mode),
                 _ => mysql_job(&id, &connection, mode),
             };
             match connector.as_str() {
@@ -687,6 +791,12 @@ fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_mani
                 "snowflake" => {
                     cluster.snowflake_connection(&connection, &source.user, &source.password)
                 }
+                "tableau" => cluster.tableau_connection(
+                    &connection,
+                    &source.tableau.as_ref().expect("the fake").fake.url,
+                    &source.user,
+                    &source.password,
+                ),
                 _ => cluster.mysql_connection(&connection, &source.user, &source.password),
             }
             let run = cluster.run_job(&job);
@@ -715,31 +825,33 @@ fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_mani
                     "{id}: manifest {field}"
                 );
             }
-            // The metadata is there: the table, its comment and the view.
+            // The metadata is there.
             let text = String::from_utf8_lossy(&delivered.records);
-            // fakesnow reports every table comment as '' in SHOW TABLES (a named deviation;
-            // Snowflake's SHOW TABLES has the comment).
-            let comment = if connector == "snowflake" {
-                "customers"
-            } else {
-                "e2e customers"
-            };
-            for expected in [&source.schema, "customers", comment, "recent"] {
+            for expected in &source.expected {
                 assert!(
-                    text.contains(expected),
+                    text.contains(expected.as_str()),
                     "{id}: `{expected}` missing from the delivered records"
                 );
             }
             // …and never a row, nor the password.
-            assert!(
-                !text.contains(&source.row_canary),
-                "{id}: a table row was delivered"
-            );
+            if let Some(row) = &source.row_canary {
+                assert!(
+                    !text.contains(row.as_str()),
+                    "{id}: a table row was delivered"
+                );
+            }
             assert!(
                 !text.contains(&source.password),
                 "{id}: the password was delivered"
             );
             runs += 1;
+        }
+        if let Some(tableau) = &source.tableau {
+            // Each run signed in once and out once: one session per token, never left open.
+            let counters = &tableau.fake.counters;
+            let sign_ins = counters.sign_ins.load(std::sync::atomic::Ordering::SeqCst);
+            let sign_outs = counters.sign_outs.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!((sign_ins, sign_outs), (2, 2), "Tableau sessions");
         }
         sources.push(source);
     }
@@ -773,7 +885,10 @@ fn assert_no_canary_shipped<'a>(
             "a password was shipped"
         );
         assert!(
-            !support::contains(&shipped, &source.row_canary),
+            !source
+                .row_canary
+                .as_ref()
+                .is_some_and(|row| support::contains(&shipped, row)),
             "a row was shipped"
         );
     }

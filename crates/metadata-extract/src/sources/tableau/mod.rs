@@ -7,10 +7,8 @@
 //! lists); the Metadata API client ([`graphql`]: cursor paging, the node limit, rate and
 //! time limits, backfill); the queries ([`queries`]); and [`extract`], which writes the BI
 //! records (`outpost_core::output::bi`) as pages arrive. `tests/tableau.rs` runs them against
-//! a Tableau server fake with a real GraphQL engine.
-//!
-//! In progress (issue 15): no descriptor names this source yet, so `outpost extract` cannot
-//! run it; project filters, the Argo-emulated end-to-end run and the benchmark follow.
+//! the Tableau server fake (`crates/tableau-fake`, with a real GraphQL engine), and
+//! `outpost/tests/emulated_e2e.rs` runs `connectors/tableau` through Argo's path against it.
 
 pub mod graphql;
 pub mod queries;
