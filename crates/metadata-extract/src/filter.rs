@@ -13,6 +13,39 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// `include-<level>` and `exclude-<level>` from resolved parameters; an empty or absent
+    /// value means no filter. Each bad expression is added to `problems`.
+    pub fn read(
+        parameters: &BTreeMap<String, Value>,
+        level: &str,
+        problems: &mut Vec<String>,
+    ) -> Self {
+        let mut compile = |name: String| -> Option<Regex> {
+            let text = parameters
+                .get(&name)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())?;
+            match Regex::new(text) {
+                Ok(regex) => Some(regex),
+                Err(error) => {
+                    problems.push(format!(
+                        "parameter `{name}`: invalid regular expression: {error}"
+                    ));
+                    None
+                }
+            }
+        };
+        Self {
+            include: compile(format!("include-{level}")),
+            exclude: compile(format!("exclude-{level}")),
+        }
+    }
+
+    /// Whether either expression is set (else every name passes).
+    pub fn is_set(&self) -> bool {
+        self.include.is_some() || self.exclude.is_some()
+    }
+
     /// Whether `name` passes: matches the include expression (when set) and not the exclude.
     pub fn allows(&self, name: &str) -> bool {
         self.include.as_ref().is_none_or(|r| r.is_match(name))
@@ -36,29 +69,10 @@ impl Filters {
     /// parameters; an empty or absent value means no filter. Every bad expression is reported.
     pub fn from_parameters(parameters: &BTreeMap<String, Value>) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
-        let mut compile = |name: &str| -> Option<Regex> {
-            let text = parameters
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())?;
-            match Regex::new(text) {
-                Ok(regex) => Some(regex),
-                Err(error) => {
-                    problems.push(format!(
-                        "parameter `{name}`: invalid regular expression: {error}"
-                    ));
-                    None
-                }
-            }
-        };
-        let mut rule = |level: &str| Rule {
-            include: compile(&format!("include-{level}")),
-            exclude: compile(&format!("exclude-{level}")),
-        };
         let filters = Self {
-            databases: rule("databases"),
-            schemas: rule("schemas"),
-            tables: rule("tables"),
+            databases: Rule::read(parameters, "databases", &mut problems),
+            schemas: Rule::read(parameters, "schemas", &mut problems),
+            tables: Rule::read(parameters, "tables", &mut problems),
         };
         if problems.is_empty() {
             Ok(filters)

@@ -345,6 +345,7 @@ async fn a_disabled_metadata_api_names_the_tsm_command() {
 // The source: a whole site extracted, compared with the site model
 // ---------------------------------------------------------------------------------------
 
+use metadata_extract::filter::Rule;
 use metadata_extract::sources::ServerConfig;
 use metadata_extract::sources::tableau::{self, TableauConfig};
 use metadata_extract::tls::SslMode;
@@ -370,6 +371,7 @@ fn config(url: &str, site: &str, secret: &str) -> TableauConfig {
         api_version: None,
         token_name: SourceSecret::new(TOKEN_NAME),
         token_secret: SourceSecret::new(secret),
+        projects: Rule::default(),
         rest_page: 5,
         metadata_page: 50,
         retry: fast(),
@@ -512,6 +514,15 @@ fn output_edges(records: &BTreeMap<EntityKind, Vec<Value>>) -> Vec<String> {
 /// Every workbook, sheet, dashboard, data source, field, custom SQL query and lineage edge of
 /// the model, once; names and odd characters intact.
 fn assert_output_equals_site(site: &SiteModel, records: &BTreeMap<EntityKind, Vec<Value>>) {
+    assert_output_equals(site, records, 5);
+}
+
+/// As [`assert_output_equals_site`], with at least `min_edges` edges of every kind.
+fn assert_output_equals(
+    site: &SiteModel,
+    records: &BTreeMap<EntityKind, Vec<Value>>,
+    min_edges: usize,
+) {
     // A model with every kind of edge, so that no comparison below is of empty lists.
     let edges = model_edges(site);
     for kind in [
@@ -523,7 +534,7 @@ fn assert_output_equals_site(site: &SiteModel, records: &BTreeMap<EntityKind, Ve
         "customSqlToTable",
     ] {
         assert!(
-            edges.iter().filter(|e| e.starts_with(kind)).count() >= 5,
+            edges.iter().filter(|e| e.starts_with(kind)).count() >= min_edges,
             "{kind}"
         );
     }
@@ -681,4 +692,101 @@ async fn a_backfill_marks_the_run_incomplete_and_a_refused_token_is_exit_77() {
         outpost_core::ExitCode::Temporary,
         "{error}"
     );
+}
+
+/// The model as the project filters see it: the projects whose path passes `keep`, their
+/// workbooks and published data sources (by project name), the embedded sources of those
+/// workbooks, the fields of every kept source, and the custom SQL those fields read.
+fn filtered(site: &SiteModel, keep: impl Fn(&str) -> bool) -> SiteModel {
+    let path = |luid: &str| {
+        let mut names = Vec::new();
+        let mut next = Some(luid.to_owned());
+        while let Some(id) = next {
+            let project = site
+                .projects
+                .iter()
+                .find(|p| p.luid == id)
+                .expect("project");
+            names.insert(0, project.name.clone());
+            next = project.parent.clone();
+        }
+        names.join("/")
+    };
+    let mut out = site.clone();
+    out.projects.retain(|p| keep(&path(&p.luid)));
+    let luids: BTreeSet<&str> = out.projects.iter().map(|p| p.luid.as_str()).collect();
+    let names: BTreeSet<&str> = out.projects.iter().map(|p| p.name.as_str()).collect();
+    out.workbooks.retain(|w| luids.contains(w.project.as_str()));
+    out.published
+        .retain(|d| d.project.as_deref().is_some_and(|p| names.contains(p)));
+    let workbooks: BTreeSet<&str> = out.workbooks.iter().map(|w| w.luid.as_str()).collect();
+    out.embedded
+        .retain(|d| d.workbook.as_deref().is_some_and(|w| workbooks.contains(w)));
+    let sources: BTreeSet<&str> = out
+        .published
+        .iter()
+        .chain(&out.embedded)
+        .map(|d| d.id.as_str())
+        .collect();
+    out.fields
+        .retain(|f| sources.contains(f.datasource.as_str()));
+    let read: BTreeSet<&str> = out
+        .fields
+        .iter()
+        .flat_map(|f| f.columns.iter().map(|(table, _)| table.as_str()))
+        .collect();
+    out.custom_sql.retain(|c| read.contains(c.id.as_str()));
+    out
+}
+
+#[tokio::test]
+async fn project_filters_keep_the_projects_paths_and_what_is_in_them() {
+    let (fake, site) = server(Faults {
+        node_limit: 300,
+        ..Faults::default()
+    })
+    .await;
+    // Two top-level projects with their subtrees, less the projects named with dots.
+    let first = &site.projects[0].name;
+    let second = &site.projects[1].name;
+    let parameters: BTreeMap<String, Value> = [
+        (
+            "include-projects".to_owned(),
+            Value::from(format!(
+                "^({}|{})(/|$)",
+                regex::escape(first),
+                regex::escape(second)
+            )),
+        ),
+        ("exclude-projects".to_owned(), Value::from("dots")),
+    ]
+    .into();
+    let mut problems = Vec::new();
+    let mut config = config(&fake.url, &site.content_url, TOKEN_SECRET);
+    config.projects = Rule::read(&parameters, "projects", &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    let (_manifest, records, _out) = extract(config).await.expect("extracts");
+    let expected = filtered(&site, |path| {
+        (path.starts_with(first.as_str()) || path.starts_with(second.as_str()))
+            && !path.contains("dots")
+    });
+    // The filter keeps some and drops some of every kind.
+    assert_eq!(expected.projects.len(), 6, "{:?}", expected.projects);
+    for (kept, all) in [
+        (expected.workbooks.len(), site.workbooks.len()),
+        (expected.published.len(), site.published.len()),
+        (expected.embedded.len(), site.embedded.len()),
+        (expected.fields.len(), site.fields.len()),
+        (expected.custom_sql.len(), site.custom_sql.len()),
+    ] {
+        assert!(0 < kept && kept < all, "{kept} of {all}");
+    }
+    assert_output_equals(&expected, &records, 2);
+
+    // A bad expression is named.
+    let bad: BTreeMap<String, Value> = [("exclude-projects".to_owned(), Value::from("(("))].into();
+    let mut problems = Vec::new();
+    let _ = Rule::read(&bad, "projects", &mut problems);
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].contains("`exclude-projects`"), "{problems:?}");
 }

@@ -42,6 +42,9 @@ pub struct TableauConfig {
     pub server: ServerConfig,
     /// The site's content URL (empty: the Default site).
     pub site: String,
+    /// Which projects to extract, matched against each project's path (names from the top
+    /// level down, joined by `/`): `include-projects` and `exclude-projects`.
+    pub projects: crate::filter::Rule,
     /// The REST API version to speak; `None`: the server's own, from `serverinfo`.
     pub api_version: Option<String>,
     /// The Personal Access Token's name.
@@ -95,9 +98,18 @@ impl TableauConfig {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such secret"),
             })
         };
+        let mut problems = Vec::new();
+        let projects = crate::filter::Rule::read(parameters, "projects", &mut problems);
+        if !problems.is_empty() {
+            return Err(ExtractError::Parameters {
+                connector: "tableau".into(),
+                problems,
+            });
+        }
         let (retry, metadata_retry) = Self::default_retries();
         Ok(Self {
             site: text("site").unwrap_or_default(),
+            projects,
             api_version: text("api-version"),
             token_name: secret(secrets, "pat-name")?,
             token_secret: secret(secrets, "pat-secret")?,
@@ -285,6 +297,18 @@ fn emit<R: crate::record::Record>(
     Ok(())
 }
 
+/// What the project filters kept, for the objects that name no project themselves: embedded
+/// data sources (by their workbook), fields (by their data source) and custom SQL (by the
+/// fields that read it). Held only when a filter is set: ids, not records.
+#[derive(Default)]
+struct Kept {
+    project_ids: HashSet<String>,
+    project_names: HashSet<String>,
+    workbooks: HashSet<String>,
+    datasources: HashSet<String>,
+    custom_sql: HashSet<String>,
+}
+
 /// Projects by LUID: name and parent, for each workbook's project path.
 struct Projects(HashMap<String, (String, Option<String>)>);
 
@@ -411,6 +435,17 @@ async fn extract_site(
         })
         .collect();
     records.sort_by(|a, b| (&a.path, &a.id).cmp(&(&b.path, &b.id)));
+    let mut kept = config.projects.is_set().then(Kept::default);
+    if let Some(kept) = &mut kept {
+        records.retain(|p| config.projects.allows(&p.path.join("/")));
+        kept.project_ids = records.iter().map(|p| p.id.clone()).collect();
+        kept.project_names = records.iter().map(|p| p.name.clone()).collect();
+        tracing::info!(
+            projects = records.len(),
+            of = projects.0.len(),
+            "the project filters keep these projects"
+        );
+    }
     for project in &records {
         writer.write(project)?;
     }
@@ -426,6 +461,18 @@ async fn extract_site(
             queries::WORKBOOKS,
             config.metadata_page,
             |w: queries::WorkbookNode| {
+                if let Some(kept) = &mut kept {
+                    // By LUID; a server before 2022.3 gives only the project's name.
+                    let in_kept = match (&w.project_luid, &w.project_name) {
+                        (Some(luid), _) if !luid.is_empty() => kept.project_ids.contains(luid),
+                        (_, Some(name)) => kept.project_names.contains(name),
+                        _ => false,
+                    };
+                    if !in_kept {
+                        return Ok(());
+                    }
+                    kept.workbooks.insert(w.luid.clone());
+                }
                 let mut sheets: Vec<Sheet> = w
                     .sheets
                     .into_iter()
@@ -506,6 +553,22 @@ async fn extract_site(
     ] {
         let report = metadata
             .each(query, config.metadata_page, |d: queries::DatasourceNode| {
+                if let Some(kept) = &mut kept {
+                    // A published source by its project's name (the Metadata API gives no
+                    // project LUID for one), an embedded one by its workbook.
+                    let in_kept = match (&d.workbook, &d.project_name) {
+                        (Some(workbook), _) => workbook
+                            .luid
+                            .as_ref()
+                            .is_some_and(|l| kept.workbooks.contains(l)),
+                        (None, Some(name)) => kept.project_names.contains(name),
+                        (None, None) => false,
+                    };
+                    if !in_kept {
+                        return Ok(());
+                    }
+                    kept.datasources.insert(d.id.clone());
+                }
                 let mut edges: Vec<BiLineage> = d
                     .upstream_tables
                     .iter()
@@ -558,10 +621,18 @@ async fn extract_site(
                     .as_ref()
                     .map(|d| d.id.clone())
                     .unwrap_or_default();
+                if let Some(kept) = &kept
+                    && !kept.datasources.contains(&datasource_id)
+                {
+                    return Ok(());
+                }
                 let mut edges = Vec::new();
                 for column in &f.upstream_columns {
                     let Some(table) = &column.table else { continue };
                     if table.typename.as_deref() == Some("CustomSQLTable") {
+                        if let Some(kept) = &mut kept {
+                            kept.custom_sql.insert(table.id.clone());
+                        }
                         if through_sql.insert((datasource_id.clone(), table.id.clone())) {
                             edges.push(BiLineage::to_record(
                                 site,
@@ -625,6 +696,11 @@ async fn extract_site(
             queries::CUSTOM_SQL,
             config.metadata_page,
             |c: queries::CustomSqlNode| {
+                if let Some(kept) = &kept
+                    && !kept.custom_sql.contains(&c.id)
+                {
+                    return Ok(());
+                }
                 let edges: Vec<BiLineage> = c
                     .tables
                     .iter()
