@@ -6,6 +6,30 @@ use support::{extract_sqlite, scratch, sqlite_file};
 
 use std::process::Command;
 
+/// Every file of a run's output folder as text, compressed parts decompressed, for canary
+/// searches.
+fn output_text(out: &std::path::Path) -> String {
+    let mut text = String::new();
+    let mut folders = vec![out.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("out").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("file");
+            let bytes = if path.extension().is_some_and(|e| e == "zst") {
+                zstd::decode_all(bytes.as_slice()).expect("zstd")
+            } else {
+                bytes
+            };
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
+}
+
 fn outpost(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args(args)
@@ -184,13 +208,7 @@ fn a_snowflake_key_pair_run_logs_no_key_passphrase_or_token() {
     )
     .expect("json");
     assert_eq!(manifest["totals"]["table"], 1, "{manifest}");
-    let mut everything = logs.into_bytes();
-    for entry in std::fs::read_dir(&out).expect("out").flatten() {
-        if entry.path().is_file() {
-            everything.extend(std::fs::read(entry.path()).expect("file"));
-        }
-    }
-    let text = String::from_utf8_lossy(&everything);
+    let text = logs + &output_text(&out);
     assert!(!text.contains(&passphrase), "the passphrase leaked");
     for pem in [&key, &plain] {
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -201,4 +219,93 @@ fn a_snowflake_key_pair_run_logs_no_key_passphrase_or_token() {
         !text.contains("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"),
         "a JWT leaked"
     );
+}
+
+/// `outpost extract --connector=tableau` as the WorkflowTemplate runs it, against the Tableau
+/// fake, with every log level on: the Personal Access Token's secret and the session token
+/// signed in with it appear nowhere in the output or the logs, and the run signs out.
+#[test]
+fn a_tableau_run_logs_no_token_secret_nor_session_and_signs_out() {
+    use std::sync::atomic::Ordering;
+    let dir = scratch("tableau-secrets");
+    let secret = format!("CANARY-PAT-SECRET-{}-c0de", std::process::id());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let site = tableau_fake::SiteModel::generate(
+        "cli-ünï",
+        tableau_fake::Scale {
+            workbooks: 8,
+            sheets_per_workbook: 3,
+            published: 4,
+            fields_per_datasource: 6,
+            tables: 10,
+        },
+    );
+    let workbooks = site.workbooks.len();
+    let fake = runtime.block_on(tableau_fake::TableauFake::start(
+        site,
+        "cli-token",
+        &secret,
+        tableau_fake::Faults::default(),
+    ));
+    let connection = dir.join("connection");
+    std::fs::create_dir_all(&connection).expect("connection");
+    for (name, value) in [
+        ("host", "127.0.0.1"),
+        ("port", fake.url.rsplit(':').next().expect("port")),
+        ("site", "cli-ünï"),
+        ("ssl-mode", "disable"),
+        ("pat-name", "cli-token"),
+        ("pat-secret", &secret),
+    ] {
+        std::fs::write(connection.join(name), value).expect("connection value");
+    }
+    let out = dir.join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args([
+            "extract",
+            "--connector=tableau",
+            "--job-id=j1",
+            "--run-id=r1",
+        ])
+        .arg("--param=metadata-page-size=5")
+        .arg(format!("--secrets-dir={}", connection.display()))
+        .arg(format!("--out={}", out.display()))
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("runs");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{logs}");
+    assert!(logs.lines().count() > 10, "trace logs are on: {logs}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["totals"]["workbook"], workbooks, "{manifest}");
+    let text = logs + &output_text(&out);
+    // The search finds what is there.
+    assert!(text.contains("cli-ünï"), "the site is in the output");
+    assert!(!text.contains(&secret), "the token's secret leaked");
+    // The session tokens the server handed out (`X-Tableau-Auth`), each of them.
+    let sessions: Vec<String> = fake
+        .counters
+        .seen
+        .lock()
+        .expect("seen")
+        .iter()
+        .filter_map(|line| {
+            let start = line.find("Some(\"")? + 6;
+            let end = start + line[start..].find('"')?;
+            Some(line[start..end].to_owned())
+        })
+        .collect();
+    assert!(!sessions.is_empty(), "requests carried a session");
+    for session in &sessions {
+        assert!(!text.contains(session.as_str()), "a session token leaked");
+    }
+    assert_eq!(fake.counters.sign_ins.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.counters.sign_outs.load(Ordering::SeqCst), 1);
 }
