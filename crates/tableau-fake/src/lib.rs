@@ -507,6 +507,8 @@ struct State {
     counters: Arc<Counters>,
     sessions: Mutex<Sessions>,
     schema: Schema<QueryRoot, EmptyMutation, EmptySubscription>,
+    /// Where each Metadata API request answered with data is written, one JSON line each.
+    record: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
 }
 
 /// A running server; stopped when dropped.
@@ -547,6 +549,7 @@ impl TableauFake {
                 next: 1,
             }),
             schema,
+            record: Mutex::new(None),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -575,6 +578,23 @@ impl TableauFake {
             counters,
             state,
             task,
+        }
+    }
+
+    /// Writes every Metadata API request answered with data (each page) to `path`, one
+    /// request body per line: the benchmark replays them as its baseline.
+    pub fn record_pages(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let file = std::fs::File::create(path)?;
+        *self.state.record.lock().expect("record") = Some(std::io::BufWriter::new(file));
+        Ok(())
+    }
+
+    /// Flushes the pages recorded so far.
+    pub fn flush_record(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        match self.state.record.lock().expect("record").as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
         }
     }
 
@@ -994,6 +1014,12 @@ async fn graphql(state: &State, headers: &hyper::HeaderMap, body: &[u8]) -> Resp
     }
     let response = state.schema.execute(request).await;
     state.counters.pages.fetch_add(1, Ordering::SeqCst);
+    if let Some(file) = state.record.lock().expect("record").as_mut() {
+        use std::io::Write;
+        // Bodies are JSON: one line each, whatever their query text holds.
+        let line: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let _ = writeln!(file, "{line}");
+    }
     let mut answer = serde_json::to_value(&response).expect("answer");
     let mut warnings = Vec::new();
     if objects(&answer["data"]) > state.faults.node_limit {

@@ -48,6 +48,10 @@ struct Args {
     /// Milliseconds every answer waits (a server's latency).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Write each Metadata API request answered with data here, one JSON body per line
+    /// (the benchmark's baseline replays them).
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -73,6 +77,9 @@ async fn main() {
         ..Faults::default()
     };
     let fake = TableauFake::start(site, &args.token_name, &args.token_secret, faults).await;
+    if let Some(path) = &args.record {
+        fake.record_pages(path).expect("the record file");
+    }
     println!("url {}", fake.url);
     std::io::stdout().flush().expect("stdout");
     // Serve until standard input closes.
@@ -84,6 +91,7 @@ async fn main() {
     })
     .await
     .expect("stdin");
+    fake.flush_record().expect("the record file");
     let c = &fake.counters;
     let load = |n: &std::sync::atomic::AtomicU32| n.load(Ordering::SeqCst);
     println!(
