@@ -100,13 +100,24 @@ impl Query {
 struct Answer<T> {
     #[serde(default = "Option::default")]
     data: Option<BTreeMap<String, Option<Page<T>>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::queries::list")]
+    errors: Vec<GraphqlError>,
+}
+
+/// An answer's errors alone, for an answer whose data cannot be read.
+#[derive(Deserialize)]
+struct ErrorsOnly {
+    #[serde(default, deserialize_with = "super::queries::list")]
     errors: Vec<GraphqlError>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Page<T> {
+    #[serde(
+        deserialize_with = "super::queries::list",
+        bound(deserialize = "T: Deserialize<'de>")
+    )]
     nodes: Vec<T>,
     page_info: PageInfo,
 }
@@ -201,11 +212,25 @@ impl<'a> Metadata<'a> {
             report.requests += 1;
             let variables = json!({ "first": first, "after": after });
             let body = self.post(query.connection, &text, &variables).await?;
-            let answer: Answer<T> =
-                serde_json::from_slice(&body).map_err(|e| MetadataError::Protocol {
-                    connection: query.connection,
-                    detail: e.to_string(),
-                })?;
+            // An answer is judged by its errors before its data: one that carries errors may
+            // hold data of another shape, or none (Tableau's recorded time-limit answer holds
+            // a list where the query asked for a connection).
+            let mut unreadable = None;
+            let answer: Answer<T> = match serde_json::from_slice(&body) {
+                Ok(answer) => answer,
+                Err(error) => match serde_json::from_slice::<ErrorsOnly>(&body) {
+                    Ok(ErrorsOnly { errors }) if !errors.is_empty() => {
+                        unreadable = Some(error.to_string());
+                        Answer { data: None, errors }
+                    }
+                    _ => {
+                        return Err(MetadataError::Protocol {
+                            connection: query.connection,
+                            detail: error.to_string(),
+                        });
+                    }
+                },
+            };
             drop(body);
             let mut partial = false;
             let mut failures = Vec::new();
@@ -263,7 +288,7 @@ impl<'a> Metadata<'a> {
                 .flatten()
                 .ok_or_else(|| MetadataError::Protocol {
                     connection: query.connection,
-                    detail: "no data for the connection".into(),
+                    detail: unreadable.unwrap_or_else(|| "no data for the connection".into()),
                 })?;
             for node in page.nodes {
                 report.nodes += 1;

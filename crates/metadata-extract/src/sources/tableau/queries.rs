@@ -54,6 +54,26 @@ pub const CUSTOM_SQL: Query = Query {
                 tables { id name schema fullName connectionType database { name } }",
 };
 
+/// A value that may be `null` (Tableau's schema lets most fields be): its default then.
+pub(crate) fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A list that may be `null`, or hold `null`s (Tableau's schema lets both be): the
+/// elements that are there.
+pub(crate) fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let list = Option::<Vec<Option<T>>>::deserialize(deserializer)?;
+    Ok(list.into_iter().flatten().flatten().collect())
+}
+
 /// An object known by its id.
 #[derive(Debug, Deserialize)]
 pub struct IdNode {
@@ -84,6 +104,7 @@ pub struct LuidNode {
 #[derive(Debug, Deserialize)]
 pub struct TagNode {
     /// Its text.
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
 }
 
@@ -96,12 +117,13 @@ pub struct ViewNode {
     #[serde(default)]
     pub luid: Option<String>,
     /// Name.
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// URL path.
     #[serde(default)]
     pub path: Option<String>,
     /// A dashboard's sheets.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub sheets: Vec<IdNode>,
 }
 
@@ -112,8 +134,10 @@ pub struct WorkbookNode {
     /// Metadata API id.
     pub id: String,
     /// LUID.
+    #[serde(default, deserialize_with = "nullable")]
     pub luid: String,
     /// Name.
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Description.
     #[serde(default)]
@@ -137,13 +161,13 @@ pub struct WorkbookNode {
     #[serde(default)]
     pub updated_at: Option<String>,
     /// Tags.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub tags: Vec<TagNode>,
     /// Sheets.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub sheets: Vec<ViewNode>,
     /// Dashboards.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub dashboards: Vec<ViewNode>,
 }
 
@@ -195,6 +219,7 @@ pub struct DatasourceNode {
     #[serde(default)]
     pub luid: Option<String>,
     /// Name.
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Description.
     #[serde(default)]
@@ -215,13 +240,13 @@ pub struct DatasourceNode {
     #[serde(default)]
     pub workbook: Option<LuidNode>,
     /// Databases it reads.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub upstream_databases: Vec<DatabaseNode>,
     /// Tables it reads.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub upstream_tables: Vec<TableNode>,
     /// Published data sources it reads (embedded only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub upstream_datasources: Vec<IdNode>,
 }
 
@@ -229,6 +254,7 @@ pub struct DatasourceNode {
 #[derive(Debug, Deserialize)]
 pub struct ColumnNode {
     /// Name.
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Its table.
     pub table: Option<TableNode>,
@@ -244,6 +270,7 @@ pub struct FieldNode {
     /// Metadata API id.
     pub id: String,
     /// Name.
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Description.
     #[serde(default)]
@@ -258,13 +285,13 @@ pub struct FieldNode {
     #[serde(default)]
     pub datasource: Option<IdNode>,
     /// Sheets that show it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub sheets: Vec<IdNode>,
     /// Fields it is computed from.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub upstream_fields: Vec<IdNode>,
     /// Columns it reads.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub upstream_columns: Vec<ColumnNode>,
     /// Data type (data fields only).
     #[serde(default)]
@@ -284,6 +311,7 @@ pub struct CustomSqlNode {
     /// Metadata API id.
     pub id: String,
     /// Name.
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// The query text.
     #[serde(default)]
@@ -295,6 +323,52 @@ pub struct CustomSqlNode {
     #[serde(default)]
     pub database: Option<DatabaseNode>,
     /// Tables it reads.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub tables: Vec<TableNode>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tableau's schema lets names, lists and list elements be `null`: a node holding them
+    /// all parses, keeping what is there.
+    #[test]
+    fn nulls_where_tableaus_schema_allows_them_parse() {
+        let workbook: WorkbookNode = serde_json::from_value(serde_json::json!({
+            "id": "w1", "luid": null, "name": null, "description": null,
+            "projectName": null, "owner": null, "tags": null,
+            "sheets": [null, {"id": "s1", "luid": "", "name": null, "path": null, "sheets": null}],
+            "dashboards": [{"id": "d1", "name": "D", "sheets": [null, {"id": "s1"}]}]
+        }))
+        .expect("parses");
+        assert_eq!((workbook.luid.as_str(), workbook.name.as_str()), ("", ""));
+        assert!(workbook.tags.is_empty());
+        assert_eq!(workbook.sheets.len(), 1);
+        assert_eq!(workbook.dashboards[0].sheets.len(), 1);
+
+        let field: FieldNode = serde_json::from_value(serde_json::json!({
+            "__typename": "ColumnField", "id": "f1", "name": null, "datasource": null,
+            "sheets": null, "upstreamFields": [null],
+            "upstreamColumns": [{"name": null, "table": null}, null],
+            "dataType": null, "role": null
+        }))
+        .expect("parses");
+        assert_eq!(field.name, "");
+        assert!(field.sheets.is_empty() && field.upstream_fields.is_empty());
+        assert_eq!(field.upstream_columns.len(), 1);
+
+        let source: DatasourceNode = serde_json::from_value(serde_json::json!({
+            "id": "ds1", "name": null, "upstreamTables": [null, {"id": "t1", "name": null}],
+            "upstreamDatabases": null, "upstreamDatasources": null
+        }))
+        .expect("parses");
+        assert_eq!(source.upstream_tables.len(), 1);
+
+        let sql: CustomSqlNode = serde_json::from_value(serde_json::json!({
+            "id": "c1", "name": null, "query": null, "tables": null
+        }))
+        .expect("parses");
+        assert!(sql.tables.is_empty());
+    }
 }

@@ -217,8 +217,8 @@ pub struct ProjectXml {
     /// LUID.
     #[serde(rename = "@id")]
     pub id: String,
-    /// Name.
-    #[serde(rename = "@name")]
+    /// Name (missing: empty, rather than losing the page).
+    #[serde(rename = "@name", default)]
     pub name: String,
     /// Description.
     #[serde(rename = "@description")]
@@ -237,8 +237,8 @@ pub struct WorkbookXml {
     /// LUID.
     #[serde(rename = "@id")]
     pub id: String,
-    /// Name.
-    #[serde(rename = "@name")]
+    /// Name (missing: empty, rather than losing the page).
+    #[serde(rename = "@name", default)]
     pub name: String,
     /// Description.
     #[serde(rename = "@description")]
@@ -270,8 +270,8 @@ pub struct ViewXml {
     /// LUID.
     #[serde(rename = "@id")]
     pub id: String,
-    /// Name.
-    #[serde(rename = "@name")]
+    /// Name (missing: empty, rather than losing the page).
+    #[serde(rename = "@name", default)]
     pub name: String,
     /// URL path (`Superstore/sheets/Overview`).
     #[serde(rename = "@contentUrl")]
@@ -289,8 +289,8 @@ pub struct DatasourceXml {
     /// LUID.
     #[serde(rename = "@id")]
     pub id: String,
-    /// Name.
-    #[serde(rename = "@name")]
+    /// Name (missing: empty, rather than losing the page).
+    #[serde(rename = "@name", default)]
     pub name: String,
     /// Connection type (`postgres`, `excel-direct`).
     #[serde(rename = "@type")]
