@@ -790,3 +790,54 @@ async fn project_filters_keep_the_projects_paths_and_what_is_in_them() {
     assert_eq!(problems.len(), 1);
     assert!(problems[0].contains("`exclude-projects`"), "{problems:?}");
 }
+
+#[tokio::test]
+async fn a_server_or_api_version_too_old_is_a_configuration_error_saying_why() {
+    // Tableau Server 2022.1 answers REST API 3.15: its Metadata API lacks fields the queries ask.
+    let (fake, site) = server(Faults {
+        rest_api_version: "3.15",
+        ..Faults::default()
+    })
+    .await;
+    let error = extract(config(&fake.url, &site.content_url, TOKEN_SECRET))
+        .await
+        .expect_err("too old");
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::Config, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("3.15") && text.contains("3.17") && text.contains("2022.3"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.counters.sign_ins.load(Ordering::SeqCst),
+        0,
+        "no sign-in"
+    );
+
+    // A current server, asked to speak a version before Personal Access Tokens.
+    let (fake, site) = server(Faults::default()).await;
+    let mut old = config(&fake.url, &site.content_url, TOKEN_SECRET);
+    old.api_version = Some("3.5".into());
+    let error = extract(old).await.expect_err("too old");
+    assert_eq!(error.exit_code(), outpost_core::ExitCode::Config, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("api-version")
+            && text.contains("3.6")
+            && text.contains("Personal Access Token"),
+        "{text}"
+    );
+    // The version asked is spoken: 3.17 on a 3.23 server.
+    let mut chosen = config(&fake.url, &site.content_url, TOKEN_SECRET);
+    chosen.api_version = Some("3.17".into());
+    extract(chosen).await.expect("3.17 is spoken");
+    assert!(
+        fake.counters
+            .seen
+            .lock()
+            .expect("seen")
+            .iter()
+            .any(|line| line.contains("/api/3.17/auth/signin")),
+        "signed in with 3.17"
+    );
+}

@@ -454,6 +454,8 @@ pub struct Faults {
     pub prefixed_xml: bool,
     /// Keep every request in [`Counters::seen`] (the tests' leak checks).
     pub keep_requests: bool,
+    /// The REST API version `serverinfo` answers (`3.23`: Tableau 2024.2).
+    pub rest_api_version: &'static str,
 }
 
 impl Default for Faults {
@@ -469,6 +471,7 @@ impl Default for Faults {
             delay: Duration::ZERO,
             prefixed_xml: false,
             keep_requests: true,
+            rest_api_version: "3.23",
         }
     }
 }
@@ -715,7 +718,10 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
             "application/xml",
             ts_response(
                 &state,
-                r#"<serverInfo><productVersion build="20242.24.0711.1636">2024.2.1</productVersion><restApiVersion>3.23</restApiVersion></serverInfo>"#,
+                &format!(
+                    r#"<serverInfo><productVersion build="20242.24.0711.1636">2024.2.1</productVersion><restApiVersion>{}</restApiVersion></serverInfo>"#,
+                    state.faults.rest_api_version
+                ),
             ),
         ),
         ("POST", "auth/signin") => sign_in(&state, &body),

@@ -31,9 +31,15 @@ use graphql::{Metadata, MetadataError};
 use queries::{DatabaseNode, TableNode};
 use rest::{Rest, TableauError};
 
-/// The oldest REST API version the source speaks: the Metadata API is signed in to with
-/// 3.5 (Tableau 2019.3) or later.
-pub const MIN_VERSION: &str = "3.5";
+/// The oldest REST API version the source speaks: signing in with a Personal Access Token
+/// needs 3.6 (Tableau 2019.4).
+pub const MIN_VERSION: &str = "3.6";
+
+/// The oldest server the source reads, by the REST API version it answers in `serverinfo`:
+/// 3.17 is Tableau Server 2022.3 (Tableau Cloud since June 2022), whose Metadata API has the
+/// fields the queries ask (a workbook's `projectLuid`). An older server would refuse every
+/// query as invalid; this says why before signing in.
+pub const MIN_SERVER_VERSION: &str = "3.17";
 
 /// Everything a Tableau extraction needs.
 #[derive(Debug)]
@@ -351,16 +357,27 @@ pub async fn extract(
     let info = rest::server_info(&http, &server_url, &config.retry)
         .await
         .map_err(|e| rest_error(&config, e))?;
-    let version = match &config.api_version {
-        Some(version) => version.clone(),
-        None => info.rest_api_version.text.trim().to_owned(),
-    };
+    let server_version = info.rest_api_version.text.trim().to_owned();
+    if rest::version_number(&server_version) < rest::version_number(MIN_SERVER_VERSION) {
+        return Err(rest_error(
+            &config,
+            TableauError::Version {
+                what: "the server answers",
+                found: server_version,
+                needed: MIN_SERVER_VERSION,
+                why: "Tableau Server 2022.3 or Tableau Cloud, whose Metadata API has the fields read",
+            },
+        ));
+    }
+    let version = config.api_version.clone().unwrap_or(server_version);
     if rest::version_number(&version) < rest::version_number(MIN_VERSION) {
         return Err(rest_error(
             &config,
             TableauError::Version {
+                what: "`api-version` asks for",
                 found: version,
                 needed: MIN_VERSION,
+                why: "signing in with a Personal Access Token",
             },
         ));
     }

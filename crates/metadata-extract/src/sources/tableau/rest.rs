@@ -58,13 +58,17 @@ pub enum TableauError {
         /// Tableau's error document, when the answer held one.
         api: Option<ApiError>,
     },
-    /// The server's version cannot serve this connector.
-    #[error("the server speaks REST API {found}; reading its metadata needs {needed} or later")]
+    /// A REST API version too old for this connector.
+    #[error("{what} REST API {found}; the Tableau source needs {needed} or later ({why})")]
     Version {
-        /// What the server speaks.
+        /// Whose version (`the server answers`, `` `api-version` asks for ``).
+        what: &'static str,
+        /// The version.
         found: String,
         /// What is needed.
         needed: &'static str,
+        /// Why.
+        why: &'static str,
     },
     /// An answer that is not the document expected.
     #[error(transparent)]
