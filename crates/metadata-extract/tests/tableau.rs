@@ -581,6 +581,19 @@ fn assert_output_equals(
         sorted(site.custom_sql.iter().map(|c| c.id.clone()))
     );
     assert_eq!(output_edges(records), model_edges(site));
+    // Workbooks' URLs are the REST API's.
+    for w in &site.workbooks {
+        let record = records[&EntityKind::Workbook]
+            .iter()
+            .find(|r| r["id"] == w.luid.as_str())
+            .expect("workbook");
+        assert_eq!(record["contentUrl"], format!("wb{}", w.id), "{record}");
+        let page = record["webpageUrl"].as_str().expect("webpageUrl");
+        assert!(
+            page.ends_with(&format!("/workbooks/{}", w.id.trim_start_matches("wb-"))),
+            "{page}"
+        );
+    }
     // Odd names round-trip.
     let names: BTreeSet<&str> = records[&EntityKind::Workbook]
         .iter()

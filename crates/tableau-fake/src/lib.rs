@@ -909,7 +909,7 @@ fn list(state: &State, site_path: &str, query: &str) -> Response<Full<Bytes>> {
                     esc(&w.name),
                     w.id,
                     esc(&site.content_url),
-                    w.id,
+                    w.id.trim_start_matches("wb-"),
                     w.project,
                     esc(project.map(|p| p.name.as_str()).unwrap_or_default()),
                     w.owner

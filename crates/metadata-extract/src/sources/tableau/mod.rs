@@ -254,6 +254,16 @@ fn upstream_databases(databases: &[DatabaseNode]) -> Vec<UpstreamDatabase> {
     out
 }
 
+/// A workbook's web page, as Tableau writes it (the Default site has no `/site/` part), for
+/// a workbook the REST API did not list.
+fn workbook_page(server_url: &str, site: &str, vizportal_url_id: &str) -> String {
+    if site.is_empty() {
+        format!("{server_url}/#/workbooks/{vizportal_url_id}")
+    } else {
+        format!("{server_url}/#/site/{site}/workbooks/{vizportal_url_id}")
+    }
+}
+
 fn empty_none(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
@@ -340,7 +350,8 @@ impl Projects {
     }
 }
 
-/// Extracts the site: projects by REST, everything else by the Metadata API, each page
+/// Extracts the site: projects and workbooks' URLs by REST, everything else by the Metadata
+/// API, each page
 /// written as it arrives.
 pub async fn extract(
     config: TableauConfig,
@@ -468,6 +479,23 @@ async fn extract_site(
     }
     progress.stage(site, EntityKind::Project);
 
+    // Workbooks' URLs, which only the REST API has (the Metadata API has neither the content
+    // URL nor the web page's): a few REST pages, one small entry per workbook.
+    let mut urls: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    rest.each::<xml::WorkbooksResponse>("workbooks", "workbooks", config.rest_page, |w| {
+        let kept_project = match (&kept, &w.project) {
+            (None, _) => true,
+            (Some(kept), Some(project)) => kept.project_ids.contains(&project.id),
+            (Some(_), None) => false,
+        };
+        if kept_project {
+            urls.insert(w.id, (empty_none(w.content_url), empty_none(w.webpage_url)));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(fail_rest)?;
+
     let metadata = Metadata::new(rest, config.metadata_retry);
     let mut reports = Reports::default();
     let writer = std::cell::RefCell::new(writer);
@@ -525,6 +553,7 @@ async fn extract_site(
                 let mut tags: Vec<String> = w.tags.into_iter().map(|t| t.name).collect();
                 tags.sort();
                 let owner = w.owner.unwrap_or_default();
+                let (content_url, web) = urls.remove(&w.luid).unwrap_or_default();
                 let workbook = Workbook {
                     site: site.clone(),
                     project_path: w
@@ -533,16 +562,16 @@ async fn extract_site(
                         .map(|p| projects.path(p))
                         .unwrap_or_default(),
                     project_id: empty_none(w.project_luid),
-                    webpage_url: w
-                        .vizportal_url_id
-                        .as_ref()
-                        .map(|n| format!("{server_url}/#/site/{site}/workbooks/{n}")),
+                    webpage_url: web.or_else(|| {
+                        let n = w.vizportal_url_id.as_deref()?;
+                        Some(workbook_page(server_url, site, n))
+                    }),
                     id: w.luid,
                     name: w.name,
                     description: empty_none(w.description),
                     owner_id: empty_none(owner.luid),
                     owner: empty_none(owner.username),
-                    content_url: None,
+                    content_url,
                     created_at: w.created_at,
                     updated_at: w.updated_at,
                     tags,
@@ -763,4 +792,19 @@ async fn extract_site(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_workbook_page_on_the_default_site_has_no_site_part() {
+        assert_eq!(
+            super::workbook_page("https://t.example.com:443", "", "42"),
+            "https://t.example.com:443/#/workbooks/42"
+        );
+        assert_eq!(
+            super::workbook_page("https://t.example.com:443", "finance", "42"),
+            "https://t.example.com:443/#/site/finance/workbooks/42"
+        );
+    }
 }
