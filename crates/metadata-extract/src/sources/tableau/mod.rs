@@ -351,8 +351,7 @@ impl Projects {
 }
 
 /// Extracts the site: projects and workbooks' URLs by REST, everything else by the Metadata
-/// API, each page
-/// written as it arrives.
+/// API, each page written as it arrives.
 pub async fn extract(
     config: TableauConfig,
     writer: &mut OutputWriter,
