@@ -54,8 +54,8 @@ impl Retry {
 /// Why a request failed for good.
 #[derive(Debug)]
 pub enum HttpFailure {
-    /// TLS failed (an untrusted certificate, a name mismatch): never retried.
-    Tls(String),
+    /// No answer could be had: TLS refused, or the server unreachable.
+    Transport(TransportError),
     /// The server answered a status no retry can help, with its body.
     Status {
         /// The status.
@@ -63,13 +63,44 @@ pub enum HttpFailure {
         /// The body (an error document, where the service sends one).
         body: Bytes,
     },
-    /// The server could not be reached, or kept failing, after every retry.
+}
+
+/// A request that got no answer, whichever HTTP source sent it: each source's error holds
+/// it, and [`TransportError::into_extract`] gives the one extraction error (and exit code)
+/// for it.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// TLS failed (an untrusted certificate, a name mismatch): exit 78, never retried.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The server could not be reached, or kept failing, after every retry: exit 75.
+    #[error("{what}: {detail} (after {attempts} attempts)")]
     Unreachable {
+        /// The request.
+        what: &'static str,
         /// The last failure.
         detail: String,
         /// How many attempts were made.
         attempts: u32,
     },
+}
+
+impl TransportError {
+    /// The extraction's error for this failure of a request to `server`.
+    pub fn into_extract(self, server: &crate::sources::ServerConfig) -> crate::ExtractError {
+        let target = server.target();
+        match self {
+            Self::Tls(_) => crate::ExtractError::Tls {
+                target,
+                mode: server.ssl_mode.as_str().to_owned(),
+                source: self.into(),
+            },
+            Self::Unreachable { .. } => crate::ExtractError::Unreachable {
+                target,
+                source: self.into(),
+            },
+        }
+    }
 }
 
 /// The statuses another attempt may cure: a timeout, a rate limit, an overloaded or
@@ -124,7 +155,7 @@ pub async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest
 /// returns the successful answer's body. `what` names the request in the debug log.
 pub async fn send(
     retry: &Retry,
-    what: &str,
+    what: &'static str,
     build: impl Fn(u32) -> reqwest::RequestBuilder,
 ) -> Result<Bytes, HttpFailure> {
     let started = Instant::now();
@@ -149,17 +180,18 @@ pub async fn send(
                 // A certificate the client does not trust stays untrusted: no retry.
                 let lower = detail.to_ascii_lowercase();
                 if lower.contains("certificate") || lower.contains("handshake") {
-                    return Err(HttpFailure::Tls(detail));
+                    return Err(HttpFailure::Transport(TransportError::Tls(detail)));
                 }
                 (detail, None)
             }
         };
         attempt += 1;
         if attempt >= retry.attempts || started.elapsed() >= retry.budget {
-            return Err(HttpFailure::Unreachable {
+            return Err(HttpFailure::Transport(TransportError::Unreachable {
+                what,
                 detail,
                 attempts: attempt,
-            });
+            }));
         }
         let wait = retry.backoff(attempt, after);
         tracing::debug!(what, %detail, attempt, ?wait, "request failed; retrying");

@@ -302,7 +302,7 @@ async fn a_rate_limit_past_the_time_budget_fails_and_says_so() {
         .await
         .expect_err("exhausted");
     assert!(
-        matches!(&error, MetadataError::Rest(TableauError::Unreachable { detail, .. }) if detail.contains("429")),
+        matches!(&error, MetadataError::Rest(TableauError::Transport(metadata_extract::http::TransportError::Unreachable { detail, .. })) if detail.contains("429")),
         "{error:?}"
     );
     drop(fake);

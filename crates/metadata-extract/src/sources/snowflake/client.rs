@@ -58,20 +58,9 @@ pub enum SnowflakeError {
         /// Why.
         source: std::io::Error,
     },
-    /// TLS to the service failed (an untrusted certificate, a name mismatch): exit 78,
-    /// never retried.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// The service could not be reached, or kept failing, after every retry: exit 75.
-    #[error("{what}: {detail} (after {attempts} attempts)")]
-    Unreachable {
-        /// The request.
-        what: &'static str,
-        /// The last failure.
-        detail: String,
-        /// How many were made.
-        attempts: u32,
-    },
+    /// No answer: TLS refused, or the service unreachable after every retry.
+    #[error(transparent)]
+    Transport(#[from] http::TransportError),
     /// The service answered an HTTP status no retry can help.
     #[error("{what}: HTTP {status}")]
     Http {
@@ -263,15 +252,10 @@ impl Connection {
         })
         .await
         .map_err(|failure| match failure {
-            HttpFailure::Tls(detail) => SnowflakeError::Tls(detail),
+            HttpFailure::Transport(error) => SnowflakeError::Transport(error),
             HttpFailure::Status { status, .. } => SnowflakeError::Http {
                 what,
                 status: status.as_u16(),
-            },
-            HttpFailure::Unreachable { detail, attempts } => SnowflakeError::Unreachable {
-                what,
-                detail,
-                attempts,
             },
         })
     }

@@ -206,15 +206,7 @@ fn extract_error(config: &Flow, what: &'static str, error: SnowflakeError) -> Ex
             hint: String::new(),
             source,
         },
-        SnowflakeError::Tls(_) => ExtractError::Tls {
-            target,
-            mode: config.server.ssl_mode.as_str().to_owned(),
-            source: error.into(),
-        },
-        SnowflakeError::Unreachable { .. } => ExtractError::Unreachable {
-            target,
-            source: error.into(),
-        },
+        SnowflakeError::Transport(error) => error.into_extract(&config.server),
         SnowflakeError::Timeout(_) => ExtractError::Query {
             target,
             what,

@@ -151,15 +151,7 @@ fn rest_error(config: &TableauConfig, error: TableauError) -> ExtractError {
             user: "(the Personal Access Token)".into(),
             source: error.into(),
         },
-        TableauError::Tls(_) => ExtractError::Tls {
-            target,
-            mode: config.server.ssl_mode.as_str().to_owned(),
-            source: error.into(),
-        },
-        TableauError::Unreachable { .. } => ExtractError::Unreachable {
-            target,
-            source: error.into(),
-        },
+        TableauError::Transport(error) => error.into_extract(&config.server),
         TableauError::Http { status: 403, .. } => ExtractError::Authentication {
             target,
             user: "(the Personal Access Token)".into(),

@@ -35,19 +35,9 @@ pub enum TableauError {
         /// Its detail.
         detail: String,
     },
-    /// TLS failed (an untrusted certificate, a name mismatch): exit 78, never retried.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// The server could not be reached, or kept failing, after every retry: exit 75.
-    #[error("{what}: {detail} (after {attempts} attempts)")]
-    Unreachable {
-        /// The request.
-        what: &'static str,
-        /// The last failure.
-        detail: String,
-        /// How many were made.
-        attempts: u32,
-    },
+    /// No answer: TLS refused, or the server unreachable after every retry.
+    #[error(transparent)]
+    Transport(#[from] http::TransportError),
     /// The server answered an error no retry can help.
     #[error("{what}: HTTP {status}{}", api.as_ref().map(|e| format!(" ({}): {}: {}", e.code, e.summary, e.detail)).unwrap_or_default())]
     Http {
@@ -114,12 +104,7 @@ pub struct Rest {
 /// Maps a failure of the retry loop, reading Tableau's error document where there is one.
 pub(super) fn failure(what: &'static str, failure: HttpFailure) -> TableauError {
     match failure {
-        HttpFailure::Tls(detail) => TableauError::Tls(detail),
-        HttpFailure::Unreachable { detail, attempts } => TableauError::Unreachable {
-            what,
-            detail,
-            attempts,
-        },
+        HttpFailure::Transport(error) => TableauError::Transport(error),
         HttpFailure::Status { status, body } => TableauError::Http {
             what,
             status: status.as_u16(),
