@@ -39,17 +39,9 @@ bench_dir="$root/crates/metadata-extract/benches"
 venv="$root/.tools/fakesnow-venv"
 [ -x "$venv/bin/fakesnow" ] || scripts/install-tools.sh fakesnow >/dev/null
 
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/outpost-snowflake-bench.XXXXXX")"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+# shellcheck source=common.sh
+. "$root/crates/metadata-extract/benches/common.sh"
+bench_start snowflake
 
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   if [ "${KEEP:-0}" != 1 ]; then
@@ -101,8 +93,6 @@ printf 'password' >"$conn/authenticator"
 printf 'disable' >"$conn/ssl-mode"
 printf 'bench-password' >"$conn/password"
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-now() { date +%s.%N; }
 
 measure() { # size -> "baseline_seconds outpost_seconds rss_kib tables columns"
   local size="$1" b=() o=() r=() start round out
@@ -124,10 +114,6 @@ measure() { # size -> "baseline_seconds outpost_seconds rss_kib tables columns"
     "$(python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['totals']; print(t.get('table',0), t.get('column',0))" "$out/manifest.json")"
 }
 
-fail=0
-# Sets $status to PASS or FAIL (and $fail on FAIL) for a bc condition. Not in a $(…)
-# subshell: there the FAIL would be lost and the benchmark would pass whatever it measured.
-check() { if [ "$(echo "$1" | bc)" = 1 ]; then status=PASS; else status=FAIL; fail=1; fi; }
 declare -A rss
 for spec in TENTH:3000 FULL:30000; do
   size="${spec%%:*}" tables="${spec##*:}"

@@ -35,17 +35,9 @@ rounds="${ROUNDS:-3}"
 bench_dir="$root/crates/metadata-extract/benches"
 secret="bench-CANARY-SECRET-$$"
 
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/outpost-tableau-bench.XXXXXX")"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+# shellcheck source=common.sh
+. "$root/crates/metadata-extract/benches/common.sh"
+bench_start tableau
 
 if [ -n "${OUTPOST_BIN:-}" ]; then
   outpost="$OUTPOST_BIN"
@@ -56,8 +48,6 @@ fi
 cargo build --release --locked -q -p tableau-fake
 fake_bin="$root/target/release/tableau-fake"
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-now() { date +%s.%N; }
 
 # Starts the fake for a size (workbooks published) with extra flags; sets $fake_url, $fake_in
 # (its standard input: closing it stops the server) and $fake_out.
@@ -117,10 +107,6 @@ extract() {
   stop_fake
 }
 
-fail=0
-# Sets $status to PASS or FAIL (and $fail on FAIL) for a bc condition. Not in a $(…)
-# subshell: there the FAIL would be lost and the benchmark would pass whatever it measured.
-check() { if [ "$(echo "$1" | bc)" = 1 ]; then status=PASS; else status=FAIL; fail=1; fi; }
 
 # Checks the run's records against the site; prints one line.
 check_records() { # workbooks published
