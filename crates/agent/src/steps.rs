@@ -147,6 +147,8 @@ pub struct ExtractStep {
     pub ids: [Option<String>; 3],
     /// Largest uncompressed size of one output part, in bytes.
     pub part_bytes: u64,
+    /// The agent's manifest-signing key file: the manifest is signed when given.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// `outpost extract`: the source's metadata into the output folder, manifest last.
@@ -171,6 +173,7 @@ pub async fn extract(
             run_id,
         },
         part_bytes: step.part_bytes,
+        signing_key_file: step.signing_key_file,
     };
     let manifest = metadata_extract::run(request, progress).await?;
     tracing::info!(
@@ -264,6 +267,7 @@ pub async fn run_local(
         out: out.clone(),
         identity: run.clone(),
         part_bytes: 64 << 20,
+        signing_key_file: None,
     };
     let manifest = metadata_extract::run(request, extract_progress).await?;
     let extracted_in = started.elapsed();

@@ -79,6 +79,14 @@ pub enum ExtractError {
         #[source]
         source: BoxError,
     },
+    /// The agent's manifest-signing key cannot be used (unreadable, not a key).
+    #[error("manifest-signing key {}: {problem}", path.display())]
+    SigningKey {
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// The connection's settings cannot work (a key that cannot be read, a missing
     /// warehouse): fixing the configuration is the only cure.
     #[error("{target}: {problem}")]
@@ -114,7 +122,8 @@ impl ExtractError {
             Self::Secret { .. }
             | Self::TlsRequired { .. }
             | Self::Tls { .. }
-            | Self::Config { .. } => ExitCode::Config,
+            | Self::Config { .. }
+            | Self::SigningKey { .. } => ExitCode::Config,
             Self::Unreachable { .. } => ExitCode::Temporary,
             Self::Authentication { .. } => ExitCode::NoPermission,
             Self::Query {

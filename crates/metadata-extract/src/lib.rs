@@ -15,6 +15,7 @@ pub mod record;
 pub mod sample;
 pub mod sources;
 pub mod tls;
+pub mod verify;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -83,6 +84,23 @@ pub struct ExtractRequest<'a> {
     pub identity: RunIdentity,
     /// Largest uncompressed size of one output part.
     pub part_bytes: u64,
+    /// The agent's manifest-signing key file (base64 of an Ed25519 seed): when given, the
+    /// manifest is signed (`outpost_core::signing`).
+    pub signing_key_file: Option<PathBuf>,
+}
+
+/// Reads the manifest-signing key, before the source is touched: a key that cannot be used
+/// fails the run at once (exit 78), not after a whole extraction.
+fn read_signing_key(
+    path: &std::path::Path,
+) -> Result<outpost_core::signing::SigningKey, ExtractError> {
+    let problem = |problem: String| ExtractError::SigningKey {
+        path: path.to_owned(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+    outpost_core::signing::keys::parse_signing_key(&path.display().to_string(), &text)
+        .map_err(problem)
 }
 
 /// Reads the declared secrets: a missing required one is an error, a missing optional one
@@ -342,8 +360,16 @@ pub async fn run(
         )),
         _ => return Err(ExtractError::UnsupportedConnector { connector }),
     };
+    let signing_key = request
+        .signing_key_file
+        .as_deref()
+        .map(read_signing_key)
+        .transpose()?;
     let mut writer =
         OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
+    if let Some(key) = signing_key {
+        writer.sign_with(key);
+    }
     match source {
         Source::Postgres(config) => {
             sources::postgres::extract(&config, &filters, &mut writer, progress).await?

@@ -102,6 +102,7 @@ pub struct OutputWriter {
     totals: BTreeMap<EntityKind, u64>,
     skipped: Vec<Skipped>,
     incomplete: Vec<String>,
+    signing_key: Option<outpost_core::signing::SigningKey>,
     line: Vec<u8>,
 }
 
@@ -140,6 +141,7 @@ impl OutputWriter {
             totals: EntityKind::ALL.iter().map(|k| (*k, 0)).collect(),
             skipped: Vec::new(),
             incomplete: Vec::new(),
+            signing_key: None,
             line: Vec::with_capacity(4096),
         })
     }
@@ -193,6 +195,11 @@ impl OutputWriter {
         }
     }
 
+    /// Signs the manifest with `key` when the run finishes (`outpost_core::signing`).
+    pub fn sign_with(&mut self, key: outpost_core::signing::SigningKey) {
+        self.signing_key = Some(key);
+    }
+
     /// Records written so far, per kind.
     pub fn totals(&self) -> &BTreeMap<EntityKind, u64> {
         &self.totals
@@ -208,7 +215,7 @@ impl OutputWriter {
         }
         self.files
             .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             format_version: FORMAT_VERSION.to_owned(),
             outpost_version: env!("CARGO_PKG_VERSION").to_owned(),
             identity: self.identity,
@@ -218,7 +225,11 @@ impl OutputWriter {
             totals: self.totals,
             skipped: self.skipped,
             incomplete: self.incomplete,
+            signature: None,
         };
+        if let Some(key) = &self.signing_key {
+            outpost_core::signing::sign_manifest(&mut manifest, key);
+        }
         let temporary = self.dir.join(".manifest.json.partial");
         let mut text =
             serde_json::to_vec_pretty(&manifest).map_err(|source| WriteError::Serialize {

@@ -274,26 +274,7 @@ pub fn new_nonce() -> String {
 /// The bytes a job's signature covers: the job without `signature`, as JSON with object keys
 /// sorted and no whitespace (so key order and formatting in transit do not matter).
 pub fn canonical_bytes(job: &Value) -> Vec<u8> {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                let mut out = serde_json::Map::new();
-                for key in keys {
-                    out.insert(key.clone(), sorted(&map[key]));
-                }
-                Value::Object(out)
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    let mut unsigned = job.clone();
-    if let Some(map) = unsigned.as_object_mut() {
-        map.remove("signature");
-    }
-    serde_json::to_vec(&sorted(&unsigned)).unwrap_or_default()
+    outpost_core::signing::canonical_bytes(job, "signature")
 }
 
 /// Checks `job`'s `signature` over its [`canonical_bytes`] against `key`.
@@ -396,70 +377,16 @@ mod tests {
     }
 }
 
-/// The key codec: keys travel as base64 of their 32 bytes (a verifying key in agent options
-/// and flags, a signing key's seed in a file).
+/// The key codec (`outpost_core::signing::keys`), with the job-signing key named in errors.
 pub mod keys {
-    use base64::Engine as _;
+    pub use outpost_core::signing::keys::{generate, parse_signing_key};
 
-    const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-    /// A job-signing public key (base64 of 32 bytes); `None` for an absent or blank text.
+    /// The control plane's job-signing public key (base64 of 32 bytes); `None` for an absent
+    /// or blank text.
     pub fn parse_verifying_key(
         text: Option<&str>,
     ) -> Result<Option<ed25519_dalek::VerifyingKey>, String> {
-        let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-            return Ok(None);
-        };
-        let bytes = BASE64
-            .decode(text)
-            .map_err(|e| format!("job-signing key is not base64: {e}"))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "job-signing key must be 32 bytes (an Ed25519 public key)".to_owned())?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|e| format!("job-signing key: {e}"))
-    }
-
-    /// A signing key from the text of its seed file (base64 of 32 bytes); `file` names it in
-    /// errors.
-    pub fn parse_signing_key(file: &str, text: &str) -> Result<ed25519_dalek::SigningKey, String> {
-        let bytes = BASE64
-            .decode(text.trim())
-            .map_err(|e| format!("{file}: not base64: {e}"))?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| format!("{file}: an Ed25519 seed is 32 bytes"))?;
-        Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
-    }
-
-    /// A fresh key pair: the seed's text (for the private key file) and the public key's text
-    /// (for `controlPlane.jobSigningKey`).
-    pub fn generate() -> (String, String) {
-        let seed: [u8; 32] = rand::random();
-        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-        (
-            BASE64.encode(seed),
-            BASE64.encode(key.verifying_key().to_bytes()),
-        )
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn a_generated_pair_parses_back_and_matches() {
-            let (seed, public) = generate();
-            let signing = parse_signing_key("key", &format!("{seed}\n")).expect("seed");
-            let verifying = parse_verifying_key(Some(&public))
-                .expect("public")
-                .expect("some");
-            assert_eq!(signing.verifying_key(), verifying);
-            assert_eq!(parse_verifying_key(Some("  ")), Ok(None));
-            assert!(parse_verifying_key(Some("AAAA")).is_err());
-            assert!(parse_signing_key("key", "not base64!").is_err());
-        }
+        outpost_core::signing::keys::parse_verifying_key("job-signing key", text)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod output;
 pub mod redact;
 pub mod run;
+pub mod signing;
 
 pub use exit::{ExitCode, ExitCoded, Failure};
 pub use run::RunIdentity;

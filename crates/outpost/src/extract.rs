@@ -34,6 +34,10 @@ pub struct ExtractArgs {
     /// Read descriptors from this folder instead of the ones built in.
     #[arg(long)]
     connectors: Option<PathBuf>,
+    /// The agent's manifest-signing key (a file holding its seed, as `outpost keygen` writes
+    /// it): the manifest is signed, and `outpost verify` checks runs against its public key.
+    #[arg(long, env = "OUTPOST_MANIFEST_SIGNING_KEY", value_name = "FILE")]
+    manifest_signing_key: Option<PathBuf>,
     /// Largest uncompressed size of one output part, in MiB.
     #[arg(long, default_value_t = 64)]
     part_size_mib: u64,
@@ -74,6 +78,7 @@ fn extract(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> 
         out: args.out,
         ids: [args.connection, args.job_id, args.run_id],
         part_bytes: args.part_size_mib.max(1) << 20,
+        signing_key_file: args.manifest_signing_key,
     };
     let progress = crate::progress::ExtractProgress::new(show_progress);
     // One thread: extraction streams one source, and the pod's CPU limit is small.

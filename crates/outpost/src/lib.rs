@@ -22,6 +22,7 @@ mod progress;
 mod render;
 mod run;
 mod upload;
+mod verify;
 
 /// The exit-code table of a subcommand's `--help`, from the one definition.
 fn exit_codes(codes: &[ExitCode]) -> String {
@@ -116,6 +117,14 @@ enum Command {
     /// Workflow's exit handler).
     #[command(after_help = exit_codes(&[Usage, Temporary, Protocol, NoPermission, Config]))]
     Report(agent::ReportArgs),
+    /// Check a run against the agent's public key: the manifest's signature, then every file
+    /// it lists (present, size, SHA-256). Exits 65 with the reason on any difference.
+    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Io]))]
+    Verify(verify::VerifyArgs),
+    /// Make a manifest-signing key pair: the private seed goes to a file (mode 0600) for
+    /// `extract --manifest-signing-key`; the public key is printed, for `verify --key`.
+    #[command(after_help = exit_codes(&[Usage, Config]))]
+    Keygen(verify::KeygenArgs),
     /// The reference control plane: serve it, queue jobs on it, print its API document.
     #[command(subcommand)]
     ControlPlane(control_plane::ControlPlaneCommand),
@@ -173,6 +182,8 @@ pub fn execute(cli: Cli) -> ProcessExit {
         Command::Heartbeat(args) => agent::heartbeat(args),
         Command::Report(args) => agent::report(args),
         Command::ControlPlane(command) => control_plane::run(command),
+        Command::Verify(args) => verify::verify(&args),
+        Command::Keygen(args) => verify::keygen(&args),
         Command::Render(args) => render::run(&args),
         Command::OutputSchemas { out } => render::output_schemas(&out),
         Command::Schema { which } => {

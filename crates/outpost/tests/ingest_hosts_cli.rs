@@ -55,6 +55,7 @@ fn write_run(dir: &Path, job: &str) -> PathBuf {
         totals: BTreeMap::new(),
         skipped: Vec::new(),
         incomplete: Vec::new(),
+        signature: None,
     };
     std::fs::write(
         run.join("manifest.json"),

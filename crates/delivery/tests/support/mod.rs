@@ -244,6 +244,7 @@ pub fn write_run(dir: &Path, key: &RunIdentity, files: &[(String, Vec<u8>)]) -> 
         totals: BTreeMap::new(),
         skipped: Vec::new(),
         incomplete: Vec::new(),
+        signature: None,
     };
     let mut text = serde_json::to_vec_pretty(&manifest).expect("json");
     text.push(b'\n');

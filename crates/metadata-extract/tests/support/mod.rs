@@ -71,6 +71,7 @@ pub fn extract(
             ..Default::default()
         },
         part_bytes: 1024 * 1024,
+        signing_key_file: None,
     };
     configure(&mut request);
     runtime().block_on(metadata_extract::run(request, &Silent))

@@ -19,7 +19,7 @@ pub use bi::*;
 pub use record::*;
 
 /// Version of the output format this release writes (in `manifest.json`).
-pub const FORMAT_VERSION: &str = "1.2";
+pub const FORMAT_VERSION: &str = "1.3";
 
 /// Name of the manifest, written last everywhere: its presence means the run is complete.
 pub const MANIFEST: &str = "manifest.json";
@@ -78,6 +78,25 @@ pub struct Manifest {
     /// run's absences say nothing: nothing may be inferred deleted from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,
+    /// The agent's signature over this manifest (and so, through their digests, over every
+    /// file it lists), when the agent holds a manifest-signing key: `outpost verify` checks
+    /// it against the agent's public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ManifestSignature>,
+}
+
+/// A manifest's signature (`crate::signing`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestSignature {
+    /// `ed25519`.
+    pub algorithm: String,
+    /// The signing key's public half (base64 of its 32 bytes): which key signed, so a reader
+    /// pinned to another one can say so.
+    pub key: String,
+    /// The signature (base64 of 64 bytes) over the manifest's canonical bytes: the manifest
+    /// as JSON without `signature`, object keys sorted at every level, no whitespace.
+    pub value: String,
 }
 
 /// Lowercase hex of a digest: the form [`FileEntry::sha256`] takes.

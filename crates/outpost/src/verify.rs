@@ -1,0 +1,52 @@
+//! `outpost verify` and `outpost keygen`: a run checked against the agent's public key, and
+//! the key pair that signs runs.
+
+use std::path::PathBuf;
+
+use outpost_core::{ExitCode, Failure};
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The run's folder (the extract step's output, or a copy of a delivered run).
+    run: PathBuf,
+    /// The agent's manifest-signing public key (base64 of 32 bytes, as `outpost keygen`
+    /// prints it).
+    #[arg(long)]
+    key: String,
+}
+
+pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+    let key =
+        outpost_core::signing::keys::parse_verifying_key("manifest-signing key", Some(&args.key))
+            .map_err(|e| Failure::new(ExitCode::Usage, e))?
+            .ok_or_else(|| Failure::new(ExitCode::Usage, "--key is empty"))?;
+    let verified = metadata_extract::verify::verify_run(&args.run, &key)?;
+    let records: u64 = verified.manifest.files.iter().map(|f| f.records).sum();
+    println!(
+        "{}: verified: the manifest is signed by {} and its {} files ({records} records) match it",
+        args.run.display(),
+        args.key.trim(),
+        verified.manifest.files.len(),
+    );
+    if !verified.unlisted.is_empty() {
+        println!(
+            "{} files the manifest does not list are not part of the run: {}",
+            verified.unlisted.len(),
+            verified.unlisted.join(", ")
+        );
+    }
+    Ok(ExitCode::Success)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KeygenArgs {
+    /// File for the private key (its seed, base64); created with mode 0600, never
+    /// overwritten.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn keygen(args: &KeygenArgs) -> Result<ExitCode, Failure> {
+    println!("{}", control_plane::run::keygen(&args.out)?);
+    Ok(ExitCode::Success)
+}
