@@ -29,6 +29,7 @@ const NAMESPACE: &str = "outpost";
 /// backoff waits 60 ms.
 const TIME_SCALE: f64 = 500.0;
 const RELAY_SECRET: &str = "outpost-relay-credentials";
+const MANIFEST_SIGNING_SECRET: &str = "outpost-manifest-signing-key";
 /// Argo's `workflowRestrictions.templateReferencing`, as charts/outpost-stack sets it.
 const TEMPLATE_REFERENCING: &str = "Strict";
 
@@ -54,6 +55,9 @@ struct Cluster {
     relay_url: String,
     /// The rendered Argo objects.
     rendered: Vec<Value>,
+    /// The public half of the agent's manifest-signing key (`manifestSigning`): every
+    /// delivered manifest must verify against it.
+    manifest_key: outpost_core::signing::VerifyingKey,
     ticks: std::cell::Cell<u32>,
 }
 
@@ -121,11 +125,11 @@ impl Cluster {
         let server = serve(dir.path());
         let prefix = format!("e2e-{}-{name}", std::process::id());
         let (relay_url, relay_yaml) = relay_options(relay, &prefix);
-        // The agent options a site would set: its control plane and its relay bucket. The
-        // ingestion bucket (s3s-fs) listens on loopback, which upload refuses without the
-        // explicit opt-in (security issue 13, M2).
+        // The agent options a site would set: its control plane, its relay bucket and its
+        // manifest-signing key. The ingestion bucket (s3s-fs) listens on loopback, which
+        // upload refuses without the explicit opt-in (security issue 13, M2).
         let options_yaml = format!(
-            "namespace: {NAMESPACE}\ncontrolPlane:\n  url: {}\n  allowLoopbackIngest: true\n  insecureUnsignedJobs: true\n{relay_yaml}",
+            "namespace: {NAMESPACE}\ncontrolPlane:\n  url: {}\n  allowLoopbackIngest: true\n  insecureUnsignedJobs: true\nmanifestSigning:\n  secret: {MANIFEST_SIGNING_SECRET}\n{relay_yaml}",
             server.url
         );
         let options_file = dir.path().join("options.yaml");
@@ -143,6 +147,11 @@ impl Cluster {
         })
         .expect("render");
 
+        let (manifest_seed, manifest_public) = outpost_core::signing::keys::generate();
+        let manifest_key =
+            outpost_core::signing::keys::parse_verifying_key("key", Some(&manifest_public))
+                .expect("public key")
+                .expect("some");
         let kube = FakeKube::default();
         // Argo's controller configured as charts/outpost-stack configures it (security review
         // finding M6): the orchestrator reads this before every tick and refuses to run
@@ -198,6 +207,7 @@ impl Cluster {
             let token = std::fs::read_to_string(server.agent_token()).expect("token");
             let mut store = emulator.store();
             store.put_secret("outpost-control-plane-token", "token", token.trim());
+            store.put_secret(MANIFEST_SIGNING_SECRET, "key", manifest_seed.as_str());
             for (key, value) in relay_credentials(relay) {
                 store.put_secret(RELAY_SECRET, key, value);
             }
@@ -243,6 +253,7 @@ impl Cluster {
             relay,
             relay_url,
             rendered,
+            manifest_key,
             ticks: std::cell::Cell::new(0),
         }
     }
@@ -613,6 +624,8 @@ impl Source {
 /// checked against the manifest's SHA-256 and size, decompressed.
 struct Delivered {
     manifest: Value,
+    /// The manifest as stored.
+    manifest_bytes: Vec<u8>,
     /// The files' decompressed contents, concatenated.
     records: Vec<u8>,
 }
@@ -662,8 +675,8 @@ fn read_run(url: &str, relay: Option<Relay>, scratch: &Path, run: &str) -> Optio
                 }
             }
         };
-        let manifest: Value =
-            serde_json::from_slice(&get("manifest.json").await?).expect("manifest JSON");
+        let manifest_bytes = get("manifest.json").await?.to_vec();
+        let manifest: Value = serde_json::from_slice(&manifest_bytes).expect("manifest JSON");
         let mut records = Vec::new();
         for file in manifest["files"].as_array().expect("files") {
             let path = file["path"].as_str().expect("path");
@@ -686,7 +699,11 @@ fn read_run(url: &str, relay: Option<Relay>, scratch: &Path, run: &str) -> Optio
             );
             records.extend(zstd::decode_all(bytes.as_slice()).expect("zstd"));
         }
-        Some(Delivered { manifest, records })
+        Some(Delivered {
+            manifest,
+            manifest_bytes,
+            records,
+        })
     })
 }
 
@@ -825,6 +842,12 @@ fn every_connector_in_both_transfer_modes_reaches_succeeded_with_a_verified_mani
                     "{id}: manifest {field}"
                 );
             }
+            // Signed by the agent's key, as delivered (the digests it lists were checked above).
+            outpost_core::signing::verify_manifest(
+                &delivered.manifest_bytes,
+                &cluster.manifest_key,
+            )
+            .unwrap_or_else(|e| panic!("{id}: the delivered manifest: {e}"));
             // The metadata is there.
             let text = String::from_utf8_lossy(&delivered.records);
             for expected in &source.expected {

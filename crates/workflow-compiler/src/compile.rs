@@ -52,6 +52,8 @@ pub const OUTPUT_DIR: &str = "/outpost/output";
 /// Where a connection's source secrets are mounted, one file per declared secret and per
 /// `scope: connection` parameter.
 pub const SOURCE_SECRETS_DIR: &str = "/var/run/secrets/outpost/source";
+/// Where the extract step finds the agent's manifest-signing key (`manifestSigning`).
+pub const MANIFEST_SIGNING_DIR: &str = "/var/run/secrets/outpost/manifest-signing";
 pub use connector_descriptor::CONNECTION_CA_KEY;
 /// Where the control-plane token is mounted (file `token`).
 pub const CONTROL_PLANE_TOKEN_DIR: &str = "/var/run/secrets/outpost/control-plane";
@@ -559,6 +561,12 @@ pub fn connector_template(
     ];
     extract_args.extend(run_ids.iter().cloned());
     extract_args.push(format!("--secrets-dir={SOURCE_SECRETS_DIR}"));
+    if let Some(signing) = &options.manifest_signing {
+        extract_args.push(format!(
+            "--manifest-signing-key={MANIFEST_SIGNING_DIR}/{}",
+            signing.key
+        ));
+    }
     extract_args.push(format!("--out={OUTPUT_DIR}"));
     extract_args.push(format!("--outcome-file={EXTRACT_OUTCOME_FILE}"));
 
@@ -588,6 +596,28 @@ pub fn connector_template(
     {
         volumes.push(source_secrets_volume(descriptor));
         extract.volume_mounts = Some(vec![mount("source-secrets", SOURCE_SECRETS_DIR, true)]);
+    }
+    if let Some(signing) = &options.manifest_signing {
+        // The extract step alone holds the key: it signs what it wrote; upload only sends.
+        // Optional, as the source's Secret: a missing Secret fails extract at once (exit
+        // 78) rather than leaving the pod Pending until its deadline.
+        let mut volume = secret_volume(
+            "manifest-signing-key",
+            &signing.secret,
+            Some(vec![KeyToPath {
+                key: signing.key.clone(),
+                path: signing.key.clone(),
+                mode: None,
+            }]),
+        );
+        if let Some(secret) = &mut volume.secret {
+            secret.optional = Some(true);
+        }
+        volumes.push(volume);
+        extract
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount("manifest-signing-key", MANIFEST_SIGNING_DIR, true));
     }
 
     let mut upload_args = vec![

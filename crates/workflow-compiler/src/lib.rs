@@ -388,6 +388,13 @@ pub(crate) fn control_plane_host(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
+/// A ConfigMap or Secret key: letters, digits, `-`, `.` and `_`.
+fn is_secret_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+}
+
 /// A Kubernetes object name (DNS subdomain).
 fn is_object_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
@@ -692,15 +699,19 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
     ];
     if let Some(ca) = &options.ca_bundle {
         names.push(("caBundle.name", &ca.name));
-        if ca.key.is_empty()
-            || !ca
-                .key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-        {
+        if !is_secret_key(&ca.key) {
             problem(
                 "caBundle.key",
                 format!("`{}` is not a valid ConfigMap or Secret key", ca.key),
+            );
+        }
+    }
+    if let Some(signing) = &options.manifest_signing {
+        names.push(("manifestSigning.secret", &signing.secret));
+        if !is_secret_key(&signing.key) {
+            problem(
+                "manifestSigning.key",
+                format!("`{}` is not a valid Secret key", signing.key),
             );
         }
     }
@@ -804,6 +815,21 @@ mod tests {
             "argo.controllerConfigMap.namespace",
             "argo.controllerConfigMap.name",
         ] {
+            assert!(error.contains(field), "{field} missing from: {error}");
+        }
+    }
+
+    #[test]
+    fn the_manifest_signing_secret_and_key_are_checked() {
+        let mut options = AgentOptions::default();
+        options.manifest_signing = Some(crate::options::ManifestSigning {
+            secret: "Not_A_Name".to_owned(),
+            key: "a key".to_owned(),
+        });
+        let error = validate_options(&options, "values.yaml")
+            .expect_err("invalid")
+            .to_string();
+        for field in ["manifestSigning.secret", "manifestSigning.key"] {
             assert!(error.contains(field), "{field} missing from: {error}");
         }
     }

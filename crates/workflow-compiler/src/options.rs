@@ -24,6 +24,11 @@ pub struct AgentOptions {
     pub proxy: Option<ProxyOptions>,
     /// A custom CA bundle trusted by every container. Default: none (the image's roots).
     pub ca_bundle: Option<CaBundle>,
+    /// Sign every run's manifest with the agent's Ed25519 key (`outpost keygen`), held in a
+    /// Secret mounted into connector pods' extract step only; readers check runs with
+    /// `outpost verify --key` and the public key. Default: none (manifests are unsigned).
+    /// Example: `{secret: outpost-manifest-signing-key}`.
+    pub manifest_signing: Option<ManifestSigning>,
     /// Where pods are scheduled, applied to every template.
     pub scheduling: Scheduling,
     /// CPU and memory of connector pods, replacing each descriptor's defaults. Default: none.
@@ -63,6 +68,7 @@ impl Default for AgentOptions {
             images: ImageOptions::default(),
             proxy: None,
             ca_bundle: None,
+            manifest_signing: None,
             scheduling: Scheduling::default(),
             connector_resources: None,
             agent_resources: None,
@@ -122,6 +128,21 @@ pub struct CaBundle {
     /// Key holding the PEM bundle. Default: `ca.crt`.
     #[serde(default = "default_ca_key")]
     pub key: String,
+}
+
+/// Where the manifest-signing key is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestSigning {
+    /// Name of the Secret holding the private key's seed (`outpost-manifest-signing-key`).
+    pub secret: String,
+    /// Key of the Secret holding it. Default: `key`.
+    #[serde(default = "default_signing_key")]
+    pub key: String,
+}
+
+fn default_signing_key() -> String {
+    "key".to_owned()
 }
 
 fn default_ca_key() -> String {
