@@ -52,6 +52,9 @@ pub enum StepError {
     /// A connection, job or run id that is not a DNS label: the command line gave it.
     #[error("{0}")]
     Identity(String),
+    /// A run did not verify against the agent's key.
+    #[error(transparent)]
+    Verify(#[from] metadata_extract::verify::VerifyError),
 }
 
 impl StepError {
@@ -68,6 +71,7 @@ impl StepError {
             Self::NoOutcome(_) => ExitCode::NoInput,
             Self::Staging(_) => ExitCode::Io,
             Self::Connector(_) | Self::Identity(_) => ExitCode::Usage,
+            Self::Verify(e) => e.exit_code(),
         }
     }
 }
@@ -228,6 +232,8 @@ pub struct LocalJob<'a> {
     pub settings: &'a DeliverySettings,
     /// The control plane, for direct-ingestion URLs.
     pub control_plane: Option<&'a ControlPlaneClient>,
+    /// The agent's manifest-signing key file: the manifest is signed when given.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// What a local run did.
@@ -267,7 +273,7 @@ pub async fn run_local(
         out: out.clone(),
         identity: run.clone(),
         part_bytes: 64 << 20,
-        signing_key_file: None,
+        signing_key_file: job.signing_key_file,
     };
     let manifest = metadata_extract::run(request, extract_progress).await?;
     let extracted_in = started.elapsed();
@@ -335,6 +341,8 @@ pub struct OneRun<'a> {
     pub settings: DeliverySettings,
     /// The control plane, for direct-ingestion URLs.
     pub control_plane: Option<&'a ControlPlaneClient>,
+    /// The agent's manifest-signing key file: the manifest is signed when given.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// Where a run without a destination goes: a local bucket in the current folder.
@@ -384,6 +392,7 @@ pub async fn run_one(
         run: identity,
         settings: &settings,
         control_plane: run.control_plane,
+        signing_key_file: run.signing_key_file,
     };
     run_local(job, extract_progress, delivery_progress).await
 }
@@ -443,6 +452,8 @@ pub struct InProcessRunner {
     pub settings: DeliverySettings,
     /// The control plane, for direct-ingestion URLs.
     pub control_plane: Option<ControlPlaneClient>,
+    /// The agent's manifest-signing key file: each run's manifest is signed when given.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// Extraction progress nobody watches: local mode logs per job instead.
@@ -475,6 +486,7 @@ impl crate::local::JobRunner for InProcessRunner {
                 run,
                 settings: &settings,
                 control_plane: self.control_plane.as_ref(),
+                signing_key_file: self.signing_key_file.clone(),
             };
             let summary = run_local(local, &Quiet, &delivery::NoProgress)
                 .await
@@ -497,4 +509,37 @@ impl crate::local::JobRunner for InProcessRunner {
             ))
         })
     }
+}
+
+/// `outpost verify`: a run's folder, or a delivered run's bucket URL (read back into a
+/// staging folder first, `delivery::fetch`), checked against the agent's public key.
+pub async fn verify(
+    target: &str,
+    key: &outpost_core::signing::VerifyingKey,
+    store: &delivery::bucket::StoreSettings,
+) -> Result<metadata_extract::verify::Verified, StepError> {
+    use metadata_extract::verify::{VerifyError, verify_run};
+    if !target.contains("://") {
+        return Ok(verify_run(std::path::Path::new(target), key)?);
+    }
+    let staging = tempfile::Builder::new()
+        .prefix("outpost-verify-")
+        .tempdir()
+        .map_err(StepError::Staging)?;
+    let target = target.trim_end_matches('/');
+    if !delivery::fetch::fetch_run(target, store, staging.path()).await? {
+        return Err(VerifyError::NoManifest(PathBuf::from(target)).into());
+    }
+    // Errors name the bucket's objects, not the staging copies.
+    let in_bucket = |relative: &str| PathBuf::from(format!("{target}/{relative}"));
+    let mut verified = verify_run(staging.path(), key).map_err(|e| match e {
+        VerifyError::Signature { source, .. } => VerifyError::Signature {
+            path: in_bucket(outpost_core::output::MANIFEST),
+            source,
+        },
+        other => other,
+    })?;
+    // Only listed files were read back: what else the bucket holds is not looked at.
+    verified.unlisted.clear();
+    Ok(verified)
 }

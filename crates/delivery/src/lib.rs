@@ -14,6 +14,7 @@ pub mod bucket;
 pub mod deliver;
 pub mod direct;
 mod error;
+pub mod fetch;
 pub mod gcs;
 pub mod ingest;
 pub mod presign;

@@ -127,7 +127,7 @@ impl LocalRun {
 }
 
 /// `a/b.zst`: no leading `/`, no `.`/`..`/empty segments, no backslashes or control characters.
-fn is_safe_relative(path: &str) -> bool {
+pub(crate) fn is_safe_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\\')

@@ -67,6 +67,13 @@ pub struct BucketFlags {
     /// `<prefix>/<connection>/<job-id>/<run-id>/`.
     #[arg(long, value_name = "URL")]
     pub to: Option<String>,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+/// How a bucket is reached: its endpoint, region, account and credentials.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StoreFlags {
     /// Custom endpoint: an S3-compatible store, a private endpoint, an emulator.
     #[arg(long, value_name = "URL", env = "OUTPOST_BUCKET_ENDPOINT")]
     pub endpoint: Option<String>,
@@ -91,6 +98,13 @@ pub struct BucketFlags {
 impl BucketFlags {
     /// How the bucket is reached.
     pub fn store(&self, trust: &TrustFlags) -> StoreSettings {
+        self.store.settings(trust)
+    }
+}
+
+impl StoreFlags {
+    /// How the bucket is reached.
+    pub fn settings(&self, trust: &TrustFlags) -> StoreSettings {
         StoreSettings {
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),

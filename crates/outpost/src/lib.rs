@@ -119,7 +119,9 @@ enum Command {
     Report(agent::ReportArgs),
     /// Check a run against the agent's public key: the manifest's signature, then every file
     /// it lists (present, size, SHA-256). Exits 65 with the reason on any difference.
-    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Io]))]
+    ///
+    /// The run is a folder, or a delivered run's bucket URL, read back first.
+    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Io, Temporary, NoPermission, Config]))]
     Verify(verify::VerifyArgs),
     /// Make a manifest-signing key pair: the private seed goes to a file (mode 0600) for
     /// `extract --manifest-signing-key`; the public key is printed, for `verify --key`.

@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// `~/.local/state/outpost`.
     #[arg(long, value_name = "DIR", env = "OUTPOST_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// The agent's manifest-signing key (a file holding its seed, as `outpost keygen` writes
+    /// it): every run's manifest is signed; check runs with `outpost verify --key`.
+    #[arg(long, env = "OUTPOST_MANIFEST_SIGNING_KEY", value_name = "FILE")]
+    manifest_signing_key: Option<PathBuf>,
     #[command(flatten)]
     signing: SigningFlags,
     #[command(flatten)]
@@ -87,6 +91,7 @@ pub fn run(args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCode, 
         run_id: args.run_id,
         settings: args.delivery.settings(),
         control_plane: control_plane.as_ref(),
+        signing_key_file: args.manifest_signing_key,
     };
     let extract_progress = crate::progress::ExtractProgress::new(show_progress);
     let upload_progress = crate::progress::UploadProgress::new(show_progress);
@@ -124,6 +129,7 @@ async fn poll(args: RunArgs, quiet: bool) -> Result<ExitCode, Failure> {
         runner: Box::new(InProcessRunner {
             settings,
             control_plane: Some(client.clone()),
+            signing_key_file: args.manifest_signing_key.clone(),
         }),
         client,
         descriptors: Arc::new(descriptors),

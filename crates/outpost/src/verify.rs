@@ -7,12 +7,18 @@ use outpost_core::{ExitCode, Failure};
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// The run's folder (the extract step's output, or a copy of a delivered run).
-    run: PathBuf,
+    /// The run: its folder (the extract step's output), or a delivered run's bucket URL
+    /// (`s3://bucket/prefix/<connection>/<job-id>/<run-id>`, `az://…`, `gs://…`,
+    /// `file:///…`), read back with the store flags below.
+    run: String,
     /// The agent's manifest-signing public key (base64 of 32 bytes, as `outpost keygen`
     /// prints it).
     #[arg(long)]
     key: String,
+    #[command(flatten)]
+    store: crate::flags::StoreFlags,
+    #[command(flatten)]
+    trust: crate::flags::TrustFlags,
 }
 
 pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
@@ -20,11 +26,13 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
         outpost_core::signing::keys::parse_verifying_key("manifest-signing key", Some(&args.key))
             .map_err(|e| Failure::new(ExitCode::Usage, e))?
             .ok_or_else(|| Failure::new(ExitCode::Usage, "--key is empty"))?;
-    let verified = metadata_extract::verify::verify_run(&args.run, &key)?;
+    let store = args.store.settings(&args.trust);
+    let runtime = crate::runtime()?;
+    let verified = runtime.block_on(agent::steps::verify(&args.run, &key, &store))?;
     let records: u64 = verified.manifest.files.iter().map(|f| f.records).sum();
     println!(
         "{}: verified: the manifest is signed by {} and its {} files ({records} records) match it",
-        args.run.display(),
+        args.run,
         args.key.trim(),
         verified.manifest.files.len(),
     );

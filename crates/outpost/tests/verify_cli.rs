@@ -237,6 +237,19 @@ fn a_signed_run_verifies_and_every_tampering_is_refused_with_its_reason() {
     let landed = bucket.join("outpost/c1/j1/r1");
     let out = verify(&landed, &signed.public);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    // …and by its bucket URL, read back through the store.
+    let url = format!("file://{}", landed.display());
+    let out = verify(Path::new(&url), &signed.public);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    // A part changed in the bucket is named by its path in the run.
+    flip_bit(&landed.join(&part), 40);
+    refused(
+        &verify(Path::new(&url), &signed.public),
+        &format!("{part}: SHA-256"),
+    );
+    // No run at that URL: 66.
+    let out = verify(Path::new(&format!("{url}-not-there")), &signed.public);
+    assert_eq!(out.status.code(), Some(66), "{}", said(&out));
 
     // A file the manifest does not list is not part of the run: verified, and named.
     let extra = signed.copy("extra-file");
@@ -272,4 +285,82 @@ fn an_unusable_signing_key_fails_extraction_before_the_source_is_read() {
         said(&run)
     );
     assert!(!out.join("manifest.json").exists());
+}
+
+/// Local mode signs too: `outpost run` of the bundled sample with the key, delivered to a
+/// folder bucket, verifies where it landed.
+#[test]
+fn a_local_run_is_signed_and_verifies_where_it_landed() {
+    let dir = scratch("verify-local");
+    let (private, public) = keygen(dir.path(), "manifest-key");
+    let bucket = dir.join("bucket");
+    let run = outpost()
+        .args(["run", "--run-id=r1"])
+        .arg(format!("--manifest-signing-key={}", private.display()))
+        .arg(format!("--to=file://{}/outpost", bucket.display()))
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(run.status.success(), "{}", said(&run));
+    let landed = bucket.join("outpost/sample/local/r1");
+    let out = verify(&landed, &public);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+}
+
+/// A run relayed to S3 (s3s-fs, which `scripts/services.sh` starts) verifies by its URL, read
+/// back with the store flags `upload` takes.
+#[test]
+fn a_run_relayed_to_s3_verifies_by_its_url() {
+    let signed = Signed::new();
+    let credentials = signed.dir.join("s3-credentials");
+    std::fs::create_dir_all(&credentials).expect("credentials");
+    std::fs::write(
+        credentials.join("access-key-id"),
+        support::env("OUTPOST_TEST_S3_ACCESS_KEY"),
+    )
+    .expect("write");
+    std::fs::write(
+        credentials.join("secret-access-key"),
+        support::env("OUTPOST_TEST_S3_SECRET_KEY"),
+    )
+    .expect("write");
+    let store = [
+        format!("--endpoint={}", support::env("OUTPOST_TEST_S3_ENDPOINT")),
+        "--region=us-east-1".to_owned(),
+        format!("--credentials-dir={}", credentials.display()),
+    ];
+    let prefix = format!(
+        "s3://{}/verify-{}",
+        support::env("OUTPOST_TEST_S3_BUCKET"),
+        std::process::id()
+    );
+    let delivered = outpost()
+        .arg("upload")
+        .arg(format!("--from={}", signed.dir.join("run").display()))
+        .args([
+            "--connector=sqlite",
+            "--connection=c1",
+            "--job-id=j1",
+            "--run-id=r1",
+        ])
+        .arg(format!("--to={prefix}"))
+        .args(&store)
+        .output()
+        .expect("runs");
+    assert!(delivered.status.success(), "{}", said(&delivered));
+    let verified = outpost()
+        .args(["verify", &format!("{prefix}/c1/j1/r1")])
+        .arg(format!("--key={}", signed.public))
+        .args(&store)
+        .output()
+        .expect("runs");
+    assert_eq!(verified.status.code(), Some(0), "{}", said(&verified));
+    assert!(said(&verified).contains("verified"), "{}", said(&verified));
+    let missing = outpost()
+        .args(["verify", &format!("{prefix}/c1/j1/no-such-run")])
+        .arg(format!("--key={}", signed.public))
+        .args(&store)
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(66), "{}", said(&missing));
 }
