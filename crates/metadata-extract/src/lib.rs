@@ -7,6 +7,7 @@
 //! `manifest.json` written last, so a folder without a manifest is never mistaken for a
 //! complete run. Extractors read catalogs only: no query ever selects from a user table.
 
+pub mod audit;
 pub mod error;
 pub mod filter;
 pub mod http;

@@ -103,6 +103,7 @@ pub struct OutputWriter {
     skipped: Vec<Skipped>,
     incomplete: Vec<String>,
     signing_key: Option<outpost_core::signing::SigningKey>,
+    audit: crate::audit::Audit,
     line: Vec<u8>,
 }
 
@@ -142,6 +143,7 @@ impl OutputWriter {
             skipped: Vec::new(),
             incomplete: Vec::new(),
             signing_key: None,
+            audit: crate::audit::Audit::default(),
             line: Vec::with_capacity(4096),
         })
     }
@@ -195,6 +197,12 @@ impl OutputWriter {
         }
     }
 
+    /// The run's query audit: a source records every statement it sends here, and the
+    /// manifest lists them (`queries`).
+    pub fn audit(&self) -> crate::audit::Audit {
+        self.audit.clone()
+    }
+
     /// Signs the manifest with `key` when the run finishes (`outpost_core::signing`).
     pub fn sign_with(&mut self, key: outpost_core::signing::SigningKey) {
         self.signing_key = Some(key);
@@ -226,6 +234,7 @@ impl OutputWriter {
             skipped: self.skipped,
             incomplete: self.incomplete,
             signature: None,
+            queries: self.audit.statements(),
         };
         if let Some(key) = &self.signing_key {
             outpost_core::signing::sign_manifest(&mut manifest, key);

@@ -159,6 +159,8 @@ fn counts_equal_the_servers_own_counts_and_records_follow_the_schemas() {
     let out = scratch.path();
     let manifest = extract(out, &[], &fixture().password).unwrap_or_else(|e| panic!("{e:?}"));
     verify(out, &manifest).expect("checksums");
+    // The query audit lists every statement, each a catalog read (parsed).
+    support::audit::assert_catalog_only(support::audit::Catalog::Mysql, &manifest);
     let mut expected = catalog_counts();
     // View texts the server hides from this user are listed as skipped, not written empty.
     let hidden = manifest

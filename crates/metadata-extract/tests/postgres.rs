@@ -205,6 +205,23 @@ fn records(out: &Path, manifest: &Manifest, kind: EntityKind) -> Vec<Value> {
     read_stream(out, manifest, kind).expect("read stream")
 }
 
+/// The query audit lists every statement of a whole run, each a catalog read (parsed).
+#[test]
+fn the_query_audit_lists_only_catalog_reads() {
+    let (_out, manifest) = extract_fixture("audit");
+    support::audit::assert_catalog_only(support::audit::Catalog::Postgres, &manifest);
+    // Rows are counted: the columns query returns one per column of the catalog.
+    let columns = manifest.totals[&EntityKind::Column];
+    assert!(
+        manifest
+            .queries
+            .iter()
+            .any(|q| q.rows >= columns && columns > 0),
+        "{columns} columns, but no statement returned as many rows: {:?}",
+        manifest.queries
+    );
+}
+
 #[test]
 fn counts_equal_the_catalogs_own_counts() {
     let (out, manifest) = extract_fixture("counts");

@@ -227,6 +227,7 @@ async fn admin() -> Session {
         query_timeout: Duration::from_secs(60),
         retry: fast_retry(),
         heartbeat: None,
+        audit: Default::default(),
     }))
     .await
     .expect("fakesnow answers a login")
@@ -431,6 +432,8 @@ fn the_output_equals_the_catalog_with_paging_and_odd_names() {
         let (proxy, out, result) = extract_through(key_pair_proxy_options(), vec![]).await;
         let manifest = result.expect("extraction succeeds");
         assert!(manifest.skipped.is_empty(), "{:?}", manifest.skipped);
+        // The query audit lists every statement, each a catalog read (parsed).
+        support::audit::assert_catalog_only(support::audit::Catalog::Snowflake, &manifest);
 
         let databases: Vec<String> = records(&out, EntityKind::Database)
             .iter()
@@ -651,6 +654,7 @@ fn connection(port: u16, credential: Credential) -> Connection {
         query_timeout: Duration::from_secs(30),
         retry: fast_retry(),
         heartbeat: None,
+        audit: Default::default(),
     }
 }
 
@@ -1114,6 +1118,7 @@ fn heartbeats_are_sent_and_a_query_past_its_deadline_is_cancelled_75() {
         let proxy = Conformance::start(&upstream(), key_pair_proxy_options()).await;
         let session = Session::open(Arc::new(Connection {
             heartbeat: Some(Duration::from_millis(100)),
+            audit: Default::default(),
             ..connection(proxy.port(), key_pair())
         }))
         .await
@@ -1312,7 +1317,8 @@ fn account_usage_mode_reads_live_objects_tags_policies_and_dependencies_in_one_p
         );
         let (out, result) =
             extract_with(usage, &Filters::from_parameters(&only).expect("filters")).await;
-        result.expect("extraction");
+        let manifest = result.expect("extraction");
+        support::audit::assert_catalog_only(support::audit::Catalog::Snowflake, &manifest);
         let names = |kind, field: &str| -> Vec<String> {
             records(&out, kind)
                 .iter()

@@ -57,6 +57,8 @@ fn sqlite_catalog_is_extracted_exactly_and_without_row_data() {
     let out = dir.join("out");
     let manifest = extract(&db, &out, &[]).expect("extract");
     verify(&out, &manifest).expect("checksums");
+    // The query audit lists every statement, each a catalog read (parsed).
+    support::audit::assert_catalog_only(support::audit::Catalog::Sqlite, &manifest);
     let stream = |kind| read_stream(&out, &manifest, kind).expect("read");
 
     assert_eq!(

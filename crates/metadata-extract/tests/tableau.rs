@@ -641,6 +641,22 @@ async fn the_output_equals_the_site_with_and_without_injected_limits() {
             .expect("extracts");
         assert_output_equals_site(&site, &records);
         assert!(manifest.incomplete.is_empty());
+        // The query audit lists the five Metadata API queries, and the nodes they returned
+        // (retries counted as sent, with no nodes).
+        assert_eq!(manifest.queries.len(), 5, "{:?}", manifest.queries);
+        assert!(
+            manifest
+                .queries
+                .iter()
+                .all(|q| q.statement.starts_with("query OutpostPage"))
+        );
+        let nodes = site.workbooks.len()
+            + site.published.len()
+            + site.embedded.len()
+            + site.fields.len()
+            + site.custom_sql.len();
+        let rows: u64 = manifest.queries.iter().map(|q| q.rows).sum();
+        assert_eq!(rows, nodes as u64);
         assert_eq!(
             fake.counters.sign_ins.load(Ordering::SeqCst),
             1,

@@ -56,6 +56,7 @@ fn write_run(dir: &Path, job: &str) -> PathBuf {
         skipped: Vec::new(),
         incomplete: Vec::new(),
         signature: None,
+        queries: Vec::new(),
     };
     std::fs::write(
         run.join("manifest.json"),

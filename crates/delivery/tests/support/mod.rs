@@ -245,6 +245,7 @@ pub fn write_run(dir: &Path, key: &RunIdentity, files: &[(String, Vec<u8>)]) -> 
         skipped: Vec::new(),
         incomplete: Vec::new(),
         signature: None,
+        queries: Vec::new(),
     };
     let mut text = serde_json::to_vec_pretty(&manifest).expect("json");
     text.push(b'\n');

@@ -97,7 +97,7 @@ fn ssl_opts(config: &MysqlConfig) -> Option<SslOpts> {
     }
 }
 
-async fn connect(config: &MysqlConfig) -> Result<Conn, ExtractError> {
+async fn connect(config: &MysqlConfig, audit: &crate::audit::Audit) -> Result<Conn, ExtractError> {
     let base = OptsBuilder::default()
         .ip_or_hostname(config.host.clone())
         .tcp_port(config.port)
@@ -130,9 +130,12 @@ async fn connect(config: &MysqlConfig) -> Result<Conn, ExtractError> {
         Err(error) => return Err(connect_error(config, error)),
     };
     // Catalog reads only.
-    conn.query_drop("SET SESSION TRANSACTION READ ONLY")
+    let read_only = "SET SESSION TRANSACTION READ ONLY";
+    let sent = audit.start(read_only);
+    conn.query_drop(read_only)
         .await
         .map_err(|e| connect_error(config, e))?;
+    sent.done();
     Ok(conn)
 }
 
@@ -150,6 +153,8 @@ fn number(row: &Row, index: usize) -> Option<i64> {
 
 struct Reader {
     target: String,
+    /// Where every statement sent is listed (the manifest's query audit).
+    audit: crate::audit::Audit,
 }
 
 impl Reader {
@@ -169,10 +174,13 @@ impl Reader {
                 source: BoxError::from(error),
             }
         };
+        let mut sent = self.audit.start(sql);
         let mut result = conn.query_iter(sql).await.map_err(failed)?;
         while let Some(row) = result.next().await.map_err(failed)? {
+            sent.row();
             each(row)?;
         }
+        sent.done();
         Ok(())
     }
 }
@@ -184,15 +192,20 @@ pub async fn extract(
     writer: &mut OutputWriter,
     progress: &dyn Progress,
 ) -> Result<(), ExtractError> {
-    let mut conn = connect(config).await?;
+    let audit = writer.audit();
+    let mut conn = connect(config, &audit).await?;
     let reader = Reader {
         target: config.target(),
+        audit: audit.clone(),
     };
+    let mut sent = audit.start("SELECT VERSION()");
     let version: String = conn
         .query_first("SELECT VERSION()")
         .await
         .map_err(|e| connect_error(config, e))?
         .unwrap_or_default();
+    sent.row();
+    sent.done();
     let mariadb = version.contains("MariaDB");
     let database = config.target();
     writer.write(&Database {

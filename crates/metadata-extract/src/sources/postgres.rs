@@ -163,6 +163,8 @@ async fn connect(config: &PostgresConfig, database: &str) -> Result<Client, Extr
 struct Reader<'a> {
     client: &'a Client,
     target: String,
+    /// Where every statement sent is listed (the manifest's query audit).
+    audit: crate::audit::Audit,
 }
 
 impl Reader<'_> {
@@ -175,6 +177,7 @@ impl Reader<'_> {
         mut each: impl FnMut(Row) -> Result<(), WriteError>,
     ) -> Result<(), ExtractError> {
         let failed = self.failed(what);
+        let mut sent = self.audit.start(sql);
         let rows = self
             .client
             .query_raw(sql, params.iter().copied())
@@ -182,8 +185,10 @@ impl Reader<'_> {
             .map_err(failed)?;
         pin_mut!(rows);
         while let Some(row) = rows.try_next().await.map_err(failed)? {
+            sent.row();
             each(row)?;
         }
+        sent.done();
         Ok(())
     }
 }
@@ -213,14 +218,17 @@ impl Reader<'_> {
         mut each: impl FnMut(&[Option<Cow<'_, str>>; N]) -> Result<(), ExtractError>,
     ) -> Result<(), ExtractError> {
         let failed = self.failed(what);
+        let statement = format!("COPY ({query}) TO STDOUT");
+        let mut sent = self.audit.start(&statement);
         let lines = self
             .client
-            .copy_out(format!("COPY ({query}) TO STDOUT").as_str())
+            .copy_out(statement.as_str())
             .await
             .map_err(failed)?;
         pin_mut!(lines);
         // The server sends one CopyData message per row.
         while let Some(line) = lines.try_next().await.map_err(failed)? {
+            sent.row();
             let fields = copy_fields::<N>(&line).map_err(|problem| ExtractError::Query {
                 target: self.target.clone(),
                 what,
@@ -361,9 +369,11 @@ pub async fn extract(
     progress: &dyn Progress,
 ) -> Result<(), ExtractError> {
     let first = connect(config, &config.database).await?;
+    let audit = writer.audit();
     let reader = Reader {
         client: &first,
         target: format!("{}/{}", config.server.target(), config.database),
+        audit: audit.clone(),
     };
     let mut databases = Vec::new();
     reader
@@ -410,10 +420,12 @@ pub async fn extract(
         let reader = Reader {
             client,
             target: target.clone(),
+            audit: audit.clone(),
         };
         let second = Reader {
             client: &other,
             target,
+            audit: audit.clone(),
         };
         extract_database(
             &reader,

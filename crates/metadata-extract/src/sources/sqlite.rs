@@ -32,6 +32,70 @@ fn query_error<'a>(
     }
 }
 
+thread_local! {
+    /// The query audit of the SQLite extraction running on this thread: rusqlite's trace hook
+    /// is a plain function, so the audit it records into is found here.
+    static TRACED: std::cell::RefCell<Option<Traced>> = const { std::cell::RefCell::new(None) };
+}
+
+struct Traced {
+    audit: crate::audit::Audit,
+    /// Rows read so far per statement still running.
+    rows: std::collections::HashMap<String, u64>,
+}
+
+/// SQLite's trace events: each row counted, each finished statement recorded.
+fn trace(event: rusqlite::trace::TraceEvent<'_>) {
+    use rusqlite::trace::TraceEvent;
+    TRACED.with(|traced| {
+        let mut traced = traced.borrow_mut();
+        let Some(traced) = traced.as_mut() else {
+            return;
+        };
+        // SQLite's own statements (its schema read) have no SQL text: `StmtRef::sql` would
+        // read a null pointer. Only those have no expanded text either.
+        let ours = |statement: &rusqlite::trace::StmtRef<'_>| statement.expanded_sql().is_some();
+        match event {
+            TraceEvent::Row(statement) if ours(&statement) => {
+                let sql = statement.sql();
+                match traced.rows.get_mut(sql.as_ref()) {
+                    Some(rows) => *rows += 1,
+                    None => {
+                        traced.rows.insert(sql.into_owned(), 1);
+                    }
+                }
+            }
+            TraceEvent::Profile(statement, elapsed) if ours(&statement) => {
+                let sql = statement.sql();
+                let rows = traced.rows.remove(sql.as_ref()).unwrap_or(0);
+                traced.audit.record(&sql, rows, elapsed);
+            }
+            _ => {}
+        }
+    });
+}
+
+/// Lists every statement sent on this thread into `audit` until dropped.
+struct TraceGuard;
+
+impl TraceGuard {
+    fn install(audit: crate::audit::Audit) -> Self {
+        TRACED.with(|traced| {
+            *traced.borrow_mut() = Some(Traced {
+                audit,
+                rows: std::collections::HashMap::new(),
+            });
+        });
+        Self
+    }
+}
+
+impl Drop for TraceGuard {
+    fn drop(&mut self) {
+        TRACED.with(|traced| traced.borrow_mut().take());
+    }
+}
+
 fn open(path: &Path) -> Result<Connection, ExtractError> {
     if !path.is_file() {
         return Err(ExtractError::Unreachable {
@@ -45,6 +109,12 @@ fn open(path: &Path) -> Result<Connection, ExtractError> {
         | OpenFlags::SQLITE_OPEN_URI;
     let connection =
         Connection::open_with_flags(path, flags).map_err(query_error(path, "the database file"))?;
+    // Every statement is listed in the query audit (see `TRACED`).
+    connection.trace_v2(
+        rusqlite::trace::TraceEventCodes::SQLITE_TRACE_ROW
+            | rusqlite::trace::TraceEventCodes::SQLITE_TRACE_PROFILE,
+        Some(trace),
+    );
     // Fail now, clearly, if the file is not a database.
     connection
         .query_row("SELECT count(*) FROM sqlite_schema", [], |row| {
@@ -67,6 +137,7 @@ pub fn extract(
     writer: &mut OutputWriter,
     progress: &dyn Progress,
 ) -> Result<(), ExtractError> {
+    let _traced = TraceGuard::install(writer.audit());
     let connection = open(path)?;
     let database = path
         .file_name()

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod audit;
+
 use std::path::{Path, PathBuf};
 
 use metadata_extract::{ExtractError, ExtractRequest, Manifest, RunIdentity, Silent};

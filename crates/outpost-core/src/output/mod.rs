@@ -83,6 +83,25 @@ pub struct Manifest {
     /// it against the agent's public key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ManifestSignature>,
+    /// The query audit: every statement the extractor sent to the source, once per distinct
+    /// text, in the order first sent. Parameters are placeholders (`$1`, `?`): their values
+    /// are never recorded. Absent for runs written before 1.3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<AuditedStatement>,
+}
+
+/// One statement of the query audit ([`Manifest::queries`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditedStatement {
+    /// The statement as sent (SQL; for Tableau, the Metadata API's GraphQL query).
+    pub statement: String,
+    /// How many times it was sent.
+    pub count: u64,
+    /// Their time together, from sending to the last row read, in milliseconds.
+    pub total_ms: u64,
+    /// Rows (or, for Tableau, nodes) they returned together.
+    pub rows: u64,
 }
 
 /// A manifest's signature (`crate::signing`).

@@ -378,6 +378,7 @@ pub fn snowflake(statements: &[&str]) {
         query_timeout: std::time::Duration::from_secs(60),
         retry: Retry::default(),
         heartbeat: None,
+        audit: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

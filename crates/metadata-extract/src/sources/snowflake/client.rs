@@ -124,6 +124,8 @@ pub struct Connection {
     /// How often an open session says it is alive; `None`: as the server asks (at most
     /// hourly).
     pub heartbeat: Option<Duration>,
+    /// Where every statement sent is listed (the manifest's query audit).
+    pub audit: crate::audit::Audit,
 }
 
 /// One logged-in session. Statements on one session run one at a time.
@@ -461,6 +463,11 @@ impl Session {
     ) -> Result<(), SnowflakeError> {
         let request_id = new_id();
         let deadline = self.connection.query_timeout;
+        let mut sent = self.connection.audit.start(sql);
+        let mut each = |batch: Batch| {
+            sent.rows(batch.len() as u64);
+            each(batch)
+        };
         match tokio::time::timeout(deadline, self.run(sql, &request_id, &mut each)).await {
             Ok(result) => result,
             Err(_) => {

@@ -328,6 +328,7 @@ pub async fn extract(
         query_timeout: config.query_timeout,
         retry: config.retry,
         heartbeat: config.heartbeat,
+        audit: writer.audit(),
     });
     let flow = Flow {
         server: config.server,

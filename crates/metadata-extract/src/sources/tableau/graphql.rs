@@ -186,12 +186,19 @@ pub struct Metadata<'a> {
     rest: &'a Rest,
     /// Backoff and the total time budget for rate limits and time limits.
     pub retry: Retry,
+    /// Where every query sent is listed (the manifest's query audit), with the nodes it
+    /// returned.
+    pub audit: crate::audit::Audit,
 }
 
 impl<'a> Metadata<'a> {
     /// A client on `rest`'s session.
     pub fn new(rest: &'a Rest, retry: Retry) -> Self {
-        Self { rest, retry }
+        Self {
+            rest,
+            retry,
+            audit: crate::audit::Audit::default(),
+        }
     }
 
     /// Every node of `query`, in `ID` order, `first` at a time (halved on the node limit),
@@ -211,6 +218,7 @@ impl<'a> Metadata<'a> {
         loop {
             report.requests += 1;
             let variables = json!({ "first": first, "after": after });
+            let mut sent = self.audit.start(&text);
             let body = self.post(query.connection, &text, &variables).await?;
             // An answer is judged by its errors before its data: one that carries errors may
             // hold data of another shape, or none (Tableau's recorded time-limit answer holds
@@ -290,6 +298,8 @@ impl<'a> Metadata<'a> {
                     connection: query.connection,
                     detail: unreadable.unwrap_or_else(|| "no data for the connection".into()),
                 })?;
+            sent.rows(page.nodes.len() as u64);
+            sent.done();
             for node in page.nodes {
                 report.nodes += 1;
                 each(node)?;

@@ -487,7 +487,8 @@ async fn extract_site(
     .await
     .map_err(fail_rest)?;
 
-    let metadata = Metadata::new(rest, config.metadata_retry);
+    let mut metadata = Metadata::new(rest, config.metadata_retry);
+    metadata.audit = writer.audit();
     let mut reports = Reports::default();
     let writer = std::cell::RefCell::new(writer);
 
