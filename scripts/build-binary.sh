@@ -18,7 +18,9 @@
 # JSON Schemas, for the Tableau source) 27.03 MiB (28,346,832 bytes) on x86_64, past the
 # 27 MiB this limit was. Registering the Tableau source (its REST and Metadata API clients and
 # XML models) made it 27.65 MiB (28,990,480 bytes), and signed manifests with `verify` (its
-# bucket read-back) 27.86 MiB (29,213,584 bytes): 0.14 MiB below the limit. CI and the image build fail as soon as the
+# bucket read-back) 27.86 MiB (29,213,584 bytes), and the query audit 27.91 MiB (29,269,456
+# bytes): 0.09 MiB below the limit. The next feature of any size needs the team's decision
+# on the size target (issue 16), not a quiet raise. CI and the image build fail as soon as the
 # binary grows past it; a new source that needs more raises it here, with its reason.
 # crates/outpost/benches/binary.sh reports against the same limit, with the start time.
 set -euo pipefail
