@@ -79,32 +79,7 @@ pub fn verify_run(dir: &Path, key: &VerifyingKey) -> Result<Verified, VerifyErro
             source,
         }
     })?;
-    for file in &manifest.files {
-        let path = dir.join(&file.path);
-        let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => VerifyError::File {
-                path: file.path.clone(),
-                problem: "missing".to_owned(),
-            },
-            _ => VerifyError::Read {
-                path: path.clone(),
-                source,
-            },
-        })?;
-        if bytes.len() as u64 != file.bytes {
-            return Err(VerifyError::File {
-                path: file.path.clone(),
-                problem: format!("{} bytes, the manifest says {}", bytes.len(), file.bytes),
-            });
-        }
-        let digest = outpost_core::output::sha256_hex(&bytes);
-        if digest != file.sha256 {
-            return Err(VerifyError::File {
-                path: file.path.clone(),
-                problem: format!("SHA-256 {digest}, the manifest says {}", file.sha256),
-            });
-        }
-    }
+    check_files(dir, &manifest)?;
     let listed: std::collections::HashSet<&str> =
         manifest.files.iter().map(|f| f.path.as_str()).collect();
     let mut unlisted = Vec::new();
@@ -132,4 +107,36 @@ pub fn verify_run(dir: &Path, key: &VerifyingKey) -> Result<Verified, VerifyErro
     }
     unlisted.sort();
     Ok(Verified { manifest, unlisted })
+}
+
+/// Every file `manifest` lists is in `dir`, with its size and SHA-256: the one check of a
+/// run's files, for `outpost verify` and the extraction's own tests (`writer::verify`).
+pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<(), VerifyError> {
+    for file in &manifest.files {
+        let path = dir.join(&file.path);
+        let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => VerifyError::File {
+                path: file.path.clone(),
+                problem: "missing".to_owned(),
+            },
+            _ => VerifyError::Read {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        if bytes.len() as u64 != file.bytes {
+            return Err(VerifyError::File {
+                path: file.path.clone(),
+                problem: format!("{} bytes, the manifest says {}", bytes.len(), file.bytes),
+            });
+        }
+        let digest = outpost_core::output::sha256_hex(&bytes);
+        if digest != file.sha256 {
+            return Err(VerifyError::File {
+                path: file.path.clone(),
+                problem: format!("SHA-256 {digest}, the manifest says {}", file.sha256),
+            });
+        }
+    }
+    Ok(())
 }

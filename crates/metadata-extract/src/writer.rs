@@ -326,24 +326,5 @@ pub fn read_stream(
 
 /// Checks every file the manifest lists against its size and SHA-256.
 pub fn verify(dir: &Path, manifest: &Manifest) -> Result<(), String> {
-    for file in &manifest.files {
-        let bytes =
-            std::fs::read(dir.join(&file.path)).map_err(|e| format!("{}: {e}", file.path))?;
-        if bytes.len() as u64 != file.bytes {
-            return Err(format!(
-                "{}: {} bytes, manifest says {}",
-                file.path,
-                bytes.len(),
-                file.bytes
-            ));
-        }
-        let digest = outpost_core::output::sha256_hex(&bytes);
-        if digest != file.sha256 {
-            return Err(format!(
-                "{}: sha256 {digest}, manifest says {}",
-                file.path, file.sha256
-            ));
-        }
-    }
-    Ok(())
+    crate::verify::check_files(dir, manifest).map_err(|e| e.to_string())
 }

@@ -30,6 +30,40 @@ fn output_text(out: &std::path::Path) -> String {
     text
 }
 
+/// `outpost extract --connector=CONNECTOR PARAM` as the WorkflowTemplate runs it (job `j1`,
+/// run `r1`, the connection's files in `connection`) with every log level on; it must
+/// succeed. Answers its logs (stdout and stderr), which must hold the trace lines a canary
+/// search needs, and its manifest.
+fn traced_extract(
+    connector: &str,
+    param: &str,
+    connection: &std::path::Path,
+    out: &std::path::Path,
+) -> (String, serde_json::Value) {
+    let run = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .arg("extract")
+        .arg(format!("--connector={connector}"))
+        .args(["--job-id=j1", "--run-id=r1", param])
+        .arg(format!("--secrets-dir={}", connection.display()))
+        .arg(format!("--out={}", out.display()))
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("runs");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{logs}");
+    // Every level is on: the HTTP clients' own trace lines are there to be searched.
+    assert!(logs.lines().count() > 10, "trace logs are on: {logs}");
+    let manifest = serde_json::from_str(
+        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    (logs, manifest)
+}
+
 fn outpost(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args(args)
@@ -182,31 +216,12 @@ fn a_snowflake_key_pair_run_logs_no_key_passphrase_or_token() {
         std::fs::write(connection.join(name), value).expect("connection value");
     }
     let out = dir.join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args([
-            "extract",
-            "--connector=snowflake",
-            "--job-id=j1",
-            "--run-id=r1",
-        ])
-        .arg(format!("--param=include-databases=^{database}$"))
-        .arg(format!("--secrets-dir={}", connection.display()))
-        .arg(format!("--out={}", out.display()))
-        .env("RUST_LOG", "trace")
-        .output()
-        .expect("runs");
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+    let (logs, manifest) = traced_extract(
+        "snowflake",
+        &format!("--param=include-databases=^{database}$"),
+        &connection,
+        &out,
     );
-    assert_eq!(run.status.code(), Some(0), "{logs}");
-    // Every level is on: the HTTP client's own trace lines are there to be searched.
-    assert!(logs.lines().count() > 10, "trace logs are on: {logs}");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
     assert_eq!(manifest["totals"]["table"], 1, "{manifest}");
     let text = logs + &output_text(&out);
     assert!(!text.contains(&passphrase), "the passphrase leaked");
@@ -260,30 +275,8 @@ fn a_tableau_run_logs_no_token_secret_nor_session_and_signs_out() {
         std::fs::write(connection.join(name), value).expect("connection value");
     }
     let out = dir.join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args([
-            "extract",
-            "--connector=tableau",
-            "--job-id=j1",
-            "--run-id=r1",
-        ])
-        .arg("--param=metadata-page-size=5")
-        .arg(format!("--secrets-dir={}", connection.display()))
-        .arg(format!("--out={}", out.display()))
-        .env("RUST_LOG", "trace")
-        .output()
-        .expect("runs");
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert_eq!(run.status.code(), Some(0), "{logs}");
-    assert!(logs.lines().count() > 10, "trace logs are on: {logs}");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let (logs, manifest) =
+        traced_extract("tableau", "--param=metadata-page-size=5", &connection, &out);
     assert_eq!(manifest["totals"]["workbook"], workbooks, "{manifest}");
     let text = logs + &output_text(&out);
     // The search finds what is there.
