@@ -14,6 +14,9 @@
 #   scripts/install-tools.sh tableau-assets # Tableau's own recorded REST answers: test/assets of
 #                                         # the tableauserverclient sdist (MIT), into
 #                                         # .tools/tableau-assets/ (assets/, LICENSE, .version)
+#   scripts/install-tools.sh datahub      # DataHub's CLI (acryl-datahub, pinned, with its postgres
+#                                         # source and metadata-diff) in the venv .tools/datahub-venv:
+#                                         # the judge of `outpost export --format datahub`
 # Prints the bin folder on stdout; progress goes to stderr.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,6 +31,7 @@ fakesnow_version="0.12.1"
 # fakesnow 0.12 does not import with snowflake-connector-python 5 (its own pin is open-ended).
 snowflake_connector_spec="snowflake-connector-python<5"
 tableauserverclient_version="0.42"
+datahub_version="1.7.0.17"
 mkdir -p "$bin"
 
 log() { printf '%s\n' "$*" >&2; }
@@ -167,6 +171,24 @@ install_tableau_assets() {
   echo "$tableauserverclient_version" >"$dest/.version"
 }
 
+# DataHub's own CLI checks what `outpost export --format datahub` writes (`datahub check
+# metadata-file`), and its postgres source is what the export is compared with (`datahub
+# check metadata-diff`): extras `postgres` and `testing-utils`.
+install_datahub() {
+  local venv="$tools/datahub-venv"
+  local want="acryl-datahub[postgres,testing-utils]==$datahub_version"
+  if [ -x "$venv/bin/datahub" ] && [ -f "$venv/.versions" ] && [ "$(cat "$venv/.versions")" = "$want" ]; then
+    ln -sfn ../datahub-venv/bin/datahub "$bin/datahub"
+    return
+  fi
+  log "installing acryl-datahub $datahub_version into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$want" >&2
+  echo "$want" >"$venv/.versions"
+  ln -sfn ../datahub-venv/bin/datahub "$bin/datahub"
+}
+
 install_emulators() {
   install_s3s_fs
   install_azurite
@@ -174,7 +196,7 @@ install_emulators() {
   install_fakesnow
 }
 
-[ $# -gt 0 ] || set -- k8s chart emulators tableau-assets
+[ $# -gt 0 ] || set -- k8s chart emulators tableau-assets datahub
 for what in "$@"; do
   case "$what" in
     k8s) install_k8s ;;
@@ -185,7 +207,8 @@ for what in "$@"; do
     fake-gcs-server) install_fake_gcs ;;
     fakesnow) install_fakesnow ;;
     tableau-assets) install_tableau_assets ;;
-    *) log "usage: $0 [k8s|chart|emulators|s3s-fs|azurite|fake-gcs-server|fakesnow|tableau-assets]..."; exit 2 ;;
+    datahub) install_datahub ;;
+    *) log "usage: $0 [k8s|chart|emulators|s3s-fs|azurite|fake-gcs-server|fakesnow|tableau-assets|datahub]..."; exit 2 ;;
   esac
 done
 echo "$bin"

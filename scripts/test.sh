@@ -17,6 +17,10 @@ export PATH="$tools_bin:$PATH"
 kubectl version --client | sed -n 1p
 # Tableau's recorded REST answers (install-tools.sh tableau-assets), for tests/tableau_assets.rs.
 export OUTPOST_TEST_TABLEAU_ASSETS="$root/.tools/tableau-assets/assets"
+# DataHub's CLI (install-tools.sh datahub), the judge of tests/catalog_formats.rs.
+export OUTPOST_TEST_DATAHUB="$tools_bin/datahub"
+# DataHub's CLI reports usage to its makers unless told not to; tests send nothing outside.
+export DATAHUB_TELEMETRY_ENABLED=false
 
 step "servers"
 # Captured first: `eval "$(…)"` would ignore a failed start.

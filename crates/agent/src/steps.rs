@@ -55,6 +55,9 @@ pub enum StepError {
     /// A run did not verify against the agent's key.
     #[error(transparent)]
     Verify(#[from] metadata_extract::verify::VerifyError),
+    /// A run could not be exported in a catalog's format.
+    #[error(transparent)]
+    Export(#[from] catalog_export::ExportError),
 }
 
 impl StepError {
@@ -72,6 +75,7 @@ impl StepError {
             Self::Staging(_) => ExitCode::Io,
             Self::Connector(_) | Self::Identity(_) => ExitCode::Usage,
             Self::Verify(e) => e.exit_code(),
+            Self::Export(e) => export_exit_code(e),
         }
     }
 }
@@ -542,4 +546,94 @@ pub async fn verify(
     // Only listed files were read back: what else the bucket holds is not looked at.
     verified.unlisted.clear();
     Ok(verified)
+}
+
+/// An export's exit code: the run reader's own for a run that cannot be read, 64 for an
+/// option or a connector the format cannot take, 74 for an output that cannot be written.
+fn export_exit_code(e: &catalog_export::ExportError) -> ExitCode {
+    use catalog_export::ExportError;
+    match e {
+        ExportError::Read(e) => e
+            .downcast_ref::<metadata_extract::read::ReadError>()
+            .map_or(ExitCode::Data, metadata_extract::read::ReadError::exit_code),
+        ExportError::Write(_) => ExitCode::Io,
+        ExportError::Unsupported { .. } | ExportError::Option(_) => ExitCode::Usage,
+    }
+}
+
+/// The run reader as the export's source of records.
+struct RunRecords<'a>(&'a metadata_extract::read::RunReader);
+
+/// The export's error or the reader's, while a stream is read.
+enum Either {
+    Read(metadata_extract::read::ReadError),
+    Export(catalog_export::ExportError),
+}
+
+impl From<metadata_extract::read::ReadError> for Either {
+    fn from(e: metadata_extract::read::ReadError) -> Self {
+        Self::Read(e)
+    }
+}
+
+impl catalog_export::Records for RunRecords<'_> {
+    fn each<T: serde::de::DeserializeOwned>(
+        &mut self,
+        kind: EntityKind,
+        each: &mut dyn FnMut(T) -> Result<(), catalog_export::ExportError>,
+    ) -> Result<(), catalog_export::ExportError> {
+        self.0
+            .each(kind, |record| each(record).map_err(Either::Export))
+            .map_err(|e| match e {
+                Either::Read(e) => catalog_export::ExportError::read(e),
+                Either::Export(e) => e,
+            })
+    }
+}
+
+/// `outpost export`: the complete run in `from` written in a catalog's `format` to `out` (a
+/// file, or a folder that gets the format's file name). The file appears whole or not at
+/// all: it is written beside its place and renamed into it. Answers where it went and what
+/// was written.
+pub fn export(
+    from: &Path,
+    format: catalog_export::Format,
+    options: &catalog_export::Options,
+    out: &Path,
+) -> Result<(PathBuf, catalog_export::Summary), StepError> {
+    let reader =
+        metadata_extract::read::RunReader::open(from).map_err(catalog_export::ExportError::read)?;
+    let target = if out.is_dir() {
+        out.join(format.file_name())
+    } else {
+        out.to_owned()
+    };
+    let folder = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let write_error = |e: std::io::Error| {
+        catalog_export::ExportError::Write(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", target.display()),
+        ))
+    };
+    let staged = tempfile::Builder::new()
+        .prefix(".outpost-export-")
+        .tempfile_in(&folder)
+        .map_err(write_error)?;
+    let mut writer = std::io::BufWriter::with_capacity(256 * 1024, staged);
+    let summary = catalog_export::export(
+        reader.manifest(),
+        &mut RunRecords(&reader),
+        format,
+        options,
+        &mut writer,
+    )?;
+    let staged = writer
+        .into_inner()
+        .map_err(|e| write_error(e.into_error()))?;
+    staged.as_file().sync_all().map_err(write_error)?;
+    staged.persist(&target).map_err(|e| write_error(e.error))?;
+    Ok((target, summary))
 }

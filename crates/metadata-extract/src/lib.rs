@@ -12,6 +12,7 @@ pub mod error;
 pub mod filter;
 pub mod http;
 pub mod outcome;
+pub mod read;
 pub mod record;
 pub mod sample;
 pub mod sources;

@@ -16,6 +16,7 @@ use outpost_core::{ExitCode, Failure};
 
 mod agent;
 mod control_plane;
+mod export;
 mod extract;
 mod flags;
 mod progress;
@@ -127,6 +128,10 @@ enum Command {
     /// `extract --manifest-signing-key`; the public key is printed, for `verify --key`.
     #[command(after_help = exit_codes(&[Usage, Config]))]
     Keygen(verify::KeygenArgs),
+    /// Write a run in a catalog's own format: DataHub's metadata change proposals (for
+    /// `datahub ingest`'s `file` source), or OpenLineage dataset events (JSON Lines).
+    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Io]))]
+    Export(export::ExportArgs),
     /// The reference control plane: serve it, queue jobs on it, print its API document.
     #[command(subcommand)]
     ControlPlane(control_plane::ControlPlaneCommand),
@@ -186,6 +191,7 @@ pub fn execute(cli: Cli) -> ProcessExit {
         Command::ControlPlane(command) => control_plane::run(command),
         Command::Verify(args) => verify::verify(&args),
         Command::Keygen(args) => verify::keygen(&args),
+        Command::Export(args) => export::export(args),
         Command::Render(args) => render::run(&args),
         Command::OutputSchemas { out } => render::output_schemas(&out),
         Command::Schema { which } => {

@@ -1,0 +1,118 @@
+//! Reading a run back: its manifest, then the records of one stream at a time, part by part
+//! and line by line, never a whole part in memory. What `outpost export` reads.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use outpost_core::ExitCode;
+use outpost_core::output::{EntityKind, MANIFEST, Manifest};
+use serde::de::DeserializeOwned;
+
+/// Why a run could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No manifest: the run is not complete (or this is not a run folder).
+    #[error("{}: no {MANIFEST}: not a complete run", .0.display())]
+    NoManifest(PathBuf),
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest, or a record, is not what the format says.
+    #[error("{}{}: {source}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// The record's line, for a part.
+        line: Option<u64>,
+        /// What is wrong, with the column and field serde names.
+        source: serde_json::Error,
+    },
+}
+
+impl ReadError {
+    /// A missing manifest is `NoInput` (66), an unreadable file `Io` (74), a record that is
+    /// not what its stream says `Data` (65).
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::NoManifest(_) => ExitCode::NoInput,
+            Self::Io { .. } => ExitCode::Io,
+            Self::Record { .. } => ExitCode::Data,
+        }
+    }
+}
+
+outpost_core::exit_coded!(ReadError);
+
+/// A complete run in a folder.
+#[derive(Debug)]
+pub struct RunReader {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl RunReader {
+    /// Opens the run in `dir`: its manifest must be there.
+    pub fn open(dir: &Path) -> Result<Self, ReadError> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ReadError::NoManifest(dir.to_owned()),
+            _ => ReadError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let manifest = serde_json::from_slice(&text).map_err(|source| ReadError::Record {
+            path,
+            line: None,
+            source,
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            manifest,
+        })
+    }
+
+    /// The run's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Calls `each` with every record of `kind`, part by part in the manifest's order.
+    /// `each`'s own error stops the reading and is returned as it is.
+    pub fn each<T: DeserializeOwned, E: From<ReadError>>(
+        &self,
+        kind: EntityKind,
+        mut each: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for file in self.manifest.files.iter().filter(|f| f.kind == kind) {
+            let path = self.dir.join(&file.path);
+            let io = |source| ReadError::Io {
+                path: path.clone(),
+                source,
+            };
+            let part = std::fs::File::open(&path).map_err(io)?;
+            let mut lines = std::io::BufReader::new(zstd::Decoder::new(part).map_err(io)?);
+            let mut line = String::new();
+            let mut number = 0u64;
+            loop {
+                line.clear();
+                if lines.read_line(&mut line).map_err(io)? == 0 {
+                    break;
+                }
+                number += 1;
+                let record = serde_json::from_str(&line).map_err(|source| ReadError::Record {
+                    path: path.clone(),
+                    line: Some(number),
+                    source,
+                })?;
+                each(record)?;
+            }
+        }
+        Ok(())
+    }
+}
