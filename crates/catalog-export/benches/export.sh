@@ -73,13 +73,15 @@ extract() { # out
     --param=ssl-mode=disable --param=include-databases="^$database\$" \
     --secrets-dir="$scratch" --out "$1"
 }
+export outpost database scratch
+export -f extract
 # Prints "seconds peak-KiB" of one command.
 timed() { /usr/bin/time -f '%e %M' -o "$scratch/time" "$@" >/dev/null; cat "$scratch/time"; }
 
 extract "$scratch/warm" && "$outpost" --quiet export --from "$scratch/warm" --format datahub --out "$scratch/warm.json"
 : > "$scratch/alone"; : > "$scratch/both"; : > "$scratch/ol"
 for round in $(seq 1 "$rounds"); do
-  read -r t_alone m_alone < <(timed extract "$scratch/run")
+  read -r t_alone m_alone < <(timed bash -c 'extract "$1"' _ "$scratch/run")
   read -r t_export m_export < <(timed "$outpost" --quiet export --from "$scratch/run" --format datahub --out "$scratch/datahub.json")
   read -r t_ol m_ol < <(timed "$outpost" --quiet export --from "$scratch/run" --format openlineage --out "$scratch/ol.jsonl")
   echo "$t_alone $m_alone" >> "$scratch/alone"

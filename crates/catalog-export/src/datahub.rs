@@ -24,6 +24,7 @@ use outpost_core::output::{
     Column, Constraint, ConstraintKind, Database, EntityKind, Lineage, Manifest, Schema, Table,
     TableKind, ViewDefinition,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{ExportError, Options, Platform, Records, Summary, epoch_millis};
@@ -341,18 +342,18 @@ impl Proposals<'_> {
         entity: &str,
         urn: &str,
         aspect: &str,
-        value: Value,
+        value: impl Serialize,
     ) -> Result<(), ExportError> {
         self.out
             .write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
-        let mcp = json!({
-            "entityType": entity,
-            "entityUrn": urn,
-            "changeType": "UPSERT",
-            "aspectName": aspect,
-            "aspect": {"json": value},
-            "systemMetadata": self.system,
-        });
+        let mcp = Envelope {
+            entity_type: entity,
+            entity_urn: urn,
+            change_type: "UPSERT",
+            aspect_name: aspect,
+            aspect: AspectJson { json: value },
+            system_metadata: &self.system,
+        };
         serde_json::to_writer(&mut *self.out, &mcp).map_err(std::io::Error::from)?;
         self.written += 1;
         Ok(())
@@ -365,6 +366,78 @@ impl Proposals<'_> {
     }
 }
 
+/// One proposal as DataHub's file source reads it. Typed, not a `Value`: a catalog's
+/// columns are most of the proposals' bytes, and building maps for them cost more than
+/// extracting them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a, A> {
+    entity_type: &'a str,
+    entity_urn: &'a str,
+    change_type: &'static str,
+    aspect_name: &'a str,
+    aspect: AspectJson<A>,
+    system_metadata: &'a Value,
+}
+
+#[derive(Serialize)]
+struct AspectJson<A> {
+    json: A,
+}
+
+/// A `schemaMetadata` field.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Field<'a> {
+    field_path: std::borrow::Cow<'a, str>,
+    nullable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(rename = "type")]
+    type_: TypeUnion,
+    native_data_type: &'a str,
+    recursive: bool,
+    is_part_of_key: bool,
+}
+
+/// The `schemaMetadata` aspect.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaMetadata<'a> {
+    schema_name: String,
+    platform: String,
+    version: u32,
+    created: &'a Value,
+    last_modified: &'a Value,
+    hash: &'static str,
+    platform_schema: Value,
+    fields: Vec<Field<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    foreign_keys: Option<Vec<Value>>,
+}
+
+/// `{"type": {"com.linkedin.schema.<Class>": {}}}`: DataHub's type union.
+struct TypeUnion(&'static str);
+
+impl Serialize for TypeUnion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Class(&'static str);
+        impl Serialize for Class {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry(&format_args!("com.linkedin.schema.{}", self.0), &Empty {})?;
+                m.end()
+            }
+        }
+        #[derive(Serialize)]
+        struct Empty {}
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("type", &Class(self.0))?;
+        m.end()
+    }
+}
+
 /// What the dataset proposals need from the streams read before the columns: keys per
 /// table, view definitions and which views are materialized. Small next to the columns.
 #[derive(Default)]
@@ -372,6 +445,8 @@ struct Joins {
     primary_keys: HashMap<TableKey, HashSet<String>>,
     foreign_keys: HashMap<TableKey, Vec<Constraint>>,
     view_definitions: HashMap<TableKey, String>,
+    /// Native type and type class per catalog type: a catalog has few distinct types.
+    types: HashMap<String, (String, &'static str)>,
 }
 
 /// Writes the run as DataHub proposals.
@@ -447,7 +522,7 @@ pub(crate) fn export(
         records,
         EntityKind::Column,
         |c: &Column| (c.database.clone(), c.schema.clone(), c.table.clone()),
-        &mut |group| schema_metadata(&mut p, &naming, &joins, group),
+        &mut |group| schema_metadata(&mut p, &naming, &mut joins, group),
     )?;
 
     // Lineage comes sorted by view: one upstreamLineage per view.
@@ -585,7 +660,7 @@ fn dataset(
 fn schema_metadata(
     p: &mut Proposals,
     naming: &Naming,
-    joins: &Joins,
+    joins: &mut Joins,
     columns: &[Column],
 ) -> Result<(), ExportError> {
     let first = &columns[0];
@@ -596,35 +671,44 @@ fn schema_metadata(
     );
     let urn = naming.dataset_urn(&first.database, &first.schema, &first.table);
     let primary = joins.primary_keys.get(&key);
-    let fields: Vec<Value> = columns
+    for c in columns {
+        if !joins.types.contains_key(&c.data_type) {
+            let native = native_type(naming.platform, &c.data_type);
+            let class = type_class(&native);
+            joins.types.insert(c.data_type.clone(), (native, class));
+        }
+    }
+    let fields: Vec<Field> = columns
         .iter()
         .map(|c| {
-            let native = native_type(naming.platform, &c.data_type);
-            let mut f = json!({
-                "fieldPath": naming.field_path(&c.name),
-                "nullable": c.nullable,
-                "type": {"type": {format!("com.linkedin.schema.{}", type_class(&native)): {}}},
-                "nativeDataType": native,
-                "recursive": false,
-                "isPartOfKey": primary.is_some_and(|k| k.contains(&c.name)),
-            });
-            if let Some(d) = c.comment.as_deref().filter(|d| !d.is_empty()) {
-                f["description"] = json!(d);
+            let (native, class) = &joins.types[&c.data_type];
+            Field {
+                field_path: if naming.platform.lowercase_urns {
+                    std::borrow::Cow::Owned(c.name.to_lowercase())
+                } else {
+                    std::borrow::Cow::Borrowed(&c.name)
+                },
+                nullable: c.nullable,
+                description: c.comment.as_deref().filter(|d| !d.is_empty()),
+                type_: TypeUnion(class),
+                native_data_type: native,
+                recursive: false,
+                is_part_of_key: primary.is_some_and(|k| k.contains(&c.name)),
             }
-            f
         })
         .collect();
     let unknown = json!({"time": 0, "actor": "urn:li:corpuser:unknown"});
-    let mut aspect = json!({
-        "schemaName": naming.schema_name(&first.database, &first.schema, &first.table),
-        "platform": naming.platform_urn(),
-        "version": 0,
-        "created": unknown,
-        "lastModified": unknown,
-        "hash": "",
-        "platformSchema": {"com.linkedin.schema.MySqlDDL": {"tableSchema": ""}},
-        "fields": fields,
-    });
+    let mut aspect = SchemaMetadata {
+        schema_name: naming.schema_name(&first.database, &first.schema, &first.table),
+        platform: naming.platform_urn(),
+        version: 0,
+        created: &unknown,
+        last_modified: &unknown,
+        hash: "",
+        platform_schema: json!({"com.linkedin.schema.MySqlDDL": {"tableSchema": ""}}),
+        fields,
+        foreign_keys: None,
+    };
     if let Some(fks) = joins.foreign_keys.get(&key) {
         let fks: Vec<Value> = fks
             .iter()
@@ -640,7 +724,7 @@ fn schema_metadata(
                 }))
             })
             .collect();
-        aspect["foreignKeys"] = json!(fks);
+        aspect.foreign_keys = Some(fks);
     }
     p.emit("dataset", &urn, "schemaMetadata", aspect)
 }

@@ -30,7 +30,7 @@ pub struct ExportArgs {
     namespace: Option<String>,
 }
 
-pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
+pub fn export(args: ExportArgs, quiet: bool) -> Result<ExitCode, Failure> {
     let options = Options {
         env: Some(args.env),
         platform_instance: args.platform_instance,
@@ -41,6 +41,8 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
         Format::DataHub => "proposals",
         Format::OpenLineage => "events",
     };
-    println!("{}: {} {what}", file.display(), summary.written);
+    if !quiet {
+        println!("{}: {} {what}", file.display(), summary.written);
+    }
     Ok(ExitCode::Success)
 }

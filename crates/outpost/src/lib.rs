@@ -191,7 +191,7 @@ pub fn execute(cli: Cli) -> ProcessExit {
         Command::ControlPlane(command) => control_plane::run(command),
         Command::Verify(args) => verify::verify(&args),
         Command::Keygen(args) => verify::keygen(&args),
-        Command::Export(args) => export::export(args),
+        Command::Export(args) => export::export(args, cli.quiet),
         Command::Render(args) => render::run(&args),
         Command::OutputSchemas { out } => render::output_schemas(&out),
         Command::Schema { which } => {
