@@ -577,7 +577,7 @@ impl From<metadata_extract::read::ReadError> for Either {
 }
 
 impl catalog_export::Records for RunRecords<'_> {
-    fn each<T: serde::de::DeserializeOwned>(
+    fn each<T: serde::de::DeserializeOwned + Send>(
         &mut self,
         kind: EntityKind,
         each: &mut dyn FnMut(T) -> Result<(), catalog_export::ExportError>,

@@ -156,19 +156,7 @@ impl Naming {
         if self.instance.is_none() {
             guid.push(("instance", self.env.clone()));
         }
-        guid.sort_by(|a, b| a.0.cmp(b.0));
-        let mut text = String::from("{");
-        for (i, (k, v)) in guid.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            python_json_string(&mut text, k);
-            text.push(':');
-            python_json_string(&mut text, v);
-        }
-        text.push('}');
-        let digest = Md5::digest(text.as_bytes());
-        format!("urn:li:container:{}", outpost_core::output::hex(&digest))
+        container_urn(guid)
     }
 
     /// The container a dataset of `schema` is in: the schema's, or on MySQL the database's.
@@ -192,6 +180,24 @@ impl Naming {
             None => json!({"platform": self.platform_urn()}),
         }
     }
+}
+
+/// The URN of a container whose key is `key`: the MD5 of the key as DataHub's
+/// `datahub_guid` writes it (Python's `json.dumps`, keys sorted, no spaces).
+pub(crate) fn container_urn(mut key: Vec<(&str, String)>) -> String {
+    key.sort_by(|a, b| a.0.cmp(b.0));
+    let mut text = String::from("{");
+    for (i, (k, v)) in key.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        python_json_string(&mut text, k);
+        text.push(':');
+        python_json_string(&mut text, v);
+    }
+    text.push('}');
+    let digest = Md5::digest(text.as_bytes());
+    format!("urn:li:container:{}", outpost_core::output::hex(&digest))
 }
 
 /// `s` as a JSON string the way Python's `json.dumps` writes it by default (`ensure_ascii`):
@@ -330,14 +336,29 @@ pub fn type_class(data_type: &str) -> &'static str {
 }
 
 /// Writes proposals as the elements of one JSON array, one per line.
-struct Proposals<'a> {
+pub(crate) struct Proposals<'a> {
     out: &'a mut dyn Write,
     written: u64,
     system: Value,
 }
 
-impl Proposals<'_> {
-    fn emit(
+impl<'a> Proposals<'a> {
+    /// Proposals of the run of `manifest`, stamped with its end and its id.
+    pub(crate) fn for_run(manifest: &Manifest, out: &'a mut dyn Write) -> Self {
+        let run_id = manifest.identity.run_id.clone().unwrap_or_else(|| {
+            format!(
+                "outpost-{}-{}",
+                manifest.identity.connector, manifest.started_at
+            )
+        });
+        Proposals {
+            out,
+            written: 0,
+            system: json!({"lastObserved": epoch_millis(&manifest.finished_at), "runId": run_id}),
+        }
+    }
+
+    pub(crate) fn emit(
         &mut self,
         entity: &str,
         urn: &str,
@@ -359,7 +380,29 @@ impl Proposals<'_> {
         Ok(())
     }
 
-    fn finish(self) -> Result<u64, ExportError> {
+    /// A container's proposals, in the order DataHub's `gen_containers` writes them.
+    pub(crate) fn container(
+        &mut self,
+        urn: &str,
+        facts: &ContainerFacts,
+        parent: Option<&str>,
+    ) -> Result<(), ExportError> {
+        if let Some(parent) = parent {
+            self.emit("container", urn, "container", json!({"container": parent}))?;
+        }
+        self.emit("container", urn, "containerProperties", &facts.properties)?;
+        self.emit("container", urn, "status", json!({"removed": false}))?;
+        self.emit("container", urn, "dataPlatformInstance", &facts.instance)?;
+        self.emit(
+            "container",
+            urn,
+            "subTypes",
+            json!({"typeNames": [facts.sub_type]}),
+        )?;
+        self.emit("container", urn, "browsePathsV2", &facts.browse)
+    }
+
+    pub(crate) fn finish(self) -> Result<u64, ExportError> {
         self.out
             .write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
         Ok(self.written)
@@ -388,16 +431,16 @@ struct AspectJson<A> {
 /// A `schemaMetadata` field.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Field<'a> {
-    field_path: std::borrow::Cow<'a, str>,
-    nullable: bool,
+pub(crate) struct Field<'a> {
+    pub(crate) field_path: std::borrow::Cow<'a, str>,
+    pub(crate) nullable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
+    pub(crate) description: Option<&'a str>,
     #[serde(rename = "type")]
-    type_: TypeUnion,
-    native_data_type: &'a str,
-    recursive: bool,
-    is_part_of_key: bool,
+    pub(crate) type_: TypeUnion,
+    pub(crate) native_data_type: &'a str,
+    pub(crate) recursive: bool,
+    pub(crate) is_part_of_key: bool,
 }
 
 /// The `schemaMetadata` aspect.
@@ -417,7 +460,7 @@ struct SchemaMetadata<'a> {
 }
 
 /// `{"type": {"com.linkedin.schema.<Class>": {}}}`: DataHub's type union.
-struct TypeUnion(&'static str);
+pub(crate) struct TypeUnion(pub(crate) &'static str);
 
 impl Serialize for TypeUnion {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -436,6 +479,18 @@ impl Serialize for TypeUnion {
         m.serialize_entry("type", &Class(self.0))?;
         m.end()
     }
+}
+
+/// What a container's proposals say of it.
+pub(crate) struct ContainerFacts {
+    /// `containerProperties`.
+    pub(crate) properties: Value,
+    /// `dataPlatformInstance`.
+    pub(crate) instance: Value,
+    /// Its one sub-type.
+    pub(crate) sub_type: &'static str,
+    /// `browsePathsV2`.
+    pub(crate) browse: Value,
 }
 
 /// What the dataset proposals need from the streams read before the columns: keys per
@@ -458,17 +513,10 @@ pub(crate) fn export(
     out: &mut dyn Write,
 ) -> Result<Summary, ExportError> {
     let naming = Naming::new(platform, options)?;
-    let run_id = manifest.identity.run_id.clone().unwrap_or_else(|| {
-        format!(
-            "outpost-{}-{}",
-            manifest.identity.connector, manifest.started_at
-        )
-    });
-    let mut p = Proposals {
-        out,
-        written: 0,
-        system: json!({"lastObserved": epoch_millis(&manifest.finished_at), "runId": run_id}),
-    };
+    if platform.is_bi() {
+        return crate::datahub_tableau::export(manifest, records, options, out);
+    }
+    let mut p = Proposals::for_run(manifest, out);
 
     let mut joins = Joins::default();
     records.each(EntityKind::Constraint, &mut |c: Constraint| {
@@ -556,34 +604,21 @@ fn container(
     if let Some(c) = comment.filter(|c| !c.is_empty()) {
         properties["description"] = json!(c);
     }
-    p.emit("container", &urn, "containerProperties", properties)?;
-    p.emit("container", &urn, "status", json!({"removed": false}))?;
-    p.emit(
-        "container",
-        &urn,
-        "dataPlatformInstance",
-        naming.platform_instance_aspect(),
-    )?;
     let is_schema = schema.is_some() && naming.platform.three_level;
-    let sub_type = if is_schema { "Schema" } else { "Database" };
-    p.emit(
-        "container",
-        &urn,
-        "subTypes",
-        json!({"typeNames": [sub_type]}),
-    )?;
     let parents = if is_schema {
-        let parent = naming.container_urn(database, None);
-        p.emit("container", &urn, "container", json!({"container": parent}))?;
-        vec![parent]
+        vec![naming.container_urn(database, None)]
     } else {
         Vec::new()
     };
-    p.emit(
-        "container",
+    p.container(
         &urn,
-        "browsePathsV2",
-        naming.browse_path(&parents),
+        &ContainerFacts {
+            properties,
+            instance: naming.platform_instance_aspect(),
+            sub_type: if is_schema { "Schema" } else { "Database" },
+            browse: naming.browse_path(&parents),
+        },
+        parents.last().map(String::as_str),
     )
 }
 

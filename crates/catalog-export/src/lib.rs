@@ -17,6 +17,7 @@ use outpost_core::output::{EntityKind, Manifest};
 use serde::de::DeserializeOwned;
 
 pub mod datahub;
+pub mod datahub_tableau;
 pub mod openlineage;
 
 /// The catalog format to write.
@@ -107,7 +108,7 @@ impl ExportError {
 pub trait Records {
     /// Calls `each` with every record of `kind`, in order; a kind with no records calls it
     /// never. The reader's own errors become [`ExportError::Read`].
-    fn each<T: DeserializeOwned>(
+    fn each<T: DeserializeOwned + Send>(
         &mut self,
         kind: EntityKind,
         each: &mut dyn FnMut(T) -> Result<(), ExportError>,
@@ -172,7 +173,7 @@ pub fn export(
         connector: connector.clone(),
         format: format.name(),
     })?;
-    if platform.is_bi() {
+    if platform.is_bi() && format == Format::OpenLineage {
         return Err(ExportError::Unsupported {
             connector: connector.clone(),
             format: format.name(),
@@ -187,7 +188,7 @@ pub fn export(
 /// Calls `each` with every run of consecutive records of `kind` that share `key` (the columns
 /// of one table, the edges of one view: streams keep them together), never empty. Only one
 /// run is held at a time.
-pub(crate) fn each_group<T: DeserializeOwned, K: PartialEq>(
+pub(crate) fn each_group<T: DeserializeOwned + Send, K: PartialEq>(
     records: &mut impl Records,
     kind: EntityKind,
     key: impl Fn(&T) -> K,

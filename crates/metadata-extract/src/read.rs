@@ -84,11 +84,50 @@ impl RunReader {
 
     /// Calls `each` with every record of `kind`, part by part in the manifest's order.
     /// `each`'s own error stops the reading and is returned as it is.
-    pub fn each<T: DeserializeOwned, E: From<ReadError>>(
+    ///
+    /// The parts are decompressed and parsed on a second thread, in batches, while `each`
+    /// runs on this one: reading a run back is as much work as what is done with it.
+    pub fn each<T: DeserializeOwned + Send, E: From<ReadError>>(
         &self,
         kind: EntityKind,
         mut each: impl FnMut(T) -> Result<(), E>,
     ) -> Result<(), E> {
+        const BATCH: usize = 512;
+        // Few batches in flight: memory stays a few thousand records.
+        let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<T>, ReadError>>(4);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let sent = self.parse(kind, &mut |record| {
+                    batch.push(record);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        // A closed channel: the reader stopped; so does the parsing.
+                        return send.send(Ok(full)).is_ok();
+                    }
+                    true
+                });
+                let _ = match sent {
+                    Ok(()) if !batch.is_empty() => send.send(Ok(batch)),
+                    Ok(()) => Ok(()),
+                    Err(e) => send.send(Err(e)),
+                };
+            });
+            for batch in receive {
+                for record in batch? {
+                    each(record)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Parses every record of `kind` in order, until `each` answers `false`.
+    fn parse<T: DeserializeOwned>(
+        &self,
+        kind: EntityKind,
+        each: &mut dyn FnMut(T) -> bool,
+    ) -> Result<(), ReadError> {
         for file in self.manifest.files.iter().filter(|f| f.kind == kind) {
             let path = self.dir.join(&file.path);
             let io = |source| ReadError::Io {
@@ -110,7 +149,9 @@ impl RunReader {
                     line: Some(number),
                     source,
                 })?;
-                each(record)?;
+                if !each(record) {
+                    return Ok(());
+                }
             }
         }
         Ok(())

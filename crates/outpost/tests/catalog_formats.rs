@@ -46,6 +46,22 @@ fn export(run_dir: &Path, format: &str, out: &Path) -> String {
     run(command)
 }
 
+/// `outpost extract --connector=CONNECTOR` with `params` (`name=value`), the connection's
+/// files in `secrets`, into `out`; it must succeed.
+fn extract(connector: &str, params: &[String], secrets: &Path, out: &Path) {
+    let mut command = outpost();
+    command
+        .arg("extract")
+        .arg(format!("--connector={connector}"));
+    command.args(params.iter().map(|p| format!("--param={p}")));
+    command
+        .arg("--secrets-dir")
+        .arg(secrets)
+        .arg("--out")
+        .arg(out);
+    run(command);
+}
+
 /// DataHub's own check of a metadata file: every proposal must be valid.
 fn datahub_accepts(file: &Path) {
     let mut command = datahub();
@@ -197,24 +213,15 @@ fn extract_postgres(database: &str, dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&secrets).expect("secrets");
     std::fs::write(secrets.join("password"), env("OUTPOST_TEST_PG_PASSWORD")).expect("secret");
     let out = dir.join("run");
-    let mut command = outpost();
-    command.args(["extract", "--connector=postgres"]);
-    for (name, value) in [
-        ("host", env("OUTPOST_TEST_PG_HOST")),
-        ("port", env("OUTPOST_TEST_PG_PORT")),
-        ("database", database.to_owned()),
-        ("user", env("OUTPOST_TEST_PG_SUPERUSER")),
-        ("ssl-mode", "disable".to_owned()),
-        ("include-databases", format!("^{database}$")),
-    ] {
-        command.arg(format!("--param={name}={value}"));
-    }
-    command
-        .arg("--secrets-dir")
-        .arg(&secrets)
-        .arg("--out")
-        .arg(&out);
-    run(command);
+    let params = [
+        format!("host={}", env("OUTPOST_TEST_PG_HOST")),
+        format!("port={}", env("OUTPOST_TEST_PG_PORT")),
+        format!("database={database}"),
+        format!("user={}", env("OUTPOST_TEST_PG_SUPERUSER")),
+        "ssl-mode=disable".to_owned(),
+        format!("include-databases=^{database}$"),
+    ];
+    extract("postgres", &params, &secrets, &out);
     out
 }
 
@@ -451,21 +458,18 @@ fn every_database_connectors_export_is_valid_for_datahub_and_openlineage() {
     std::fs::create_dir_all(&secrets).expect("secrets");
     std::fs::write(secrets.join("password"), env("OUTPOST_TEST_MYSQL_PASSWORD")).expect("secret");
     let run_dir = mysql.join("run");
-    let mut extract = outpost();
-    extract.args(["extract", "--connector=mysql"]);
-    extract.arg(format!("--param=host={}", env("OUTPOST_TEST_MYSQL_HOST")));
-    extract.arg(format!("--param=port={}", env("OUTPOST_TEST_MYSQL_PORT")));
-    extract.arg(format!("--param=user={}", env("OUTPOST_TEST_MYSQL_ADMIN")));
-    extract.args([
-        "--param=ssl-mode=disable",
-        &format!("--param=include-schemas=^{schema}$"),
-    ]);
-    extract
-        .arg("--secrets-dir")
-        .arg(&secrets)
-        .arg("--out")
-        .arg(&run_dir);
-    run(extract);
+    extract(
+        "mysql",
+        &[
+            format!("host={}", env("OUTPOST_TEST_MYSQL_HOST")),
+            format!("port={}", env("OUTPOST_TEST_MYSQL_PORT")),
+            format!("user={}", env("OUTPOST_TEST_MYSQL_ADMIN")),
+            "ssl-mode=disable".into(),
+            format!("include-schemas=^{schema}$"),
+        ],
+        &secrets,
+        &run_dir,
+    );
     let (datahub_file, events) = export_and_check(&run_dir, &mysql);
     // MySQL has no level above schemas: DataHub's `schema.table`, OpenLineage's too.
     let text = std::fs::read_to_string(&datahub_file).expect("export");
@@ -516,18 +520,12 @@ fn every_database_connectors_export_is_valid_for_datahub_and_openlineage() {
         std::fs::write(connection.join(name), value).expect("connection value");
     }
     let run_dir = snowflake.join("run");
-    let mut extract = outpost();
-    extract.args([
-        "extract",
-        "--connector=snowflake",
-        &format!("--param=include-databases=^{database}$"),
-    ]);
-    extract
-        .arg("--secrets-dir")
-        .arg(&connection)
-        .arg("--out")
-        .arg(&run_dir);
-    run(extract);
+    extract(
+        "snowflake",
+        &[format!("include-databases=^{database}$")],
+        &connection,
+        &run_dir,
+    );
     let (datahub_file, events) = export_and_check(&run_dir, &snowflake);
     // DataHub's Snowflake source lower-cases URNs by default; the export does too.
     let text = std::fs::read_to_string(&datahub_file).expect("export");
@@ -603,4 +601,113 @@ fn export_errors_name_the_run_and_the_reason() {
         "{stderr}"
     );
     assert!(!target.exists(), "nothing is written");
+}
+
+/// A Tableau site (the fake, after Tableau's documented APIs): DataHub accepts the export, with
+/// a chart per sheet, a dashboard per dashboard, a dataset per data source, and lineage from
+/// data sources to the database tables they read. OpenLineage is refused, with the reason.
+#[test]
+fn datahub_accepts_a_tableau_sites_export() {
+    let dir = scratch("formats-tableau");
+    let secret = format!("CANARY-PAT-SECRET-{}-f0f0", std::process::id());
+    let site = tableau_fake::SiteModel::generate(
+        "formats",
+        tableau_fake::Scale {
+            workbooks: 6,
+            sheets_per_workbook: 3,
+            published: 3,
+            fields_per_datasource: 5,
+            tables: 8,
+        },
+    );
+    let (_runtime, _fake, connection) =
+        support::tableau_site(dir.path(), "formats", site, "formats-token", &secret);
+    let run_dir = dir.join("run");
+    extract("tableau", &[], &connection, &run_dir);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    let file = dir.join("datahub.json");
+    export(&run_dir, "datahub", &file);
+    datahub_accepts(&file);
+    let proposals: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(&file).expect("export")).expect("JSON array");
+    let count = |aspect: &str, prefix: &str| {
+        proposals
+            .iter()
+            .filter(|p| {
+                p["aspectName"] == aspect
+                    && p["entityUrn"]
+                        .as_str()
+                        .is_some_and(|u| u.starts_with(prefix))
+            })
+            .count() as u64
+    };
+    let totals = &manifest["totals"];
+    assert_eq!(
+        count("chartInfo", "urn:li:chart:(tableau,"),
+        totals["sheet"]
+    );
+    assert_eq!(
+        count("dashboardInfo", "urn:li:dashboard:(tableau,"),
+        totals["dashboard"]
+    );
+    assert_eq!(
+        count(
+            "datasetProperties",
+            "urn:li:dataset:(urn:li:dataPlatform:tableau,"
+        ),
+        totals["datasource"]
+    );
+    let workbooks = proposals
+        .iter()
+        .filter(|p| {
+            p["aspectName"] == "subTypes" && p["aspect"]["json"]["typeNames"][0] == "Workbook"
+        })
+        .count() as u64;
+    assert_eq!(workbooks, totals["workbook"]);
+    // Lineage reaches the database tables, named as the database's own export names them.
+    let to_tables = proposals
+        .iter()
+        .filter(|p| p["aspectName"] == "upstreamLineage")
+        .flat_map(|p| {
+            p["aspect"]["json"]["upstreams"]
+                .as_array()
+                .expect("upstreams")
+                .clone()
+        })
+        .filter(|u| {
+            u["dataset"]
+                .as_str()
+                .is_some_and(|d| !d.starts_with("urn:li:dataset:(urn:li:dataPlatform:tableau,"))
+        })
+        .count();
+    assert!(to_tables > 0, "lineage to database tables");
+    assert!(
+        proposals
+            .iter()
+            .any(|p| p["aspectName"] == "upstreamLineage"
+                && p["aspect"]["json"]["fineGrainedLineages"].is_array()),
+        "field-to-column lineage"
+    );
+    assert!(
+        !std::fs::read_to_string(&file)
+            .expect("export")
+            .contains(&secret)
+    );
+
+    let refused = outpost()
+        .args(["export", "--format", "openlineage", "--from"])
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(dir.join("ol.jsonl"))
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("connector `tableau` has no openlineage mapping"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -244,7 +244,6 @@ fn a_tableau_run_logs_no_token_secret_nor_session_and_signs_out() {
     use std::sync::atomic::Ordering;
     let dir = scratch("tableau-secrets");
     let secret = format!("CANARY-PAT-SECRET-{}-c0de", std::process::id());
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let site = tableau_fake::SiteModel::generate(
         "cli-ünï",
         tableau_fake::Scale {
@@ -256,24 +255,8 @@ fn a_tableau_run_logs_no_token_secret_nor_session_and_signs_out() {
         },
     );
     let workbooks = site.workbooks.len();
-    let fake = runtime.block_on(tableau_fake::TableauFake::start(
-        site,
-        "cli-token",
-        &secret,
-        tableau_fake::Faults::default(),
-    ));
-    let connection = dir.join("connection");
-    std::fs::create_dir_all(&connection).expect("connection");
-    for (name, value) in [
-        ("host", "127.0.0.1"),
-        ("port", fake.url.rsplit(':').next().expect("port")),
-        ("site", "cli-ünï"),
-        ("ssl-mode", "disable"),
-        ("pat-name", "cli-token"),
-        ("pat-secret", &secret),
-    ] {
-        std::fs::write(connection.join(name), value).expect("connection value");
-    }
+    let (_runtime, fake, connection) =
+        support::tableau_site(dir.path(), "cli-ünï", site, "cli-token", &secret);
     let out = dir.join("out");
     let (logs, manifest) =
         traced_extract("tableau", "--param=metadata-page-size=5", &connection, &out);

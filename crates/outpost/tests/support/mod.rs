@@ -421,3 +421,35 @@ pub fn mysql(sql: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Tableau fake serving `model` (the site `site`), signed into with the token `token`
+/// and `secret`, and the connection folder (`connection/` under `dir`) a WorkflowTemplate
+/// would mount for it. Keep the runtime: the fake serves on it.
+pub fn tableau_site(
+    dir: &Path,
+    site: &str,
+    model: tableau_fake::SiteModel,
+    token: &str,
+    secret: &str,
+) -> (tokio::runtime::Runtime, tableau_fake::TableauFake, PathBuf) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fake = runtime.block_on(tableau_fake::TableauFake::start(
+        model,
+        token,
+        secret,
+        tableau_fake::Faults::default(),
+    ));
+    let connection = dir.join("connection");
+    std::fs::create_dir_all(&connection).expect("connection");
+    for (name, value) in [
+        ("host", "127.0.0.1"),
+        ("port", fake.url.rsplit(':').next().expect("port")),
+        ("site", site),
+        ("ssl-mode", "disable"),
+        ("pat-name", token),
+        ("pat-secret", secret),
+    ] {
+        std::fs::write(connection.join(name), value).expect("connection value");
+    }
+    (runtime, fake, connection)
+}
