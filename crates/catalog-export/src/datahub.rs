@@ -841,7 +841,7 @@ mod tests {
             &Options {
                 env: Some("DEV".into()),
                 platform_instance: Some("eu1".into()),
-                namespace: None,
+                ..Options::default()
             },
         )
         .expect("valid");

@@ -130,7 +130,7 @@ impl Places {
 }
 
 /// The DataHub platform of a Tableau connection type, as DataHub's Tableau source maps it.
-fn upstream_platform(connection_type: &str) -> String {
+pub(crate) fn upstream_platform(connection_type: &str) -> String {
     let t = connection_type.to_lowercase();
     match t.as_str() {
         "sqlserver" => "mssql".into(),

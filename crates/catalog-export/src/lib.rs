@@ -72,6 +72,10 @@ pub struct Options {
     /// never carry a server's address, so without it the namespace is
     /// `<platform>://<connection>` (the connection's name, or the connector's).
     pub namespace: Option<String>,
+    /// OpenLineage namespaces of the database servers a BI site reads, by DataHub platform
+    /// name (`postgres` → `postgres://db.example.com:5432`): the BI records name a table's
+    /// database, never its server.
+    pub upstream_namespaces: Vec<(String, String)>,
 }
 
 /// Why an export failed.
@@ -173,12 +177,6 @@ pub fn export(
         connector: connector.clone(),
         format: format.name(),
     })?;
-    if platform.is_bi() && format == Format::OpenLineage {
-        return Err(ExportError::Unsupported {
-            connector: connector.clone(),
-            format: format.name(),
-        });
-    }
     match format {
         Format::DataHub => datahub::export(manifest, platform, records, options, out),
         Format::OpenLineage => openlineage::export(manifest, platform, records, options, out),

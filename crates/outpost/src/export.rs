@@ -28,6 +28,11 @@ pub struct ExportArgs {
     /// (`postgres://db.example.com:5432`); without it, `<platform>://<connection>`.
     #[arg(long)]
     namespace: Option<String>,
+    /// For a BI site's OpenLineage column lineage: the namespace of the database server a
+    /// platform's tables are on (`postgres=postgres://db.example.com:5432`); repeat per
+    /// platform. Without it, `<platform>://<database>`.
+    #[arg(long, value_name = "PLATFORM=NAMESPACE", value_parser = crate::extract::name_value)]
+    upstream_namespace: Vec<(String, String)>,
 }
 
 pub fn export(args: ExportArgs, quiet: bool) -> Result<ExitCode, Failure> {
@@ -35,6 +40,7 @@ pub fn export(args: ExportArgs, quiet: bool) -> Result<ExitCode, Failure> {
         env: Some(args.env),
         platform_instance: args.platform_instance,
         namespace: args.namespace,
+        upstream_namespaces: args.upstream_namespace,
     };
     let (file, summary) = agent::steps::export(&args.from, args.format, &options, &args.out)?;
     let what = match args.format {
