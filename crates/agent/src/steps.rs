@@ -157,6 +157,8 @@ pub struct ExtractStep {
     pub part_bytes: u64,
     /// The agent's manifest-signing key file: the manifest is signed when given.
     pub signing_key_file: Option<PathBuf>,
+    /// Catalog formats the run is also written in, listed in its manifest.
+    pub exports: catalog_export::Exports,
 }
 
 /// `outpost extract`: the source's metadata into the output folder, manifest last.
@@ -182,6 +184,7 @@ pub async fn extract(
         },
         part_bytes: step.part_bytes,
         signing_key_file: step.signing_key_file,
+        exports: step.exports,
     };
     let manifest = metadata_extract::run(request, progress).await?;
     tracing::info!(
@@ -238,6 +241,8 @@ pub struct LocalJob<'a> {
     pub control_plane: Option<&'a ControlPlaneClient>,
     /// The agent's manifest-signing key file: the manifest is signed when given.
     pub signing_key_file: Option<PathBuf>,
+    /// Catalog formats the run is also written in, listed in its manifest.
+    pub exports: catalog_export::Exports,
 }
 
 /// What a local run did.
@@ -278,6 +283,7 @@ pub async fn run_local(
         identity: run.clone(),
         part_bytes: 64 << 20,
         signing_key_file: job.signing_key_file,
+        exports: job.exports,
     };
     let manifest = metadata_extract::run(request, extract_progress).await?;
     let extracted_in = started.elapsed();
@@ -347,6 +353,8 @@ pub struct OneRun<'a> {
     pub control_plane: Option<&'a ControlPlaneClient>,
     /// The agent's manifest-signing key file: the manifest is signed when given.
     pub signing_key_file: Option<PathBuf>,
+    /// Catalog formats the run is also written in, listed in its manifest.
+    pub exports: catalog_export::Exports,
 }
 
 /// Where a run without a destination goes: a local bucket in the current folder.
@@ -397,6 +405,7 @@ pub async fn run_one(
         settings: &settings,
         control_plane: run.control_plane,
         signing_key_file: run.signing_key_file,
+        exports: run.exports,
     };
     run_local(job, extract_progress, delivery_progress).await
 }
@@ -458,6 +467,8 @@ pub struct InProcessRunner {
     pub control_plane: Option<ControlPlaneClient>,
     /// The agent's manifest-signing key file: each run's manifest is signed when given.
     pub signing_key_file: Option<PathBuf>,
+    /// Catalog formats each run is also written in, listed in its manifest.
+    pub exports: catalog_export::Exports,
 }
 
 /// Extraction progress nobody watches: local mode logs per job instead.
@@ -491,6 +502,7 @@ impl crate::local::JobRunner for InProcessRunner {
                 settings: &settings,
                 control_plane: self.control_plane.as_ref(),
                 signing_key_file: self.signing_key_file.clone(),
+                exports: self.exports.clone(),
             };
             let summary = run_local(local, &Quiet, &delivery::NoProgress)
                 .await
@@ -561,36 +573,6 @@ fn export_exit_code(e: &catalog_export::ExportError) -> ExitCode {
     }
 }
 
-/// The run reader as the export's source of records.
-struct RunRecords<'a>(&'a metadata_extract::read::RunReader);
-
-/// The export's error or the reader's, while a stream is read.
-enum Either {
-    Read(metadata_extract::read::ReadError),
-    Export(catalog_export::ExportError),
-}
-
-impl From<metadata_extract::read::ReadError> for Either {
-    fn from(e: metadata_extract::read::ReadError) -> Self {
-        Self::Read(e)
-    }
-}
-
-impl catalog_export::Records for RunRecords<'_> {
-    fn each<T: serde::de::DeserializeOwned + Send>(
-        &mut self,
-        kind: EntityKind,
-        each: &mut dyn FnMut(T) -> Result<(), catalog_export::ExportError>,
-    ) -> Result<(), catalog_export::ExportError> {
-        self.0
-            .each(kind, |record| each(record).map_err(Either::Export))
-            .map_err(|e| match e {
-                Either::Read(e) => catalog_export::ExportError::read(e),
-                Either::Export(e) => e,
-            })
-    }
-}
-
 /// `outpost export`: the complete run in `from` written in a catalog's `format` to `out` (a
 /// file, or a folder that gets the format's file name). The file appears whole or not at
 /// all: it is written beside its place and renamed into it. Answers where it went and what
@@ -601,7 +583,7 @@ pub fn export(
     options: &catalog_export::Options,
     out: &Path,
 ) -> Result<(PathBuf, catalog_export::Summary), StepError> {
-    let reader =
+    let mut reader =
         metadata_extract::read::RunReader::open(from).map_err(catalog_export::ExportError::read)?;
     let target = if out.is_dir() {
         out.join(format.file_name())
@@ -623,13 +605,8 @@ pub fn export(
         .tempfile_in(&folder)
         .map_err(write_error)?;
     let mut writer = std::io::BufWriter::with_capacity(256 * 1024, staged);
-    let summary = catalog_export::export(
-        reader.manifest(),
-        &mut RunRecords(&reader),
-        format,
-        options,
-        &mut writer,
-    )?;
+    let manifest = reader.manifest().clone();
+    let summary = catalog_export::export(&manifest, &mut reader, format, options, &mut writer)?;
     let staged = writer
         .into_inner()
         .map_err(|e| write_error(e.into_error()))?;

@@ -78,6 +78,16 @@ pub struct Options {
     pub upstream_namespaces: Vec<(String, String)>,
 }
 
+/// The catalog formats a run is also written in by the extract step (`--export`), and how
+/// they name its objects.
+#[derive(Clone, Debug, Default)]
+pub struct Exports {
+    /// The formats; none by default.
+    pub formats: Vec<Format>,
+    /// Their naming.
+    pub options: Options,
+}
+
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -162,6 +172,35 @@ impl Platform {
 pub struct Summary {
     /// Objects written: DataHub proposals, or OpenLineage events.
     pub written: u64,
+}
+
+/// Whether a run of `connector` can be exported in `formats` under `options`: checked before
+/// an extraction that is asked for exports, so a bad option fails at once, not after the run.
+pub fn check(connector: &str, formats: &[Format], options: &Options) -> Result<(), ExportError> {
+    let Some(platform) = Platform::of(connector) else {
+        return match formats.first() {
+            Some(format) => Err(ExportError::Unsupported {
+                connector: connector.to_owned(),
+                format: format.name(),
+            }),
+            None => Ok(()),
+        };
+    };
+    for format in formats {
+        match format {
+            Format::DataHub => {
+                datahub::Naming::new(platform, options)?;
+            }
+            Format::OpenLineage => {
+                if options.namespace.as_deref() == Some("") {
+                    return Err(ExportError::Option(
+                        "the OpenLineage namespace may not be empty".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the run whose manifest is `manifest` to `out` in `format`.

@@ -217,7 +217,7 @@ impl Events {
 }
 
 /// The OpenLineage dataset a Tableau edge's database table is: the namespace given for its
-/// platform (`--upstream-namespace postgres=postgres://db:5432`), or
+/// platform (`--openlineage-upstream-namespace postgres=postgres://db:5432`), or
 /// `<platform>://<database>`; the name `database.schema.table` as Tableau names it
 /// (`database.table` where the platform has no schemas).
 fn upstream_dataset(table: &UpstreamTable, options: &Options) -> (String, String) {

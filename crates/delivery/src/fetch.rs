@@ -30,9 +30,10 @@ pub async fn fetch_run(
             path: into.join(MANIFEST),
             problem: format!("{url}/{MANIFEST} is not JSON: {e}"),
         })?;
-    let paths = listed["files"]
-        .as_array()
+    // Data parts and the run's exports in catalog formats.
+    let paths = ["files", "exports"]
         .into_iter()
+        .filter_map(|list| listed[list].as_array())
         .flatten()
         .filter_map(|f| f["path"].as_str());
     for path in paths {

@@ -59,20 +59,31 @@ impl LocalRun {
                 path: manifest_path.clone(),
                 problem: format!("not a valid manifest: line {}: {e}", e.line()),
             })?;
-        let mut files = Vec::with_capacity(manifest.files.len());
+        let mut files = Vec::with_capacity(manifest.files.len() + manifest.exports.len());
         let mut seen = std::collections::BTreeSet::new();
-        for entry in &manifest.files {
+        // The run's exports in catalog formats travel with it, before its manifest too.
+        let parts = manifest.files.iter().map(|f| Listed {
+            path: &f.path,
+            sha256: &f.sha256,
+            bytes: f.bytes,
+        });
+        let exports = manifest.exports.iter().map(|e| Listed {
+            path: &e.path,
+            sha256: &e.sha256,
+            bytes: e.bytes,
+        });
+        for entry in parts.chain(exports) {
             let inconsistent = |problem: String| DeliveryError::Inconsistent {
                 path: manifest_path.clone(),
                 problem,
             };
-            if !is_safe_relative(&entry.path) {
+            if !is_safe_relative(entry.path) {
                 return Err(inconsistent(format!(
                     "file path `{}` is not a plain relative path",
                     entry.path
                 )));
             }
-            if entry.path == MANIFEST || !seen.insert(entry.path.as_str()) {
+            if entry.path == MANIFEST || !seen.insert(entry.path) {
                 return Err(inconsistent(format!(
                     "file path `{}` is listed twice or shadows the manifest",
                     entry.path
@@ -84,7 +95,7 @@ impl LocalRun {
                     entry.path, entry.sha256
                 )));
             }
-            let path = dir.join(&entry.path);
+            let path = dir.join(entry.path);
             let metadata = std::fs::metadata(&path).map_err(|source| DeliveryError::Read {
                 path: path.clone(),
                 source,
@@ -100,7 +111,7 @@ impl LocalRun {
                 });
             }
             files.push(RunFile {
-                relative: entry.path.clone(),
+                relative: entry.path.to_owned(),
                 path,
                 bytes: entry.bytes,
                 sha256: entry.sha256.to_ascii_lowercase(),
@@ -135,6 +146,13 @@ pub(crate) fn is_safe_relative(path: &str) -> bool {
         && path
             .split('/')
             .all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
+/// A file the manifest lists: a data part or an export.
+struct Listed<'a> {
+    path: &'a str,
+    sha256: &'a str,
+    bytes: u64,
 }
 
 #[cfg(test)]

@@ -89,6 +89,8 @@ pub struct ExtractRequest<'a> {
     /// The agent's manifest-signing key file (base64 of an Ed25519 seed): when given, the
     /// manifest is signed (`outpost_core::signing`).
     pub signing_key_file: Option<PathBuf>,
+    /// Catalog formats the run is also written in (`exports/`, listed in the manifest).
+    pub exports: catalog_export::Exports,
 }
 
 /// Reads the manifest-signing key, before the source is touched: a key that cannot be used
@@ -367,11 +369,25 @@ pub async fn run(
         .as_deref()
         .map(read_signing_key)
         .transpose()?;
+    // Export options are checked before the source is touched, as parameters are.
+    catalog_export::check(
+        &connector,
+        &request.exports.formats,
+        &request.exports.options,
+    )
+    .map_err(|e| ExtractError::Parameters {
+        connector: connector.clone(),
+        problems: vec![e.to_string()],
+    })?;
     let mut writer =
         OutputWriter::create(&request.out, request.identity.clone(), request.part_bytes)?;
     if let Some(key) = signing_key {
         writer.sign_with(key);
     }
+    writer.export_with(
+        request.exports.formats.clone(),
+        request.exports.options.clone(),
+    );
     match source {
         Source::Postgres(config) => {
             sources::postgres::extract(&config, &filters, &mut writer, progress).await?

@@ -77,6 +77,15 @@ impl RunReader {
         })
     }
 
+    /// The run in `dir` as `manifest` describes it, before the manifest is written: what
+    /// the extract step exports its run from.
+    pub fn from_manifest(dir: &Path, manifest: Manifest) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            manifest,
+        }
+    }
+
     /// The run's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -155,5 +164,22 @@ impl RunReader {
             }
         }
         Ok(())
+    }
+}
+
+impl From<ReadError> for catalog_export::ExportError {
+    fn from(e: ReadError) -> Self {
+        catalog_export::ExportError::read(e)
+    }
+}
+
+/// The run as the catalog formats' source of records.
+impl catalog_export::Records for RunReader {
+    fn each<T: DeserializeOwned + Send>(
+        &mut self,
+        kind: EntityKind,
+        each: &mut dyn FnMut(T) -> Result<(), catalog_export::ExportError>,
+    ) -> Result<(), catalog_export::ExportError> {
+        RunReader::each(self, kind, each)
     }
 }

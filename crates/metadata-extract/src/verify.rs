@@ -80,8 +80,12 @@ pub fn verify_run(dir: &Path, key: &VerifyingKey) -> Result<Verified, VerifyErro
         }
     })?;
     check_files(dir, &manifest)?;
-    let listed: std::collections::HashSet<&str> =
-        manifest.files.iter().map(|f| f.path.as_str()).collect();
+    let listed: std::collections::HashSet<&str> = manifest
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(manifest.exports.iter().map(|e| e.path.as_str()))
+        .collect();
     let mut unlisted = Vec::new();
     let mut folders = vec![dir.to_owned()];
     while let Some(folder) = folders.pop() {
@@ -112,11 +116,17 @@ pub fn verify_run(dir: &Path, key: &VerifyingKey) -> Result<Verified, VerifyErro
 /// Every file `manifest` lists is in `dir`, with its size and SHA-256: the one check of a
 /// run's files, for `outpost verify` and the extraction's own tests (`writer::verify`).
 pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<(), VerifyError> {
-    for file in &manifest.files {
-        let path = dir.join(&file.path);
+    // The run's exports in catalog formats are checked as its parts are.
+    let parts = manifest.files.iter().map(|f| (&f.path, f.bytes, &f.sha256));
+    let exports = manifest
+        .exports
+        .iter()
+        .map(|e| (&e.path, e.bytes, &e.sha256));
+    for (relative, size, sha256) in parts.chain(exports) {
+        let path = dir.join(relative);
         let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => VerifyError::File {
-                path: file.path.clone(),
+                path: relative.clone(),
                 problem: "missing".to_owned(),
             },
             _ => VerifyError::Read {
@@ -124,17 +134,17 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<(), VerifyError> {
                 source,
             },
         })?;
-        if bytes.len() as u64 != file.bytes {
+        if bytes.len() as u64 != size {
             return Err(VerifyError::File {
-                path: file.path.clone(),
-                problem: format!("{} bytes, the manifest says {}", bytes.len(), file.bytes),
+                path: relative.clone(),
+                problem: format!("{} bytes, the manifest says {}", bytes.len(), size),
             });
         }
         let digest = outpost_core::output::sha256_hex(&bytes);
-        if digest != file.sha256 {
+        if digest != *sha256 {
             return Err(VerifyError::File {
-                path: file.path.clone(),
-                problem: format!("SHA-256 {digest}, the manifest says {}", file.sha256),
+                path: relative.clone(),
+                problem: format!("SHA-256 {digest}, the manifest says {}", sha256),
             });
         }
     }

@@ -45,6 +45,9 @@ pub enum WriteError {
         #[source]
         source: io::Error,
     },
+    /// The run could not be written in a catalog's format (`--export`).
+    #[error("exporting the run: {0}")]
+    Export(#[source] catalog_export::ExportError),
     /// A record could not be serialised (a bug: records are plain data).
     #[error("cannot serialise a {kind:?} record")]
     Serialize {
@@ -72,6 +75,23 @@ impl<W: Write> Write for Hashing<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+impl Hashing<BufWriter<File>> {
+    /// Flushes and syncs the file at `path`; answers its SHA-256 (hex) and size.
+    fn sync(self, path: &Path) -> Result<(String, u64), WriteError> {
+        let Hashing {
+            mut inner,
+            hasher,
+            bytes,
+        } = self;
+        inner.flush().map_err(io_error(path))?;
+        let file = inner
+            .into_inner()
+            .map_err(|e| io_error(path)(e.into_error()))?;
+        file.sync_all().map_err(io_error(path))?;
+        Ok((hex(&hasher.finalize()), bytes))
     }
 }
 
@@ -105,6 +125,9 @@ pub struct OutputWriter {
     signing_key: Option<outpost_core::signing::SigningKey>,
     audit: crate::audit::Audit,
     line: Vec<u8>,
+    /// Catalog formats to write the run in, before the manifest.
+    exports: Vec<catalog_export::Format>,
+    export_options: catalog_export::Options,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
@@ -145,6 +168,8 @@ impl OutputWriter {
             signing_key: None,
             audit: crate::audit::Audit::default(),
             line: Vec::with_capacity(4096),
+            exports: Vec::new(),
+            export_options: catalog_export::Options::default(),
         })
     }
 
@@ -208,6 +233,18 @@ impl OutputWriter {
         self.signing_key = Some(key);
     }
 
+    /// Writes the run in these catalog formats too (`exports/<file>`), after its streams and
+    /// before its manifest, which lists each with its SHA-256 so it is signed, delivered and
+    /// verified with the run.
+    pub fn export_with(
+        &mut self,
+        formats: Vec<catalog_export::Format>,
+        options: catalog_export::Options,
+    ) {
+        self.exports = formats;
+        self.export_options = options;
+    }
+
     /// Records written so far, per kind.
     pub fn totals(&self) -> &BTreeMap<EntityKind, u64> {
         &self.totals
@@ -235,7 +272,9 @@ impl OutputWriter {
             incomplete: self.incomplete,
             signature: None,
             queries: self.audit.statements(),
+            exports: Vec::new(),
         };
+        manifest.exports = export(&self.dir, &manifest, &self.exports, &self.export_options)?;
         if let Some(key) = &self.signing_key {
             outpost_core::signing::sign_manifest(&mut manifest, key);
         }
@@ -288,24 +327,53 @@ fn close(part: Part, kind: EntityKind) -> Result<FileEntry, WriteError> {
         ..
     } = part;
     encoder.write_all(&batch).map_err(io_error(&path))?;
-    let mut hashing = encoder.finish().map_err(io_error(&path))?;
-    hashing.flush().map_err(io_error(&path))?;
-    let Hashing {
-        inner,
-        hasher,
-        bytes,
-    } = hashing;
-    let file = inner
-        .into_inner()
-        .map_err(|e| io_error(&path)(e.into_error()))?;
-    file.sync_all().map_err(io_error(&path))?;
+    let hashing = encoder.finish().map_err(io_error(&path))?;
+    let (sha256, bytes) = hashing.sync(&path)?;
     Ok(FileEntry {
         path: relative,
         kind,
-        sha256: hex(&hasher.finalize()),
+        sha256,
         bytes,
         records,
     })
+}
+
+/// Writes the run described by `manifest` (its streams closed, the manifest not yet written)
+/// in each of `formats`, into `exports/` in `dir`, each file synced.
+fn export(
+    dir: &Path,
+    manifest: &Manifest,
+    formats: &[catalog_export::Format],
+    options: &catalog_export::Options,
+) -> Result<Vec<outpost_core::output::ExportEntry>, WriteError> {
+    let mut entries = Vec::new();
+    if formats.is_empty() {
+        return Ok(entries);
+    }
+    let folder = dir.join("exports");
+    std::fs::create_dir_all(&folder).map_err(io_error(&folder))?;
+    let mut reader = crate::read::RunReader::from_manifest(dir, manifest.clone());
+    for format in formats {
+        let relative = format!("exports/{}", format.file_name());
+        let path = dir.join(&relative);
+        let file = File::create(&path).map_err(io_error(&path))?;
+        let mut hashing = Hashing {
+            inner: BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let summary = catalog_export::export(manifest, &mut reader, *format, options, &mut hashing)
+            .map_err(WriteError::Export)?;
+        let (sha256, bytes) = hashing.sync(&path)?;
+        entries.push(outpost_core::output::ExportEntry {
+            path: relative,
+            format: format.name().to_owned(),
+            sha256,
+            bytes,
+            objects: summary.written,
+        });
+    }
+    Ok(entries)
 }
 
 /// Reads back every record of one stream (all parts, in order), for tests and tools.

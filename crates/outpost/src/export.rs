@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use catalog_export::{Format, Options};
+use catalog_export::Format;
 use outpost_core::{ExitCode, Failure};
 
 #[derive(clap::Args, Debug)]
@@ -18,30 +18,12 @@ pub struct ExportArgs {
     /// `openlineage.jsonl`.
     #[arg(long)]
     out: PathBuf,
-    /// DataHub's environment, as the DataHub source's `env`.
-    #[arg(long, default_value = catalog_export::datahub::DEFAULT_ENV)]
-    env: String,
-    /// DataHub's platform instance, as the DataHub source's `platform_instance`.
-    #[arg(long)]
-    platform_instance: Option<String>,
-    /// OpenLineage's dataset namespace, as other producers name the server
-    /// (`postgres://db.example.com:5432`); without it, `<platform>://<connection>`.
-    #[arg(long)]
-    namespace: Option<String>,
-    /// For a BI site's OpenLineage column lineage: the namespace of the database server a
-    /// platform's tables are on (`postgres=postgres://db.example.com:5432`); repeat per
-    /// platform. Without it, `<platform>://<database>`.
-    #[arg(long, value_name = "PLATFORM=NAMESPACE", value_parser = crate::extract::name_value)]
-    upstream_namespace: Vec<(String, String)>,
+    #[command(flatten)]
+    catalog: crate::flags::CatalogFlags,
 }
 
 pub fn export(args: ExportArgs, quiet: bool) -> Result<ExitCode, Failure> {
-    let options = Options {
-        env: Some(args.env),
-        platform_instance: args.platform_instance,
-        namespace: args.namespace,
-        upstream_namespaces: args.upstream_namespace,
-    };
+    let options = args.catalog.options();
     let (file, summary) = agent::steps::export(&args.from, args.format, &options, &args.out)?;
     let what = match args.format {
         Format::DataHub => "proposals",

@@ -38,6 +38,8 @@ pub struct ExtractArgs {
     /// it): the manifest is signed, and `outpost verify` checks runs against its public key.
     #[arg(long, env = "OUTPOST_MANIFEST_SIGNING_KEY", value_name = "FILE")]
     manifest_signing_key: Option<PathBuf>,
+    #[command(flatten)]
+    exports: crate::flags::ExportFlags,
     /// Largest uncompressed size of one output part, in MiB.
     #[arg(long, default_value_t = 64)]
     part_size_mib: u64,
@@ -79,6 +81,7 @@ fn extract(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> 
         ids: [args.connection, args.job_id, args.run_id],
         part_bytes: args.part_size_mib.max(1) << 20,
         signing_key_file: args.manifest_signing_key,
+        exports: args.exports.exports(),
     };
     let progress = crate::progress::ExtractProgress::new(show_progress);
     // One thread: extraction streams one source, and the pod's CPU limit is small.

@@ -276,3 +276,55 @@ pub struct ArgoFlags {
     #[arg(long)]
     pub insecure_allow_unrestricted_templates: bool,
 }
+
+/// How a catalog format names the run's objects (`outpost export`, and `--export`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CatalogFlags {
+    /// DataHub's environment, as the DataHub source's `env` (default `PROD`).
+    #[arg(long, value_name = "ENV")]
+    datahub_env: Option<String>,
+    /// DataHub's platform instance, as the DataHub source's `platform_instance`.
+    #[arg(long, value_name = "INSTANCE")]
+    datahub_platform_instance: Option<String>,
+    /// OpenLineage's dataset namespace, as other producers name the server
+    /// (`postgres://db.example.com:5432`); without it, `<platform>://<connection>`.
+    #[arg(long, value_name = "NAMESPACE")]
+    openlineage_namespace: Option<String>,
+    /// For a BI site's OpenLineage column lineage: the namespace of the database server a
+    /// platform's tables are on (`postgres=postgres://db.example.com:5432`); repeat per
+    /// platform. Without it, `<platform>://<database>`.
+    #[arg(long, value_name = "PLATFORM=NAMESPACE", value_parser = crate::extract::name_value)]
+    openlineage_upstream_namespace: Vec<(String, String)>,
+}
+
+impl CatalogFlags {
+    pub fn options(&self) -> catalog_export::Options {
+        catalog_export::Options {
+            env: self.datahub_env.clone(),
+            platform_instance: self.datahub_platform_instance.clone(),
+            namespace: self.openlineage_namespace.clone(),
+            upstream_namespaces: self.openlineage_upstream_namespace.clone(),
+        }
+    }
+}
+
+/// The catalog formats the extract step also writes the run in, listed in its manifest.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExportFlags {
+    /// Also write the run in a catalog's format (`datahub`, `openlineage`), into `exports/`
+    /// beside its streams, listed (and signed) in its manifest and delivered with it; repeat
+    /// for both.
+    #[arg(long = "export", value_name = "FORMAT", value_parser = |s: &str| s.parse::<catalog_export::Format>())]
+    formats: Vec<catalog_export::Format>,
+    #[command(flatten)]
+    catalog: CatalogFlags,
+}
+
+impl ExportFlags {
+    pub fn exports(&self) -> catalog_export::Exports {
+        catalog_export::Exports {
+            formats: self.formats.clone(),
+            options: self.catalog.options(),
+        }
+    }
+}

@@ -95,7 +95,7 @@ enum Command {
     /// delivers to any bucket (--to) or through pre-signed URLs (--direct --urls). With
     /// --control-plane, polls a control plane and runs its jobs (local mode).
     #[command(after_help = exit_codes(&[Usage, Data, NoInput, Software, Io, Temporary, Protocol, NoPermission, Config]))]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// One orchestrator tick (the orchestrator CronWorkflow's step): poll the control plane,
     /// admit each job against its connector descriptor, submit a Workflow that only
     /// references the connector's WorkflowTemplate, report what happened.
@@ -184,7 +184,7 @@ pub fn execute(cli: Cli) -> ProcessExit {
     let result = match cli.command {
         Command::Extract(args) => extract::run(args, show),
         Command::Upload(args) => upload::run(args, show),
-        Command::Run(args) => run::run(args, cli.quiet, show),
+        Command::Run(args) => run::run(*args, cli.quiet, show),
         Command::Orchestrate(args) => agent::orchestrate(args),
         Command::Heartbeat(args) => agent::heartbeat(args),
         Command::Report(args) => agent::report(args),

@@ -63,6 +63,8 @@ pub struct RunArgs {
     #[arg(long, env = "OUTPOST_MANIFEST_SIGNING_KEY", value_name = "FILE")]
     manifest_signing_key: Option<PathBuf>,
     #[command(flatten)]
+    exports: crate::flags::ExportFlags,
+    #[command(flatten)]
     signing: SigningFlags,
     #[command(flatten)]
     delivery: DeliveryFlags,
@@ -92,6 +94,7 @@ pub fn run(args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCode, 
         settings: args.delivery.settings(),
         control_plane: control_plane.as_ref(),
         signing_key_file: args.manifest_signing_key,
+        exports: args.exports.exports(),
     };
     let extract_progress = crate::progress::ExtractProgress::new(show_progress);
     let upload_progress = crate::progress::UploadProgress::new(show_progress);
@@ -130,6 +133,7 @@ async fn poll(args: RunArgs, quiet: bool) -> Result<ExitCode, Failure> {
             settings,
             control_plane: Some(client.clone()),
             signing_key_file: args.manifest_signing_key.clone(),
+            exports: args.exports.exports(),
         }),
         client,
         descriptors: Arc::new(descriptors),

@@ -703,7 +703,7 @@ fn datahub_accepts_a_tableau_sites_export() {
         .args(["export", "--format", "openlineage", "--from"])
         .arg(&run_dir);
     command.args([
-        "--upstream-namespace",
+        "--openlineage-upstream-namespace",
         "postgres=postgres://db.example:5432",
     ]);
     command.arg("--out").arg(dir.path());
@@ -726,4 +726,135 @@ fn datahub_accepts_a_tableau_sites_export() {
             .any(|i| i["namespace"] == "postgres://db.example:5432"),
         "{inputs:?}"
     );
+}
+
+/// `--export` at extraction: the run is also written in both formats, into `exports/`
+/// beside its streams, listed in its signed manifest, delivered with it (to a folder bucket
+/// by `outpost run`, to S3 by `outpost upload`) and verified with it; a changed export is
+/// refused like a changed part. What lands is what DataHub and the OpenLineage spec accept.
+#[test]
+fn exports_written_at_extraction_are_signed_delivered_and_verified_with_the_run() {
+    let dir = scratch("formats-delivered");
+    let key = dir.join("manifest-key");
+    let public = run({
+        let mut keygen = outpost();
+        keygen.args(["keygen", "--out"]).arg(&key);
+        keygen
+    })
+    .trim()
+    .to_owned();
+    let bucket = dir.join("bucket");
+    let mut local = outpost();
+    local.args([
+        "run",
+        "--run-id=r1",
+        "--export=datahub",
+        "--export=openlineage",
+    ]);
+    local.arg(format!("--manifest-signing-key={}", key.display()));
+    local.arg(format!("--to=file://{}/outpost", bucket.display()));
+    local.current_dir(dir.path());
+    run(local);
+    let landed = bucket.join("outpost/sample/local/r1");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(landed.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    let exports = manifest["exports"].as_array().expect("exports listed");
+    let formats: Vec<&str> = exports
+        .iter()
+        .map(|e| e["format"].as_str().expect("format"))
+        .collect();
+    assert_eq!(formats, ["datahub", "openlineage"]);
+    assert!(exports.iter().all(|e| e["objects"].as_u64() > Some(0)));
+    datahub_accepts(&landed.join("exports/datahub.json"));
+    let events = openlineage_valid(&landed.join("exports/openlineage.jsonl"));
+    assert_eq!(
+        Some(events.len() as u64),
+        exports[1]["objects"].as_u64(),
+        "the manifest counts the events"
+    );
+    let verify = |run_dir: &Path| {
+        outpost()
+            .arg("verify")
+            .arg(run_dir)
+            .arg(format!("--key={public}"))
+            .output()
+            .expect("runs")
+    };
+    let verified = verify(&landed);
+    assert_eq!(verified.status.code(), Some(0), "{verified:?}");
+    // A changed export is refused, named.
+    let export = landed.join("exports/datahub.json");
+    let mut bytes = std::fs::read(&export).expect("export");
+    bytes[10] ^= 1;
+    std::fs::write(&export, bytes).expect("tamper");
+    let refused = verify(&landed);
+    assert_eq!(refused.status.code(), Some(65));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("exports/datahub.json"),
+        "{refused:?}"
+    );
+
+    // Relayed to S3 by `outpost upload`, the exports go with the run and verify by its URL.
+    let db = dir.join("c.db");
+    support::sqlite_file(
+        &db,
+        "CREATE TABLE t (a int PRIMARY KEY); CREATE VIEW v AS SELECT a FROM t;",
+    );
+    let run_dir = dir.join("run");
+    let mut extract = outpost();
+    extract.args(["extract", "--connector=sqlite", "--export=datahub"]);
+    extract.arg(format!("--param=path={}", db.display()));
+    extract.arg(format!("--manifest-signing-key={}", key.display()));
+    extract.arg("--out").arg(&run_dir);
+    run(extract);
+    let credentials = dir.join("s3-credentials");
+    std::fs::create_dir_all(&credentials).expect("credentials");
+    std::fs::write(
+        credentials.join("access-key-id"),
+        env("OUTPOST_TEST_S3_ACCESS_KEY"),
+    )
+    .expect("write");
+    std::fs::write(
+        credentials.join("secret-access-key"),
+        env("OUTPOST_TEST_S3_SECRET_KEY"),
+    )
+    .expect("write");
+    let store = [
+        format!("--endpoint={}", env("OUTPOST_TEST_S3_ENDPOINT")),
+        "--region=us-east-1".to_owned(),
+        format!("--credentials-dir={}", credentials.display()),
+    ];
+    let prefix = format!(
+        "s3://{}/formats-{}",
+        env("OUTPOST_TEST_S3_BUCKET"),
+        std::process::id()
+    );
+    let mut upload = outpost();
+    upload
+        .arg("upload")
+        .arg(format!("--from={}", run_dir.display()));
+    upload.args([
+        "--connector=sqlite",
+        "--connection=c1",
+        "--job-id=j1",
+        "--run-id=r1",
+    ]);
+    upload.arg(format!("--to={prefix}")).args(&store);
+    run(upload);
+    let object = Path::new(&env("OUTPOST_TEST_S3_DIR"))
+        .join(env("OUTPOST_TEST_S3_BUCKET"))
+        .join(format!(
+            "formats-{}/c1/j1/r1/exports/datahub.json",
+            std::process::id()
+        ));
+    assert!(
+        object.exists(),
+        "the export was delivered: {}",
+        object.display()
+    );
+    let mut by_url = outpost();
+    by_url.args(["verify", &format!("{prefix}/c1/j1/r1")]);
+    by_url.arg(format!("--key={public}")).args(&store);
+    run(by_url);
 }

@@ -57,6 +57,7 @@ fn write_run(dir: &Path, job: &str) -> PathBuf {
         incomplete: Vec::new(),
         signature: None,
         queries: Vec::new(),
+        exports: Vec::new(),
     };
     std::fs::write(
         run.join("manifest.json"),

@@ -119,7 +119,7 @@ fn a_signed_run_verifies_and_every_tampering_is_refused_with_its_reason() {
     let signed = Signed::new();
     let run = signed.dir.join("run");
     let manifest = signed.manifest(&run);
-    assert_eq!(manifest["formatVersion"], "1.3");
+    assert_eq!(manifest["formatVersion"], "1.4");
     assert_eq!(manifest["signature"]["algorithm"], "ed25519");
     assert_eq!(manifest["signature"]["key"], signed.public.as_str());
 

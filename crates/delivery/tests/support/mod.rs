@@ -246,6 +246,7 @@ pub fn write_run(dir: &Path, key: &RunIdentity, files: &[(String, Vec<u8>)]) -> 
         incomplete: Vec::new(),
         signature: None,
         queries: Vec::new(),
+        exports: Vec::new(),
     };
     let mut text = serde_json::to_vec_pretty(&manifest).expect("json");
     text.push(b'\n');

@@ -74,6 +74,7 @@ pub fn extract(
         },
         part_bytes: 1024 * 1024,
         signing_key_file: None,
+        exports: Default::default(),
     };
     configure(&mut request);
     runtime().block_on(metadata_extract::run(request, &Silent))

@@ -19,7 +19,7 @@ pub use bi::*;
 pub use record::*;
 
 /// Version of the output format this release writes (in `manifest.json`).
-pub const FORMAT_VERSION: &str = "1.3";
+pub const FORMAT_VERSION: &str = "1.4";
 
 /// Name of the manifest, written last everywhere: its presence means the run is complete.
 pub const MANIFEST: &str = "manifest.json";
@@ -88,6 +88,27 @@ pub struct Manifest {
     /// are never recorded. Absent for runs written before 1.3.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queries: Vec<AuditedStatement>,
+    /// The run in catalogs' own formats, written by the extract step beside the streams
+    /// (`exports/datahub.json`, `exports/openlineage.jsonl`) when asked, before this
+    /// manifest: delivered, verified and signed with the run. Absent when none was asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<ExportEntry>,
+}
+
+/// One export of the run in a catalog's format ([`Manifest::exports`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExportEntry {
+    /// Path relative to the output folder (`exports/datahub.json`).
+    pub path: String,
+    /// The format (`datahub`, `openlineage`), as `outpost export --format` names it.
+    pub format: String,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// What it holds: DataHub proposals, or OpenLineage events.
+    pub objects: u64,
 }
 
 /// One statement of the query audit ([`Manifest::queries`]).
