@@ -20,45 +20,8 @@ pub mod datahub;
 pub mod datahub_tableau;
 pub mod openlineage;
 
-/// The catalog format to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// DataHub metadata change proposals (a JSON array), for `datahub ingest`'s `file` source.
-    DataHub,
-    /// OpenLineage dataset events, one JSON object per line.
-    OpenLineage,
-}
-
-impl Format {
-    /// Every format, in the order the command line lists them.
-    pub const ALL: [Format; 2] = [Format::DataHub, Format::OpenLineage];
-
-    /// Its one spelling, on the command line and in file names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::DataHub => "datahub",
-            Self::OpenLineage => "openlineage",
-        }
-    }
-
-    /// The file name an export of this format gets when only a folder is given.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Self::DataHub => "datahub.json",
-            Self::OpenLineage => "openlineage.jsonl",
-        }
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unknown format `{s}` (datahub, openlineage)"))
-    }
-}
+/// The catalog format to write (its one spelling is `outpost_core`'s).
+pub use outpost_core::output::ExportFormat as Format;
 
 /// How the run's objects are named in the catalog.
 #[derive(Clone, Debug, Default)]

@@ -384,10 +384,21 @@ pub async fn run(
     if let Some(key) = signing_key {
         writer.sign_with(key);
     }
-    writer.export_with(
-        request.exports.formats.clone(),
-        request.exports.options.clone(),
-    );
+    let mut export_options = request.exports.options.clone();
+    if export_options.namespace.is_none() {
+        // OpenLineage names a server `<scheme>://<host>:<port>` (Snowflake: its account),
+        // which only the connection knows: named here, other producers' events meet ours.
+        export_options.namespace = match &source {
+            Source::Postgres(config) => Some(format!(
+                "postgres://{}:{}",
+                config.server.host, config.server.port
+            )),
+            Source::Mysql(server) => Some(format!("mysql://{}:{}", server.host, server.port)),
+            Source::Snowflake(config) => Some(format!("snowflake://{}", config.account)),
+            Source::Sqlite(_) | Source::Tableau(_) => None,
+        };
+    }
+    writer.export_with(request.exports.formats.clone(), export_options);
     match source {
         Source::Postgres(config) => {
             sources::postgres::extract(&config, &filters, &mut writer, progress).await?

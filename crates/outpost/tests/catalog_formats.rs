@@ -46,13 +46,14 @@ fn export(run_dir: &Path, format: &str, out: &Path) -> String {
     run(command)
 }
 
-/// `outpost extract --connector=CONNECTOR` with `params` (`name=value`), the connection's
-/// files in `secrets`, into `out`; it must succeed.
-fn extract(connector: &str, params: &[String], secrets: &Path, out: &Path) {
+/// `outpost extract --connector=CONNECTOR` with `params` (`name=value`) and `extra`
+/// arguments, the connection's files in `secrets`, into `out`; it must succeed.
+fn extract(connector: &str, params: &[String], secrets: &Path, out: &Path, extra: &[&str]) {
     let mut command = outpost();
     command
         .arg("extract")
-        .arg(format!("--connector={connector}"));
+        .arg(format!("--connector={connector}"))
+        .args(extra);
     command.args(params.iter().map(|p| format!("--param={p}")));
     command
         .arg("--secrets-dir")
@@ -221,7 +222,14 @@ fn extract_postgres(database: &str, dir: &Path) -> PathBuf {
         "ssl-mode=disable".to_owned(),
         format!("include-databases=^{database}$"),
     ];
-    extract("postgres", &params, &secrets, &out);
+    // Exported at extraction too: OpenLineage then names the server as its convention says.
+    extract(
+        "postgres",
+        &params,
+        &secrets,
+        &out,
+        &["--export=openlineage"],
+    );
     out
 }
 
@@ -373,6 +381,19 @@ fn datahub_finds_our_postgres_export_equal_to_its_own_source() {
     let database = postgres_fixture(dir.path());
     let ours_run = extract_postgres(&database, dir.path());
     let (ours, _) = export_and_check(&ours_run, dir.path());
+    let at_extraction = openlineage_valid(&ours_run.join("exports/openlineage.jsonl"));
+    let server = format!(
+        "postgres://{}:{}",
+        env("OUTPOST_TEST_PG_HOST"),
+        env("OUTPOST_TEST_PG_PORT")
+    );
+    assert!(
+        at_extraction
+            .iter()
+            .all(|e| e["dataset"]["namespace"] == server.as_str()),
+        "{} against {server}",
+        at_extraction[0]["dataset"]["namespace"]
+    );
     let theirs = datahub_postgres_source(&database, dir.path());
 
     let mut diff = datahub();
@@ -469,6 +490,7 @@ fn every_database_connectors_export_is_valid_for_datahub_and_openlineage() {
         ],
         &secrets,
         &run_dir,
+        &[],
     );
     let (datahub_file, events) = export_and_check(&run_dir, &mysql);
     // MySQL has no level above schemas: DataHub's `schema.table`, OpenLineage's too.
@@ -525,6 +547,7 @@ fn every_database_connectors_export_is_valid_for_datahub_and_openlineage() {
         &[format!("include-databases=^{database}$")],
         &connection,
         &run_dir,
+        &[],
     );
     let (datahub_file, events) = export_and_check(&run_dir, &snowflake);
     // DataHub's Snowflake source lower-cases URNs by default; the export does too.
@@ -623,7 +646,7 @@ fn datahub_accepts_a_tableau_sites_export() {
     let (_runtime, _fake, connection) =
         support::tableau_site(dir.path(), "formats", site, "formats-token", &secret);
     let run_dir = dir.join("run");
-    extract("tableau", &[], &connection, &run_dir);
+    extract("tableau", &[], &connection, &run_dir, &[]);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest"))
             .expect("JSON");

@@ -567,6 +567,20 @@ pub fn connector_template(
             signing.key
         ));
     }
+    if let Some(exports) = &options.exports {
+        extract_args.extend(
+            exports
+                .formats
+                .iter()
+                .map(|f| format!("--export={}", f.name())),
+        );
+        if let Some(env) = &exports.datahub_env {
+            extract_args.push(format!("--datahub-env={env}"));
+        }
+        if let Some(instance) = &exports.datahub_platform_instance {
+            extract_args.push(format!("--datahub-platform-instance={instance}"));
+        }
+    }
     extract_args.push(format!("--out={OUTPUT_DIR}"));
     extract_args.push(format!("--outcome-file={EXTRACT_OUTCOME_FILE}"));
 

@@ -715,6 +715,30 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
             );
         }
     }
+    if let Some(exports) = &options.exports {
+        // They become URN parts: DataHub's `,`/`(`/`)`/`.` separators and anything Argo
+        // would substitute are refused here, not at run time.
+        let named = [
+            ("exports.datahubEnv", &exports.datahub_env),
+            (
+                "exports.datahubPlatformInstance",
+                &exports.datahub_platform_instance,
+            ),
+        ];
+        for (field, value) in named {
+            if let Some(v) = value
+                && !is_dns_label(&v.to_ascii_lowercase())
+            {
+                problem(
+                    field,
+                    format!("`{v}` must be letters, digits and `-` (at most 63)"),
+                );
+            }
+        }
+        if exports.formats.is_empty() {
+            problem("exports.formats", "name at least one format".to_owned());
+        }
+    }
     if let Some(secret) = options
         .relay
         .as_ref()

@@ -29,6 +29,12 @@ pub struct AgentOptions {
     /// `outpost verify --key` and the public key. Default: none (manifests are unsigned).
     /// Example: `{secret: outpost-manifest-signing-key}`.
     pub manifest_signing: Option<ManifestSigning>,
+    /// Write every run in catalogs' own formats too (`datahub`, `openlineage`), into
+    /// `exports/` beside its streams: listed and signed in its manifest and delivered with it,
+    /// so a catalog reads it from the bucket directly. OpenLineage datasets are named in each
+    /// connection's server namespace (`postgres://host:port`). Default: none.
+    /// Example: `{formats: [datahub], datahubEnv: PROD}`.
+    pub exports: Option<ExportOptions>,
     /// Where pods are scheduled, applied to every template.
     pub scheduling: Scheduling,
     /// CPU and memory of connector pods, replacing each descriptor's defaults. Default: none.
@@ -69,6 +75,7 @@ impl Default for AgentOptions {
             proxy: None,
             ca_bundle: None,
             manifest_signing: None,
+            exports: None,
             scheduling: Scheduling::default(),
             connector_resources: None,
             agent_resources: None,
@@ -128,6 +135,21 @@ pub struct CaBundle {
     /// Key holding the PEM bundle. Default: `ca.crt`.
     #[serde(default = "default_ca_key")]
     pub key: String,
+}
+
+/// The catalog formats every run is also written in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExportOptions {
+    /// The formats (`datahub`, `openlineage`).
+    pub formats: Vec<outpost_core::output::ExportFormat>,
+    /// DataHub's environment, as the DataHub source's `env`. Default: `PROD`.
+    #[serde(default)]
+    pub datahub_env: Option<String>,
+    /// DataHub's platform instance, as the DataHub source's `platform_instance`. Default:
+    /// none.
+    #[serde(default)]
+    pub datahub_platform_instance: Option<String>,
 }
 
 /// Where the manifest-signing key is.

@@ -95,6 +95,49 @@ pub struct Manifest {
     pub exports: Vec<ExportEntry>,
 }
 
+/// A catalog's own format a run can be written in (`crates/catalog-export`): one spelling,
+/// shared by the command line, the agent options and the manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ExportFormat {
+    /// DataHub metadata change proposals (a JSON array), for `datahub ingest`'s `file` source.
+    #[serde(rename = "datahub")]
+    DataHub,
+    /// OpenLineage dataset events, one JSON object per line.
+    #[serde(rename = "openlineage")]
+    OpenLineage,
+}
+
+impl ExportFormat {
+    /// Every format, in the order the command line lists them.
+    pub const ALL: [ExportFormat; 2] = [ExportFormat::DataHub, ExportFormat::OpenLineage];
+
+    /// Its one spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DataHub => "datahub",
+            Self::OpenLineage => "openlineage",
+        }
+    }
+
+    /// The file an export of this format is written to (under `exports/` in a run).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::DataHub => "datahub.json",
+            Self::OpenLineage => "openlineage.jsonl",
+        }
+    }
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format `{s}` (datahub, openlineage)"))
+    }
+}
+
 /// One export of the run in a catalog's format ([`Manifest::exports`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
