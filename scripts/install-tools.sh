@@ -15,7 +15,7 @@
 #                                         # the tableauserverclient sdist (MIT), into
 #                                         # .tools/tableau-assets/ (assets/, LICENSE, .version)
 #   scripts/install-tools.sh datahub      # DataHub's CLI (acryl-datahub, pinned, with its postgres
-#                                         # source and metadata-diff) in the venv .tools/datahub-venv:
+#                                         # and mysql sources and metadata-diff) in .tools/datahub-venv:
 #                                         # the judge of `outpost export --format datahub`
 # Prints the bin folder on stdout; progress goes to stderr.
 set -euo pipefail
@@ -172,11 +172,11 @@ install_tableau_assets() {
 }
 
 # DataHub's own CLI checks what `outpost export --format datahub` writes (`datahub check
-# metadata-file`), and its postgres source is what the export is compared with (`datahub
-# check metadata-diff`): extras `postgres` and `testing-utils`.
+# metadata-file`), and its postgres and mysql sources are what the export is compared with
+# (`datahub check metadata-diff`): extras `postgres`, `mysql` and `testing-utils`.
 install_datahub() {
   local venv="$tools/datahub-venv"
-  local want="acryl-datahub[postgres,testing-utils]==$datahub_version"
+  local want="acryl-datahub[postgres,mysql,testing-utils]==$datahub_version"
   if [ -x "$venv/bin/datahub" ] && [ -f "$venv/.versions" ] && [ "$(cat "$venv/.versions")" = "$want" ]; then
     ln -sfn ../datahub-venv/bin/datahub "$bin/datahub"
     return

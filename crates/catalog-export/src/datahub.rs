@@ -252,8 +252,11 @@ const POSTGRES_BUILTINS: &[&str] = &[
     "character varying",
     "cidr",
     "date",
+    "daterange",
     "double precision",
     "inet",
+    "int4range",
+    "int8range",
     "integer",
     "interval",
     "json",
@@ -261,14 +264,19 @@ const POSTGRES_BUILTINS: &[&str] = &[
     "macaddr",
     "money",
     "numeric",
+    "numrange",
     "oid",
+    "point",
     "real",
     "smallint",
     "text",
     "time",
     "timestamp",
+    "tsrange",
+    "tstzrange",
     "tsvector",
     "uuid",
+    "xml",
 ];
 
 fn postgres_native_type(data_type: &str) -> String {
@@ -281,6 +289,10 @@ fn postgres_native_type(data_type: &str) -> String {
         .strip_suffix(" with time zone")
         .or_else(|| base.strip_suffix(" without time zone"))
         .unwrap_or(base);
+    // PostgreSQL's internal string types, which SQLAlchemy reads as VARCHAR.
+    if base == "name" || base == "\"char\"" {
+        return "VARCHAR".to_owned();
+    }
     if !POSTGRES_BUILTINS.contains(&base) {
         return data_type.to_owned();
     }
@@ -295,7 +307,14 @@ fn postgres_native_type(data_type: &str) -> String {
 }
 
 fn mysql_native_type(data_type: &str) -> String {
-    let upper = data_type.to_uppercase();
+    // An ENUM's or SET's values keep their case and spacing, as SQLAlchemy prints them.
+    if let Some(open) = data_type.find('(') {
+        let keyword = data_type[..open].to_ascii_lowercase();
+        if keyword == "enum" || keyword == "set" {
+            return format!("{}{}", keyword.to_uppercase(), &data_type[open..]);
+        }
+    }
+    let upper = data_type.to_uppercase().replace(',', ", ");
     // SQLAlchemy's MySQL dialect spells `int` in full.
     match upper.strip_prefix("INT") {
         Some(rest) if rest.is_empty() || rest.starts_with(['(', ' ']) => format!("INTEGER{rest}"),
@@ -315,20 +334,21 @@ pub fn type_class(data_type: &str) -> &'static str {
     match base {
         "smallint" | "integer" | "int" | "bigint" | "int2" | "int4" | "int8" | "tinyint"
         | "mediumint" | "numeric" | "decimal" | "real" | "double" | "float" | "float4"
-        | "float8" | "number" | "money" | "oid" | "serial" | "bigserial" | "byteint" | "fixed" => {
+        | "float8" | "number" | "money" | "serial" | "bigserial" | "byteint" | "fixed" => {
             "NumberType"
         }
+        // As DataHub's postgres source classes them (checked against it: `oid`, the network
+        // types and ranges are strings there).
         "text" | "character" | "char" | "varchar" | "nchar" | "nvarchar" | "bpchar" | "uuid"
-        | "citext" | "name" | "string" | "tinytext" | "mediumtext" | "longtext" | "clob" => {
-            "StringType"
-        }
+        | "citext" | "name" | "string" | "tinytext" | "mediumtext" | "longtext" | "clob"
+        | "oid" | "inet" | "cidr" | "macaddr" | "xml" | "int4range" | "int8range" | "numrange"
+        | "tsrange" | "tstzrange" | "daterange" | "set" => "StringType",
         "boolean" | "bool" => "BooleanType",
         "date" => "DateType",
         "timestamp" | "timestamptz" | "time" | "timetz" | "datetime" | "timestamp_ntz"
-        | "timestamp_ltz" | "timestamp_tz" | "interval" | "year" => "TimeType",
-        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => {
-            "BytesType"
-        }
+        | "timestamp_ltz" | "timestamp_tz" | "interval" => "TimeType",
+        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary"
+        | "tsvector" | "bit" | "point" => "BytesType",
         "json" | "jsonb" | "variant" | "object" => "RecordType",
         "enum" => "EnumType",
         _ => "NullType",
@@ -893,10 +913,13 @@ mod tests {
         ] {
             assert_eq!(native_type(pg, ours), theirs);
         }
+        let mysql = Platform::of("mysql").expect("known");
         assert_eq!(
-            native_type(Platform::of("mysql").expect("known"), "int(11) unsigned"),
+            native_type(mysql, "int(11) unsigned"),
             "INTEGER(11) UNSIGNED"
         );
+        assert_eq!(native_type(mysql, "decimal(12,2)"), "DECIMAL(12, 2)");
+        assert_eq!(native_type(mysql, "enum('sad','Ok')"), "ENUM('sad','Ok')");
         assert_eq!(
             native_type(Platform::of("snowflake").expect("known"), "NUMBER(38,0)"),
             "NUMBER(38,0)"
