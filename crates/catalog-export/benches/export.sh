@@ -91,7 +91,7 @@ for round in $(seq 1 "$rounds"); do
 done
 col() { awk -v c="$1" '{ print $c }' "$2" | median; }
 alone="$(col 1 "$scratch/alone")"
-both="$(col 1 "$scratch/both")"
+both="$(printf '%.2f' "$(col 1 "$scratch/both")")"
 ol="$(col 1 "$scratch/ol")"
 rss_extract="$(col 2 "$scratch/alone")"
 rss_export="$(col 2 "$scratch/both")"

@@ -27,7 +27,7 @@ use outpost_core::output::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{ExportError, Options, Platform, Records, Summary, epoch_millis};
+use crate::{ExportError, Lines, Options, Platform, Summary, epoch_millis};
 
 /// The environment DataHub's sources use when none is configured.
 pub const DEFAULT_ENV: &str = "PROD";
@@ -528,7 +528,7 @@ struct Joins {
 pub(crate) fn export(
     manifest: &Manifest,
     platform: Platform,
-    records: &mut impl Records,
+    records: &mut dyn Lines,
     options: &Options,
     out: &mut dyn Write,
 ) -> Result<Summary, ExportError> {

@@ -31,7 +31,7 @@ use outpost_core::output::{
 use serde_json::{Value, json};
 
 use crate::datahub::{ContainerFacts, Proposals, TypeUnion, container_urn};
-use crate::{ExportError, Options, Records, Summary};
+use crate::{ExportError, Lines, Options, Summary};
 
 const PLATFORM: &str = "urn:li:dataPlatform:tableau";
 
@@ -217,7 +217,7 @@ struct Upstreams {
 /// Writes a Tableau run as DataHub proposals.
 pub(crate) fn export(
     manifest: &Manifest,
-    records: &mut impl Records,
+    records: &mut dyn Lines,
     options: &Options,
     out: &mut dyn Write,
 ) -> Result<Summary, ExportError> {

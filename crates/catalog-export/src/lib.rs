@@ -13,8 +13,9 @@
 
 use std::io::Write;
 
-use outpost_core::output::{EntityKind, Manifest};
 use serde::de::DeserializeOwned;
+
+use outpost_core::output::{EntityKind, Manifest};
 
 pub mod datahub;
 pub mod datahub_tableau;
@@ -81,15 +82,68 @@ impl ExportError {
     }
 }
 
-/// A run's records, stream by stream, in the run's order.
-pub trait Records {
-    /// Calls `each` with every record of `kind`, in order; a kind with no records calls it
-    /// never. The reader's own errors become [`ExportError::Read`].
-    fn each<T: DeserializeOwned + Send>(
+/// A run's streams, line by line (one record a line), in the run's order: what reads the
+/// run (and does its I/O) gives the lines; the formats parse them, here.
+///
+/// Object-safe and untyped, so that the formats and the records' parsing are compiled once,
+/// in this crate: a generic reader would copy them into every crate that instantiates it, at
+/// that crate's optimisation level (the binary grew by a megabyte so).
+pub trait Lines: Send {
+    /// Calls `each` with every line of `kind`'s stream, in order, until it answers
+    /// `Ok(false)`; its error (a line that is not a record of the stream) comes back as an
+    /// [`ExportError::Read`] that names the file and line.
+    fn each_line(
+        &mut self,
+        kind: EntityKind,
+        each: &mut dyn FnMut(&str) -> Result<bool, serde_json::Error>,
+    ) -> Result<(), ExportError>;
+}
+
+impl dyn Lines + '_ {
+    /// Calls `each` with every record of `kind`, typed.
+    ///
+    /// The stream is parsed on a second thread, in batches, while `each` runs on this one:
+    /// reading a run back is as much work as what is done with it.
+    pub(crate) fn each<T: DeserializeOwned + Send>(
         &mut self,
         kind: EntityKind,
         each: &mut dyn FnMut(T) -> Result<(), ExportError>,
-    ) -> Result<(), ExportError>;
+    ) -> Result<(), ExportError> {
+        const BATCH: usize = 512;
+        // Few batches in flight: memory stays a few thousand records.
+        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<T>>(4);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                self.each_line(kind, &mut |line| {
+                    batch.push(serde_json::from_str(line)?);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        // A closed channel: the consumer stopped; so does the reading.
+                        return Ok(send.send(full).is_ok());
+                    }
+                    Ok(true)
+                })?;
+                if !batch.is_empty() {
+                    let _ = send.send(batch);
+                }
+                Ok(())
+            });
+            let mut consumed = Ok(());
+            'batches: for batch in receive {
+                for record in batch {
+                    if let Err(e) = each(record) {
+                        consumed = Err(e);
+                        break 'batches;
+                    }
+                }
+            }
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err(ExportError::read("the run's reader panicked")));
+            consumed.and(read)
+        })
+    }
 }
 
 /// How a connector's records map onto a catalog platform.
@@ -169,7 +223,7 @@ pub fn check(connector: &str, formats: &[Format], options: &Options) -> Result<(
 /// Writes the run whose manifest is `manifest` to `out` in `format`.
 pub fn export(
     manifest: &Manifest,
-    records: &mut impl Records,
+    records: &mut dyn Lines,
     format: Format,
     options: &Options,
     out: &mut dyn Write,
@@ -189,7 +243,7 @@ pub fn export(
 /// of one table, the edges of one view: streams keep them together), never empty. Only one
 /// run is held at a time.
 pub(crate) fn each_group<T: DeserializeOwned + Send, K: PartialEq>(
-    records: &mut impl Records,
+    records: &mut dyn Lines,
     kind: EntityKind,
     key: impl Fn(&T) -> K,
     each: &mut dyn FnMut(&[T]) -> Result<(), ExportError>,

@@ -20,7 +20,7 @@ use outpost_core::output::{
 };
 use serde_json::{Value, json};
 
-use crate::{ExportError, Options, Platform, Records, Summary};
+use crate::{ExportError, Lines, Options, Platform, Summary};
 
 /// The OpenLineage spec the events follow (`openlineage-spec/OpenLineage.json`).
 pub const SCHEMA_URL: &str =
@@ -80,7 +80,7 @@ struct TableFacts {
 pub(crate) fn export(
     manifest: &Manifest,
     platform: Platform,
-    records: &mut impl Records,
+    records: &mut dyn Lines,
     options: &Options,
     out: &mut dyn Write,
 ) -> Result<Summary, ExportError> {
@@ -264,7 +264,7 @@ struct DatasourceFacts {
 /// are not grouped by data source in the run.
 fn export_tableau(
     events: &Events,
-    records: &mut impl Records,
+    records: &mut dyn Lines,
     options: &Options,
     out: &mut dyn Write,
 ) -> Result<Summary, ExportError> {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use outpost_core::ExitCode;
 use outpost_core::output::{EntityKind, MANIFEST, Manifest};
-use serde::de::DeserializeOwned;
 
 /// Why a run could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -91,51 +90,13 @@ impl RunReader {
         &self.manifest
     }
 
-    /// Calls `each` with every record of `kind`, part by part in the manifest's order.
-    /// `each`'s own error stops the reading and is returned as it is.
-    ///
-    /// The parts are decompressed and parsed on a second thread, in batches, while `each`
-    /// runs on this one: reading a run back is as much work as what is done with it.
-    pub fn each<T: DeserializeOwned + Send, E: From<ReadError>>(
+    /// Calls `each` with every line (record) of `kind`'s stream, part by part in the
+    /// manifest's order, until it answers `Ok(false)`; its error (the line is not a record
+    /// of the stream) is returned naming the part and the line.
+    pub fn each_line(
         &self,
         kind: EntityKind,
-        mut each: impl FnMut(T) -> Result<(), E>,
-    ) -> Result<(), E> {
-        const BATCH: usize = 512;
-        // Few batches in flight: memory stays a few thousand records.
-        let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<T>, ReadError>>(4);
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                let sent = self.parse(kind, &mut |record| {
-                    batch.push(record);
-                    if batch.len() == BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        // A closed channel: the reader stopped; so does the parsing.
-                        return send.send(Ok(full)).is_ok();
-                    }
-                    true
-                });
-                let _ = match sent {
-                    Ok(()) if !batch.is_empty() => send.send(Ok(batch)),
-                    Ok(()) => Ok(()),
-                    Err(e) => send.send(Err(e)),
-                };
-            });
-            for batch in receive {
-                for record in batch? {
-                    each(record)?;
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// Parses every record of `kind` in order, until `each` answers `false`.
-    fn parse<T: DeserializeOwned>(
-        &self,
-        kind: EntityKind,
-        each: &mut dyn FnMut(T) -> bool,
+        each: &mut dyn FnMut(&str) -> Result<bool, serde_json::Error>,
     ) -> Result<(), ReadError> {
         for file in self.manifest.files.iter().filter(|f| f.kind == kind) {
             let path = self.dir.join(&file.path);
@@ -153,12 +114,12 @@ impl RunReader {
                     break;
                 }
                 number += 1;
-                let record = serde_json::from_str(&line).map_err(|source| ReadError::Record {
+                let more = each(&line).map_err(|source| ReadError::Record {
                     path: path.clone(),
                     line: Some(number),
                     source,
                 })?;
-                if !each(record) {
+                if !more {
                     return Ok(());
                 }
             }
@@ -167,19 +128,13 @@ impl RunReader {
     }
 }
 
-impl From<ReadError> for catalog_export::ExportError {
-    fn from(e: ReadError) -> Self {
-        catalog_export::ExportError::read(e)
-    }
-}
-
-/// The run as the catalog formats' source of records.
-impl catalog_export::Records for RunReader {
-    fn each<T: DeserializeOwned + Send>(
+/// The run as the catalog formats' source of records (which parse each line themselves).
+impl catalog_export::Lines for RunReader {
+    fn each_line(
         &mut self,
         kind: EntityKind,
-        each: &mut dyn FnMut(T) -> Result<(), catalog_export::ExportError>,
+        each: &mut dyn FnMut(&str) -> Result<bool, serde_json::Error>,
     ) -> Result<(), catalog_export::ExportError> {
-        RunReader::each(self, kind, each)
+        RunReader::each_line(self, kind, each).map_err(catalog_export::ExportError::read)
     }
 }
