@@ -129,60 +129,76 @@ impl Places {
     }
 }
 
-/// The DataHub platform of a Tableau connection type, as DataHub's Tableau source maps it.
+/// The DataHub platform of a Tableau connection type, as DataHub's Tableau source maps it
+/// (`get_platform`).
 pub(crate) fn upstream_platform(connection_type: &str) -> String {
-    let t = connection_type.to_lowercase();
-    match t.as_str() {
+    match connection_type {
+        "textscan" | "textclean" | "excel-direct" | "excel" | "csv" => "external".into(),
+        "hadoophive" | "hive" | "hortonworkshadoophive" | "maprhadoophive" | "awshadoophive" => {
+            "hive".into()
+        }
+        "mysql_odbc" | "mysql" => "mysql".into(),
+        "webdata-direct:oracle-eloqua" | "oracle" => "oracle".into(),
+        "tbio" | "teradata" => "teradata".into(),
         "sqlserver" => "mssql".into(),
         "googlebigquery" => "bigquery".into(),
-        "mysql_odbc" => "mysql".into(),
-        "tbio" | "teradata" => "teradata".into(),
-        _ if t.ends_with("hive") => "hive".into(),
-        _ => t,
+        other => other.strip_suffix("_jdbc").unwrap_or(other).into(),
     }
 }
 
-/// The URN of a database table a data source reads, as DataHub's Tableau source builds it:
-/// `database.schema.table` (Tableau's full name overriding the parts it gives), lower-cased,
-/// brackets and quotes stripped; two parts on platforms without databases (MySQL).
+/// Platforms where Tableau's database names what the schema does: `schema.table`.
+const TWO_TIER_DB_STRIP: &[&str] = &["athena", "hive", "mysql", "teradata"];
+/// Platforms whose names keep two parts.
+const TWO_TIER: &[&str] = &["athena", "hive", "mysql", "teradata", "clickhouse"];
+
+/// The URN of a database table a data source reads, as DataHub's Tableau source builds it
+/// (`TableauUpstreamReference`, `get_fully_qualified_table_name`): Tableau's full name
+/// overriding the parts it gives, lower-cased, brackets, quotes and backticks stripped, the
+/// last three parts kept (two on platforms without databases, whose database is dropped).
 pub fn upstream_table_urn(table: &UpstreamTable, env: &str) -> String {
     let platform = upstream_platform(table.connection_type.as_deref().unwrap_or(""));
-    let mut parts: Vec<String> = vec![
-        table.database.clone().unwrap_or_default(),
-        table.schema.clone().unwrap_or_default(),
-        table.name.clone(),
-    ];
+    let mut database = table.database.clone().unwrap_or_default();
+    let mut schema = table.schema.clone().unwrap_or_default();
+    let mut name = table.name.clone();
     if let Some(full) = &table.full_name {
-        let clean: String = full.chars().filter(|c| !matches!(c, '[' | ']')).collect();
-        let split: Vec<&str> = clean.split('.').collect();
-        match split.len() {
-            3 => parts = split.iter().map(|s| (*s).to_owned()).collect(),
-            2 => {
-                parts[1] = split[0].to_owned();
-                parts[2] = split[1].to_owned();
-            }
+        let parts: Vec<String> = full
+            .replace(['[', ']'], "")
+            .split('.')
+            .map(str::to_owned)
+            .collect();
+        match parts.as_slice() {
+            [d, s, t] => (database, schema, name) = (d.clone(), s.clone(), t.clone()),
+            [s, t] => (schema, name) = (s.clone(), t.clone()),
             _ => {}
         }
+        // DataHub's rule for Redshift: the schema already inside the table's name.
+        if !schema.is_empty() && *full == table.name && table.name.contains(&schema) {
+            schema.clear();
+        }
     }
-    let keep = if matches!(platform.as_str(), "mysql" | "hive" | "teradata" | "athena") {
+    if TWO_TIER_DB_STRIP.contains(&platform.as_str()) {
+        database.clear();
+    }
+    let mut qualified = String::new();
+    for part in [&database, &schema] {
+        if !part.is_empty() {
+            qualified.push_str(part);
+            qualified.push('.');
+        }
+    }
+    qualified.push_str(&name.replace(['[', ']'], ""));
+    let qualified = qualified
+        .to_lowercase()
+        .replace("\\\"", "")
+        .replace(['"', '\\', '`'], "");
+    let keep = if TWO_TIER.contains(&platform.as_str()) {
         2
     } else {
         3
     };
-    let parts: Vec<&String> = parts.iter().filter(|p| !p.is_empty()).collect();
-    let parts: Vec<String> = parts[parts.len().saturating_sub(keep)..]
-        .iter()
-        .map(|p| {
-            p.to_lowercase()
-                .chars()
-                .filter(|c| !matches!(c, '[' | ']' | '"' | '\\' | '`'))
-                .collect()
-        })
-        .collect();
-    format!(
-        "urn:li:dataset:(urn:li:dataPlatform:{platform},{},{env})",
-        parts.join(".")
-    )
+    let tokens: Vec<&str> = qualified.split('.').collect();
+    let name = tokens[tokens.len().saturating_sub(keep)..].join(".");
+    format!("urn:li:dataset:(urn:li:dataPlatform:{platform},{name},{env})")
 }
 
 /// DataHub's type class of a Tableau field's data type.
@@ -589,6 +605,29 @@ mod tests {
         assert_eq!(
             upstream_table_urn(&table("mysql", "host", "shop", "orders", None), "PROD"),
             "urn:li:dataset:(urn:li:dataPlatform:mysql,shop.orders,PROD)"
+        );
+        // DataHub drops the database on two-tier platforms, keeps the last tokens of names
+        // with dots, takes `_jdbc` off a connection type, and drops a schema Redshift's
+        // table name already holds. Every URN here is what DataHub 1.7.0.17's own
+        // `TableauUpstreamReference.create(…).make_dataset_urn("PROD", None)` gives.
+        assert_eq!(
+            upstream_table_urn(&table("athena", "cat", "db", "t", None), "PROD"),
+            "urn:li:dataset:(urn:li:dataPlatform:athena,db.t,PROD)"
+        );
+        assert_eq!(
+            upstream_table_urn(&table("clickhouse", "db", "", "t", None), "PROD"),
+            "urn:li:dataset:(urn:li:dataPlatform:clickhouse,db.t,PROD)"
+        );
+        assert_eq!(
+            upstream_table_urn(&table("trino_jdbc", "c", "s", "a.b", None), "PROD"),
+            "urn:li:dataset:(urn:li:dataPlatform:trino,s.a.b,PROD)"
+        );
+        assert_eq!(
+            upstream_table_urn(
+                &table("redshift", "dev", "public", "public.t", Some("public.t")),
+                "PROD"
+            ),
+            "urn:li:dataset:(urn:li:dataPlatform:redshift,dev.t,PROD)"
         );
     }
 }

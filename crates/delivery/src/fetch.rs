@@ -9,7 +9,8 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::DeliveryError;
 use crate::bucket::{Bucket, BucketUrl, StoreSettings};
-use crate::run::{MANIFEST, is_safe_relative};
+use crate::run::MANIFEST;
+use outpost_core::ids::is_safe_relative;
 
 /// Copies the run at `url` (its folder: `s3://bucket/prefix/<connection>/<job>/<run>`) into
 /// `into`: `manifest.json`, then each file it lists that the bucket holds (a listed file the

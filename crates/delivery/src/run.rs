@@ -77,7 +77,7 @@ impl LocalRun {
                 path: manifest_path.clone(),
                 problem,
             };
-            if !is_safe_relative(entry.path) {
+            if !outpost_core::ids::is_safe_relative(entry.path) {
                 return Err(inconsistent(format!(
                     "file path `{}` is not a plain relative path",
                     entry.path
@@ -137,17 +137,6 @@ impl LocalRun {
     }
 }
 
-/// `a/b.zst`: no leading `/`, no `.`/`..`/empty segments, no backslashes or control characters.
-pub(crate) fn is_safe_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.starts_with('/')
-        && !path.contains('\\')
-        && !path.chars().any(char::is_control)
-        && path
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..")
-}
-
 /// A file the manifest lists: a data part or an export.
 struct Listed<'a> {
     path: &'a str,
@@ -157,11 +146,12 @@ struct Listed<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn manifest_paths_must_stay_inside_the_run() {
-        assert!(is_safe_relative("tables/part-00000.ndjson.zst"));
+        assert!(outpost_core::ids::is_safe_relative(
+            "tables/part-00000.ndjson.zst"
+        ));
         for bad in [
             "",
             "/etc/passwd",
@@ -172,7 +162,10 @@ mod tests {
             "./a",
             "a\n",
         ] {
-            assert!(!is_safe_relative(bad), "{bad:?} accepted");
+            assert!(
+                !outpost_core::ids::is_safe_relative(bad),
+                "{bad:?} accepted"
+            );
         }
     }
 }

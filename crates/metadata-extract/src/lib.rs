@@ -93,6 +93,15 @@ pub struct ExtractRequest<'a> {
     pub exports: catalog_export::Exports,
 }
 
+/// A host as a URI writes it: an IPv6 address in brackets.
+fn uri_host(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]").into()
+    } else {
+        host.into()
+    }
+}
+
 /// Reads the manifest-signing key, before the source is touched: a key that cannot be used
 /// fails the run at once (exit 78), not after a whole extraction.
 fn read_signing_key(
@@ -391,9 +400,14 @@ pub async fn run(
         export_options.namespace = match &source {
             Source::Postgres(config) => Some(format!(
                 "postgres://{}:{}",
-                config.server.host, config.server.port
+                uri_host(&config.server.host),
+                config.server.port
             )),
-            Source::Mysql(server) => Some(format!("mysql://{}:{}", server.host, server.port)),
+            Source::Mysql(server) => Some(format!(
+                "mysql://{}:{}",
+                uri_host(&server.host),
+                server.port
+            )),
             Source::Snowflake(config) => Some(format!("snowflake://{}", config.account)),
             Source::Sqlite(_) | Source::Tableau(_) => None,
         };

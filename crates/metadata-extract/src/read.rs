@@ -21,6 +21,14 @@ pub enum ReadError {
         /// Why.
         source: std::io::Error,
     },
+    /// The manifest lists a file outside the run (an absolute or `..` path).
+    #[error("{}: lists `{listed}`, which is not a plain relative path in the run", path.display())]
+    Unsafe {
+        /// The manifest.
+        path: PathBuf,
+        /// The path it lists.
+        listed: String,
+    },
     /// The manifest, or a record, is not what the format says.
     #[error("{}{}: {source}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
     Record {
@@ -40,7 +48,7 @@ impl ReadError {
         match self {
             Self::NoManifest(_) => ExitCode::NoInput,
             Self::Io { .. } => ExitCode::Io,
-            Self::Record { .. } => ExitCode::Data,
+            Self::Record { .. } | Self::Unsafe { .. } => ExitCode::Data,
         }
     }
 }
@@ -65,11 +73,23 @@ impl RunReader {
                 source,
             },
         })?;
-        let manifest = serde_json::from_slice(&text).map_err(|source| ReadError::Record {
-            path,
-            line: None,
-            source,
-        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|source| ReadError::Record {
+                path: path.clone(),
+                line: None,
+                source,
+            })?;
+        // Nothing outside the run is opened, whatever an unverified manifest lists.
+        let listed = manifest.files.iter().map(|f| &f.path);
+        if let Some(unsafe_path) = listed
+            .chain(manifest.exports.iter().map(|e| &e.path))
+            .find(|p| !outpost_core::ids::is_safe_relative(p))
+        {
+            return Err(ReadError::Unsafe {
+                path,
+                listed: unsafe_path.clone(),
+            });
+        }
         Ok(Self {
             dir: dir.to_owned(),
             manifest,

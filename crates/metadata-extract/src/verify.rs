@@ -123,6 +123,12 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<(), VerifyError> {
         .iter()
         .map(|e| (&e.path, e.bytes, &e.sha256));
     for (relative, size, sha256) in parts.chain(exports) {
+        if !outpost_core::ids::is_safe_relative(relative) {
+            return Err(VerifyError::File {
+                path: relative.clone(),
+                problem: "not a plain relative path in the run".to_owned(),
+            });
+        }
         let path = dir.join(relative);
         let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => VerifyError::File {

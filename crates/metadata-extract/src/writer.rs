@@ -241,6 +241,14 @@ impl OutputWriter {
         formats: Vec<catalog_export::Format>,
         options: catalog_export::Options,
     ) {
+        // Each format once: a repeated one would be listed twice in the manifest.
+        let mut formats = formats;
+        let mut seen = Vec::new();
+        formats.retain(|f| {
+            let first = !seen.contains(f);
+            seen.push(*f);
+            first
+        });
         self.exports = formats;
         self.export_options = options;
     }

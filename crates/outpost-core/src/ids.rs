@@ -24,6 +24,19 @@ pub fn is_dns_label(value: &str) -> bool {
         && !value.ends_with('-')
 }
 
+/// A path inside a run, as its manifest lists it (`a/b.zst`): no leading `/`, no `.`/`..`/
+/// empty segments, no backslashes or control characters. What every reader of a manifest
+/// checks before it opens, sends or fetches a listed file.
+pub fn is_safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
 /// A safe path segment: 1-128 letters, digits, `.`, `_` or `-`, and not `.` or `..`. What job
 /// and run ids must be (UUIDs and timestamps fit).
 pub fn is_path_segment(value: &str) -> bool {

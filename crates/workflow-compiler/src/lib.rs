@@ -738,6 +738,11 @@ pub fn validate_options(options: &AgentOptions, source_name: &str) -> Result<(),
         if exports.formats.is_empty() {
             problem("exports.formats", "name at least one format".to_owned());
         }
+        let distinct: std::collections::BTreeSet<&str> =
+            exports.formats.iter().map(|f| f.name()).collect();
+        if distinct.len() != exports.formats.len() {
+            problem("exports.formats", "name each format once".to_owned());
+        }
     }
     if let Some(secret) = options
         .relay
