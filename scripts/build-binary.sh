@@ -23,8 +23,8 @@
 # reading a run back needs: until then the binary only compressed) made it 28.29 MiB
 # (29,661,584 bytes), past the 28 MiB this limit was: raised by 1 MiB, with this reason, and
 # flagged to the team under issue 16, whose 25 MiB target stays open. Tableau in both
-# formats and exports delivered with the run (`--export`, output format 1.4) made it 28.86 MiB
-# (30,259,728 bytes), once the formats were compiled in one crate only (they had been
+# formats and exports delivered with the run (`--export`, output format 1.4) made it 28.88 MiB
+# (30,278,608 bytes), once the formats were compiled in one crate only (they had been
 # instantiated twice, once at opt-level 3: 29.27 MiB). The next step down is
 # structural (a binary without `control-plane serve` and `verify` for connector pods, or
 # kube's and arrow's features), not another raise. CI and the image build fail as soon as the
