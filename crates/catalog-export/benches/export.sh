@@ -39,24 +39,8 @@ fi
 export PGPASSWORD="$OUTPOST_TEST_PG_PASSWORD"
 psql_admin() { psql -X -q -h "$OUTPOST_TEST_PG_HOST" -p "$OUTPOST_TEST_PG_PORT" -U postgres "$@"; }
 
-# The catalog of postgres.sh (10 schemas, tables of 20 columns of four types), built once.
-if [ "$(psql_admin -d postgres -tAc "SELECT count(*) FROM pg_database WHERE datname = '$database'")" != 1 ] \
-   || [ "$(psql_admin -d "$database" -tAc "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace::regnamespace::text LIKE 's_'")" != "$tables" ]; then
-  echo "building catalog $database ($tables tables; this takes a while)" >&2
-  psql_admin -d postgres -c "DROP DATABASE IF EXISTS $database" -c "CREATE DATABASE $database"
-  psql_admin -d "$database" -c "DO \$\$ BEGIN FOR s IN 0..9 LOOP EXECUTE format('CREATE SCHEMA s%s', s); END LOOP; END \$\$;"
-  for from in $(seq 1 1000 "$tables"); do
-    psql_admin -d "$database" -c "
-      DO \$\$ BEGIN
-        FOR t IN $from..$((from + 999)) LOOP
-          EXECUTE format('CREATE TABLE s%s.t%s (%s)', t % 10, t,
-            (SELECT string_agg(format('c%s %s', c, CASE c % 4 WHEN 0 THEN 'integer' WHEN 1 THEN 'text'
-                    WHEN 2 THEN 'numeric(12,2)' ELSE 'timestamptz' END), ', ') FROM generate_series(1, 20) c));
-        END LOOP;
-      END \$\$;"
-  done
-  psql_admin -d "$database" -c "VACUUM ANALYZE"
-fi
+# The catalog of postgres.sh, built once (common.sh).
+pg_bench_catalog "$database" "$tables"
 
 if [ -n "${OUTPOST_BIN:-}" ]; then
   outpost="$OUTPOST_BIN"

@@ -123,8 +123,13 @@ impl Naming {
     }
 
     /// A field path as DataHub's source writes it.
-    fn field_path(&self, column: &str) -> String {
-        self.ident(column)
+    /// Borrowed where nothing changes: it is written for every column.
+    fn field_path<'a>(&self, column: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.platform.lowercase_urns {
+            column.to_lowercase().into()
+        } else {
+            column.into()
+        }
     }
 
     /// The key of a container: the database's (`schema` `None`) or a schema's. On MySQL the
@@ -738,11 +743,7 @@ fn schema_metadata(
         .map(|c| {
             let (native, class) = &joins.types[&c.data_type];
             Field {
-                field_path: if naming.platform.lowercase_urns {
-                    std::borrow::Cow::Owned(c.name.to_lowercase())
-                } else {
-                    std::borrow::Cow::Borrowed(&c.name)
-                },
+                field_path: naming.field_path(&c.name),
                 nullable: c.nullable,
                 description: c.comment.as_deref().filter(|d| !d.is_empty()),
                 type_: TypeUnion(class),

@@ -7,7 +7,7 @@
 //! - [`Format::OpenLineage`]: one OpenLineage `DatasetEvent` per table or view, as JSON
 //!   Lines ([`openlineage`]).
 //!
-//! Pure: the run is read through [`Records`] (its implementation does the I/O) and the result
+//! Pure: the run is read through [`Lines`] (its implementation does the I/O) and the result
 //! is written to any `Write`. Records flow through one at a time; what is held is what a
 //! format must join across streams (keys per table, view definitions), never the columns.
 
@@ -208,13 +208,7 @@ pub fn check(connector: &str, formats: &[Format], options: &Options) -> Result<(
             Format::DataHub => {
                 datahub::Naming::new(platform, options)?;
             }
-            Format::OpenLineage => {
-                if options.namespace.as_deref() == Some("") {
-                    return Err(ExportError::Option(
-                        "the OpenLineage namespace may not be empty".into(),
-                    ));
-                }
-            }
+            Format::OpenLineage => openlineage::check_namespace(options)?,
         }
     }
     Ok(())

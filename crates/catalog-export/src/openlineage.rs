@@ -38,16 +38,24 @@ pub fn producer(outpost_version: &str) -> String {
     format!("https://github.com/outpost-agent/outpost/tree/v{outpost_version}")
 }
 
+/// A namespace given must not be empty.
+pub(crate) fn check_namespace(options: &Options) -> Result<(), ExportError> {
+    if options.namespace.as_deref() == Some("") {
+        return Err(ExportError::Option(
+            "the OpenLineage namespace may not be empty".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The dataset namespace: the one given, or `<platform>://<connection>`.
 pub fn namespace(
     manifest: &Manifest,
     platform: Platform,
     options: &Options,
 ) -> Result<String, ExportError> {
+    check_namespace(options)?;
     match options.namespace.as_deref() {
-        Some("") => Err(ExportError::Option(
-            "the OpenLineage namespace may not be empty".into(),
-        )),
         Some(n) => Ok(n.to_owned()),
         None => Ok(format!(
             "{}://{}",

@@ -33,6 +33,8 @@ for tool in psql bc python3 /usr/bin/time; do
 done
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$root"
+# shellcheck source=common.sh
+. crates/metadata-extract/benches/common.sh
 rounds="${ROUNDS:-5}"
 sizes=(10000 100000)
 databases=(bench_10k bench_100k)
@@ -71,30 +73,8 @@ psql_rows() {
   psql -X -v ON_ERROR_STOP=1 -h "$OUTPOST_TEST_PG_HOST" -p "$OUTPOST_TEST_PG_PORT" -U postgres "$@"
 }
 
-make_catalog() { # name tables
-  if [ "$(psql_admin -d postgres -tAc "SELECT count(*) FROM pg_database WHERE datname = '$1'")" = 1 ] \
-     && [ "$(psql_admin -d "$1" -tAc "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace::regnamespace::text LIKE 's_'")" = "$2" ]; then
-    return
-  fi
-  echo "building catalog $1 ($2 tables; this takes a while)" >&2
-  psql_admin -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
-  psql_admin -d "$1" -c "DO \$\$ BEGIN FOR s IN 0..9 LOOP EXECUTE format('CREATE SCHEMA s%s', s); END LOOP; END \$\$;"
-  # Batches of 1,000 tables: one transaction cannot lock them all.
-  local from
-  for from in $(seq 1 1000 "$2"); do
-  psql_admin -d "$1" -c "
-    DO \$\$ BEGIN
-      FOR t IN $from..$((from + 999 < $2 ? from + 999 : $2)) LOOP
-        EXECUTE format('CREATE TABLE s%s.t%s (%s)', t % 10, t,
-          (SELECT string_agg(format('c%s %s', c, CASE c % 4 WHEN 0 THEN 'integer' WHEN 1 THEN 'text'
-                  WHEN 2 THEN 'numeric(12,2)' ELSE 'timestamptz' END), ', ') FROM generate_series(1, 20) c));
-      END LOOP;
-    END \$\$;"
-  done
-  psql_admin -d "$1" -c "VACUUM ANALYZE"
-}
 
-for i in "${!sizes[@]}"; do make_catalog "${databases[$i]}" "${sizes[$i]}"; done
+for i in "${!sizes[@]}"; do pg_bench_catalog "${databases[$i]}" "${sizes[$i]}"; done
 if [ -n "${OUTPOST_BIN:-}" ]; then
   outpost="$OUTPOST_BIN" # a binary built already (the bench then does not build)
 else
@@ -228,8 +208,6 @@ totals = json.load(open(sys.argv[1]))['totals']
 for stream in ['column'] + sys.argv[2:]: print(stream, totals.get(stream, 0))" "$1" "${streams[@]}"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-now() { date +%s.%N; }
 
 measure() { # database -> prints "psql_seconds outpost_seconds peak_rss_kib records"
   local schemas out="$scratch/out-$1" p=() o=() r=() start round
