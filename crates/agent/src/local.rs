@@ -104,7 +104,62 @@ pub struct LocalExecutor {
     pub runner: Box<dyn JobRunner>,
 }
 
+/// What local mode is started with (`outpost run --control-plane`); [`LocalExecutor::new`]
+/// adds its defaults.
+pub struct LocalMode {
+    /// The control plane polled.
+    pub client: ControlPlaneClient,
+    /// The descriptors jobs are admitted against.
+    pub descriptors: Vec<ValidatedDescriptor>,
+    /// Where and how runs are delivered; its bucket (`to`) is also the relay bucket.
+    pub delivery: delivery::deliver::DeliverySettings,
+    /// When set, only jobs signed with the matching key are admitted.
+    pub signing_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Where signed jobs' nonces are kept (default: the user's state folder).
+    pub state_dir: Option<PathBuf>,
+    /// Folder holding one folder of secret files per connection, named after it.
+    pub secrets_root: Option<PathBuf>,
+    /// This runner's id; default `local`.
+    pub agent_id: Option<String>,
+    /// The `insecure…` options reported in heartbeats.
+    pub insecure_options: Vec<String>,
+    /// The agent's manifest-signing key file: each run's manifest is signed when given.
+    pub manifest_signing_key: Option<PathBuf>,
+    /// Catalog formats each run is also written in.
+    pub exports: catalog_export::Exports,
+}
+
 impl LocalExecutor {
+    /// Local mode as configured: runs jobs in this process, claims as
+    /// [`LocalExecutor::default_claimant`] for an hour at a time, and keeps the nonces of
+    /// signed jobs in the state folder (an error when it cannot be opened).
+    pub fn new(mode: LocalMode) -> Result<Self, String> {
+        let nonces =
+            crate::nonce_store::for_signed_jobs(mode.signing_key.is_some(), mode.state_dir)?;
+        let relay = (mode.delivery.to.clone()).map(|url| RelayBucket {
+            url,
+            settings: mode.delivery.store.clone(),
+        });
+        Ok(Self {
+            runner: Box::new(crate::steps::InProcessRunner {
+                settings: mode.delivery,
+                control_plane: Some(mode.client.clone()),
+                signing_key_file: mode.manifest_signing_key,
+                exports: mode.exports,
+            }),
+            client: mode.client,
+            claimant: Self::default_claimant(),
+            lease: Duration::from_secs(3600),
+            descriptors: Arc::new(mode.descriptors),
+            signing_key: mode.signing_key,
+            agent_id: mode.agent_id.unwrap_or_else(|| "local".to_owned()),
+            insecure_options: mode.insecure_options,
+            nonces,
+            secrets_root: mode.secrets_root,
+            relay,
+        })
+    }
+
     /// Who claims when no name is given: `<host>-<pid>`, unique among runners on one host.
     pub fn default_claimant() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());

@@ -143,6 +143,15 @@ pub struct TickSummary {
 }
 
 impl TickSummary {
+    /// A local-mode poll's outcome, for a person: `2 succeeded, 0 failed, 1 rejected, 0 left
+    /// to other runners`.
+    pub fn describe_local(&self) -> String {
+        format!(
+            "{} succeeded, {} failed, {} rejected, {} left to other runners",
+            self.succeeded, self.failed, self.rejected, self.skipped
+        )
+    }
+
     fn count(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Submitted => self.submitted += 1,

@@ -63,6 +63,25 @@ pub struct Verified {
     pub unlisted: Vec<String>,
 }
 
+impl Verified {
+    /// What `outpost verify` prints: the run, the key, and what was checked.
+    pub fn describe(&self, run: &str, key: &str) -> String {
+        let records: u64 = self.manifest.files.iter().map(|f| f.records).sum();
+        let mut text = format!(
+            "{run}: verified: the manifest is signed by {key} and its {} files ({records} records) match it",
+            self.manifest.files.len(),
+        );
+        if !self.unlisted.is_empty() {
+            text.push_str(&format!(
+                "\n{} files the manifest does not list are not part of the run: {}",
+                self.unlisted.len(),
+                self.unlisted.join(", ")
+            ));
+        }
+        text
+    }
+}
+
 /// Verifies the run in `dir` against the agent's public `key`.
 pub fn verify_run(dir: &Path, key: &VerifyingKey) -> Result<Verified, VerifyError> {
     let manifest_path = dir.join(MANIFEST);

@@ -51,9 +51,9 @@ pub struct ReportArgs {
     /// The Workflow's name (`{{workflow.name}}`).
     #[arg(long)]
     workflow: String,
-    /// Argo's `{{workflow.status}}`: `Succeeded`, `Failed` or `Error`.
-    #[arg(long, value_enum)]
-    status: WorkflowStatus,
+    /// Argo's `{{workflow.status}}` in an exit handler (the entry node's phase).
+    #[arg(long, value_parser = ["Succeeded", "Failed", "Error"])]
+    status: String,
     /// Namespace of the Workflow; default: the pod's own.
     #[arg(long)]
     namespace: Option<String>,
@@ -68,17 +68,6 @@ pub struct ReportArgs {
     control_plane: ControlPlaneFlags,
     #[command(flatten)]
     trust: TrustFlags,
-}
-
-/// The values Argo gives `{{workflow.status}}` in an exit handler (the entry node's phase).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum WorkflowStatus {
-    #[value(name = "Succeeded")]
-    Succeeded,
-    #[value(name = "Failed")]
-    Failed,
-    #[value(name = "Error")]
-    Error,
 }
 
 pub fn orchestrate(args: OrchestrateArgs) -> Result<ExitCode, Failure> {
@@ -113,7 +102,7 @@ pub fn heartbeat(HeartbeatArgs { agent }: HeartbeatArgs) -> Result<ExitCode, Fai
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
     let client = args.control_plane.required(&args.trust)?;
-    let store = args.bucket.store(&args.trust);
+    let store = args.bucket.store.settings(&args.trust);
     let logs = entrypoints::log_destination(args.bucket.to.as_deref(), args.transfer_mode, &store)?;
     let run = RunReport {
         connector: args.run.connector,
@@ -121,7 +110,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
         job_id: args.run.job_id,
         run_id: args.run.run_id,
         workflow: args.workflow,
-        argo_status: format!("{:?}", args.status),
+        argo_status: args.status,
     };
     let namespace = args.namespace.as_deref();
     crate::runtime()?.block_on(entrypoints::report(client, namespace, &run, &logs))?;

@@ -28,14 +28,6 @@ pub enum ControlPlaneCommand {
     },
     /// Print the API's OpenAPI 3.1 document.
     Openapi,
-    /// Make a job-signing key pair: the private seed goes to a file (mode 0600) for
-    /// `serve --signing-key`, the public key is printed for the agent option
-    /// `controlPlane.jobSigningKey`.
-    Keygen {
-        /// Where to write the private key (base64 of its 32-byte seed).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,7 +74,6 @@ pub fn run(command: ControlPlaneCommand) -> Result<ExitCode, Failure> {
     match command {
         ControlPlaneCommand::Openapi => print!("{}", control_plane::api::OPENAPI_YAML),
         ControlPlaneCommand::Serve(args) => serve(args)?,
-        ControlPlaneCommand::Keygen { out } => println!("{}", control_plane::run::keygen(&out)?),
         ControlPlaneCommand::Enqueue {
             url,
             admin_token_file,

@@ -25,12 +25,9 @@ pub struct ExportArgs {
 pub fn export(args: ExportArgs, quiet: bool) -> Result<ExitCode, Failure> {
     let options = args.catalog.options();
     let (file, summary) = agent::steps::export(&args.from, args.format, &options, &args.out)?;
-    let what = match args.format {
-        Format::DataHub => "proposals",
-        Format::OpenLineage => "events",
-    };
     if !quiet {
-        println!("{}: {} {what}", file.display(), summary.written);
+        let objects = args.format.objects();
+        println!("{}: {} {objects}", file.display(), summary.written);
     }
     Ok(ExitCode::Success)
 }

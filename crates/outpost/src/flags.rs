@@ -95,13 +95,6 @@ pub struct StoreFlags {
     pub credentials_dir: Option<PathBuf>,
 }
 
-impl BucketFlags {
-    /// How the bucket is reached.
-    pub fn store(&self, trust: &TrustFlags) -> StoreSettings {
-        self.store.settings(trust)
-    }
-}
-
 impl StoreFlags {
     /// How the bucket is reached.
     pub fn settings(&self, trust: &TrustFlags) -> StoreSettings {
@@ -179,7 +172,7 @@ impl DeliveryFlags {
                 (mode, _) => mode,
             },
             urls: transfer.urls.clone(),
-            store: self.bucket.store(&self.trust),
+            store: self.bucket.store.settings(&self.trust),
             ingest_hosts: transfer.ingest_hosts.clone(),
             allow_loopback_ingest: transfer.allow_loopback_ingest,
             concurrency: transfer.concurrency,
@@ -204,6 +197,37 @@ pub struct AgentFlags {
     pub trust: TrustFlags,
     #[command(flatten)]
     pub argo: ArgoFlags,
+}
+
+/// What a run extracts: the connector, its parameters and secrets, the descriptors, and how
+/// the run is signed and also written (`extract`, `run`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SourceFlags {
+    /// The connector (`postgres`, `mysql`, `sqlite`, `snowflake`, `tableau`).
+    #[arg(long)]
+    pub connector: Option<String>,
+    /// A connector parameter as `name=value`; repeat for each. Checked against the descriptor.
+    #[arg(long = "param", value_name = "NAME=VALUE", requires = "connector", value_parser = name_value)]
+    pub params: Vec<(String, String)>,
+    /// Folder with one file per declared secret, named after it (`password`).
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Read descriptors from this folder instead of the ones built in.
+    #[arg(long, value_name = "DIR")]
+    pub connectors: Option<PathBuf>,
+    /// The agent's manifest-signing key (a file holding its seed, as `outpost keygen` writes
+    /// it): the manifest is signed, and `outpost verify --key` checks runs against it.
+    #[arg(long, env = "OUTPOST_MANIFEST_SIGNING_KEY", value_name = "FILE")]
+    pub manifest_signing_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub exports: ExportFlags,
+}
+
+/// `NAME=VALUE`, split at the first `=`.
+pub fn name_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("`{raw}` is not NAME=VALUE"))
 }
 
 /// The run a connector pod's step or exit handler works on, as the manifest records it.
@@ -293,7 +317,7 @@ pub struct CatalogFlags {
     /// For a BI site's OpenLineage column lineage: the namespace of the database server a
     /// platform's tables are on (`postgres=postgres://db.example.com:5432`); repeat per
     /// platform. Without it, `<platform>://<database>`.
-    #[arg(long, value_name = "PLATFORM=NAMESPACE", value_parser = crate::extract::name_value)]
+    #[arg(long, value_name = "PLATFORM=NAMESPACE", value_parser = name_value)]
     openlineage_upstream_namespace: Vec<(String, String)>,
 }
 

@@ -70,43 +70,34 @@ use ExitCode::{
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Extract a source's metadata into an output folder (the connector pod's first step).
-    ///
-    /// Parameters are checked against the connector's descriptor; secrets are read from
-    /// files named after them in --secrets-dir. The folder gets one zstd-compressed NDJSON
-    /// stream per entity kind and, last, manifest.json.
+    /// Extract a source's metadata into an output folder (the connector pod's first step):
+    /// one zstd-compressed NDJSON stream per entity kind and, last, manifest.json.
     #[command(after_help = exit_codes(&[Usage, Software, Io, Temporary, NoPermission, Config]))]
     Extract(extract::ExtractArgs),
     /// Deliver an extracted run (the connector pod's second step): bucket relay or direct
-    /// ingestion, manifest.json last.
+    /// ingestion, each file checked against the manifest's SHA-256, the manifest last.
     ///
-    /// Every file is checked against the manifest's SHA-256 while it is read; the manifest
-    /// goes up only after every file succeeded, so a reader that sees it sees a complete run.
     /// Re-running is safe: an identical delivery is a no-op, and leftovers of a different
-    /// earlier attempt are removed before the new manifest is written. With
-    /// --extract-outcome, a failed extract step's code is passed on.
+    /// earlier attempt are removed before the new manifest is written.
     #[command(after_help = exit_codes(&[Usage, Data, NoInput, Temporary, Protocol, NoPermission, Config]))]
     Upload(upload::UploadArgs),
     /// Run one job end to end on this machine, no Kubernetes: extract, then deliver.
     ///
-    /// With no arguments, extracts the bundled sample catalog (a SQLite database built from
-    /// samples/sample-catalog.sql) and relays it to ./outpost-output/ as a local bucket,
-    /// then prints a summary. With arguments, runs any connector against any source and
-    /// delivers to any bucket (--to) or through pre-signed URLs (--direct --urls). With
-    /// --control-plane, polls a control plane and runs its jobs (local mode).
+    /// With no arguments, extracts the bundled sample catalog (SQLite) into
+    /// ./outpost-output/ as a local bucket. With --connector, any source, delivered to any
+    /// bucket (--to) or through pre-signed URLs (--direct --urls). With --control-plane,
+    /// polls a control plane and runs its jobs (local mode).
     #[command(after_help = exit_codes(&[Usage, Data, NoInput, Software, Io, Temporary, Protocol, NoPermission, Config]))]
     Run(Box<run::RunArgs>),
     /// One orchestrator tick (the orchestrator CronWorkflow's step): poll the control plane,
     /// admit each job against its connector descriptor, submit a Workflow that only
     /// references the connector's WorkflowTemplate, report what happened.
     ///
-    /// Jobs that ask for anything a descriptor does not declare are rejected and reported
-    /// with every reason, never submitted. Workflow names derive from job and run ids, so a
-    /// job is submitted once however ticks overlap or crash. Exit 75 also when some jobs are
-    /// left for the next tick; 78 also when Argo's workflow controller would run Workflows
-    /// with inline templates (its ConfigMap sets no `workflowRestrictions.templateReferencing:
-    /// Strict` or `Secure`, or cannot be read): nothing is claimed then, unless
-    /// --insecure-allow-unrestricted-templates.
+    /// Jobs that ask for anything a descriptor does not declare are rejected with every
+    /// reason, never submitted. Exit 75 also when jobs are left for the next tick; 78 also
+    /// when Argo would run Workflows with inline templates (no
+    /// `workflowRestrictions.templateReferencing: Strict` or `Secure`): nothing is claimed
+    /// then, unless --insecure-allow-unrestricted-templates.
     #[command(after_help = exit_codes(&[Usage, Data, Temporary, Protocol, NoPermission, Config]))]
     Orchestrate(agent::OrchestrateArgs),
     /// Tell the control plane the agent is alive: version, Kubernetes and Argo
@@ -124,8 +115,9 @@ enum Command {
     /// The run is a folder, or a delivered run's bucket URL, read back first.
     #[command(after_help = exit_codes(&[Usage, Data, NoInput, Io, Temporary, NoPermission, Config]))]
     Verify(verify::VerifyArgs),
-    /// Make a manifest-signing key pair: the private seed goes to a file (mode 0600) for
-    /// `extract --manifest-signing-key`; the public key is printed, for `verify --key`.
+    /// Make an Ed25519 key pair: the private seed goes to a file (mode 0600), the public key
+    /// is printed. For signing manifests (`extract --manifest-signing-key`, `verify --key`)
+    /// or jobs (`control-plane serve --signing-key`, `controlPlane.jobSigningKey`).
     #[command(after_help = exit_codes(&[Usage, Config]))]
     Keygen(verify::KeygenArgs),
     /// Write a run in a catalog's own format: DataHub's metadata change proposals (for
@@ -137,11 +129,10 @@ enum Command {
     ControlPlane(control_plane::ControlPlaneCommand),
     /// Compile connector descriptors into Argo WorkflowTemplates and CronWorkflows.
     ///
-    /// Writes one file per object into the output folder, each with a header naming its
-    /// inputs, plus a kustomization.yaml listing them. Files the render no longer produces
-    /// are deleted. With a Helm chart (--chart, or charts/outpost when run in the repository
-    /// without --out or --options), the same objects go into the chart too, compiled from its
-    /// `agent:` values. With --check, writes nothing and exits 1 with a diff when stale.
+    /// One file per object, each with a header naming its inputs, plus a kustomization.yaml;
+    /// files no longer produced are deleted. With a Helm chart, the same objects go into it
+    /// too, compiled from its `agent:` values. With --check, writes nothing and exits 1 with
+    /// a diff when stale.
     #[command(after_help = exit_codes(&[Stale, Input, Usage]))]
     Render(render::RenderArgs),
     /// Print a JSON Schema.

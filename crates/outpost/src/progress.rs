@@ -7,16 +7,38 @@ use std::time::Duration;
 
 use metadata_extract::EntityKind;
 
-/// A spinner or bar, only when asked for and stderr is a terminal; cleared when dropped.
-struct Bar(Option<indicatif::ProgressBar>);
+/// The log events, and a spinner or bar only when asked for and stderr is a terminal;
+/// cleared when dropped.
+pub struct Progress(Option<indicatif::ProgressBar>);
 
-impl Bar {
+impl Progress {
+    /// Extraction: a spinner naming the current stage.
+    pub fn spinner(show: bool) -> Self {
+        Self::new(show, || {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        })
+    }
+
+    /// Upload: a byte bar.
+    pub fn bytes(show: bool) -> Self {
+        Self::new(show, || {
+            let template = "{spinner} uploading {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}";
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar
+        })
+    }
+
     fn new(show: bool, make: impl FnOnce() -> indicatif::ProgressBar) -> Self {
         Self((show && std::io::stderr().is_terminal()).then(make))
     }
 }
 
-impl Drop for Bar {
+impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
@@ -24,61 +46,29 @@ impl Drop for Bar {
     }
 }
 
-/// Extraction progress: log events, and a spinner naming the current stage.
-pub struct ExtractProgress(Bar);
-
-impl ExtractProgress {
-    /// A display, shown only when `show` and on a terminal.
-    pub fn new(show: bool) -> Self {
-        Self(Bar::new(show, || {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        }))
-    }
-}
-
-impl metadata_extract::Progress for ExtractProgress {
+impl metadata_extract::Progress for Progress {
     fn database(&self, name: &str) {
         tracing::info!(database = name, "extracting database");
-        if let Some(bar) = &self.0.0 {
+        if let Some(bar) = &self.0 {
             bar.set_message(format!("{name}: tables"));
         }
     }
     fn stage(&self, database: &str, kind: EntityKind) {
         tracing::info!(database, stage = kind.stream(), "stage done");
-        if let Some(bar) = &self.0.0 {
+        if let Some(bar) = &self.0 {
             bar.set_message(format!("{database}: {} done", kind.stream()));
         }
     }
 }
 
-/// Upload progress: a debug event per file, and a byte bar.
-pub struct UploadProgress(Bar);
-
-impl UploadProgress {
-    /// A display, shown only when `show` and on a terminal.
-    pub fn new(show: bool) -> Self {
-        Self(Bar::new(show, || {
-            let bar = indicatif::ProgressBar::new(0);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} uploading {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        }))
-    }
-}
-
-impl delivery::Progress for UploadProgress {
+impl delivery::Progress for Progress {
     fn start(&self, total: u64) {
-        if let Some(bar) = &self.0.0 {
+        if let Some(bar) = &self.0 {
             bar.set_length(total);
         }
     }
     fn file_done(&self, relative: &str, bytes: u64) {
-        if let Some(bar) = &self.0.0 {
+        if let Some(bar) = &self.0 {
             bar.inc(bytes);
         }
         tracing::debug!(file = relative, bytes, "stored");

@@ -2,29 +2,20 @@
 //! no Kubernetes either way.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use agent::local::{LocalExecutor, RelayBucket};
-use agent::nonce_store;
-use agent::steps::{InProcessRunner, LocalSource, OneRun, run_one};
+use agent::local::{LocalExecutor, LocalMode};
+use agent::steps::{LocalSource, OneRun, run_one};
 use connector_descriptor::load;
-use outpost_core::ExitCode;
+use outpost_core::{ExitCode, Failure};
 
-use crate::flags::{ControlPlaneFlags, DeliveryFlags, SigningFlags};
-use outpost_core::Failure;
+use crate::flags::{DeliveryFlags, SigningFlags, SourceFlags};
+use crate::progress::Progress;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The connector. Without it, the bundled sample catalog (SQLite) is extracted.
-    #[arg(long)]
-    connector: Option<String>,
-    /// A connector parameter as `name=value`; repeat for each.
-    #[arg(long = "param", value_name = "NAME=VALUE", requires = "connector", value_parser = crate::extract::name_value)]
-    params: Vec<(String, String)>,
-    /// Folder with one file per declared secret, named after it (`password`).
-    #[arg(long, value_name = "DIR")]
-    secrets_dir: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceFlags,
     /// Connection id (a DNS label). Default: `sample` for the sample, else `local`.
     #[arg(long)]
     connection: Option<String>,
@@ -34,9 +25,6 @@ pub struct RunArgs {
     /// Run id. Default: the start time, `20261126T051245Z`.
     #[arg(long)]
     run_id: Option<String>,
-    /// Read descriptors from this folder instead of the ones built in.
-    #[arg(long, value_name = "DIR")]
-    connectors: Option<PathBuf>,
     /// Poll this control plane and run its jobs locally (sites without Kubernetes).
     /// With --token-file (and --to for bucket relay). Jobs are admitted exactly as the
     /// orchestrator admits them; each job's logs (redacted) and final status go back to the
@@ -58,12 +46,6 @@ pub struct RunArgs {
     /// `~/.local/state/outpost`.
     #[arg(long, value_name = "DIR", env = "OUTPOST_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// The agent's manifest-signing key (a file holding its seed, as `outpost keygen` writes
-    /// it): every run's manifest is signed; check runs with `outpost verify --key`.
-    #[arg(long, env = "OUTPOST_MANIFEST_SIGNING_KEY", value_name = "FILE")]
-    manifest_signing_key: Option<PathBuf>,
-    #[command(flatten)]
-    exports: crate::flags::ExportFlags,
     #[command(flatten)]
     signing: SigningFlags,
     #[command(flatten)]
@@ -75,82 +57,63 @@ pub fn run(args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCode, 
     if args.poll.is_some() {
         return runtime.block_on(poll(args, quiet));
     }
-    let descriptors = load::from_dir_or_builtin(args.connectors.as_deref())?;
-    let source = match args.connector {
+    let source = args.source;
+    let descriptors = load::from_dir_or_builtin(source.connectors.as_deref())?;
+    let what = match source.connector {
         Some(name) => LocalSource::Connector {
             name,
-            parameters: args.params,
+            parameters: source.params,
         },
         None => LocalSource::Sample,
     };
     let control_plane = args.delivery.control_plane.client(&args.delivery.trust)?;
     let one = OneRun {
-        source: source.clone(),
+        source: what.clone(),
         descriptors: &descriptors,
-        secrets_dir: args.secrets_dir,
+        secrets_dir: source.secrets_dir,
         connection: args.connection,
         job_id: args.job_id,
         run_id: args.run_id,
         settings: args.delivery.settings(),
         control_plane: control_plane.as_ref(),
-        signing_key_file: args.manifest_signing_key,
-        exports: args.exports.exports(),
+        signing_key_file: source.manifest_signing_key,
+        exports: source.exports.exports(),
     };
-    let extract_progress = crate::progress::ExtractProgress::new(show_progress);
-    let upload_progress = crate::progress::UploadProgress::new(show_progress);
-    let summary = runtime.block_on(run_one(one, &extract_progress, &upload_progress))?;
+    let extracting = Progress::spinner(show_progress);
+    let summary = runtime.block_on(run_one(one, &extracting, &Progress::bytes(show_progress)))?;
     if !quiet {
-        println!("{}", summary.describe(&source.label()));
+        println!("{}", summary.describe(&what.label()));
     }
     Ok(ExitCode::Success)
 }
 
 /// Local mode against a control plane: poll, run, report; once or every --interval.
 async fn poll(args: RunArgs, quiet: bool) -> Result<ExitCode, Failure> {
-    let url = args.poll.clone().unwrap_or_default();
+    let (delivery, url) = (args.delivery, args.poll.unwrap_or_default());
+    let mut flags = delivery.control_plane.clone();
+    flags.control_plane_url = Some(url.clone());
     // Local mode's own configuration, as the token file is in the cluster: exit 78.
-    let delivery = &args.delivery;
-    if delivery.control_plane.token_file.is_none() {
+    if flags.token_file.is_none() {
         return Err(Failure::config("--control-plane needs --token-file"));
     }
-    let flags = ControlPlaneFlags {
-        control_plane_url: Some(url.clone()),
-        ..delivery.control_plane.clone()
-    };
     let client = flags.required(&delivery.trust)?;
-    let descriptors = load::from_dir_or_builtin(args.connectors.as_deref())
-        .map_err(|e| Failure::config(e.to_string()))?;
-    let signing_key = args.signing.key()?;
-    let nonces = nonce_store::for_signed_jobs(signing_key.is_some(), args.state_dir.clone())
-        .map_err(Failure::config)?;
-    let settings = delivery.settings();
-    let executor = LocalExecutor {
-        relay: delivery.bucket.to.clone().map(|url| RelayBucket {
-            url,
-            settings: settings.store.clone(),
-        }),
-        runner: Box::new(InProcessRunner {
-            settings,
-            control_plane: Some(client.clone()),
-            signing_key_file: args.manifest_signing_key.clone(),
-            exports: args.exports.exports(),
-        }),
+    let executor = LocalExecutor::new(LocalMode {
         client,
-        descriptors: Arc::new(descriptors),
-        signing_key,
-        nonces,
-        secrets_root: args.secrets_root.clone(),
-        agent_id: (args.signing.agent_id.clone()).unwrap_or_else(|| "local".to_owned()),
+        descriptors: load::from_dir_or_builtin(args.source.connectors.as_deref())
+            .map_err(|e| Failure::config(e.to_string()))?,
+        delivery: delivery.settings(),
+        signing_key: args.signing.key()?,
+        state_dir: args.state_dir,
+        secrets_root: args.secrets_root,
+        agent_id: args.signing.agent_id.clone(),
         insecure_options: args.signing.insecure_options(&delivery.control_plane),
-        claimant: LocalExecutor::default_claimant(),
-        lease: Duration::from_secs(3600),
-    };
+        manifest_signing_key: args.source.manifest_signing_key,
+        exports: args.source.exports.exports(),
+    })
+    .map_err(Failure::config)?;
     let on_poll = |summary: &agent::tick::TickSummary| {
         if !quiet {
-            println!(
-                "Polled {url}: {} succeeded, {} failed, {} rejected, {} left to other runners.",
-                summary.succeeded, summary.failed, summary.rejected, summary.skipped
-            );
+            println!("Polled {url}: {}.", summary.describe_local());
         }
     };
     executor.run(args.interval, args.once, on_poll).await?;

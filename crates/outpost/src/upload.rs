@@ -45,7 +45,7 @@ pub fn run(args: UploadArgs, show_progress: bool) -> Result<ExitCode, Failure> {
         settings: &settings,
         control_plane: control_plane.as_ref(),
     };
-    let progress = crate::progress::UploadProgress::new(show_progress);
+    let progress = crate::progress::Progress::bytes(show_progress);
     runtime.block_on(agent::steps::upload(step, &progress))?;
     Ok(ExitCode::Success)
 }

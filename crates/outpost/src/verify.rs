@@ -29,20 +29,7 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     let store = args.store.settings(&args.trust);
     let runtime = crate::runtime()?;
     let verified = runtime.block_on(agent::steps::verify(&args.run, &key, &store))?;
-    let records: u64 = verified.manifest.files.iter().map(|f| f.records).sum();
-    println!(
-        "{}: verified: the manifest is signed by {} and its {} files ({records} records) match it",
-        args.run,
-        args.key.trim(),
-        verified.manifest.files.len(),
-    );
-    if !verified.unlisted.is_empty() {
-        println!(
-            "{} files the manifest does not list are not part of the run: {}",
-            verified.unlisted.len(),
-            verified.unlisted.join(", ")
-        );
-    }
+    println!("{}", verified.describe(&args.run, args.key.trim()));
     Ok(ExitCode::Success)
 }
 

@@ -21,10 +21,16 @@ fn the_documented_size_limit_is_the_enforced_one() {
         .arg("--limit-mib")
         .output()
         .expect("bash runs scripts/build-binary.sh");
-    assert!(output.status.success(), "build-binary.sh --limit-mib failed");
+    assert!(
+        output.status.success(),
+        "build-binary.sh --limit-mib failed"
+    );
     let limit = String::from_utf8(output.stdout).expect("UTF-8");
     let limit = limit.trim();
-    assert!(limit.parse::<u32>().is_ok(), "limit `{limit}` is not a number");
+    assert!(
+        limit.parse::<u32>().is_ok(),
+        "limit `{limit}` is not a number"
+    );
     let readme = read("README.md").replace("\n  ", " ");
     for claim in [
         format!("fail when the binary is over {limit} MiB"),

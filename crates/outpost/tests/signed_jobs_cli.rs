@@ -29,7 +29,7 @@ impl Sites {
         let dir = support::scratch(name);
         let key = dir.path().join("signing.key");
         let out = outpost()
-            .args(["control-plane", "keygen", "--out"])
+            .args(["keygen", "--out"])
             .arg(&key)
             .output()
             .expect("keygen");

@@ -119,6 +119,14 @@ impl ExportFormat {
         }
     }
 
+    /// What one object of the format is called, in the plural (`outpost export`'s summary).
+    pub fn objects(self) -> &'static str {
+        match self {
+            Self::DataHub => "proposals",
+            Self::OpenLineage => "events",
+        }
+    }
+
     /// The file an export of this format is written to (under `exports/` in a run).
     pub fn file_name(self) -> &'static str {
         match self {
