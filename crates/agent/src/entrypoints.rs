@@ -135,8 +135,8 @@ pub async fn report(
     let reported =
         crate::report::report(&context.control_plane, &context.namespace, run, logs).await?;
     tracing::info!(
-        connector = %run.connector,
-        connection = %run.connection,
+        connector = %run.run.connector,
+        connection = run.run.connection.as_deref().unwrap_or_default(),
         state = reported.state.as_str(),
         log_bytes = reported.log_bytes,
         logs = %reported.logs_at,

@@ -366,13 +366,11 @@ impl Executor for LocalExecutor {
             let name = format!("local-{}", self.claimant);
             match ship_logs(control_plane, &destination, &run, &name, logs).await {
                 Ok(_) => {}
-                // A final status always has its logs: the job is left for a later poll.
-                Err(ReportError::ControlPlane(e)) => {
-                    return Outcome::Left(format!("job {id}: shipping its logs: {e}"));
-                }
                 Err(ReportError::Bucket(e)) => {
                     tracing::error!(job = %id, "the run's logs could not be written to the relay bucket: {e}");
                 }
+                // A final status always has its logs: the job is left for a later poll.
+                Err(e) => return Outcome::Left(format!("job {id}: shipping its logs: {e}")),
             }
         }
         if let Err(e) = control_plane

@@ -34,14 +34,8 @@ pub fn log_folder(connection: &str, job_id: &str, run_id: &str) -> String {
 /// The run being reported.
 #[derive(Clone, Debug)]
 pub struct RunReport {
-    /// The connector of the run (logged).
-    pub connector: String,
-    /// The connection of the run.
-    pub connection: String,
-    /// The control plane's job id.
-    pub job_id: String,
-    /// The run id.
-    pub run_id: String,
+    /// The run: its connector (logged) and every id.
+    pub run: RunIdentity,
     /// The Workflow's name.
     pub workflow: String,
     /// Argo's `{{workflow.status}}`: `Succeeded`, `Failed` or `Error`.
@@ -70,6 +64,9 @@ pub enum ReportError {
     /// The relay bucket did not take the logs.
     #[error("shipping logs to the relay bucket: {0}")]
     Bucket(#[from] delivery::DeliveryError),
+    /// The run lacks an id, or has one that is not usable.
+    #[error("the run to report: {0}")]
+    Identity(#[from] outpost_core::run::RunIdError),
 }
 
 impl ReportError {
@@ -78,6 +75,7 @@ impl ReportError {
         match self {
             Self::ControlPlane(e) => e.exit_code(),
             Self::Bucket(e) => e.exit_code(),
+            Self::Identity(_) => ExitCode::Usage,
         }
     }
 }
@@ -93,6 +91,7 @@ pub async fn report(
     run: &RunReport,
     destination: &LogDestination,
 ) -> Result<Reported, ReportError> {
+    let (_, job_id, run_id) = run.run.ids()?;
     let state = if run.argo_status == "Succeeded" {
         JobState::Succeeded
     } else {
@@ -136,12 +135,7 @@ pub async fn report(
     let shipped = ship_logs(
         control_plane,
         destination,
-        &RunIdentity {
-            connector: String::new(),
-            connection: Some(run.connection.clone()),
-            job_id: Some(run.job_id.clone()),
-            run_id: Some(run.run_id.clone()),
-        },
+        &run.run,
         &run.workflow,
         logs.clone(),
     )
@@ -158,9 +152,9 @@ pub async fn report(
     };
     control_plane
         .report_status(
-            &run.job_id,
+            job_id,
             &StatusReport {
-                run_id: run.run_id.clone(),
+                run_id: run_id.to_owned(),
                 state,
                 workflow: Some(run.workflow.clone()),
                 message: message.clone(),

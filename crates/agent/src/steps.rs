@@ -342,8 +342,8 @@ pub struct OneRun<'a> {
     pub secrets_dir: Option<PathBuf>,
     /// Connection id; default `sample` for the sample, else `local`.
     pub connection: Option<String>,
-    /// Job id.
-    pub job_id: String,
+    /// Job id; default `local`.
+    pub job_id: Option<String>,
     /// Run id; default the start time, `20261126T051245Z` (sortable, a valid path segment).
     pub run_id: Option<String>,
     /// Where and how to deliver; with neither a bucket nor direct ingestion, a local bucket
@@ -395,7 +395,8 @@ pub async fn run_one(
             .replace(['-', ':'], "")
     });
     let connection = run.connection.as_deref().unwrap_or(connection);
-    let identity = RunIdentity::new(descriptor.name(), connection, &run.job_id, &run_id)
+    let job_id = run.job_id.as_deref().unwrap_or("local");
+    let identity = RunIdentity::new(descriptor.name(), connection, job_id, &run_id)
         .map_err(|e| StepError::Identity(e.to_string()))?;
     let job = LocalJob {
         descriptor: &descriptor,

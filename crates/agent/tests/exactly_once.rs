@@ -16,6 +16,7 @@ use agent::report::{LogDestination, RunReport, report};
 use agent::tick::{TickConfig, tick};
 use control_plane::api::JobState;
 use control_plane::test_support::TestServer;
+use outpost_core::RunIdentity;
 use serde_json::json;
 use support::fake_kube::FakeKube;
 
@@ -118,10 +119,13 @@ async fn a_thousand_jobs_become_a_thousand_workflows_through_crashes_and_faults(
                 .to_owned()
         };
         let run = RunReport {
-            connector: "postgres".to_owned(),
-            connection: "pg-prod".to_owned(),
-            job_id: annotation("outpost.dev/job-id"),
-            run_id: annotation("outpost.dev/run-id"),
+            run: RunIdentity::new(
+                "postgres",
+                "pg-prod",
+                &annotation("outpost.dev/job-id"),
+                &annotation("outpost.dev/run-id"),
+            )
+            .expect("ids"),
             workflow: workflow["metadata"]["name"]
                 .as_str()
                 .expect("name")

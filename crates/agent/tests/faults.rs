@@ -13,6 +13,7 @@ use agent::tick::{TickConfig, TickError, tick};
 use control_plane::api::JobState;
 use control_plane::test_support::{TestServer, job};
 use control_plane::{ClientConfig, ControlPlaneClient, ControlPlaneError};
+use outpost_core::RunIdentity;
 use serde_json::{Value, json};
 use support::fake_kube::FakeKube;
 
@@ -232,10 +233,7 @@ async fn report_run(
     destination: &LogDestination,
 ) -> Reported {
     let run = RunReport {
-        connector: "postgres".to_owned(),
-        connection: "pg-prod".to_owned(),
-        job_id: "job-1".to_owned(),
-        run_id: "run-1".to_owned(),
+        run: RunIdentity::new("postgres", "pg-prod", "job-1", "run-1").expect("ids"),
         workflow: "outpost-postgres-abc".to_owned(),
         argo_status: argo_status.to_owned(),
     };

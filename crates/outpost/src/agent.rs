@@ -105,10 +105,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
     let store = args.bucket.store.settings(&args.trust);
     let logs = entrypoints::log_destination(args.bucket.to.as_deref(), args.transfer_mode, &store)?;
     let run = RunReport {
-        connector: args.run.connector,
-        connection: args.run.connection,
-        job_id: args.run.job_id,
-        run_id: args.run.run_id,
+        run: args.run.identity()?,
         workflow: args.workflow,
         argo_status: args.status,
     };

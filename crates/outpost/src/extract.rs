@@ -6,7 +6,7 @@ use agent::steps::ExtractStep;
 use metadata_extract::outcome::Outcome;
 use outpost_core::{ExitCode, Failure};
 
-use crate::flags::SourceFlags;
+use crate::flags::{IdFlags, SourceFlags};
 
 #[derive(clap::Args, Debug)]
 #[command(mut_arg("connector", |arg| arg.required(true)))]
@@ -16,15 +16,8 @@ pub struct ExtractArgs {
     /// Output folder; must be missing or empty.
     #[arg(long)]
     out: PathBuf,
-    /// Connection id, recorded in the manifest.
-    #[arg(long)]
-    connection: Option<String>,
-    /// Control-plane job id, recorded in the manifest.
-    #[arg(long)]
-    job_id: Option<String>,
-    /// Run id, recorded in the manifest.
-    #[arg(long)]
-    run_id: Option<String>,
+    #[command(flatten)]
+    ids: IdFlags,
     /// Largest uncompressed size of one output part, in MiB.
     #[arg(long, default_value_t = 64)]
     part_size_mib: u64,
@@ -57,7 +50,7 @@ fn extract(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> 
         parameters: source.params,
         secrets_dir: source.secrets_dir,
         out: args.out,
-        ids: [args.connection, args.job_id, args.run_id],
+        ids: [args.ids.connection, args.ids.job_id, args.ids.run_id],
         part_bytes: args.part_size_mib.max(1) << 20,
         signing_key_file: source.manifest_signing_key,
         exports: source.exports.exports(),

@@ -17,8 +17,7 @@ pub struct ControlPlaneFlags {
     /// Base URL of the control plane: https, or http to loopback only.
     #[arg(long, value_name = "URL", env = "OUTPOST_CONTROL_PLANE_URL")]
     pub control_plane_url: Option<String>,
-    /// File holding the bearer token; re-read on every request, so rotation needs no
-    /// restart.
+    /// File holding the bearer token, re-read on every request (rotation needs no restart).
     #[arg(long, value_name = "FILE", env = "OUTPOST_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Allow a plain-http control-plane URL that is not loopback: the bearer token then
@@ -62,9 +61,8 @@ impl ControlPlaneFlags {
 /// A relay bucket: where bucket relay delivers, and where a relayed run's logs go.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct BucketFlags {
-    /// Bucket relay destination: `s3://bucket/prefix`, `az://container/prefix`,
-    /// `gs://bucket/prefix` or `file:///folder`. The run lands under
-    /// `<prefix>/<connection>/<job-id>/<run-id>/`.
+    /// Bucket relay destination (`s3://bucket/prefix`, `az://…`, `gs://…`, `file:///…`); the
+    /// run lands under `<prefix>/<connection>/<job-id>/<run-id>/`.
     #[arg(long, value_name = "URL")]
     pub to: Option<String>,
     #[command(flatten)]
@@ -114,17 +112,15 @@ impl StoreFlags {
 /// upload's limits.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TransferFlags {
-    /// Transfer mode, spelled as in descriptors and WorkflowTemplates: `bucket-relay` (into
-    /// the bucket --to names) or `direct-ingestion` (through pre-signed URLs). Default:
-    /// `bucket-relay` with --to, `direct-ingestion` with --urls.
+    /// `bucket-relay` (into the bucket --to names) or `direct-ingestion` (through pre-signed
+    /// URLs). Default: `bucket-relay` with --to, `direct-ingestion` with --urls.
     #[arg(long, value_enum)]
     pub transfer_mode: Option<TransferMode>,
     /// Same as --transfer-mode=direct-ingestion.
     #[arg(long, conflicts_with = "transfer_mode")]
     pub direct: bool,
-    /// Direct ingestion: a JSON file mapping each run-relative path (and `manifest.json`) to
-    /// `{"url", "method", "headers", "expiresAt"}`. Read again when a URL must be refreshed.
-    /// Without it, the URLs are asked of the control plane.
+    /// Direct ingestion: a JSON file mapping each run path to `{"url", "method", "headers",
+    /// "expiresAt"}`, re-read to refresh a URL. Without it, the control plane gives the URLs.
     #[arg(long, value_name = "FILE")]
     pub urls: Option<PathBuf>,
     /// Direct ingestion: a host upload URLs may point at, exactly (`storage.googleapis.com`)
@@ -142,8 +138,7 @@ pub struct TransferFlags {
     /// Files above this size (MiB) go up in parts of this size (at least 5).
     #[arg(long, default_value_t = 8)]
     pub part_size_mib: usize,
-    /// Most file content held in memory at once (MiB). The default keeps peak memory near
-    /// 40 MiB at full speed (measured by crates/delivery/benches/upload.sh).
+    /// Most file content held in memory at once (MiB); the default keeps peak memory near 40.
     #[arg(long, default_value_t = 16)]
     pub memory_mib: usize,
 }
@@ -230,21 +225,49 @@ pub fn name_value(raw: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{raw}` is not NAME=VALUE"))
 }
 
-/// The run a connector pod's step or exit handler works on, as the manifest records it.
+/// A run's ids, as its manifest records them (`extract`, `run`; required by [`RunFlags`]).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct IdFlags {
+    /// The connection id (a DNS label). `run` default: `sample` for the sample, else `local`.
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// The control plane's job id. `run` default: `local`.
+    #[arg(long)]
+    pub job_id: Option<String>,
+    /// The run id. `run` default: the start time, `20261126T051245Z`.
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+/// The run a connector pod's step or exit handler works on: its connector and every id.
+// Clippy reads the three `required`s as one attribute repeated; they are three arguments.
+#[allow(clippy::duplicated_attributes)]
 #[derive(clap::Args, Debug, Clone)]
+#[command(
+    mut_arg("connection", required),
+    mut_arg("job_id", required),
+    mut_arg("run_id", required)
+)]
 pub struct RunFlags {
     /// The connector of the run.
     #[arg(long)]
     pub connector: String,
-    /// The connection id (a DNS label).
-    #[arg(long)]
-    pub connection: String,
-    /// The control plane's job id.
-    #[arg(long)]
-    pub job_id: String,
-    /// The run id.
-    #[arg(long)]
-    pub run_id: String,
+    #[command(flatten)]
+    pub ids: IdFlags,
+}
+
+impl RunFlags {
+    /// The run's identity, each id checked.
+    pub fn identity(&self) -> Result<outpost_core::RunIdentity, Failure> {
+        let [connection, job, run] = [&self.ids.connection, &self.ids.job_id, &self.ids.run_id]
+            .map(|id| id.as_deref().unwrap_or_default());
+        outpost_core::RunIdentity::new(&self.connector, connection, job, run)
+            .map_err(|e| Failure::usage(e.to_string()))
+    }
+}
+
+fn required(arg: clap::Arg) -> clap::Arg {
+    arg.required(true)
 }
 
 /// Which jobs an agent admits: signed for it, or (knowingly) unsigned.

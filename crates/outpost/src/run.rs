@@ -9,22 +9,15 @@ use agent::steps::{LocalSource, OneRun, run_one};
 use connector_descriptor::load;
 use outpost_core::{ExitCode, Failure};
 
-use crate::flags::{DeliveryFlags, SigningFlags, SourceFlags};
+use crate::flags::{DeliveryFlags, IdFlags, SigningFlags, SourceFlags};
 use crate::progress::Progress;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     source: SourceFlags,
-    /// Connection id (a DNS label). Default: `sample` for the sample, else `local`.
-    #[arg(long)]
-    connection: Option<String>,
-    /// Job id. Default: `local`.
-    #[arg(long, default_value = "local")]
-    job_id: String,
-    /// Run id. Default: the start time, `20261126T051245Z`.
-    #[arg(long)]
-    run_id: Option<String>,
+    #[command(flatten)]
+    ids: IdFlags,
     /// Poll this control plane and run its jobs locally (sites without Kubernetes).
     /// With --token-file (and --to for bucket relay). Jobs are admitted exactly as the
     /// orchestrator admits them; each job's logs (redacted) and final status go back to the
@@ -71,9 +64,9 @@ pub fn run(args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCode, 
         source: what.clone(),
         descriptors: &descriptors,
         secrets_dir: source.secrets_dir,
-        connection: args.connection,
-        job_id: args.job_id,
-        run_id: args.run_id,
+        connection: args.ids.connection,
+        job_id: args.ids.job_id,
+        run_id: args.ids.run_id,
         settings: args.delivery.settings(),
         control_plane: control_plane.as_ref(),
         signing_key_file: source.manifest_signing_key,

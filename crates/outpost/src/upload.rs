@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use agent::steps::UploadStep;
-use outpost_core::{ExitCode, RunIdentity};
+use outpost_core::ExitCode;
 
 use crate::flags::{DeliveryFlags, RunFlags};
 use outpost_core::Failure;
@@ -28,14 +28,7 @@ pub struct UploadArgs {
 
 pub fn run(args: UploadArgs, show_progress: bool) -> Result<ExitCode, Failure> {
     let settings = args.delivery.settings();
-    let RunFlags {
-        connector,
-        connection,
-        job_id,
-        run_id,
-    } = &args.run;
-    let run = RunIdentity::new(connector, connection, job_id, run_id)
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let run = args.run.identity()?;
     let runtime = crate::runtime()?;
     let control_plane = args.delivery.control_plane.client(&args.delivery.trust)?;
     let step = UploadStep {
