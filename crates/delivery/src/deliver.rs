@@ -19,8 +19,9 @@ use crate::relay::{DeliveryReport, UploadLimits};
 use crate::run::LocalRun;
 use crate::{DeliveryError, Progress};
 
-/// Where and how runs are delivered: plain values, as an entrypoint's flags give them.
-#[derive(Clone, Debug, Default)]
+/// Where and how runs are delivered: plain values, as an entrypoint's flags give them. The
+/// default delivers nowhere yet, with the upload limits' defaults.
+#[derive(Clone, Debug)]
 pub struct DeliverySettings {
     /// The relay bucket (`s3://bucket/prefix`, `az://…`, `gs://…`, `file:///…`), if any.
     pub to: Option<String>,
@@ -40,6 +41,22 @@ pub struct DeliverySettings {
     pub part_size: usize,
     /// Most file content held in memory at once.
     pub memory_budget: usize,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            to: None,
+            transfer_mode: None,
+            urls: None,
+            store: StoreSettings::default(),
+            ingest_hosts: Vec::new(),
+            allow_loopback_ingest: false,
+            concurrency: crate::relay::DEFAULT_CONCURRENCY,
+            part_size: crate::relay::DEFAULT_PART_SIZE,
+            memory_budget: crate::relay::DEFAULT_MEMORY_BUDGET,
+        }
+    }
 }
 
 impl DeliverySettings {

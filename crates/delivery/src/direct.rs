@@ -221,12 +221,12 @@ impl DirectLimits {
 impl Default for DirectLimits {
     fn default() -> Self {
         Self {
-            concurrency: 8,
+            concurrency: crate::relay::DEFAULT_CONCURRENCY,
             retry_budget: Duration::from_secs(120),
             expiry_margin: Duration::from_secs(10),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
-            memory_budget: 16 << 20,
+            memory_budget: crate::relay::DEFAULT_MEMORY_BUDGET,
             attempt_timeout: Duration::from_secs(60),
             min_throughput: 64 << 10,
         }

@@ -133,13 +133,13 @@ pub struct TransferFlags {
     #[arg(long)]
     pub allow_loopback_ingest: bool,
     /// Files uploaded at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = delivery::relay::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
     /// Files above this size (MiB) go up in parts of this size (at least 5).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = delivery::relay::DEFAULT_PART_SIZE >> 20)]
     pub part_size_mib: usize,
     /// Most file content held in memory at once (MiB); the default keeps peak memory near 40.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = delivery::relay::DEFAULT_MEMORY_BUDGET >> 20)]
     pub memory_mib: usize,
 }
 
