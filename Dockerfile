@@ -7,7 +7,7 @@
 # so the final stage is distroless `cc` (glibc + libgcc, no shell, no package manager), run
 # as its `nonroot` user 65532 (the uid the generated pods enforce). The release profile
 # strips the binary (a panic still prints its message and location, not a symbolised
-# backtrace) and aborts. Binary: 23.91 MiB (25.1 MB, x86_64; limit 25 MiB, enforced by
+# backtrace) and aborts. Binary: 23.89 MiB (25.1 MB, x86_64; limit 25 MiB, enforced by
 # scripts/build-binary.sh); the image is the ~24 MB distroless base plus the binary, about
 # 49 MB uncompressed (computed, see README).
 
