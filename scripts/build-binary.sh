@@ -19,8 +19,8 @@
 # - descriptors, overlays and agent options are always parsed with field-path tracking
 #   (connector_descriptor::yaml), instead of a fast untracked parse with a tracked retry on
 #   failure: every deserializer was compiled twice, 1.4 MiB;
-# - the release profile aborts on panic (Cargo.toml says why): no unwind tables or landing
-#   pads, 3.7 MB.
+# - the release profile aborts on panic (Cargo.toml says why): no landing pads or exception
+#   tables, 3.7 MB.
 # CI and the image build fail as soon as the binary grows past it; raise it only with a
 # reason recorded here.
 # crates/outpost/benches/binary.sh reports against the same limit, with the start time.

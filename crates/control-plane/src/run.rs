@@ -59,9 +59,10 @@ impl ServeError {
 
 outpost_core::exit_coded!(ServeError);
 
-/// `outpost keygen`, for job signing and manifest signing alike: writes a new Ed25519 key pair's private seed to `out` (created, never overwritten, mode
-/// 0600), for `serve --signing-key` (or `extract --manifest-signing-key`), and answers the
-/// public key, for the agent option `controlPlane.jobSigningKey` (or `verify --key`).
+/// `outpost keygen`, for job signing and manifest signing alike: writes a new Ed25519 key
+/// pair's private seed to `out` (created, never overwritten, mode 0600), for `serve
+/// --signing-key` (or `extract --manifest-signing-key`), and answers the public key, for the
+/// agent option `controlPlane.jobSigningKey` (or `verify --key`).
 pub fn keygen(out: &std::path::Path) -> Result<String, ServeError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;

@@ -110,7 +110,7 @@ impl StoreFlags {
 
 /// How a run is delivered: the mode, direct ingestion's URLs and their allow-list, and the
 /// upload's limits.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct TransferFlags {
     /// `bucket-relay` (into the bucket --to names) or `direct-ingestion` (through pre-signed
     /// URLs). Default: `bucket-relay` with --to, `direct-ingestion` with --urls.
@@ -138,13 +138,13 @@ pub struct TransferFlags {
     /// Files above this size (MiB) go up in parts of this size (at least 5).
     #[arg(long, default_value_t = delivery::relay::DEFAULT_PART_SIZE >> 20)]
     pub part_size_mib: usize,
-    /// Most file content held in memory at once (MiB); the default keeps peak memory near 40.
+    /// Most file content held in memory at once (MiB); the default keeps peak RSS near 40 MiB.
     #[arg(long, default_value_t = delivery::relay::DEFAULT_MEMORY_BUDGET >> 20)]
     pub memory_mib: usize,
 }
 
 /// Where and how a run is delivered, and the control plane that may give its upload URLs.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct DeliveryFlags {
     #[command(flatten)]
     pub bucket: BucketFlags,
@@ -198,7 +198,8 @@ pub struct AgentFlags {
 /// the run is signed and also written (`extract`, `run`).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SourceFlags {
-    /// The connector (`postgres`, `mysql`, `sqlite`, `snowflake`, `tableau`).
+    /// The connector (`postgres`, `mysql`, `sqlite`, `snowflake`, `tableau`); `run` without
+    /// it extracts the bundled sample catalog.
     #[arg(long)]
     pub connector: Option<String>,
     /// A connector parameter as `name=value`; repeat for each. Checked against the descriptor.
@@ -228,13 +229,13 @@ pub fn name_value(raw: &str) -> Result<(String, String), String> {
 /// A run's ids, as its manifest records them (`extract`, `run`; required by [`RunFlags`]).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct IdFlags {
-    /// The connection id (a DNS label). `run` default: `sample` for the sample, else `local`.
+    /// The connection id (a DNS label).
     #[arg(long)]
     pub connection: Option<String>,
-    /// The control plane's job id. `run` default: `local`.
+    /// The control plane's job id.
     #[arg(long)]
     pub job_id: Option<String>,
-    /// The run id. `run` default: the start time, `20261126T051245Z`.
+    /// The run id.
     #[arg(long)]
     pub run_id: Option<String>,
 }

@@ -85,8 +85,10 @@ enum Command {
     ///
     /// With no arguments, extracts the bundled sample catalog (SQLite) into
     /// ./outpost-output/ as a local bucket. With --connector, any source, delivered to any
-    /// bucket (--to) or through pre-signed URLs (--direct --urls). With --control-plane,
-    /// polls a control plane and runs its jobs (local mode).
+    /// bucket (--to) or through pre-signed URLs (--direct --urls). The ids default to
+    /// connection `sample` (else `local`), job `local`, and the start time as run id
+    /// (`20261126T051245Z`). With --control-plane, polls a control plane and runs its jobs
+    /// (local mode).
     #[command(after_help = exit_codes(&[Usage, Data, NoInput, Software, Io, Temporary, Protocol, NoPermission, Config]))]
     Run(Box<run::RunArgs>),
     /// One orchestrator tick (the orchestrator CronWorkflow's step): poll the control plane,
