@@ -45,6 +45,7 @@ pub struct DeliverySettings {
 
 impl Default for DeliverySettings {
     fn default() -> Self {
+        let limits = UploadLimits::default();
         Self {
             to: None,
             transfer_mode: None,
@@ -52,9 +53,9 @@ impl Default for DeliverySettings {
             store: StoreSettings::default(),
             ingest_hosts: Vec::new(),
             allow_loopback_ingest: false,
-            concurrency: crate::relay::DEFAULT_CONCURRENCY,
-            part_size: crate::relay::DEFAULT_PART_SIZE,
-            memory_budget: crate::relay::DEFAULT_MEMORY_BUDGET,
+            concurrency: limits.concurrency,
+            part_size: limits.part_size,
+            memory_budget: limits.memory_budget,
         }
     }
 }

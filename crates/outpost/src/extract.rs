@@ -9,7 +9,7 @@ use outpost_core::{ExitCode, Failure};
 use crate::flags::{IdFlags, SourceFlags};
 
 #[derive(clap::Args, Debug)]
-#[command(mut_arg("connector", |arg| arg.required(true)))]
+#[command(mut_arg("connector", crate::flags::required))]
 pub struct ExtractArgs {
     #[command(flatten)]
     source: SourceFlags,

@@ -267,7 +267,9 @@ impl RunFlags {
     }
 }
 
-fn required(arg: clap::Arg) -> clap::Arg {
+/// Makes a flag a shared group declares optional required where it is flattened
+/// (`#[command(mut_arg("connector", required))]`).
+pub fn required(arg: clap::Arg) -> clap::Arg {
     arg.required(true)
 }
 
