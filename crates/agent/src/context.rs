@@ -46,3 +46,26 @@ impl AgentContext {
         })
     }
 }
+
+/// The async runtime of every network entrypoint: two workers (uploads overlap network waits
+/// with hashing on the blocking pool).
+pub fn runtime() -> Result<tokio::runtime::Runtime, outpost_core::Failure> {
+    built(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
+}
+
+/// The extract step's runtime: one thread, as extraction streams one source and the pod's CPU
+/// limit is small.
+pub fn extract_runtime() -> Result<tokio::runtime::Runtime, outpost_core::Failure> {
+    built(&mut tokio::runtime::Builder::new_current_thread())
+}
+
+fn built(
+    builder: &mut tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, outpost_core::Failure> {
+    (builder.enable_all().build()).map_err(|e| {
+        outpost_core::Failure::new(
+            ExitCode::Software,
+            format!("cannot start the async runtime: {e}"),
+        )
+    })
+}

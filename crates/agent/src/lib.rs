@@ -7,6 +7,7 @@
 
 pub mod argo_config;
 mod cluster;
+pub mod console;
 pub mod context;
 pub mod entrypoints;
 pub mod heartbeat;

@@ -207,6 +207,29 @@ impl ControlPlaneClient {
         })
     }
 
+    /// The client an entrypoint's flags describe: the control plane's URL, the bearer
+    /// token's file, whether plain http may leave loopback, and extra CA certificates. `None`
+    /// when neither the URL nor the token file is given; a usage error (64) naming the other
+    /// flag when only one is, since half a configuration is a typo, not a choice.
+    pub fn from_flags(
+        url: Option<&str>,
+        token_file: Option<&Path>,
+        insecure_plain_http: bool,
+        ca_bundle: Option<&Path>,
+    ) -> Result<Option<Self>, outpost_core::Failure> {
+        use outpost_core::Failure;
+        match (url, token_file) {
+            (None, None) => Ok(None),
+            (Some(url), Some(token_file)) => {
+                let mut config = ClientConfig::checked(url, token_file, insecure_plain_http)?;
+                config.ca_bundle = ca_bundle.map(Path::to_path_buf);
+                Ok(Some(Self::new(config)?))
+            }
+            (Some(_), None) => Err(Failure::usage("--control-plane-url needs --token-file")),
+            (None, Some(_)) => Err(Failure::usage("--token-file needs --control-plane-url")),
+        }
+    }
+
     /// This client, reporting and uploading as `claimant`, the holder of the jobs' leases
     /// (the `Outpost-Claimant` header on status reports, upload-URL requests and logs). An
     /// orchestrator tick and a local runner use it; a run's exit handler and upload step,

@@ -390,11 +390,16 @@ pub mod keys {
     }
 }
 
-/// Job signing is required: without a key, only `insecure_unsigned_jobs` lets jobs run, and
-/// then it is logged as a warning by the caller. The error names both ways out.
-pub fn require_signing(has_key: bool, insecure_unsigned_jobs: bool) -> Result<(), String> {
-    if has_key || insecure_unsigned_jobs {
-        Ok(())
+/// The job-signing key an agent pins, from its option's text. Job signing is required:
+/// without a key, only `insecure_unsigned_jobs` lets jobs run (`Ok(None)`, which the caller
+/// logs as [`INSECURE_UNSIGNED`]). The error names both ways out.
+pub fn pinned_key(
+    text: Option<&str>,
+    insecure_unsigned_jobs: bool,
+) -> Result<Option<ed25519_dalek::VerifyingKey>, String> {
+    let key = keys::parse_verifying_key(text)?;
+    if key.is_some() || insecure_unsigned_jobs {
+        Ok(key)
     } else {
         Err("job signing is required: pass --job-signing-key (agent option controlPlane.jobSigningKey: the control plane's Ed25519 public key), or, knowingly, --insecure-unsigned-jobs (controlPlane.insecureUnsignedJobs: true)".to_owned())
     }

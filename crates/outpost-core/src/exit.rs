@@ -120,6 +120,11 @@ pub fn help_table(codes: &[ExitCode]) -> String {
         .collect()
 }
 
+/// A `--help` text's exit-code section: a heading, then [`help_table`].
+pub fn help_section(codes: &[ExitCode]) -> String {
+    format!("Exit codes:\n{}", help_table(codes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

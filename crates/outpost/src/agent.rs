@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent::context::runtime;
 use agent::entrypoints;
 use agent::report::RunReport;
 use connector_descriptor::TransferMode;
@@ -84,7 +85,7 @@ pub fn orchestrate(args: OrchestrateArgs) -> Result<ExitCode, Failure> {
     config.max_job_lifetime = args.max_job_lifetime;
     config.argo_config_map = agent.argo.argo_controller_config_map.clone();
     config.insecure_allow_unrestricted_templates = agent.argo.insecure_allow_unrestricted_templates;
-    crate::runtime()?.block_on(entrypoints::orchestrate(client, &agent.namespace, &config))?;
+    runtime()?.block_on(entrypoints::orchestrate(client, &agent.namespace, &config))?;
     Ok(ExitCode::Success)
 }
 
@@ -96,7 +97,7 @@ pub fn heartbeat(HeartbeatArgs { agent }: HeartbeatArgs) -> Result<ExitCode, Fai
         insecure_allow_unrestricted_templates: agent.argo.insecure_allow_unrestricted_templates,
         insecure_options: agent.signing.insecure_options(&agent.control_plane),
     };
-    crate::runtime()?.block_on(entrypoints::heartbeat(client, &agent.namespace, &config))?;
+    runtime()?.block_on(entrypoints::heartbeat(client, &agent.namespace, &config))?;
     Ok(ExitCode::Success)
 }
 
@@ -110,6 +111,6 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
         argo_status: args.status,
     };
     let namespace = args.namespace.as_deref();
-    crate::runtime()?.block_on(entrypoints::report(client, namespace, &run, &logs))?;
+    runtime()?.block_on(entrypoints::report(client, namespace, &run, &logs))?;
     Ok(ExitCode::Success)
 }

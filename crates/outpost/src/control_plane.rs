@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agent::context::runtime;
 use control_plane::run::ServeSettings;
 use outpost_core::ExitCode;
 
@@ -82,7 +83,7 @@ pub fn run(command: ControlPlaneCommand) -> Result<ExitCode, Failure> {
         } => {
             let enqueue =
                 control_plane::client::enqueue_file(&url, &admin_token_file, &agent_id, &job);
-            println!("{}", crate::runtime()?.block_on(enqueue)?);
+            println!("{}", runtime()?.block_on(enqueue)?);
         }
     }
     Ok(ExitCode::Success)
@@ -110,5 +111,5 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    Ok(crate::runtime()?.block_on(control_plane::run::run(settings, listening, shutdown))?)
+    Ok(runtime()?.block_on(control_plane::run::run(settings, listening, shutdown))?)
 }

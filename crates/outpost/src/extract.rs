@@ -36,7 +36,10 @@ pub fn run(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> 
     // which exits with its code (usage errors included); it is printed for this one's log.
     let outcome = match extract(args, show_progress) {
         Ok(_) => Outcome::new(0, None),
-        Err(failure) => Outcome::new(crate::show(&failure).code(), Some(failure.message())),
+        Err(failure) => Outcome::new(
+            agent::console::show(&failure).code(),
+            Some(failure.message()),
+        ),
     };
     (outcome.write(&outcome_file)).map_err(|e| Failure::new(ExitCode::Io, e))?;
     Ok(ExitCode::Success)
@@ -55,9 +58,8 @@ fn extract(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> 
         signing_key_file: source.manifest_signing_key,
         exports: source.exports.exports(),
     };
-    let progress = crate::progress::Progress::spinner(show_progress);
-    // One thread: extraction streams one source, and the pod's CPU limit is small.
-    let runtime = crate::built(&mut tokio::runtime::Builder::new_current_thread())?;
+    let progress = agent::console::Progress::spinner(show_progress);
+    let runtime = agent::context::extract_runtime()?;
     runtime.block_on(agent::steps::extract(step, &progress))?;
     Ok(ExitCode::Success)
 }

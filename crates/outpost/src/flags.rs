@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use agent::argo_config::ControllerConfigMap;
 use connector_descriptor::TransferMode;
-use control_plane::{ClientConfig, ControlPlaneClient};
+use control_plane::ControlPlaneClient;
 use delivery::bucket::StoreSettings;
 use delivery::deliver::DeliverySettings;
 
@@ -38,16 +38,14 @@ pub struct TrustFlags {
 impl ControlPlaneFlags {
     /// The client, when a URL and a token file are given; `None` when neither is.
     pub fn client(&self, trust: &TrustFlags) -> Result<Option<ControlPlaneClient>, Failure> {
-        match (&self.control_plane_url, &self.token_file) {
-            (None, None) => Ok(None),
-            (Some(url), Some(token_file)) => {
-                let mut config = ClientConfig::checked(url, token_file, self.insecure_plain_http)?;
-                config.ca_bundle = trust.ca_bundle.clone();
-                Ok(Some(ControlPlaneClient::new(config)?))
-            }
-            (Some(_), None) => Err(Failure::usage("--control-plane-url needs --token-file")),
-            (None, Some(_)) => Err(Failure::usage("--token-file needs --control-plane-url")),
-        }
+        let url = self.control_plane_url.as_deref();
+        let insecure = self.insecure_plain_http;
+        ControlPlaneClient::from_flags(
+            url,
+            self.token_file.as_deref(),
+            insecure,
+            trust.ca_bundle.as_deref(),
+        )
     }
 
     /// The client, which this subcommand cannot do without.
@@ -293,10 +291,8 @@ pub struct SigningFlags {
 impl SigningFlags {
     /// The pinned key; an error when there is none and unsigned jobs are not allowed.
     pub fn key(&self) -> Result<Option<ed25519_dalek::VerifyingKey>, Failure> {
-        let key = orchestrator::signing::keys::parse_verifying_key(self.job_signing_key.as_deref())
-            .map_err(Failure::config)?;
-        orchestrator::signing::require_signing(key.is_some(), self.insecure_unsigned_jobs)
-            .map_err(Failure::config)?;
+        let (text, insecure) = (self.job_signing_key.as_deref(), self.insecure_unsigned_jobs);
+        let key = orchestrator::signing::pinned_key(text, insecure).map_err(Failure::config)?;
         if key.is_none() {
             tracing::warn!("{}", orchestrator::signing::INSECURE_UNSIGNED);
         }

@@ -6,29 +6,24 @@
 //!
 //! Thin by rule: each subcommand parses its flags into the owning library's settings, calls
 //! one library function, and `?` maps the library's typed error to a `Failure` (each
-//! library error knows its exit code: `outpost_core::ExitCoded`); [`execute`]
-//! prints that once, redacted, with its cause chain, and exits with its code.
+//! library error knows its exit code: `outpost_core::ExitCoded`); [`execute`] has
+//! `agent::console` print that once, redacted, with its cause chain, and exits with its code.
+//! What a person sees (logs, progress, errors) is worded by the libraries, not here.
 
 use std::process::ExitCode as ProcessExit;
 
 use clap::{Parser, Subcommand};
-use outpost_core::{ExitCode, Failure};
+use outpost_core::ExitCode;
 
 mod agent;
 mod control_plane;
 mod export;
 mod extract;
 mod flags;
-mod progress;
 mod render;
 mod run;
 mod upload;
 mod verify;
-
-/// The exit-code table of a subcommand's `--help`, from the one definition.
-fn exit_codes(codes: &[ExitCode]) -> String {
-    format!("Exit codes:\n{}", outpost_core::exit::help_table(codes))
-}
 
 /// The command line of `outpost`: every subcommand and its flags.
 #[derive(Parser, Debug)]
@@ -67,19 +62,20 @@ use ExitCode::{
     Config, Data, Input, Io, NoInput, NoPermission, Protocol, Software, Stale, Success, Temporary,
     Usage,
 };
+use outpost_core::exit::help_section;
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Extract a source's metadata into an output folder (the connector pod's first step):
     /// one zstd-compressed NDJSON stream per entity kind and, last, manifest.json.
-    #[command(after_help = exit_codes(&[Usage, Software, Io, Temporary, NoPermission, Config]))]
+    #[command(after_help = help_section(&[Usage, Software, Io, Temporary, NoPermission, Config]))]
     Extract(extract::ExtractArgs),
     /// Deliver an extracted run (the connector pod's second step): bucket relay or direct
     /// ingestion, each file checked against the manifest's SHA-256, the manifest last.
     ///
     /// Re-running is safe: an identical delivery is a no-op, and leftovers of a different
     /// earlier attempt are removed before the new manifest is written.
-    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Temporary, Protocol, NoPermission, Config]))]
+    #[command(after_help = help_section(&[Usage, Data, NoInput, Temporary, Protocol, NoPermission, Config]))]
     Upload(upload::UploadArgs),
     /// Run one job end to end on this machine, no Kubernetes: extract, then deliver.
     ///
@@ -89,7 +85,7 @@ enum Command {
     /// connection `sample` (else `local`), job `local`, and the start time as run id
     /// (`20261126T051245Z`). With --control-plane, polls a control plane and runs its jobs
     /// (local mode).
-    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Software, Io, Temporary, Protocol, NoPermission, Config]))]
+    #[command(after_help = help_section(&[Usage, Data, NoInput, Software, Io, Temporary, Protocol, NoPermission, Config]))]
     Run(Box<run::RunArgs>),
     /// One orchestrator tick (the orchestrator CronWorkflow's step): poll the control plane,
     /// admit each job against its connector descriptor, submit a Workflow that only
@@ -100,31 +96,31 @@ enum Command {
     /// when Argo would run Workflows with inline templates (no
     /// `workflowRestrictions.templateReferencing: Strict` or `Secure`): nothing is claimed
     /// then, unless --insecure-allow-unrestricted-templates.
-    #[command(after_help = exit_codes(&[Usage, Data, Temporary, Protocol, NoPermission, Config]))]
+    #[command(after_help = help_section(&[Usage, Data, Temporary, Protocol, NoPermission, Config]))]
     Orchestrate(agent::OrchestrateArgs),
     /// Tell the control plane the agent is alive: version, Kubernetes and Argo
     /// reachability, running Workflows, the last successful poll. Also logs whether Argo runs
     /// only Workflows that reference a WorkflowTemplate (a warning when not).
-    #[command(after_help = exit_codes(&[Usage, Temporary, Protocol, NoPermission, Config]))]
+    #[command(after_help = help_section(&[Usage, Temporary, Protocol, NoPermission, Config]))]
     Heartbeat(agent::HeartbeatArgs),
     /// Report a run's final status and ship its logs, secrets redacted (each connector
     /// Workflow's exit handler).
-    #[command(after_help = exit_codes(&[Usage, Temporary, Protocol, NoPermission, Config]))]
+    #[command(after_help = help_section(&[Usage, Temporary, Protocol, NoPermission, Config]))]
     Report(agent::ReportArgs),
     /// Check a run against the agent's public key: the manifest's signature, then every file
     /// it lists (present, size, SHA-256). Exits 65 with the reason on any difference.
     ///
     /// The run is a folder, or a delivered run's bucket URL, read back first.
-    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Io, Temporary, NoPermission, Config]))]
+    #[command(after_help = help_section(&[Usage, Data, NoInput, Io, Temporary, NoPermission, Config]))]
     Verify(verify::VerifyArgs),
     /// Make an Ed25519 key pair: the private seed goes to a file (mode 0600), the public key
     /// is printed. For signing manifests (`extract --manifest-signing-key`, `verify --key`)
     /// or jobs (`control-plane serve --signing-key`, `controlPlane.jobSigningKey`).
-    #[command(after_help = exit_codes(&[Usage, Config]))]
+    #[command(after_help = help_section(&[Usage, Config]))]
     Keygen(verify::KeygenArgs),
     /// Write a run in a catalog's own format: DataHub's metadata change proposals (for
     /// `datahub ingest`'s `file` source), or OpenLineage dataset events (JSON Lines).
-    #[command(after_help = exit_codes(&[Usage, Data, NoInput, Io]))]
+    #[command(after_help = help_section(&[Usage, Data, NoInput, Io]))]
     Export(export::ExportArgs),
     /// The reference control plane: serve it, queue jobs on it, print its API document.
     #[command(subcommand)]
@@ -135,7 +131,7 @@ enum Command {
     /// files no longer produced are deleted. With a Helm chart, the same objects go into it
     /// too, compiled from its `agent:` values. With --check, writes nothing and exits 1 with
     /// a diff when stale.
-    #[command(after_help = exit_codes(&[Stale, Input, Usage]))]
+    #[command(after_help = help_section(&[Stale, Input, Usage]))]
     Render(render::RenderArgs),
     /// Print a JSON Schema.
     Schema {
@@ -169,7 +165,7 @@ pub fn main() -> ProcessExit {
 
 /// Runs a parsed command line; the exit code is the process's.
 pub fn execute(cli: Cli) -> ProcessExit {
-    init_logging(cli.log_format, cli.quiet);
+    ::agent::console::init_logging(cli.log_format == LogFormat::Json, cli.quiet);
     // Every HTTP client (delivery, ingestion, the control-plane client, the Kubernetes
     // client) needs rustls's provider chosen once per process, before the first one is built.
     delivery::install_crypto_provider();
@@ -188,51 +184,11 @@ pub fn execute(cli: Cli) -> ProcessExit {
         Command::Render(args) => render::run(&args),
         Command::OutputSchemas { out } => render::output_schemas(&out),
         Command::Schema { which } => {
-            print!("{}", render::schema(&which));
+            print!("{}", workflow_compiler::files::schema(&which));
             Ok(Success)
         }
     };
     result
-        .unwrap_or_else(|failure| crate::show(&failure))
+        .unwrap_or_else(|failure| ::agent::console::show(&failure))
         .into()
-}
-
-/// Prints a failure, redacted with its causes, once: `error: … (exit code 75)`.
-fn show(failure: &Failure) -> ExitCode {
-    eprintln!(
-        "error: {} (exit code {})",
-        failure.message(),
-        failure.code()
-    );
-    failure.code()
-}
-
-/// The async runtime of every network subcommand: two workers (uploads overlap network
-/// waits with hashing on the blocking pool).
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    built(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
-}
-
-fn built(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Failure> {
-    (builder.enable_all().build())
-        .map_err(|e| Failure::new(Software, format!("cannot start the async runtime: {e}")))
-}
-
-/// Structured logs on stderr: JSON with `--log-format json` (or `OUTPOST_LOG_FORMAT=json`),
-/// text otherwise, coloured only on a terminal and without `NO_COLOR`. The level comes from
-/// `RUST_LOG` (default `info`, `warn` with `--quiet`).
-fn init_logging(format: LogFormat, quiet: bool) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let default = if quiet { "warn" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

@@ -64,14 +64,6 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-/// The JSON Schema `outpost schema` prints.
-pub fn schema(which: &str) -> String {
-    match which {
-        "options" => files::options_schema(),
-        _ => connector_descriptor::json_schema(),
-    }
-}
-
 /// Writes the output format's JSON Schemas into `out`.
 pub fn output_schemas(out: &Path) -> Result<ExitCode, Failure> {
     files::write_output_schemas(out)?;

@@ -10,7 +10,7 @@ use connector_descriptor::load;
 use outpost_core::{ExitCode, Failure};
 
 use crate::flags::{DeliveryFlags, IdFlags, SigningFlags, SourceFlags};
-use crate::progress::Progress;
+use agent::console::Progress;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -46,7 +46,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, quiet: bool, show_progress: bool) -> Result<ExitCode, Failure> {
-    let runtime = crate::runtime()?;
+    let runtime = agent::context::runtime()?;
     if args.poll.is_some() {
         return runtime.block_on(poll(args, quiet));
     }

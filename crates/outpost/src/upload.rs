@@ -29,7 +29,7 @@ pub struct UploadArgs {
 pub fn run(args: UploadArgs, show_progress: bool) -> Result<ExitCode, Failure> {
     let settings = args.delivery.settings();
     let run = args.run.identity()?;
-    let runtime = crate::runtime()?;
+    let runtime = agent::context::runtime()?;
     let control_plane = args.delivery.control_plane.client(&args.delivery.trust)?;
     let step = UploadStep {
         from: &args.from,
@@ -38,7 +38,7 @@ pub fn run(args: UploadArgs, show_progress: bool) -> Result<ExitCode, Failure> {
         settings: &settings,
         control_plane: control_plane.as_ref(),
     };
-    let progress = crate::progress::Progress::bytes(show_progress);
+    let progress = agent::console::Progress::bytes(show_progress);
     runtime.block_on(agent::steps::upload(step, &progress))?;
     Ok(ExitCode::Success)
 }

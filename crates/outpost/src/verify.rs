@@ -27,7 +27,7 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::new(ExitCode::Usage, e))?
             .ok_or_else(|| Failure::new(ExitCode::Usage, "--key is empty"))?;
     let store = args.store.settings(&args.trust);
-    let runtime = crate::runtime()?;
+    let runtime = agent::context::runtime()?;
     let verified = runtime.block_on(agent::steps::verify(&args.run, &key, &store))?;
     println!("{}", verified.describe(&args.run, args.key.trim()));
     Ok(ExitCode::Success)

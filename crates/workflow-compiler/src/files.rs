@@ -63,6 +63,15 @@ pub fn chart_to_render(
     }
 }
 
+/// The JSON Schema `outpost schema` prints: `options` (agent options), else connector
+/// descriptors.
+pub fn schema(which: &str) -> String {
+    match which {
+        "options" => options_schema(),
+        _ => connector_descriptor::json_schema(),
+    }
+}
+
 /// The JSON Schema of the agent options (`outpost schema options`).
 pub fn options_schema() -> String {
     let schema = schemars::schema_for!(AgentOptions);

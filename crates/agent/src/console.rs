@@ -1,6 +1,7 @@
-//! What a person sees while a run goes: structured log events always, and on a terminal a
-//! spinner (extraction) or a byte bar (upload). Presentation only; the libraries report
-//! through their `Progress` traits.
+//! What a person sees on the console while a run goes: structured log events always, and on
+//! a terminal a spinner (extraction) or a byte bar (upload); and the log subscriber every
+//! entrypoint installs first. Presentation only: the extraction and delivery libraries report
+//! through their `Progress` traits, implemented here once for every entrypoint.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
@@ -73,4 +74,33 @@ impl delivery::Progress for Progress {
         }
         tracing::debug!(file = relative, bytes, "stored");
     }
+}
+
+/// Structured logs on stderr: JSON when `json` (one object per line, for log collectors),
+/// text otherwise, coloured only on a terminal and without `NO_COLOR`. The level comes from
+/// `RUST_LOG` (default `info`, `warn` when `quiet`).
+pub fn init_logging(json: bool, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(std::io::stderr);
+    match json {
+        true => builder.json().init(),
+        false => builder.init(),
+    }
+}
+
+/// Prints an entrypoint's failure once, redacted with its causes
+/// (`error: … (exit code 75)`), and answers its exit code.
+pub fn show(failure: &outpost_core::Failure) -> outpost_core::ExitCode {
+    eprintln!(
+        "error: {} (exit code {})",
+        failure.message(),
+        failure.code()
+    );
+    failure.code()
 }
