@@ -2,9 +2,9 @@
 //! entity kind, split into parts of bounded size, each file hashed as it is written, and
 //! `manifest.json` written last (atomically) so that a folder with a manifest is complete.
 //!
-//! Memory does not grow with the catalog: a record is serialised into a reused buffer, its
-//! part collects lines into a bounded batch, and each batch is compressed, hashed and
-//! written; only per-file counters are kept.
+//! Memory does not grow with the catalog: a record is serialised straight into its part's
+//! bounded batch of lines, and each batch is compressed, hashed and written; only per-file
+//! counters are kept.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -124,7 +124,6 @@ pub struct OutputWriter {
     incomplete: Vec<String>,
     signing_key: Option<outpost_core::signing::SigningKey>,
     audit: crate::audit::Audit,
-    line: Vec<u8>,
     /// Catalog formats to write the run in, before the manifest.
     exports: Vec<catalog_export::Format>,
     export_options: catalog_export::Options,
@@ -167,36 +166,46 @@ impl OutputWriter {
             incomplete: Vec::new(),
             signing_key: None,
             audit: crate::audit::Audit::default(),
-            line: Vec::with_capacity(4096),
             exports: Vec::new(),
             export_options: catalog_export::Options::default(),
         })
     }
 
-    /// Appends one record to its stream.
+    /// Appends one record to its stream. The record is written straight into its part's
+    /// batch, and moved only in the rare case that it starts the next part.
     pub fn write<R: Record>(&mut self, record: &R) -> Result<(), WriteError> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, record).map_err(|source| WriteError::Serialize {
-            kind: R::KIND,
-            source,
-        })?;
-        self.line.push(b'\n');
         let stream = self.streams.entry(R::KIND).or_insert(Stream {
             kind: R::KIND,
             next_part: 0,
             open: None,
         });
-        if stream.open.as_ref().is_some_and(|p| {
-            p.uncompressed + self.line.len() as u64 > self.part_limit && p.records > 0
-        }) {
-            let part = stream.open.take().expect("checked");
-            self.files.push(close(part, stream.kind)?);
+        let part = match &mut stream.open {
+            Some(part) => part,
+            None => stream
+                .open
+                .insert(open_part(&self.dir, stream.kind, &mut stream.next_part)?),
+        };
+        let start = part.batch.len();
+        let written = record.write_json(&mut part.batch);
+        if let Err(source) = written {
+            part.batch.truncate(start);
+            return Err(WriteError::Serialize {
+                kind: R::KIND,
+                source,
+            });
         }
-        if stream.open.is_none() {
-            stream.open = Some(open_part(&self.dir, stream)?);
+        part.batch.push(b'\n');
+        let length = (part.batch.len() - start) as u64;
+        if part.uncompressed + length > self.part_limit && part.records > 0 {
+            // The line starts the next part: the parts before it keep their bound.
+            let line = part.batch.split_off(start);
+            let full = stream.open.take().expect("open");
+            self.files.push(close(full, stream.kind)?);
+            let next = open_part(&self.dir, stream.kind, &mut stream.next_part)?;
+            let next = stream.open.insert(next);
+            next.batch.extend_from_slice(&line);
         }
-        let part = stream.open.as_mut().expect("opened");
-        part.batch.extend_from_slice(&self.line);
+        let part = stream.open.as_mut().expect("open");
         if part.batch.len() >= BATCH_BYTES {
             part.encoder
                 .write_all(&part.batch)
@@ -204,7 +213,7 @@ impl OutputWriter {
             part.batch.clear();
         }
         part.records += 1;
-        part.uncompressed += self.line.len() as u64;
+        part.uncompressed += length;
         *self.totals.entry(R::KIND).or_default() += 1;
         Ok(())
     }
@@ -302,11 +311,11 @@ impl OutputWriter {
     }
 }
 
-fn open_part(dir: &Path, stream: &mut Stream) -> Result<Part, WriteError> {
-    let folder = dir.join(stream.kind.stream());
+fn open_part(dir: &Path, kind: EntityKind, next_part: &mut u32) -> Result<Part, WriteError> {
+    let folder = dir.join(kind.stream());
     std::fs::create_dir_all(&folder).map_err(io_error(&folder))?;
-    let name = format!("part-{:05}.ndjson.zst", stream.next_part);
-    stream.next_part += 1;
+    let name = format!("part-{:05}.ndjson.zst", *next_part);
+    *next_part += 1;
     let path = folder.join(&name);
     let file = File::create(&path).map_err(io_error(&path))?;
     let hashing = Hashing {
@@ -316,7 +325,7 @@ fn open_part(dir: &Path, stream: &mut Stream) -> Result<Part, WriteError> {
     };
     let encoder = zstd::Encoder::new(hashing, ZSTD_LEVEL).map_err(io_error(&path))?;
     Ok(Part {
-        relative: format!("{}/{name}", stream.kind.stream()),
+        relative: format!("{}/{name}", kind.stream()),
         path,
         encoder,
         batch: Vec::with_capacity(BATCH_BYTES + 4096),

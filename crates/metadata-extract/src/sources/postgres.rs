@@ -249,18 +249,16 @@ fn copy_fields<const N: usize>(line: &[u8]) -> Result<[Option<Cow<'_, str>>; N],
         .ok_or("a COPY row does not end with a newline")?;
     let line = std::str::from_utf8(line).map_err(|e| format!("a COPY row is not UTF-8: {e}"))?;
     let mut fields: [Option<Cow<'_, str>>; N] = std::array::from_fn(|_| None);
-    // One pass over the bytes finds the tabs and whether a field holds an escape (fields are
-    // short: a search per field would cost more than it saves).
+    // One SIMD search (memchr) for tabs and backslashes: a tab ends a field (data tabs are
+    // sent as `\t`), a backslash marks the field for unescaping. A loop over every byte cost
+    // a sixth of an extraction's CPU.
     let bytes = line.as_bytes();
     let (mut count, mut start, mut escaped) = (0, 0, false);
-    for end in 0..=bytes.len() {
-        match bytes.get(end) {
-            Some(b'\t') | None => {}
-            Some(b'\\') => {
-                escaped = true;
-                continue;
-            }
-            Some(_) => continue,
+    let ends = memchr::memchr2_iter(b'\t', b'\\', bytes).chain([bytes.len()]);
+    for end in ends {
+        if bytes.get(end) == Some(&b'\\') {
+            escaped = true;
+            continue;
         }
         let field = fields
             .get_mut(count)
