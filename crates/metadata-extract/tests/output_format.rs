@@ -95,14 +95,26 @@ fn parts_roll_over_at_the_size_bound_and_the_manifest_lists_every_file() {
     let tables = read_stream(dir, &manifest, EntityKind::Table).expect("read");
     assert_eq!(tables.len(), 500);
     for (i, table) in tables.iter().enumerate() {
-        assert_eq!(table["name"], format!("t{i:05}"), "order is kept across parts");
+        assert_eq!(
+            table["name"],
+            format!("t{i:05}"),
+            "order is kept across parts"
+        );
     }
     // Each part holds whole lines, within the bound, as many as the manifest says.
-    for file in manifest.files.iter().filter(|f| f.kind == EntityKind::Table) {
+    for file in manifest
+        .files
+        .iter()
+        .filter(|f| f.kind == EntityKind::Table)
+    {
         let lines = zstd::decode_all(std::fs::File::open(dir.join(&file.path)).expect("part"))
             .expect("zstd");
         assert!(lines.len() <= 4096, "{}: {} bytes", file.path, lines.len());
-        assert!(lines.ends_with(b"\n"), "{}: ends with a whole line", file.path);
+        assert!(
+            lines.ends_with(b"\n"),
+            "{}: ends with a whole line",
+            file.path
+        );
         let records = lines.iter().filter(|b| **b == b'\n').count() as u64;
         assert_eq!(records, file.records, "{}", file.path);
     }
