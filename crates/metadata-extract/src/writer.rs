@@ -109,6 +109,8 @@ struct Stream {
     kind: EntityKind,
     next_part: u32,
     open: Option<Part>,
+    /// Records written, every part included.
+    records: u64,
 }
 
 /// Writes one run's output folder.
@@ -117,9 +119,10 @@ pub struct OutputWriter {
     part_limit: u64,
     identity: RunIdentity,
     started_at: SystemTime,
-    streams: BTreeMap<EntityKind, Stream>,
+    /// One per kind, in `EntityKind::ALL`'s order, indexed by the kind: a map lookup per
+    /// record cost more than the record's hashing.
+    streams: Vec<Stream>,
     files: Vec<FileEntry>,
-    totals: BTreeMap<EntityKind, u64>,
     skipped: Vec<Skipped>,
     incomplete: Vec<String>,
     signing_key: Option<outpost_core::signing::SigningKey>,
@@ -159,9 +162,15 @@ impl OutputWriter {
             part_limit: part_limit.max(1),
             identity,
             started_at: SystemTime::now(),
-            streams: BTreeMap::new(),
+            streams: (EntityKind::ALL.iter())
+                .map(|&kind| Stream {
+                    kind,
+                    next_part: 0,
+                    open: None,
+                    records: 0,
+                })
+                .collect(),
             files: Vec::new(),
-            totals: EntityKind::ALL.iter().map(|k| (*k, 0)).collect(),
             skipped: Vec::new(),
             incomplete: Vec::new(),
             signing_key: None,
@@ -174,11 +183,7 @@ impl OutputWriter {
     /// Appends one record to its stream. The record is written straight into its part's
     /// batch, and moved only in the rare case that it starts the next part.
     pub fn write<R: Record>(&mut self, record: &R) -> Result<(), WriteError> {
-        let stream = self.streams.entry(R::KIND).or_insert(Stream {
-            kind: R::KIND,
-            next_part: 0,
-            open: None,
-        });
+        let stream = &mut self.streams[R::KIND as usize];
         let part = match &mut stream.open {
             Some(part) => part,
             None => stream
@@ -214,7 +219,7 @@ impl OutputWriter {
         }
         part.records += 1;
         part.uncompressed += length;
-        *self.totals.entry(R::KIND).or_default() += 1;
+        stream.records += 1;
         Ok(())
     }
 
@@ -262,15 +267,16 @@ impl OutputWriter {
         self.export_options = options;
     }
 
-    /// Records written so far, per kind.
-    pub fn totals(&self) -> &BTreeMap<EntityKind, u64> {
-        &self.totals
+    /// Records written so far, per kind (every kind listed).
+    pub fn totals(&self) -> BTreeMap<EntityKind, u64> {
+        self.streams.iter().map(|s| (s.kind, s.records)).collect()
     }
 
     /// Closes every stream, then writes `manifest.json` (through a temporary file renamed
     /// into place, after the data files are synced to disk).
     pub fn finish(mut self) -> Result<Manifest, WriteError> {
-        for stream in self.streams.values_mut() {
+        let totals = self.totals();
+        for stream in &mut self.streams {
             if let Some(part) = stream.open.take() {
                 self.files.push(close(part, stream.kind)?);
             }
@@ -284,7 +290,7 @@ impl OutputWriter {
             started_at: rfc3339(self.started_at),
             finished_at: rfc3339(SystemTime::now()),
             files: self.files,
-            totals: self.totals,
+            totals,
             skipped: self.skipped,
             incomplete: self.incomplete,
             signature: None,

@@ -54,8 +54,22 @@ pub enum EntityKind {
     BiLineage,
 }
 
+// `ALL` is in declaration order, so `kind as usize` is the kind's place in it: the output
+// writer keeps its streams in an array indexed so (`a_kind_is_its_place_in_all` checks that
+// every kind is listed).
+const _: () = {
+    let mut i = 0;
+    while i < EntityKind::ALL.len() {
+        assert!(
+            EntityKind::ALL[i] as usize == i,
+            "EntityKind::ALL is out of order"
+        );
+        i += 1;
+    }
+};
+
 impl EntityKind {
-    /// Every kind, in output order.
+    /// Every kind, in output order (which is declaration order).
     pub const ALL: [EntityKind; 19] = [
         Self::Database,
         Self::Schema,
@@ -667,6 +681,37 @@ mod tests {
             serde_json::to_string(&owned).unwrap_or_default(),
             serde_json::to_string(&borrowed).unwrap_or_default()
         );
+    }
+
+    /// Every kind is in `ALL`, at its own place: the JSON Schema (derived from the enum)
+    /// lists every variant.
+    #[test]
+    fn a_kind_is_its_place_in_all() {
+        let schema = serde_json::to_value(schemars::schema_for!(EntityKind)).expect("schema");
+        // Documented variants are listed as `oneOf` items, each a `const` (or a one-value
+        // `enum`); undocumented ones in one `enum`.
+        let mut variants = Vec::new();
+        for item in (schema["oneOf"].as_array().into_iter().flatten()).chain([&schema]) {
+            let names = item["enum"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(item.get("const"));
+            variants.extend(names.filter_map(|v| v.as_str().map(str::to_owned)));
+        }
+        let listed: Vec<String> = (EntityKind::ALL.iter())
+            .map(|kind| {
+                serde_json::to_value(kind)
+                    .expect("name")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(listed, variants);
+        for (i, kind) in EntityKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i);
+        }
     }
 
     /// Every field, each `Option` both ways, every `Generated`, and strings that need each
