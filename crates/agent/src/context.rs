@@ -1,5 +1,7 @@
-//! What every in-cluster entrypoint (`orchestrate`, `heartbeat`, `report`) works with, set
-//! up once: the control plane and the agent's namespace through the Kubernetes API.
+//! What entrypoints work with, set up once: the async runtimes of every entrypoint
+//! ([`runtime`], and [`extract_runtime`] for the extract step), and for the in-cluster ones
+//! (`orchestrate`, `heartbeat`, `report`) the control plane and the agent's namespace through
+//! the Kubernetes API.
 
 use control_plane::ControlPlaneClient;
 use outpost_core::ExitCode;

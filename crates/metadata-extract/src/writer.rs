@@ -182,6 +182,10 @@ impl OutputWriter {
 
     /// Appends one record to its stream. The record is written straight into its part's
     /// batch, and moved only in the rare case that it starts the next part.
+    ///
+    /// An error ends the run: the writer may hold a part opened for the failed record, and
+    /// only [`finish`](Self::finish) writes a manifest, which a failed run never reaches
+    /// (every source returns the error).
     pub fn write<R: Record>(&mut self, record: &R) -> Result<(), WriteError> {
         let stream = &mut self.streams[R::KIND as usize];
         let part = match &mut stream.open {

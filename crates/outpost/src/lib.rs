@@ -8,7 +8,8 @@
 //! one library function, and `?` maps the library's typed error to a `Failure` (each
 //! library error knows its exit code: `outpost_core::ExitCoded`); [`execute`] has
 //! `agent::console` print that once, redacted, with its cause chain, and exits with its code.
-//! What a person sees (logs, progress, errors) is worded by the libraries, not here.
+//! Logs, progress and failures are shown by `agent::console`; what is left here is the
+//! wording of usage errors and of a few one-line results.
 
 use std::process::ExitCode as ProcessExit;
 

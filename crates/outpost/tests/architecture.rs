@@ -130,16 +130,22 @@ fn a_forbidden_dependency_would_be_caught() {
     );
 }
 
-/// The binary's line budget ARCHITECTURE.md states, counted the way `wc -l` counts: every line
-/// of every file in `crates/outpost/src`, argument definitions and help included. Growth
-/// past it means behaviour has crept into the binary; it belongs in a library.
+/// The binary's line budget ARCHITECTURE.md states: every line of every file in
+/// `crates/outpost/src` (as `str::lines` counts them: a last line without a newline counts
+/// too), argument definitions and help included. Growth past it means behaviour has crept
+/// into the binary; it belongs in a library.
 #[test]
 fn the_binary_stays_within_its_line_budget() {
     const BUDGET: usize = 1200;
     let page = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let stated = format!(
+        "at most {},{:03} lines in `crates/outpost/src`",
+        BUDGET / 1000,
+        BUDGET % 1000
+    );
     assert!(
-        page.contains("at most 1,200 lines in `crates/outpost/src`"),
-        "ARCHITECTURE.md no longer states the binary's budget of {BUDGET} lines"
+        page.contains(&stated),
+        "ARCHITECTURE.md does not state the budget this test enforces: `{stated}`"
     );
     let mut files = Vec::new();
     let mut folders = vec![root().join("crates/outpost/src")];

@@ -757,9 +757,11 @@ mod tests {
                 column.write_json(&mut fast).expect("writes");
                 let derived = serde_json::to_vec(&column).expect("serialises");
                 assert_eq!(
+                    fast,
+                    derived,
+                    "{column:?}: {} != {}",
                     String::from_utf8_lossy(&fast),
-                    String::from_utf8_lossy(&derived),
-                    "{column:?}"
+                    String::from_utf8_lossy(&derived)
                 );
                 checked += 1;
             }
