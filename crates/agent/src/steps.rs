@@ -197,6 +197,26 @@ pub async fn extract(
     Ok(manifest)
 }
 
+/// The extract step in a connector pod (`extract --outcome-file`): its outcome, failure or
+/// not, is recorded in `file` for the pod's `main` container (`upload --extract-outcome`),
+/// which exits with its code (usage errors included), since Argo reads a pod's exit code only
+/// from the container named `main`. A failure is also printed for this container's log; the
+/// step itself succeeds once the outcome is recorded.
+pub fn record_outcome(
+    result: Result<ExitCode, outpost_core::Failure>,
+    file: &Path,
+) -> Result<ExitCode, outpost_core::Failure> {
+    let outcome = match result {
+        Ok(_) => Outcome::new(0, None),
+        Err(failure) => {
+            let code = crate::console::show(&failure).code();
+            Outcome::new(code, Some(failure.message()))
+        }
+    };
+    (outcome.write(file)).map_err(|e| outpost_core::Failure::new(ExitCode::Io, e))?;
+    Ok(ExitCode::Success)
+}
+
 /// Where a run goes: the relay bucket, the URL file, or the control plane's URLs.
 fn destination(
     settings: &DeliverySettings,

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use agent::steps::ExtractStep;
-use metadata_extract::outcome::Outcome;
 use outpost_core::{ExitCode, Failure};
 
 use crate::flags::{IdFlags, SourceFlags};
@@ -29,20 +28,10 @@ pub struct ExtractArgs {
 }
 
 pub fn run(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> {
-    let Some(outcome_file) = args.outcome_file.clone() else {
-        return extract(args, show_progress);
-    };
-    // In a connector pod: the outcome, failure or not, is recorded for the `main` container,
-    // which exits with its code (usage errors included); it is printed for this one's log.
-    let outcome = match extract(args, show_progress) {
-        Ok(_) => Outcome::new(0, None),
-        Err(failure) => Outcome::new(
-            agent::console::show(&failure).code(),
-            Some(failure.message()),
-        ),
-    };
-    (outcome.write(&outcome_file)).map_err(|e| Failure::new(ExitCode::Io, e))?;
-    Ok(ExitCode::Success)
+    match args.outcome_file.clone() {
+        None => extract(args, show_progress),
+        Some(file) => agent::steps::record_outcome(extract(args, show_progress), &file),
+    }
 }
 
 fn extract(args: ExtractArgs, show_progress: bool) -> Result<ExitCode, Failure> {
