@@ -66,10 +66,10 @@ fi
 export PGPASSWORD="$OUTPOST_TEST_PG_PASSWORD"
 psql_admin() { psql -X -q -h "$OUTPOST_TEST_PG_HOST" -p "$OUTPOST_TEST_PG_PORT" -U postgres "$@"; }
 # Not quiet: \copy prints `COPY <rows>`, which the baseline counts. The session settings are
-# outpost's own (postgres.rs, connect): with the default work_mem the server's sort of the
-# columns spills to disk and the baseline would be slower than the same work done by outpost.
+# outpost's own (postgres.rs, SESSION_OPTIONS; a test there keeps the two equal): the baseline
+# runs the same plans, with the same memory and without parallel workers.
 psql_rows() {
-  PGOPTIONS="-c default_transaction_read_only=on -c statement_timeout=300000 -c work_mem=64MB" \
+  PGOPTIONS="-c default_transaction_read_only=on -c statement_timeout=300000 -c work_mem=64MB -c max_parallel_workers_per_gather=0" \
   psql -X -v ON_ERROR_STOP=1 -h "$OUTPOST_TEST_PG_HOST" -p "$OUTPOST_TEST_PG_PORT" -U postgres "$@"
 }
 
