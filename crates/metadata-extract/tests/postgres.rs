@@ -646,3 +646,31 @@ fn tls_modes_verify_what_they_promise() {
     assert!(matches!(error, ExtractError::Tls { .. }), "{error:?}");
     assert_eq!(error.exit_code(), outpost_core::ExitCode::Config);
 }
+
+/// The extraction session as the server sees it: read-only, each statement bounded, sorts
+/// given room, and no parallel workers (`SESSION_OPTIONS`, which every extraction connection
+/// and the benchmark's baseline use).
+#[test]
+fn the_extraction_session_is_read_only_bounded_and_serial() {
+    runtime().block_on(async {
+        let mut config = superuser_config("postgres");
+        config.options(metadata_extract::sources::postgres::SESSION_OPTIONS);
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("the server accepts the session options");
+        tokio::spawn(connection);
+        for (setting, expected) in [
+            ("transaction_read_only", "on"),
+            ("statement_timeout", "5min"),
+            ("work_mem", "64MB"),
+            ("max_parallel_workers_per_gather", "0"),
+        ] {
+            let row = client
+                .query_one(&format!("SHOW {setting}"), &[])
+                .await
+                .expect("show");
+            assert_eq!(row.get::<_, String>(0), expected, "{setting}");
+        }
+    });
+}

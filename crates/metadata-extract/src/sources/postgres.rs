@@ -117,8 +117,9 @@ fn connect_error(config: &PostgresConfig, error: tokio_postgres::Error) -> Extra
 /// merge-joined: no sort of the columns at all).
 ///
 /// The extraction benchmark's baseline runs in this same session (`benches/postgres.sh`;
-/// `the_benchmark_baseline_runs_in_the_same_session` keeps them equal).
-const SESSION_OPTIONS: &str = "-c default_transaction_read_only=on -c statement_timeout=300000 -c work_mem=64MB -c max_parallel_workers_per_gather=0";
+/// `the_benchmark_baseline_runs_in_the_same_session` keeps them equal), and
+/// `tests/postgres.rs` checks that a server applies every setting.
+pub const SESSION_OPTIONS: &str = "-c default_transaction_read_only=on -c statement_timeout=300000 -c work_mem=64MB -c max_parallel_workers_per_gather=0";
 
 async fn connect(config: &PostgresConfig, database: &str) -> Result<Client, ExtractError> {
     let mut pg = tokio_postgres::Config::new();
