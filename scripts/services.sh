@@ -288,6 +288,7 @@ stop_emulators() {
 
 case "${1:-}" in
   start) start_postgres; start_mariadb; start_s3s_fs; start_azurite; start_fake_gcs; start_fakesnow ;;
-  stop) stop_postgres; stop_mariadb; stop_emulators ;;
+  # The state folder goes too once empty: a stopped run leaves nothing in /tmp.
+  stop) stop_postgres; stop_mariadb; stop_emulators; rmdir "$state" 2>/dev/null || true ;;
   *) log "usage: $0 start|stop"; exit 2 ;;
 esac
